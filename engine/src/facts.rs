@@ -1,0 +1,136 @@
+//! Facts about users and companies, and the one function that turns them into Cedar entities.
+//!
+//! The user store (and the fixture files) know plain facts: a user's company, role, flags,
+//! add-ons and permission group. `user_entity` and `company_entity` turn those facts into the
+//! Cedar JSON entity the schema expects, setting only the attributes the schema declares, so
+//! SQL never builds Cedar entities and the policies see the same shape whatever the source.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::snapshot::{qualify, Snapshot};
+
+/// What the store knows about a user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserFacts {
+    /// The company (tenant) the user acts in.
+    pub company: String,
+    /// The user's role in that company.
+    pub role: String,
+    /// Deactivated users are denied everything.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Flags such as `isolated`.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Add-on features granted one by one.
+    #[serde(default)]
+    pub addons: Vec<String>,
+    /// The permission group, whose features the user holds.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Further attributes the schema declares (scopes, customer access...), in Cedar JSON.
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the store knows about a company.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyFacts {
+    /// Its account type.
+    pub account_type: String,
+    /// The parent company of an enterprise account.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Further attributes the schema declares (subscription...), in Cedar JSON.
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Value>,
+}
+
+fn uid(ty: &str, id: &str) -> Value {
+    json!({ "type": ty, "id": id })
+}
+
+impl Snapshot {
+    fn type_name(&self, which: fn(&crate::roles::raw::RawCedar) -> &str, default: &str) -> String {
+        let t = self.model().map_or(default, |m| which(&m.cedar));
+        qualify(self.namespace(), t)
+    }
+
+    /// The entity type of users.
+    pub fn user_type(&self) -> String {
+        self.type_name(|c| &c.user_type, "User")
+    }
+
+    /// The entity type of companies.
+    pub fn company_type(&self) -> String {
+        self.type_name(|c| &c.company_type, "Company")
+    }
+
+    /// The entity type of roles.
+    pub fn role_type(&self) -> String {
+        self.type_name(|c| &c.role_type, "Role")
+    }
+
+    /// The features of a permission group, from the role model.
+    pub fn group_features(&self, group: &str) -> Vec<String> {
+        self.model()
+            .and_then(|m| m.groups.iter().find(|g| g.name == group))
+            .map(|g| g.features.clone())
+            .unwrap_or_default()
+    }
+
+    /// The Cedar JSON entity of a user.
+    pub fn user_entity(&self, id: &str, f: &UserFacts) -> Value {
+        let company = uid(&self.company_type(), &f.company);
+        let role = uid(&self.role_type(), &f.role);
+        let declared = &self.user_attrs;
+        let mut attrs = Map::new();
+        let mut put = |k: &str, v: Value| {
+            if declared.contains(k) {
+                attrs.insert(k.to_owned(), v);
+            }
+        };
+        put("company", json!({ "__entity": company }));
+        put("role", json!({ "__entity": role }));
+        put("active", json!(f.active));
+        put("flags", json!(f.flags));
+        put("addons", json!(f.addons));
+        let group = f
+            .group
+            .as_deref()
+            .map(|g| self.group_features(g))
+            .unwrap_or_default();
+        put("group_features", json!(group));
+        for (k, v) in &f.attrs {
+            attrs.insert(k.clone(), v.clone());
+        }
+        json!({ "uid": uid(&self.user_type(), id), "attrs": attrs, "parents": [role, company] })
+    }
+
+    /// The Cedar JSON entity of a company.
+    pub fn company_entity(&self, id: &str, f: &CompanyFacts) -> Value {
+        let mut attrs = Map::new();
+        if self.company_attrs.contains("account_type") {
+            attrs.insert("account_type".to_owned(), json!(f.account_type));
+        }
+        for (k, v) in &f.attrs {
+            attrs.insert(k.clone(), v.clone());
+        }
+        let parents: Vec<Value> = f
+            .parent
+            .iter()
+            .map(|p| uid(&self.company_type(), p))
+            .collect();
+        json!({ "uid": uid(&self.company_type(), id), "attrs": attrs, "parents": parents })
+    }
+}

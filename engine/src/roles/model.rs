@@ -1,0 +1,509 @@
+//! `RoleModel`: role definitions after every check that does not need the Cedar schema.
+//!
+//! Input: the text of `roles.toml`. Output: ranked roles, account types, features, flags and
+//! permission groups whose cross-references all resolve, or every problem found, each at the
+//! TOML span it comes from. `compile.rs` turns a `RoleModel` into Cedar; the matrix and the
+//! reference evaluator of the property tests read it directly.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Range;
+
+use crate::diag::{Diagnostic, Diagnostics, Location};
+use crate::roles::raw::{Name, RawCedar, RawRoles, RawSettings};
+use crate::spanned::Spanned;
+
+/// A checked role model.
+#[derive(Debug, Clone)]
+pub struct RoleModel {
+    /// The file it was read from, relative to the folder.
+    pub file: String,
+    /// Cedar naming conventions.
+    pub cedar: RawCedar,
+    /// Settings for the store and sign-in.
+    pub settings: RawSettings,
+    /// Actions that give a user a role or flags.
+    pub assign_actions: Vec<Name>,
+    /// Actions on existing users.
+    pub manage_actions: Vec<Name>,
+    /// Account types, in file order.
+    pub account_types: Vec<AccountType>,
+    /// Roles, highest rank first.
+    pub roles: Vec<Role>,
+    /// Features, in file order.
+    pub features: Vec<Feature>,
+    /// Flags, in file order.
+    pub flags: Vec<Flag>,
+    /// Permission groups, in file order.
+    pub groups: Vec<PermissionGroup>,
+}
+
+/// A kind of company and the roles its users may hold.
+#[derive(Debug, Clone)]
+pub struct AccountType {
+    /// Name, as used in `Company.account_type`.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// Roles allowed, highest rank first.
+    pub roles: Vec<String>,
+    /// Where it is declared.
+    pub location: Location,
+}
+
+/// A ranked role.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Name, the Cedar entity id of the role.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// Rank; higher is more access.
+    pub rank: i64,
+    /// Roles it may give and manage.
+    pub manages: Vec<String>,
+    /// Whether it may change its own role.
+    pub change_own_role: bool,
+    /// Description for the matrix page.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub location: Location,
+}
+
+/// A feature of the matrix.
+#[derive(Debug, Clone)]
+pub struct Feature {
+    /// Name, as used in add-ons and groups.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// Cedar action ids (without type), with their spans.
+    pub actions: Vec<Name>,
+    /// Roles holding it on every record of their company.
+    pub roles: Vec<String>,
+    /// Roles holding it on records they own.
+    pub own: Vec<String>,
+    /// Roles that may receive it as an add-on.
+    pub addon_roles: Vec<String>,
+    /// Extra Cedar condition.
+    pub when: Option<Spanned<String>>,
+    /// Skip the tenancy rule.
+    pub any_company: bool,
+    /// Where it is declared.
+    pub location: Location,
+}
+
+/// A per-user flag.
+#[derive(Debug, Clone)]
+pub struct Flag {
+    /// Name, as stored in `User.flags`.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// Acts only on owned records.
+    pub owned_only: bool,
+    /// Highest rank a flagged user may hold.
+    pub max_rank: Option<i64>,
+    /// Where it is declared.
+    pub location: Location,
+}
+
+/// A permission group.
+#[derive(Debug, Clone)]
+pub struct PermissionGroup {
+    /// Name.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// Features held.
+    pub features: Vec<String>,
+    /// Default group for new users.
+    pub default: bool,
+    /// Group for access without a user (token links).
+    pub non_portal: bool,
+}
+
+/// How a role holds a feature: one cell of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cell {
+    /// Not held.
+    No,
+    /// Held only as an add-on granted to the user.
+    Addon,
+    /// Held on records the user owns.
+    Own,
+    /// Held on every record of the company.
+    Yes,
+}
+
+impl RoleModel {
+    /// Parses and checks `roles.toml`; on success also returns the warnings.
+    pub fn parse(file: &str, text: &str) -> Result<(Self, Diagnostics), Diagnostics> {
+        let raw: RawRoles = match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut d = Diagnostic::error("roles::syntax", toml_message(&e));
+                if let Some(span) = e.span() {
+                    d = d.at_span(file, text, span);
+                }
+                d = suggest_field(d, e.message());
+                return Err(Diagnostics(vec![d]));
+            }
+        };
+        check(file, text, raw)
+    }
+
+    /// The role with this name.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The account type with this name.
+    pub fn account_type(&self, name: &str) -> Option<&AccountType> {
+        self.account_types.iter().find(|a| a.name == name)
+    }
+
+    /// The feature with this name.
+    pub fn feature(&self, name: &str) -> Option<&Feature> {
+        self.features.iter().find(|f| f.name == name)
+    }
+
+    /// How `role` holds `feature`.
+    pub fn cell(&self, role: &str, feature: &Feature) -> Cell {
+        if feature.roles.iter().any(|r| r == role) {
+            Cell::Yes
+        } else if feature.own.iter().any(|r| r == role) {
+            Cell::Own
+        } else if feature.addon_roles.iter().any(|r| r == role) {
+            Cell::Addon
+        } else {
+            Cell::No
+        }
+    }
+
+    /// Roles allowed for an account type; every role when the folder declares no account types.
+    pub fn roles_of(&self, account_type: Option<&str>) -> Vec<&Role> {
+        match account_type.and_then(|a| self.account_type(a)) {
+            Some(at) => self
+                .roles
+                .iter()
+                .filter(|r| at.roles.contains(&r.name))
+                .collect(),
+            None => self.roles.iter().collect(),
+        }
+    }
+}
+
+/// Turns toml's message into one line in Cedar's style.
+fn toml_message(e: &toml::de::Error) -> String {
+    let m = e.message().trim().trim_end_matches('.');
+    let mut chars = m.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => "invalid TOML".to_owned(),
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" becomes a "did you mean".
+fn suggest_field(d: Diagnostic, message: &str) -> Diagnostic {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return d;
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return d;
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    d.suggest(field, candidates)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | ' '))
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    diags: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn loc(&self, span: Range<usize>) -> Location {
+        Location::new(self.file, self.text, span)
+    }
+
+    fn error(&mut self, code: &str, message: String, span: Range<usize>) -> &mut Diagnostic {
+        let d = Diagnostic::error(code, message).at(self.loc(span));
+        self.diags.push(d);
+        let last = self.diags.0.len() - 1;
+        &mut self.diags.0[last]
+    }
+
+    fn warn(&mut self, code: &str, message: String, span: Range<usize>) {
+        let d = Diagnostic::warning(code, message).at(self.loc(span));
+        self.diags.push(d);
+    }
+
+    fn name(&mut self, kind: &str, name: &Name) {
+        if !valid_name(&name.value) {
+            self.error(
+                "roles::invalid-name",
+                format!(
+                    "{kind} name `{}` may hold only letters, digits, `_`, `-`, `.`, `:` and spaces",
+                    name.value
+                ),
+                name.span.clone(),
+            );
+        }
+    }
+
+    /// Resolves references to roles; unknown ones are reported with a suggestion.
+    fn role_refs(&mut self, refs: &[Name], roles: &BTreeSet<String>, what: &str) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for r in refs {
+            if !roles.contains(&r.value) {
+                let d = Diagnostic::error(
+                    "roles::unknown-role",
+                    format!("unknown role `{}` in {what}", r.value),
+                )
+                .at(self.loc(r.span.clone()))
+                .suggest(&r.value, roles.iter().map(String::as_str));
+                self.diags.push(d);
+            } else if !seen.insert(r.value.clone()) {
+                self.warn(
+                    "roles::duplicate",
+                    format!("role `{}` is listed twice in {what}", r.value),
+                    r.span.clone(),
+                );
+            } else {
+                out.push(r.value.clone());
+            }
+        }
+        out
+    }
+}
+
+fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostics), Diagnostics> {
+    let mut c = Checker {
+        file,
+        text,
+        diags: Diagnostics::default(),
+    };
+
+    // Roles first: everything else refers to them.
+    let role_names: BTreeSet<String> = raw.roles.keys().map(|k| k.value.clone()).collect();
+    let mut ranks: BTreeMap<i64, &Name> = BTreeMap::new();
+    let mut roles = Vec::new();
+    for (name, r) in by_position(&raw.roles) {
+        c.name("role", name);
+        if let Some(other) = ranks.insert(r.rank.value, name) {
+            let message = format!(
+                "role `{}` has rank {}, the same as role `{}`: ranks must be unique",
+                name.value, r.rank.value, other.value
+            );
+            c.error("roles::duplicate-rank", message, r.rank.span.clone());
+        }
+        let what = format!("`manages` of role `{}`", name.value);
+        let manages = c.role_refs(&r.manages, &role_names, &what);
+        roles.push(Role {
+            name: name.value.clone(),
+            title: r.title.clone().unwrap_or_else(|| title_case(&name.value)),
+            rank: r.rank.value,
+            manages,
+            change_own_role: r.change_own_role,
+            description: r.description.clone(),
+            location: c.loc(name.span.clone()),
+        });
+    }
+    roles.sort_by(|a, b| b.rank.cmp(&a.rank));
+    let by_rank = |names: Vec<String>| -> Vec<String> {
+        roles
+            .iter()
+            .filter(|r| names.contains(&r.name))
+            .map(|r| r.name.clone())
+            .collect()
+    };
+
+    let mut account_types = Vec::new();
+    for (name, a) in by_position(&raw.account_types) {
+        c.name("account type", name);
+        let allowed = c.role_refs(
+            &a.roles,
+            &role_names,
+            &format!("account type `{}`", name.value),
+        );
+        account_types.push(AccountType {
+            name: name.value.clone(),
+            title: a.title.clone().unwrap_or_else(|| title_case(&name.value)),
+            roles: by_rank(allowed),
+            location: c.loc(name.span.clone()),
+        });
+    }
+    if !account_types.is_empty() {
+        for r in &roles {
+            if !account_types.iter().any(|a| a.roles.contains(&r.name)) {
+                let message = format!(
+                    "role `{}` is allowed for no account type, so no user can hold it",
+                    r.name
+                );
+                c.warn("roles::unused-role", message, r.location.span.clone());
+            }
+        }
+    }
+
+    let mut features = Vec::new();
+    for (name, f) in by_position(&raw.features) {
+        c.name("feature", name);
+        let what = |field: &str| format!("`{field}` of feature `{}`", name.value);
+        let full = c.role_refs(&f.roles, &role_names, &what("roles"));
+        let own = c.role_refs(&f.own, &role_names, &what("own"));
+        let addon_roles = c.role_refs(&f.addon_roles, &role_names, &what("addon_roles"));
+        for r in f.own.iter().chain(&f.addon_roles) {
+            if full.contains(&r.value) {
+                let message = format!(
+                    "role `{}` already holds feature `{}` on every record; listing it again narrows nothing",
+                    r.value, name.value
+                );
+                c.warn("roles::redundant", message, r.span.clone());
+            }
+        }
+        if f.actions.is_empty() {
+            c.error(
+                "roles::no-actions",
+                format!("feature `{}` covers no actions", name.value),
+                name.span.clone(),
+            )
+            .help = Some(
+                "list the Cedar actions it covers: `actions = [\"shipment.create\"]`".to_owned(),
+            );
+        }
+        features.push(Feature {
+            name: name.value.clone(),
+            title: f.title.clone(),
+            actions: f.actions.clone(),
+            roles: by_rank(full),
+            own: by_rank(own),
+            addon_roles: by_rank(addon_roles),
+            when: f.when.clone(),
+            any_company: f.any_company,
+            location: c.loc(name.span.clone()),
+        });
+    }
+    let feature_names: BTreeSet<String> = features.iter().map(|f| f.name.clone()).collect();
+
+    let mut flags = Vec::new();
+    for (name, f) in by_position(&raw.flags) {
+        c.name("flag", name);
+        if let Some(max) = &f.max_rank {
+            if !roles.iter().any(|r| r.rank <= max.value) {
+                let message = format!(
+                    "no role has a rank of {} or less, so no user could hold flag `{}`",
+                    max.value, name.value
+                );
+                c.warn("roles::max-rank", message, max.span.clone());
+            }
+        }
+        flags.push(Flag {
+            name: name.value.clone(),
+            title: f.title.clone().unwrap_or_else(|| title_case(&name.value)),
+            owned_only: f.owned_only,
+            max_rank: f.max_rank.as_ref().map(|m| m.value),
+            location: c.loc(name.span.clone()),
+        });
+    }
+
+    let mut groups = Vec::new();
+    let mut default_seen: Option<String> = None;
+    for (name, g) in by_position(&raw.permission_groups) {
+        c.name("permission group", name);
+        let mut list = Vec::new();
+        for f in &g.features {
+            if feature_names.contains(&f.value) {
+                list.push(f.value.clone());
+            } else {
+                let d = Diagnostic::error(
+                    "roles::unknown-feature",
+                    format!(
+                        "unknown feature `{}` in permission group `{}`",
+                        f.value, name.value
+                    ),
+                )
+                .at(c.loc(f.span.clone()))
+                .suggest(&f.value, feature_names.iter().map(String::as_str));
+                c.diags.push(d);
+            }
+        }
+        if g.default {
+            if let Some(first) = &default_seen {
+                let message = format!(
+                    "permission groups `{first}` and `{}` are both the default",
+                    name.value
+                );
+                c.error("roles::two-defaults", message, name.span.clone());
+            }
+            default_seen = Some(name.value.clone());
+        }
+        groups.push(PermissionGroup {
+            name: name.value.clone(),
+            title: g.title.clone().unwrap_or_else(|| title_case(&name.value)),
+            features: list,
+            default: g.default,
+            non_portal: g.non_portal,
+        });
+    }
+
+    for f in &features {
+        let held = !f.roles.is_empty()
+            || !f.own.is_empty()
+            || !f.addon_roles.is_empty()
+            || groups.iter().any(|g| g.features.contains(&f.name));
+        if !held {
+            let message = format!(
+                "feature `{}` is held by no role, add-on or permission group",
+                f.name
+            );
+            c.warn("roles::unheld-feature", message, f.location.span.clone());
+        }
+    }
+
+    if c.diags.has_errors() {
+        return Err(c.diags);
+    }
+    let model = RoleModel {
+        file: file.to_owned(),
+        cedar: raw.cedar,
+        settings: raw.settings,
+        assign_actions: raw.management.assign_actions,
+        manage_actions: raw.management.manage_actions,
+        account_types,
+        roles,
+        features,
+        flags,
+        groups,
+    };
+    Ok((model, c.diags))
+}
+
+/// Map entries in the order they appear in the file.
+fn by_position<V>(map: &BTreeMap<Name, V>) -> Vec<(&Name, &V)> {
+    let mut v: Vec<_> = map.iter().collect();
+    v.sort_by_key(|(k, _)| k.span.start);
+    v
+}
+
+fn title_case(name: &str) -> String {
+    name.split(['_', '-'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

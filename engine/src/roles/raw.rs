@@ -1,0 +1,196 @@
+//! `RawRoles`: the `roles.toml` format exactly as written, with spans, before any check.
+//!
+//! serde reads the file into these types; `schemars` derives the JSON Schema written to
+//! `schema/roles.schema.json` from the same types, so editors can complete and check the file.
+//! Nothing here is validated beyond its TOML shape: `model.rs` turns it into a `RoleModel`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::spanned::Spanned;
+
+/// A name read from the file, with its place.
+pub type Name = Spanned<String>;
+
+/// The role-definition file of a policy folder (`roles.toml`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Portcullis role definitions (roles.toml)")]
+pub struct RawRoles {
+    /// The Cedar names the compiled policies use. Defaults fit the shipped schema.
+    #[serde(default)]
+    pub cedar: RawCedar,
+    /// Settings the user store and the server read from the policy folder.
+    #[serde(default)]
+    pub settings: RawSettings,
+    /// Which Cedar actions create or change users, for `manages` and flag rules.
+    #[serde(default)]
+    pub management: RawManagement,
+    /// Kinds of company (customer, carrier, forwarder...) and the roles each may hold.
+    #[serde(default)]
+    pub account_types: BTreeMap<Name, RawAccountType>,
+    /// Ranked roles; a user holds one role per company.
+    #[serde(default)]
+    pub roles: BTreeMap<Name, RawRole>,
+    /// Named rights of the feature-rights matrix.
+    #[serde(default)]
+    pub features: BTreeMap<Name, RawFeature>,
+    /// Per-user flags such as `isolated` and the rules they bring.
+    #[serde(default)]
+    pub flags: BTreeMap<Name, RawFlag>,
+    /// Named feature sets assigned to users by the user store; one may be the default.
+    #[serde(default)]
+    pub permission_groups: BTreeMap<Name, RawPermissionGroup>,
+}
+
+/// Cedar names used by the compiled policies.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCedar {
+    /// Namespace of the schema's entity types and actions.
+    pub namespace: String,
+    /// Entity type of users (the principal).
+    pub user_type: String,
+    /// Entity type of roles; users are members of their role.
+    pub role_type: String,
+    /// Entity type of companies (tenants); users and records are members of their company.
+    pub company_type: String,
+}
+
+impl Default for RawCedar {
+    fn default() -> Self {
+        Self {
+            namespace: "Portal".to_owned(),
+            user_type: "User".to_owned(),
+            role_type: "Role".to_owned(),
+            company_type: "Company".to_owned(),
+        }
+    }
+}
+
+/// Settings for the user store and sign-in, kept with the policies they go with.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSettings {
+    /// Days an invitation stays valid (000: 7, 004: 14).
+    pub invitation_expiry_days: u32,
+    /// Most users a company may have unless the store sets its own limit (0 for no limit).
+    pub default_user_limit: u32,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            invitation_expiry_days: 7,
+            default_user_limit: 0,
+        }
+    }
+}
+
+/// The Cedar actions of user management.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawManagement {
+    /// Actions that give a user a role or flags (create, invite, change role, set flags).
+    /// Their resource is the target user; their context carries the resulting `role` and `flags`.
+    pub assign_actions: Vec<Name>,
+    /// Actions on an existing user (edit, deactivate, delete...): allowed on users whose role
+    /// the caller's role `manages`.
+    pub manage_actions: Vec<Name>,
+}
+
+/// A kind of company.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccountType {
+    /// Human title, for the matrix.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The roles users of this account type may hold.
+    pub roles: Vec<Name>,
+}
+
+/// A ranked role.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    /// Human title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Rank: a higher rank is more access. Ranks are unique.
+    pub rank: Spanned<i64>,
+    /// Roles a user with this role may give (create, invite, promote to) and manage.
+    #[serde(default)]
+    pub manages: Vec<Name>,
+    /// Whether a user with this role may change its own role (004: an Administrator may not).
+    #[serde(default = "yes")]
+    pub change_own_role: bool,
+    /// A description for the matrix page.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A named right of the matrix.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFeature {
+    /// Human title, as in the portal's rights table.
+    pub title: String,
+    /// The Cedar actions this feature covers (names of the schema's actions).
+    pub actions: Vec<Name>,
+    /// Roles that hold this feature on every record of their company.
+    #[serde(default)]
+    pub roles: Vec<Name>,
+    /// Roles that hold this feature only on records they own (`resource.owner == principal`).
+    #[serde(default)]
+    pub own: Vec<Name>,
+    /// Roles whose users may be granted this feature one by one, as an add-on.
+    #[serde(default)]
+    pub addon_roles: Vec<Name>,
+    /// An extra Cedar condition for every grant of this feature, e.g. a subscription check;
+    /// the matrix marks such cells conditional.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// Grants cross company boundaries: skip the rule that the resource is in the user's company.
+    #[serde(default)]
+    pub any_company: bool,
+}
+
+/// A per-user flag.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlag {
+    /// Human title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A flagged user acts only on records it owns (records with an `owner` attribute).
+    #[serde(default)]
+    pub owned_only: bool,
+    /// A flagged user cannot hold a role ranked above this.
+    #[serde(default)]
+    pub max_rank: Option<Spanned<i64>>,
+}
+
+/// A permission group: a named set of features.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPermissionGroup {
+    /// Human title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The features members hold.
+    #[serde(default)]
+    pub features: Vec<Name>,
+    /// The group new users get.
+    #[serde(default)]
+    pub default: bool,
+    /// The group used for access without a user of one's own (003's "Non-Portal Users").
+    #[serde(default)]
+    pub non_portal: bool,
+}

@@ -1,0 +1,567 @@
+//! `Snapshot`: one immutable, validated build of a policy folder.
+//!
+//! Input: a `SourceSet`. The schema is parsed first; then `roles.toml` is checked and compiled,
+//! the `.cedar` files are parsed, every policy gets its id and its origin, and the whole set is
+//! validated against the schema in strict mode. Output: a `Snapshot` (policies, schema, role
+//! model, version, load time), or every diagnostic of the build. A snapshot never changes; a
+//! reload builds a new one and swaps it in whole.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cedar_policy::{
+    Authorizer, Entities, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
+};
+use serde::Serialize;
+
+use crate::diag::{Diagnostic, Diagnostics, Location};
+use crate::roles::compile::{self, CompiledPolicy, RESERVED_PREFIXES};
+use crate::roles::model::RoleModel;
+use crate::source::{SourceFile, SourceSet, ROLES_FILE, SCHEMA_FILE};
+
+/// Permit or forbid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// A `permit` policy.
+    Permit,
+    /// A `forbid` policy.
+    Forbid,
+}
+
+/// What is known about one policy of a snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyInfo {
+    /// The policy id: its `@id`, or `file:line` when it has none.
+    pub id: String,
+    /// Permit or forbid.
+    pub effect: Effect,
+    /// Where it comes from: the `.cedar` file, or the `roles.toml` item it was compiled from.
+    pub file: String,
+    /// 1-based line of that place.
+    pub line: usize,
+    /// 1-based column of that place.
+    pub column: usize,
+    /// True when compiled from `roles.toml`.
+    pub compiled: bool,
+    /// True for templates (linked at run time, e.g. visitor grants).
+    pub template: bool,
+    /// The rule it implements, for compiled policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub describe: Option<String>,
+    /// Cedar source.
+    #[serde(skip)]
+    pub text: String,
+}
+
+/// A validated policy folder, ready to decide.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) version: Arc<str>,
+    pub(crate) loaded_at: SystemTime,
+    pub(crate) sources: SourceSet,
+    pub(crate) schema: Schema,
+    pub(crate) policies: PolicySet,
+    pub(crate) info: HashMap<PolicyId, Arc<PolicyInfo>>,
+    pub(crate) model: Option<RoleModel>,
+    pub(crate) warnings: Diagnostics,
+    pub(crate) user_attrs: BTreeSet<String>,
+    pub(crate) company_attrs: BTreeSet<String>,
+    pub(crate) action_entities: Entities,
+    pub(crate) authorizer: Authorizer,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from the files of a folder.
+    pub fn build(sources: SourceSet) -> Result<Snapshot, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let Some(schema_file) = sources.schema.as_ref() else {
+            diags.push(
+                Diagnostic::error(
+                    "schema::missing",
+                    format!("the policy folder has no `{SCHEMA_FILE}`"),
+                )
+                .with_help(
+                    "every policy folder declares its entity types and actions in a Cedar schema",
+                ),
+            );
+            return Err(diags);
+        };
+        let schema = match Schema::from_cedarschema_str(&schema_file.text) {
+            Ok((schema, _warnings)) => schema,
+            Err(e) => {
+                push_cedar(&mut diags, "schema::invalid", &e, &|span| {
+                    Location::new(&schema_file.path, &schema_file.text, span)
+                });
+                return Err(diags);
+            }
+        };
+        let shapes = SchemaShapes::read(&schema_file.text);
+
+        let mut model = None;
+        let mut compiled = Vec::new();
+        let mut warnings = Diagnostics::default();
+        if let Some(roles) = &sources.roles {
+            match RoleModel::parse(&roles.path, &roles.text) {
+                Ok((m, w)) => {
+                    warnings.extend(w);
+                    check_conventions(&m, &schema, roles, &mut diags);
+                    let actions = action_ids(&schema, &m.cedar.namespace);
+                    match compile::compile(&m, &actions, &roles.text) {
+                        Ok(c) => compiled = c,
+                        Err(d) => diags.extend(d),
+                    }
+                    model = Some(m);
+                }
+                Err(d) => diags.extend(d),
+            }
+        }
+
+        let mut set = PolicySet::new();
+        let mut info: HashMap<PolicyId, Arc<PolicyInfo>> = HashMap::new();
+        let mut compiled_by_id: HashMap<String, &CompiledPolicy> = HashMap::new();
+        let roles_file = sources.roles.as_ref();
+        for c in &compiled {
+            match cedar_policy::Policy::parse(Some(PolicyId::new(&c.id)), &c.text) {
+                Ok(p) => {
+                    if let Err(e) = set.add(p) {
+                        diags.push(
+                            Diagnostic::error("roles::compile", e.to_string()).at(c.origin.clone()),
+                        );
+                        continue;
+                    }
+                    info.insert(
+                        PolicyId::new(&c.id),
+                        Arc::new(PolicyInfo {
+                            id: c.id.clone(),
+                            effect: if c.text.contains("\nforbid (") {
+                                Effect::Forbid
+                            } else {
+                                Effect::Permit
+                            },
+                            file: c.origin.file.clone(),
+                            line: c.origin.line,
+                            column: c.origin.column,
+                            compiled: true,
+                            template: false,
+                            describe: Some(c.describe.clone()),
+                            text: c.text.clone(),
+                        }),
+                    );
+                    compiled_by_id.insert(c.id.clone(), c);
+                }
+                Err(e) => {
+                    if let Some(rf) = roles_file {
+                        push_cedar(&mut diags, "roles::when", &e, &|span| {
+                            compiled_location(c, rf, span)
+                        });
+                    }
+                }
+            }
+        }
+
+        let mut file_of: HashMap<String, &SourceFile> = HashMap::new();
+        for f in &sources.cedar {
+            add_cedar_file(f, &mut set, &mut info, &mut diags);
+            file_of.insert(f.path.clone(), f);
+        }
+
+        // Validate what did parse, so one run reports syntax and type errors together.
+        let validator = Validator::new(schema.clone());
+        let result = validator.validate(&set, ValidationMode::Strict);
+        for e in result.validation_errors() {
+            let id = e.policy_id().to_string();
+            let locate = |span: Range<usize>| -> Location {
+                if let Some(c) = compiled_by_id.get(&id) {
+                    if let Some(rf) = roles_file {
+                        return compiled_location(c, rf, span);
+                    }
+                }
+                match info.get(e.policy_id()).and_then(|i| file_of.get(&i.file)) {
+                    Some(f) => Location::new(&f.path, &f.text, span),
+                    None => Location::file_only(ROLES_FILE),
+                }
+            };
+            let code = if compiled_by_id.contains_key(&id) {
+                "roles::invalid"
+            } else {
+                "cedar::invalid"
+            };
+            let before = diags.0.len();
+            push_cedar(&mut diags, code, e, &locate);
+            if let Some(c) = compiled_by_id.get(&id) {
+                for d in &mut diags.0[before..] {
+                    d.message =
+                        format!("{} (in the policy compiled for: {})", d.message, c.describe);
+                }
+            }
+        }
+        for w in result.validation_warnings() {
+            let id = w.policy_id().to_string();
+            if compiled_by_id.contains_key(&id) {
+                continue;
+            }
+            let Some(f) = info.get(w.policy_id()).and_then(|i| file_of.get(&i.file)) else {
+                continue;
+            };
+            let before = diags.0.len();
+            push_cedar(&mut diags, "cedar::warning", w, &|span| {
+                Location::new(&f.path, &f.text, span)
+            });
+            for d in &mut diags.0[before..] {
+                d.severity = crate::diag::Severity::Warning;
+            }
+        }
+        if diags.has_errors() {
+            diags.extend(warnings);
+            return Err(diags);
+        }
+        warnings.extend(diags);
+
+        let action_entities = match schema.action_entities() {
+            Ok(e) => e,
+            Err(e) => {
+                let mut d = Diagnostics::default();
+                d.push(Diagnostic::error("schema::actions", e.to_string()));
+                return Err(d);
+            }
+        };
+        let (ns, user, company) = match &model {
+            Some(m) => (
+                m.cedar.namespace.as_str(),
+                m.cedar.user_type.as_str(),
+                m.cedar.company_type.as_str(),
+            ),
+            None => ("Portal", "User", "Company"),
+        };
+        let user_attrs = shapes.attrs_of(&qualify(ns, user));
+        let company_attrs = shapes.attrs_of(&qualify(ns, company));
+        let version: Arc<str> = Arc::from(sources.version());
+        Ok(Snapshot {
+            version,
+            loaded_at: SystemTime::now(),
+            sources,
+            schema,
+            policies: set,
+            info,
+            model,
+            warnings,
+            user_attrs,
+            company_attrs,
+            action_entities,
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// The content hash of the policy files.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The version as a shared string, cheap to clone into every decision.
+    pub fn version_arc(&self) -> Arc<str> {
+        self.version.clone()
+    }
+
+    /// When this snapshot was built.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// The files it was built from.
+    pub fn sources(&self) -> &SourceSet {
+        &self.sources
+    }
+
+    /// The Cedar schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Every policy and template, compiled and hand-written.
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The role model, when the folder has a `roles.toml`.
+    pub fn model(&self) -> Option<&RoleModel> {
+        self.model.as_ref()
+    }
+
+    /// Warnings of the build.
+    pub fn warnings(&self) -> &Diagnostics {
+        &self.warnings
+    }
+
+    /// What is known about a policy.
+    pub fn policy_info(&self, id: &PolicyId) -> Option<&Arc<PolicyInfo>> {
+        self.info.get(id)
+    }
+
+    /// Every policy, sorted by id.
+    pub fn policies(&self) -> Vec<&Arc<PolicyInfo>> {
+        let mut v: Vec<_> = self.info.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// The Cedar namespace of the folder's entity types.
+    pub fn namespace(&self) -> &str {
+        self.model
+            .as_ref()
+            .map_or("Portal", |m| m.cedar.namespace.as_str())
+    }
+
+    /// Attribute names the schema declares for users.
+    pub fn user_attributes(&self) -> &BTreeSet<String> {
+        &self.user_attrs
+    }
+
+    /// Attribute names the schema declares for companies.
+    pub fn company_attributes(&self) -> &BTreeSet<String> {
+        &self.company_attrs
+    }
+}
+
+/// `Namespace::Type`, or `Type` without a namespace.
+pub(crate) fn qualify(ns: &str, t: &str) -> String {
+    if ns.is_empty() {
+        t.to_owned()
+    } else {
+        format!("{ns}::{t}")
+    }
+}
+
+/// Action ids (without their type) the schema declares in a namespace.
+pub(crate) fn action_ids(schema: &Schema, ns: &str) -> BTreeSet<String> {
+    let ty = qualify(ns, "Action");
+    schema
+        .actions()
+        .filter(|a| a.type_name().to_string() == ty)
+        .map(|a| a.id().unescaped().to_owned())
+        .collect()
+}
+
+/// The entity types named in `[cedar]` must exist in the schema.
+fn check_conventions(m: &RoleModel, schema: &Schema, roles: &SourceFile, diags: &mut Diagnostics) {
+    let declared: Vec<String> = schema.entity_types().map(ToString::to_string).collect();
+    for (key, t) in [
+        ("user_type", &m.cedar.user_type),
+        ("role_type", &m.cedar.role_type),
+        ("company_type", &m.cedar.company_type),
+    ] {
+        let full = qualify(&m.cedar.namespace, t);
+        if !declared.contains(&full) {
+            let at = roles.text.find("[cedar]").map_or(0..0, |i| i..i + 7);
+            diags.push(
+                Diagnostic::error(
+                    "roles::unknown-entity-type",
+                    format!("`cedar.{key}` names entity type `{full}`, which the schema does not declare"),
+                )
+                .at(Location::new(&roles.path, &roles.text, at))
+                .suggest(&full, declared.iter().map(String::as_str)),
+            );
+        }
+    }
+}
+
+/// Where an error at `span` of a compiled policy's text belongs in `roles.toml`.
+fn compiled_location(c: &CompiledPolicy, roles: &SourceFile, span: Range<usize>) -> Location {
+    if let Some((in_text, toml_span)) = &c.embedded {
+        if in_text.contains(&span.start) {
+            // Offsets inside the expression carry over to the TOML string after its quote.
+            let start = toml_span.start + 1 + (span.start - in_text.start);
+            let end = (start + span.len()).min(toml_span.end);
+            return Location::new(&roles.path, &roles.text, start.min(toml_span.end)..end);
+        }
+        return Location::new(&roles.path, &roles.text, toml_span.clone());
+    }
+    c.origin.clone()
+}
+
+/// Parses one `.cedar` file into the set, naming each policy by its `@id` or `file:line`.
+fn add_cedar_file(
+    f: &SourceFile,
+    set: &mut PolicySet,
+    info: &mut HashMap<PolicyId, Arc<PolicyInfo>>,
+    diags: &mut Diagnostics,
+) {
+    let parsed = match PolicySet::from_str(&f.text) {
+        Ok(p) => p,
+        Err(e) => {
+            push_cedar(diags, "cedar::syntax", &e, &|span| {
+                Location::new(&f.path, &f.text, span)
+            });
+            return;
+        }
+    };
+    // Policies and templates get ids `policy0`, `policy1`... in file order.
+    let mut items: Vec<(usize, Item)> = Vec::new();
+    for p in parsed.policies() {
+        items.push((ordinal(p.id()), Item::Policy(p.clone())));
+    }
+    for t in parsed.templates() {
+        items.push((ordinal(t.id()), Item::Template(t.clone())));
+    }
+    items.sort_by_key(|(n, _)| *n);
+    let mut cursor = 0;
+    for (_, item) in items {
+        let (text, annotation, effect) = match &item {
+            Item::Policy(p) => (
+                p.to_cedar(),
+                p.annotation("id").map(str::to_owned),
+                p.effect(),
+            ),
+            Item::Template(t) => (
+                Some(t.to_cedar()),
+                t.annotation("id").map(str::to_owned),
+                t.effect(),
+            ),
+        };
+        let start = text
+            .as_deref()
+            .and_then(|t| f.text[cursor..].find(t.trim()).map(|i| cursor + i))
+            .unwrap_or(cursor);
+        if let Some(t) = &text {
+            cursor = (start + t.trim().len()).min(f.text.len());
+        }
+        let loc = Location::new(&f.path, &f.text, start..start);
+        let id = annotation
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", f.path, loc.line));
+        if annotation.is_some() && RESERVED_PREFIXES.iter().any(|p| id.starts_with(p)) {
+            diags.push(
+                Diagnostic::error("cedar::reserved-id", format!("policy id `{id}` uses a prefix reserved for policies compiled from roles.toml"))
+                    .at(loc.clone())
+                    .with_help(format!("choose an id that does not start with {}", RESERVED_PREFIXES.map(|p| format!("`{p}`")).join(", "))),
+            );
+            continue;
+        }
+        let pid = PolicyId::new(&id);
+        if let Some(other) = info.get(&pid) {
+            diags.push(
+                Diagnostic::error(
+                    "cedar::duplicate-id",
+                    format!(
+                        "policy id `{id}` is already used at {}:{}",
+                        other.file, other.line
+                    ),
+                )
+                .at(loc.clone()),
+            );
+            continue;
+        }
+        let (added, template) = match item {
+            Item::Policy(p) => (set.add(p.new_id(pid.clone())), false),
+            Item::Template(t) => (set.add_template(t.new_id(pid.clone())), true),
+        };
+        if let Err(e) = added {
+            diags.push(Diagnostic::error("cedar::invalid", e.to_string()).at(loc.clone()));
+            continue;
+        }
+        info.insert(
+            pid,
+            Arc::new(PolicyInfo {
+                id,
+                effect: match effect {
+                    cedar_policy::Effect::Permit => Effect::Permit,
+                    cedar_policy::Effect::Forbid => Effect::Forbid,
+                },
+                file: f.path.clone(),
+                line: loc.line,
+                column: loc.column,
+                compiled: false,
+                template,
+                describe: None,
+                text: text.unwrap_or_default(),
+            }),
+        );
+    }
+}
+
+enum Item {
+    Policy(cedar_policy::Policy),
+    Template(cedar_policy::Template),
+}
+
+fn ordinal(id: &PolicyId) -> usize {
+    id.to_string()
+        .trim_start_matches("policy")
+        .parse()
+        .unwrap_or(usize::MAX)
+}
+
+/// Turns a Cedar error (and the errors related to it) into diagnostics.
+fn push_cedar(
+    diags: &mut Diagnostics,
+    code: &str,
+    err: &dyn miette::Diagnostic,
+    locate: &dyn Fn(Range<usize>) -> Location,
+) {
+    let related: Vec<&dyn miette::Diagnostic> =
+        err.related().map(|r| r.collect()).unwrap_or_default();
+    push_one(diags, code, err, locate);
+    for r in related {
+        push_one(diags, code, r, locate);
+    }
+}
+
+fn push_one(
+    diags: &mut Diagnostics,
+    code: &str,
+    err: &dyn miette::Diagnostic,
+    locate: &dyn Fn(Range<usize>) -> Location,
+) {
+    let mut message = err.to_string();
+    if let Some(first) = message.get(..1) {
+        message = first.to_lowercase() + &message[1..];
+    }
+    let mut d = Diagnostic::error(code, message.trim_end_matches('.').to_owned());
+    if let Some(label) = err.labels().and_then(|mut l| l.next()) {
+        let span = label.offset()..label.offset() + label.len();
+        d = d.at(locate(span));
+    }
+    if let Some(h) = err.help() {
+        d = d.with_help(h.to_string());
+    }
+    diags.push(d);
+}
+
+/// Attribute names per entity type, read from the schema text.
+struct SchemaShapes(HashMap<String, BTreeSet<String>>);
+
+impl SchemaShapes {
+    fn read(text: &str) -> Self {
+        let mut out = HashMap::new();
+        let Ok((fragment, _)) = SchemaFragment::from_cedarschema_str(text) else {
+            return Self(out);
+        };
+        let Ok(json) = fragment.to_json_value() else {
+            return Self(out);
+        };
+        let Some(namespaces) = json.as_object() else {
+            return Self(out);
+        };
+        for (ns, body) in namespaces {
+            let Some(types) = body.get("entityTypes").and_then(|t| t.as_object()) else {
+                continue;
+            };
+            for (name, def) in types {
+                let attrs = def
+                    .pointer("/shape/attributes")
+                    .and_then(|a| a.as_object())
+                    .map(|a| a.keys().cloned().collect())
+                    .unwrap_or_default();
+                out.insert(qualify(ns, name), attrs);
+            }
+        }
+        Self(out)
+    }
+
+    fn attrs_of(&self, ty: &str) -> BTreeSet<String> {
+        self.0.get(ty).cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,29 @@
+//! `portcullis check`: validate a folder; exit 0 when it would serve, 2 when it would not.
+
+use clap::Args;
+
+use super::{FolderArgs, EXIT_OK};
+
+/// Arguments of `portcullis check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    folder: FolderArgs,
+}
+
+pub fn run(a: CheckArgs) -> u8 {
+    match a.folder.load() {
+        Ok(s) => {
+            let policies = s.policies();
+            let compiled = policies.iter().filter(|p| p.compiled).count();
+            let templates = policies.iter().filter(|p| p.template).count();
+            println!(
+                "ok: {} policies ({compiled} compiled from roles.toml, {templates} templates), version {}",
+                policies.len(),
+                s.version()
+            );
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
