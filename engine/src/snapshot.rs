@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    Authorizer, Entities, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
+    Authorizer, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
 };
 use serde::Serialize;
 
@@ -70,7 +70,6 @@ pub struct Snapshot {
     pub(crate) warnings: Diagnostics,
     pub(crate) user_attrs: BTreeSet<String>,
     pub(crate) company_attrs: BTreeSet<String>,
-    pub(crate) action_entities: Entities,
     pub(crate) authorizer: Authorizer,
 }
 
@@ -221,14 +220,6 @@ impl Snapshot {
         }
         warnings.extend(diags);
 
-        let action_entities = match schema.action_entities() {
-            Ok(e) => e,
-            Err(e) => {
-                let mut d = Diagnostics::default();
-                d.push(Diagnostic::error("schema::actions", e.to_string()));
-                return Err(d);
-            }
-        };
         let (ns, user, company) = match &model {
             Some(m) => (
                 m.cedar.namespace.as_str(),
@@ -251,7 +242,6 @@ impl Snapshot {
             warnings,
             user_attrs,
             company_attrs,
-            action_entities,
             authorizer: Authorizer::new(),
         })
     }

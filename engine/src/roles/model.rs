@@ -319,7 +319,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
             location: c.loc(name.span.clone()),
         });
     }
-    roles.sort_by(|a, b| b.rank.cmp(&a.rank));
+    roles.sort_by_key(|r| std::cmp::Reverse(r.rank));
     let by_rank = |names: Vec<String>| -> Vec<String> {
         roles
             .iter()
