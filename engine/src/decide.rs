@@ -14,9 +14,7 @@ use crate::request::Prepared;
 use crate::snapshot::{Effect, PolicyInfo, Snapshot};
 
 /// Allow or deny.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The action is allowed.
@@ -84,9 +82,7 @@ impl Snapshot {
     /// Decides with extra policies (e.g. template links from the user store) in place of the
     /// snapshot's own set, which must contain them.
     pub fn decide_with(&self, p: &Prepared, policies: &cedar_policy::PolicySet) -> Decision {
-        let response = self
-            .authorizer
-            .is_authorized(&p.request, policies, &p.entities);
+        let response = self.authorizer.is_authorized(&p.request, policies, &p.entities);
         self.to_decision(&response, policies)
     }
 

@@ -146,10 +146,7 @@ impl Diagnostic {
 }
 
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
     candidates
         .into_iter()
@@ -191,10 +188,7 @@ impl Diagnostics {
 
     /// The number of errors.
     pub fn error_count(&self) -> usize {
-        self.0
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.0.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     /// True when there are none.
@@ -299,32 +293,18 @@ fn render_one(out: &mut String, d: &Diagnostic, root: &str) {
     };
     let _ = writeln!(out, "{sev}[{}]: {}", d.code, d.message);
     if let Some(l) = &d.location {
-        let _ = writeln!(
-            out,
-            "  --> {}:{}:{}",
-            join_root(root, &l.file),
-            l.line,
-            l.column
-        );
+        let _ = writeln!(out, "  --> {}:{}:{}", join_root(root, &l.file), l.line, l.column);
         if !l.source_line.is_empty() {
             let num = l.line.to_string();
             let pad = " ".repeat(num.len());
             let width = {
                 let rest: String = l.source_line.chars().skip(l.column - 1).collect();
                 let len = l.span.len().max(1);
-                rest.char_indices()
-                    .take_while(|(i, _)| *i < len)
-                    .count()
-                    .max(1)
+                rest.char_indices().take_while(|(i, _)| *i < len).count().max(1)
             };
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{num} | {}", l.source_line);
-            let _ = writeln!(
-                out,
-                "{pad} | {}{}",
-                " ".repeat(l.column - 1),
-                "^".repeat(width)
-            );
+            let _ = writeln!(out, "{pad} | {}{}", " ".repeat(l.column - 1), "^".repeat(width));
         }
     }
     if let Some(h) = &d.help {

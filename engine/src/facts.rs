@@ -126,11 +126,7 @@ impl Snapshot {
         for (k, v) in &f.attrs {
             attrs.insert(k.clone(), v.clone());
         }
-        let parents: Vec<Value> = f
-            .parent
-            .iter()
-            .map(|p| uid(&self.company_type(), p))
-            .collect();
+        let parents: Vec<Value> = f.parent.iter().map(|p| uid(&self.company_type(), p)).collect();
         json!({ "uid": uid(&self.company_type(), id), "attrs": attrs, "parents": parents })
     }
 }

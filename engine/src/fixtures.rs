@@ -235,11 +235,7 @@ impl Report {
                 match &r.failure {
                     None => out.push_str("/>\n"),
                     Some(f) => {
-                        let _ = writeln!(
-                            out,
-                            ">\n      <failure message=\"{}\"/>\n    </testcase>",
-                            xml(f)
-                        );
+                        let _ = writeln!(out, ">\n      <failure message=\"{}\"/>\n    </testcase>", xml(f));
                     }
                 }
             }
@@ -283,8 +279,7 @@ pub fn run_files(snapshot: &Snapshot, files: &[SourceFile]) -> Result<Report, Di
                 parsed.insert(f.path.clone(), (f, p));
             }
             Err(e) => {
-                let mut d =
-                    Diagnostic::error("fixture::syntax", crate::request::lower_first(e.message()));
+                let mut d = Diagnostic::error("fixture::syntax", crate::request::lower_first(e.message()));
                 if let Some(span) = e.span() {
                     d = d.at_span(&f.path, &f.text, span);
                 }
@@ -446,16 +441,10 @@ fn run_one(
                 diags.push(
                     Diagnostic::error(
                         "fixture::unknown-account-type",
-                        format!(
-                            "company `{id}` has unknown account type `{}`",
-                            c.account_type
-                        ),
+                        format!("company `{id}` has unknown account type `{}`", c.account_type),
                     )
                     .at(find(file, &c.account_type).map_or(file_loc.clone(), &at))
-                    .suggest(
-                        &c.account_type,
-                        m.account_types.iter().map(|a| a.name.as_str()),
-                    ),
+                    .suggest(&c.account_type, m.account_types.iter().map(|a| a.name.as_str())),
                 );
             }
         }
@@ -501,19 +490,14 @@ fn run_one(
             Slot::Principal,
             cedar_policy::SlotId::principal(),
         );
-        resolve(
-            &link.resource,
-            Slot::Resource,
-            cedar_policy::SlotId::resource(),
-        );
-        if let Err(e) = policies.link(
-            PolicyId::new(&link.template),
-            PolicyId::new(&link.id),
-            slots,
-        ) {
+        resolve(&link.resource, Slot::Resource, cedar_policy::SlotId::resource());
+        if let Err(e) = policies.link(PolicyId::new(&link.template), PolicyId::new(&link.id), slots) {
             diags.push(
-                Diagnostic::error("fixture::link", crate::request::lower_first(&e.to_string()))
-                    .at(find(file, &link.template).map_or(file_loc.clone(), &at)),
+                Diagnostic::error("fixture::link", crate::request::lower_first(&e.to_string())).at(find(
+                    file,
+                    &link.template,
+                )
+                .map_or(file_loc.clone(), &at)),
             );
         }
     }
@@ -560,7 +544,10 @@ fn run_one(
                     diags.push(
                         Diagnostic::error(
                             "fixture::grid",
-                            format!("grid `{}` allows `{key}` action `{a}`, which is not among its actions", g.name),
+                            format!(
+                                "grid `{}` allows `{key}` action `{a}`, which is not among its actions",
+                                g.name
+                            ),
                         )
                         .at(find(file, a).map_or(file_loc.clone(), &at))
                         .suggest(a, g.actions.iter().map(String::as_str)),
@@ -652,10 +639,24 @@ fn evaluate(
         Ok(x) => x,
         Err(e) => return Some(fail(e.to_string())),
     };
+    // A name no entity of the file carries is a typo, not a deny.
+    for (what, uid) in [("principal", &principal), ("resource", &resource)] {
+        if entities.get(uid).is_none() {
+            let id = uid.id().unescaped();
+            let known: Vec<String> = entities
+                .iter()
+                .filter(|e| e.uid().type_name() == uid.type_name())
+                .map(|e| e.uid().id().unescaped().to_owned())
+                .collect();
+            let mut m = format!("unknown {what} `{uid}`: no entity of the fixture file has this id");
+            if let Some(close) = crate::diag::did_you_mean(id, known.iter().map(String::as_str)) {
+                m.push_str(&format!("; did you mean `{close}`?"));
+            }
+            return Some(fail(m));
+        }
+    }
     let cell = principal.type_name().to_string() == snap.user_type();
-    let user = cell
-        .then(|| l.users.get(principal.id().unescaped()))
-        .flatten();
+    let user = cell.then(|| l.users.get(principal.id().unescaped())).flatten();
     let asks = user.map(|u| {
         let at = l
             .companies
@@ -663,13 +664,7 @@ fn evaluate(
             .map_or_else(|| "*".to_owned(), |c| c.account_type.clone());
         (at, u.role.clone(), action.id().unescaped().to_owned())
     });
-    let prepared = match snap.prepare_with(
-        principal,
-        action,
-        resource,
-        r.context.clone(),
-        entities.clone(),
-    ) {
+    let prepared = match snap.prepare_with(principal, action, resource, r.context.clone(), entities.clone()) {
         Ok(p) => p,
         Err(RequestError::Request(_)) if r.from_grid && r.expect == Outcome::Deny => return None,
         Err(e) => return Some(fail(e.to_string())),
@@ -730,10 +725,7 @@ fn coverage(
     }
     if let Some(m) = snap.model() {
         let types: Vec<(String, Vec<String>)> = if m.account_types.is_empty() {
-            vec![(
-                "*".to_owned(),
-                m.roles.iter().map(|r| r.name.clone()).collect(),
-            )]
+            vec![("*".to_owned(), m.roles.iter().map(|r| r.name.clone()).collect())]
         } else {
             m.account_types
                 .iter()

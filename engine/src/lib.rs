@@ -56,10 +56,7 @@ impl Engine {
     }
 
     /// Loads a folder with explicit limits.
-    pub fn open_with(
-        folder: impl Into<PathBuf>,
-        limits: SourceLimits,
-    ) -> Result<Self, Diagnostics> {
+    pub fn open_with(folder: impl Into<PathBuf>, limits: SourceLimits) -> Result<Self, Diagnostics> {
         let folder = folder.into();
         let snapshot = load_with(&folder, limits)?;
         Ok(Self {

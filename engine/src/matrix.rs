@@ -120,7 +120,8 @@ impl Matrix {
                     cells: roles
                         .iter()
                         .map(|r| {
-                            let access = m.cell(r, f);
+                            let kind = (name != "*").then_some(name.as_str());
+                            let access = m.cell_for(kind, r, f);
                             let policy = match access {
                                 Cell::Yes => Some(format!("feature.{}", f.name)),
                                 Cell::Own => Some(format!("feature.{}.own", f.name)),
@@ -217,7 +218,15 @@ impl Matrix {
             let widths: Vec<usize> = t
                 .column_titles
                 .iter()
-                .map(|c| c.chars().count().max(6))
+                .enumerate()
+                .map(|(i, c)| {
+                    let cells = t
+                        .rows
+                        .iter()
+                        .filter_map(|r| r.cells.get(i))
+                        .map(|x| x.label().chars().count());
+                    cells.max().unwrap_or(0).max(c.chars().count()).max(6)
+                })
                 .collect();
             let _ = write!(out, "{:fw$}", "Feature");
             for (c, w) in t.column_titles.iter().zip(&widths) {
@@ -250,12 +259,7 @@ impl Matrix {
             let _ = writeln!(out, "|---|{}", "---|".repeat(t.columns.len()));
             for r in &t.rows {
                 let cells: Vec<String> = r.cells.iter().map(MatrixCell::label).collect();
-                let _ = writeln!(
-                    out,
-                    "| {} | {} |",
-                    r.title.replace('|', "\\|"),
-                    cells.join(" | ")
-                );
+                let _ = writeln!(out, "| {} | {} |", r.title.replace('|', "\\|"), cells.join(" | "));
             }
             out.push('\n');
         }

@@ -158,9 +158,7 @@ impl Snapshot {
         let is_action = ty == "Action" || ty.ends_with("::Action");
         let known = |name: &str| -> bool {
             if is_action {
-                self.schema
-                    .actions()
-                    .any(|a| a.type_name().to_string() == name)
+                self.schema.actions().any(|a| a.type_name().to_string() == name)
             } else {
                 self.schema.entity_types().any(|t| t.to_string() == name)
             }
@@ -171,11 +169,7 @@ impl Snapshot {
             qualify(self.namespace(), ty)
         };
         if !known(&candidate) {
-            let names: Vec<String> = self
-                .schema
-                .entity_types()
-                .map(ToString::to_string)
-                .collect();
+            let names: Vec<String> = self.schema.entity_types().map(ToString::to_string).collect();
             let mut m = format!("unknown entity type `{ty}`");
             if let Some(close) = crate::diag::did_you_mean(ty, names.iter().map(String::as_str)) {
                 m.push_str(&format!("; did you mean `{close}`?"));
@@ -216,21 +210,16 @@ impl Snapshot {
         context: serde_json::Map<String, serde_json::Value>,
         entities: Entities,
     ) -> Result<Prepared, RequestError> {
-        let context = Context::from_json_value(
-            serde_json::Value::Object(context),
-            Some((&self.schema, &action)),
-        )
-        .map_err(|e| RequestError::Context(lower_first(&e.to_string())))?;
+        let context =
+            Context::from_json_value(serde_json::Value::Object(context), Some((&self.schema, &action)))
+                .map_err(|e| RequestError::Context(lower_first(&e.to_string())))?;
         let request = Request::new(principal, action, resource, context, Some(&self.schema))
             .map_err(|e| RequestError::Request(lower_first(&e.to_string())))?;
         Ok(Prepared { request, entities })
     }
 
     /// Parses entities in Cedar's JSON format against the schema, adding the action entities.
-    pub fn entities_from_json(
-        &self,
-        entities: Vec<serde_json::Value>,
-    ) -> Result<Entities, RequestError> {
+    pub fn entities_from_json(&self, entities: Vec<serde_json::Value>) -> Result<Entities, RequestError> {
         Entities::from_json_value(serde_json::Value::Array(entities), Some(&self.schema))
             .map_err(|e| RequestError::Entities(lower_first(&e.to_string())))
     }

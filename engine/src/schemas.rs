@@ -8,10 +8,7 @@ use crate::roles::raw::RawRoles;
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("roles.schema.json", render(schemars::schema_for!(RawRoles))),
-        (
-            "fixtures.schema.json",
-            render(schemars::schema_for!(FixtureFile)),
-        ),
+        ("fixtures.schema.json", render(schemars::schema_for!(FixtureFile))),
     ]
 }
 

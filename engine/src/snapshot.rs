@@ -12,9 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cedar_policy::{
-    Authorizer, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
-};
+use cedar_policy::{Authorizer, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator};
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Diagnostics, Location};
@@ -83,9 +81,7 @@ impl Snapshot {
                     "schema::missing",
                     format!("the policy folder has no `{SCHEMA_FILE}`"),
                 )
-                .with_help(
-                    "every policy folder declares its entity types and actions in a Cedar schema",
-                ),
+                .with_help("every policy folder declares its entity types and actions in a Cedar schema"),
             );
             return Err(diags);
         };
@@ -127,9 +123,7 @@ impl Snapshot {
             match cedar_policy::Policy::parse(Some(PolicyId::new(&c.id)), &c.text) {
                 Ok(p) => {
                     if let Err(e) = set.add(p) {
-                        diags.push(
-                            Diagnostic::error("roles::compile", e.to_string()).at(c.origin.clone()),
-                        );
+                        diags.push(Diagnostic::error("roles::compile", e.to_string()).at(c.origin.clone()));
                         continue;
                     }
                     info.insert(
@@ -193,8 +187,7 @@ impl Snapshot {
             push_cedar(&mut diags, code, e, &locate);
             if let Some(c) = compiled_by_id.get(&id) {
                 for d in &mut diags.0[before..] {
-                    d.message =
-                        format!("{} (in the policy compiled for: {})", d.message, c.describe);
+                    d.message = format!("{} (in the policy compiled for: {})", d.message, c.describe);
                 }
             }
         }
@@ -400,11 +393,7 @@ fn add_cedar_file(
     let mut cursor = 0;
     for (_, item) in items {
         let (text, annotation, effect) = match &item {
-            Item::Policy(p) => (
-                p.to_cedar(),
-                p.annotation("id").map(str::to_owned),
-                p.effect(),
-            ),
+            Item::Policy(p) => (p.to_cedar(), p.annotation("id").map(str::to_owned), p.effect()),
             Item::Template(t) => (
                 Some(t.to_cedar()),
                 t.annotation("id").map(str::to_owned),
@@ -424,9 +413,15 @@ fn add_cedar_file(
             .unwrap_or_else(|| format!("{}:{}", f.path, loc.line));
         if annotation.is_some() && RESERVED_PREFIXES.iter().any(|p| id.starts_with(p)) {
             diags.push(
-                Diagnostic::error("cedar::reserved-id", format!("policy id `{id}` uses a prefix reserved for policies compiled from roles.toml"))
-                    .at(loc.clone())
-                    .with_help(format!("choose an id that does not start with {}", RESERVED_PREFIXES.map(|p| format!("`{p}`")).join(", "))),
+                Diagnostic::error(
+                    "cedar::reserved-id",
+                    format!("policy id `{id}` uses a prefix reserved for policies compiled from roles.toml"),
+                )
+                .at(loc.clone())
+                .with_help(format!(
+                    "choose an id that does not start with {}",
+                    RESERVED_PREFIXES.map(|p| format!("`{p}`")).join(", ")
+                )),
             );
             continue;
         }
@@ -491,8 +486,7 @@ fn push_cedar(
     err: &dyn miette::Diagnostic,
     locate: &dyn Fn(Range<usize>) -> Location,
 ) {
-    let related: Vec<&dyn miette::Diagnostic> =
-        err.related().map(|r| r.collect()).unwrap_or_default();
+    let related: Vec<&dyn miette::Diagnostic> = err.related().map(|r| r.collect()).unwrap_or_default();
     push_one(diags, code, err, locate);
     for r in related {
         push_one(diags, code, r, locate);

@@ -8,12 +8,8 @@ fn committed_json_schemas_are_current() {
     let dir = workspace_root().join("schema");
     for (name, expected) in portcullis_engine::schemas::all() {
         let path = dir.join(name);
-        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read {}: {e}; run `portcullis schema`",
-                path.display()
-            )
-        });
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}; run `portcullis schema`", path.display()));
         assert!(
             committed == expected,
             "{} is out of date: run `cargo run -p portcullis-server -- schema`",

@@ -7,8 +7,9 @@
 //! with the hand-written `.cedar` files.
 //!
 //! What each rule becomes:
-//! - feature, `roles`: `permit` the feature's actions to those roles, on resources in the
-//!   user's company (unless `any_company`), and `when` any extra condition;
+//! - feature, `roles`: `permit` the feature's actions to those roles, in companies of the
+//!   feature's `account_types` (all when empty), on resources in the user's company (unless
+//!   `any_company`), and `when` any extra condition;
 //! - feature, `own`: the same, on resources whose `owner` is the user;
 //! - feature, `addon_roles`: the same, for users of those roles whose `addons` name the feature;
 //! - permission groups: the same, for users whose `group_features` name the feature;
@@ -127,16 +128,8 @@ pub fn compile(
             }
         }
     };
-    check_actions(
-        &model.assign_actions,
-        &mut diags,
-        "`management.assign_actions`",
-    );
-    check_actions(
-        &model.manage_actions,
-        &mut diags,
-        "`management.manage_actions`",
-    );
+    check_actions(&model.assign_actions, &mut diags, "`management.assign_actions`");
+    check_actions(&model.manage_actions, &mut diags, "`management.manage_actions`");
     for f in &model.features {
         check_actions(&f.actions, &mut diags, &format!("feature `{}`", f.name));
     }
@@ -189,9 +182,7 @@ pub fn compile(
             }
             if !model.manage_actions.is_empty() {
                 let id = format!("role.{}.manage", r.name);
-                let cond = format!(
-                    "resource in principal.company &&\n  {managed}.contains(resource.role)"
-                );
+                let cond = format!("resource in principal.company &&\n  {managed}.contains(resource.role)");
                 out.push(policy(
                     &id,
                     "permit",
@@ -211,10 +202,7 @@ pub fn compile(
         }
         if !r.change_own_role && !model.assign_actions.is_empty() {
             let id = format!("role.{}.own-role", r.name);
-            let cond = format!(
-                "resource == principal && context.role != {}",
-                n.role(&r.name)
-            );
+            let cond = format!("resource == principal && context.role != {}", n.role(&r.name));
             out.push(policy(
                 &id,
                 "forbid",
@@ -252,11 +240,7 @@ pub fn compile(
             )),
             None,
             at.location.clone(),
-            format!(
-                "{} users cannot hold the roles {}",
-                at.title,
-                list(&excluded)
-            ),
+            format!("{} users cannot hold the roles {}", at.title, list(&excluded)),
         ));
         if !model.assign_actions.is_empty() {
             out.push(policy(
@@ -270,11 +254,7 @@ pub fn compile(
                 )),
                 None,
                 at.location.clone(),
-                format!(
-                    "{} users cannot be given the roles {}",
-                    at.title,
-                    list(&excluded)
-                ),
+                format!("{} users cannot be given the roles {}", at.title, list(&excluded)),
             ));
         }
     }
@@ -332,11 +312,7 @@ pub fn compile(
                     )),
                     None,
                     fl.location.clone(),
-                    format!(
-                        "{} users cannot be given the roles {}",
-                        fl.title,
-                        list(&above)
-                    ),
+                    format!("{} users cannot be given the roles {}", fl.title, list(&above)),
                 ));
             }
         }
@@ -349,6 +325,17 @@ fn feature_policies(n: &Names<'_>, f: &Feature, with_groups: bool, out: &mut Vec
     let actions = n.actions(&f.actions);
     let principal = format!("principal is {user}");
     let tenancy = (!f.any_company).then_some("resource in principal.company");
+    let kinds = match f.account_types.as_slice() {
+        [] => None,
+        [one] => Some(format!("principal.company.account_type == {}", quote(one))),
+        many => {
+            let v: Vec<String> = many.iter().map(|t| quote(t)).collect();
+            Some(format!(
+                "[{}].contains(principal.company.account_type)",
+                v.join(", ")
+            ))
+        }
+    };
     let when = f.when.as_ref().map(|w| (w.value.as_str(), w.span.clone()));
     let mut variants: Vec<(String, String, String)> = Vec::new();
     if !f.roles.is_empty() {
@@ -396,6 +383,9 @@ fn feature_policies(n: &Names<'_>, f: &Feature, with_groups: bool, out: &mut Vec
     }
     for (id, cond, describe) in variants {
         let mut full = cond;
+        if let Some(k) = &kinds {
+            full = format!("{full} &&\n  {k}");
+        }
         if let Some(t) = tenancy {
             full = format!("{full} &&\n  {t}");
         }

@@ -84,12 +84,21 @@ pub struct Feature {
     pub own: Vec<String>,
     /// Roles that may receive it as an add-on.
     pub addon_roles: Vec<String>,
+    /// Account types whose users may hold it (all when empty).
+    pub account_types: Vec<String>,
     /// Extra Cedar condition.
     pub when: Option<Spanned<String>>,
     /// Skip the tenancy rule.
     pub any_company: bool,
     /// Where it is declared.
     pub location: Location,
+}
+
+impl Feature {
+    /// Whether users of an account type may hold this feature at all.
+    pub fn applies_to(&self, account_type: &str) -> bool {
+        self.account_types.is_empty() || self.account_types.iter().any(|t| t == account_type)
+    }
 }
 
 /// A per-user flag.
@@ -168,7 +177,15 @@ impl RoleModel {
         self.features.iter().find(|f| f.name == name)
     }
 
-    /// How `role` holds `feature`.
+    /// How `role` holds `feature` in companies of `account_type` (`None`: any type).
+    pub fn cell_for(&self, account_type: Option<&str>, role: &str, feature: &Feature) -> Cell {
+        match account_type {
+            Some(t) if !feature.applies_to(t) => Cell::No,
+            _ => self.cell(role, feature),
+        }
+    }
+
+    /// How `role` holds `feature`, whatever the account type.
     pub fn cell(&self, role: &str, feature: &Feature) -> Cell {
         if feature.roles.iter().any(|r| r == role) {
             Cell::Yes
@@ -184,11 +201,7 @@ impl RoleModel {
     /// Roles allowed for an account type; every role when the folder declares no account types.
     pub fn roles_of(&self, account_type: Option<&str>) -> Vec<&Role> {
         match account_type.and_then(|a| self.account_type(a)) {
-            Some(at) => self
-                .roles
-                .iter()
-                .filter(|r| at.roles.contains(&r.name))
-                .collect(),
+            Some(at) => self.roles.iter().filter(|r| at.roles.contains(&r.name)).collect(),
             None => self.roles.iter().collect(),
         }
     }
@@ -331,11 +344,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
     let mut account_types = Vec::new();
     for (name, a) in by_position(&raw.account_types) {
         c.name("account type", name);
-        let allowed = c.role_refs(
-            &a.roles,
-            &role_names,
-            &format!("account type `{}`", name.value),
-        );
+        let allowed = c.role_refs(&a.roles, &role_names, &format!("account type `{}`", name.value));
         account_types.push(AccountType {
             name: name.value.clone(),
             title: a.title.clone().unwrap_or_else(|| title_case(&name.value)),
@@ -362,6 +371,20 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
         let full = c.role_refs(&f.roles, &role_names, &what("roles"));
         let own = c.role_refs(&f.own, &role_names, &what("own"));
         let addon_roles = c.role_refs(&f.addon_roles, &role_names, &what("addon_roles"));
+        let mut types = Vec::new();
+        for t in &f.account_types {
+            if account_types.iter().any(|a: &AccountType| a.name == t.value) {
+                types.push(t.value.clone());
+            } else {
+                let d = Diagnostic::error(
+                    "roles::unknown-account-type",
+                    format!("unknown account type `{}` in {}", t.value, what("account_types")),
+                )
+                .at(c.loc(t.span.clone()))
+                .suggest(&t.value, account_types.iter().map(|a| a.name.as_str()));
+                c.diags.push(d);
+            }
+        }
         for r in f.own.iter().chain(&f.addon_roles) {
             if full.contains(&r.value) {
                 let message = format!(
@@ -377,9 +400,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
                 format!("feature `{}` covers no actions", name.value),
                 name.span.clone(),
             )
-            .help = Some(
-                "list the Cedar actions it covers: `actions = [\"shipment.create\"]`".to_owned(),
-            );
+            .help = Some("list the Cedar actions it covers: `actions = [\"shipment.create\"]`".to_owned());
         }
         features.push(Feature {
             name: name.value.clone(),
@@ -388,6 +409,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
             roles: by_rank(full),
             own: by_rank(own),
             addon_roles: by_rank(addon_roles),
+            account_types: types,
             when: f.when.clone(),
             any_company: f.any_company,
             location: c.loc(name.span.clone()),

@@ -153,6 +153,9 @@ pub struct RawFeature {
     /// Roles whose users may be granted this feature one by one, as an add-on.
     #[serde(default)]
     pub addon_roles: Vec<Name>,
+    /// The account types whose users may hold this feature at all (every type when empty).
+    #[serde(default)]
+    pub account_types: Vec<Name>,
     /// An extra Cedar condition for every grant of this feature, e.g. a subscription check;
     /// the matrix marks such cells conditional.
     #[serde(default)]

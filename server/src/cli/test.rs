@@ -48,14 +48,11 @@ pub fn run(a: TestArgs) -> u8 {
     let root = root_name(&a.folder.folder);
     match a.format {
         TestFormat::Human => print!("{}", report.render_human(&root, a.verbose)),
-        TestFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
+        TestFormat::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
         TestFormat::Junit => print!("{}", report.render_junit(&root)),
     }
-    let uncovered = !report.coverage.unexercised_policies.is_empty()
-        || !report.coverage.unexercised_cells.is_empty();
+    let uncovered =
+        !report.coverage.unexercised_policies.is_empty() || !report.coverage.unexercised_cells.is_empty();
     if report.failed() > 0 || (a.require_coverage && uncovered) {
         EXIT_FAILED
     } else if report.results.is_empty() {
