@@ -149,42 +149,31 @@ impl Snapshot {
                 }
             },
         };
-        let ty = self.qualify_type(&ty, slot).map_err(err)?;
+        let ty = self.qualify_type(&ty).map_err(err)?;
         Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
     }
 
     /// Resolves a type name, adding the folder's namespace when the bare name is unknown.
-    fn qualify_type(&self, ty: &str, slot: Slot) -> Result<EntityTypeName, String> {
-        let is_action = ty == "Action" || ty.ends_with("::Action");
-        let known = |name: &str| -> bool {
-            if is_action {
-                self.schema.actions().any(|a| a.type_name().to_string() == name)
-            } else {
-                self.schema.entity_types().any(|t| t.to_string() == name)
-            }
-        };
-        let candidate = if known(ty) {
-            ty.to_owned()
-        } else {
-            qualify(self.namespace(), ty)
-        };
-        if !known(&candidate) {
-            let names: Vec<String> = self.schema.entity_types().map(ToString::to_string).collect();
-            let mut m = format!("unknown entity type `{ty}`");
-            if let Some(close) = crate::diag::did_you_mean(ty, names.iter().map(String::as_str)) {
-                m.push_str(&format!("; did you mean `{close}`?"));
-            }
-            let _ = slot;
-            return Err(m);
+    fn qualify_type(&self, ty: &str) -> Result<EntityTypeName, String> {
+        if let Some(t) = self.type_names.get(ty) {
+            return Ok(t.clone());
         }
-        EntityTypeName::from_str(&candidate).map_err(|e| format!("invalid entity type `{ty}`: {e}"))
+        if let Some(t) = self.type_names.get(&qualify(self.namespace(), ty)) {
+            return Ok(t.clone());
+        }
+        let mut m = format!("unknown entity type `{ty}`");
+        let names = self.type_names.keys().map(String::as_str);
+        if let Some(close) = crate::diag::did_you_mean(ty, names) {
+            m.push_str(&format!("; did you mean `{close}`?"));
+        }
+        Err(m)
     }
 
     /// Turns a query into a Cedar request and its entity slice, checked against the schema.
     pub fn prepare(&self, q: &AuthzQuery) -> Result<Prepared, RequestError> {
         let principal = self.resolve(&q.principal, Slot::Principal)?;
         let action = self.resolve(&q.action, Slot::Action)?;
-        if !self.schema.actions().any(|a| a == &action) {
+        if !self.action_uids.contains(&action) {
             let ids = crate::snapshot::action_ids(&self.schema, self.namespace());
             let id = action.id().unescaped().to_owned();
             let mut message = format!("unknown action `{id}`");

@@ -68,6 +68,9 @@ pub struct Snapshot {
     pub(crate) warnings: Diagnostics,
     pub(crate) user_attrs: BTreeSet<String>,
     pub(crate) company_attrs: BTreeSet<String>,
+    /// Entity and action type names of the schema, for resolving references without a scan.
+    pub(crate) type_names: HashMap<String, cedar_policy::EntityTypeName>,
+    pub(crate) action_uids: std::collections::HashSet<cedar_policy::EntityUid>,
     pub(crate) authorizer: Authorizer,
 }
 
@@ -223,6 +226,15 @@ impl Snapshot {
         };
         let user_attrs = shapes.attrs_of(&qualify(ns, user));
         let company_attrs = shapes.attrs_of(&qualify(ns, company));
+        let mut type_names: HashMap<String, cedar_policy::EntityTypeName> = schema
+            .entity_types()
+            .map(|t| (t.to_string(), t.clone()))
+            .collect();
+        let action_uids: std::collections::HashSet<cedar_policy::EntityUid> =
+            schema.actions().cloned().collect();
+        for a in &action_uids {
+            type_names.insert(a.type_name().to_string(), a.type_name().clone());
+        }
         let version: Arc<str> = Arc::from(sources.version());
         Ok(Snapshot {
             version,
@@ -235,6 +247,8 @@ impl Snapshot {
             warnings,
             user_attrs,
             company_attrs,
+            type_names,
+            action_uids,
             authorizer: Authorizer::new(),
         })
     }
