@@ -657,11 +657,13 @@ fn evaluate(
     }
     let cell = principal.type_name().to_string() == snap.user_type();
     let user = cell.then(|| l.users.get(principal.id().unescaped())).flatten();
+    // Without account types the matrix has one table, `*`, for every company.
+    let typed = snap.model().is_some_and(|m| !m.account_types.is_empty());
     let asks = user.map(|u| {
-        let at = l
-            .companies
-            .get(&u.company)
-            .map_or_else(|| "*".to_owned(), |c| c.account_type.clone());
+        let at = match l.companies.get(&u.company) {
+            Some(c) if typed => c.account_type.clone(),
+            _ => "*".to_owned(),
+        };
         (at, u.role.clone(), action.id().unescaped().to_owned())
     });
     let prepared = match snap.prepare_with(principal, action, resource, r.context.clone(), entities.clone()) {

@@ -12,7 +12,8 @@
 //!   `any_company`), and `when` any extra condition;
 //! - feature, `own`: the same, on resources whose `owner` is the user;
 //! - feature, `addon_roles`: the same, for users of those roles whose `addons` name the feature;
-//! - permission groups: the same, for users whose `group_features` name the feature;
+//! - permission groups: the same, for users whose `group_features` name the feature (only for
+//!   features some group of `roles.toml` lists);
 //! - role `manages`: `permit` the assign actions on users of its company whose current and
 //!   resulting role are managed, and the manage actions on users whose role is managed;
 //! - role `change_own_role = false`: `forbid` giving oneself another role;
@@ -154,9 +155,14 @@ pub fn compile(
         embedded: None,
     });
 
-    let with_groups = !model.groups.is_empty();
+    // Only features some permission group lists can be held through a group.
+    let grouped: BTreeSet<&str> = model
+        .groups
+        .iter()
+        .flat_map(|g| g.features.iter().map(String::as_str))
+        .collect();
     for f in &model.features {
-        feature_policies(&n, f, with_groups, &mut out);
+        feature_policies(&n, f, grouped.contains(f.name.as_str()), &mut out);
     }
 
     for r in &model.roles {
