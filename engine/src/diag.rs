@@ -292,23 +292,23 @@ fn render_one(out: &mut String, d: &Diagnostic, root: &str) {
         Severity::Warning => "warning",
     };
     let _ = writeln!(out, "{sev}[{}]: {}", d.code, d.message);
+    // The gutter is as wide as the line number, as in rustc's and Cedar's output.
+    let pad = " ".repeat(d.location.as_ref().map_or(1, |l| l.line.to_string().len()));
     if let Some(l) = &d.location {
-        let _ = writeln!(out, "  --> {}:{}:{}", join_root(root, &l.file), l.line, l.column);
+        let _ = writeln!(out, "{pad}--> {}:{}:{}", join_root(root, &l.file), l.line, l.column);
         if !l.source_line.is_empty() {
-            let num = l.line.to_string();
-            let pad = " ".repeat(num.len());
             let width = {
                 let rest: String = l.source_line.chars().skip(l.column - 1).collect();
                 let len = l.span.len().max(1);
                 rest.char_indices().take_while(|(i, _)| *i < len).count().max(1)
             };
             let _ = writeln!(out, "{pad} |");
-            let _ = writeln!(out, "{num} | {}", l.source_line);
+            let _ = writeln!(out, "{} | {}", l.line, l.source_line);
             let _ = writeln!(out, "{pad} | {}{}", " ".repeat(l.column - 1), "^".repeat(width));
         }
     }
     if let Some(h) = &d.help {
-        let _ = writeln!(out, "  = help: {h}");
+        let _ = writeln!(out, "{pad} = help: {h}");
     }
 }
 
