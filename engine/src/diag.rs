@@ -295,7 +295,13 @@ fn render_one(out: &mut String, d: &Diagnostic, root: &str) {
     // The gutter is as wide as the line number, as in rustc's and Cedar's output.
     let pad = " ".repeat(d.location.as_ref().map_or(1, |l| l.line.to_string().len()));
     if let Some(l) = &d.location {
-        let _ = writeln!(out, "{pad}--> {}:{}:{}", join_root(root, &l.file), l.line, l.column);
+        let _ = writeln!(
+            out,
+            "{pad}--> {}:{}:{}",
+            join_root(root, &l.file),
+            l.line,
+            l.column
+        );
         if !l.source_line.is_empty() {
             let width = {
                 let rest: String = l.source_line.chars().skip(l.column - 1).collect();

@@ -271,6 +271,39 @@ pub fn run(snapshot: &Snapshot) -> Result<Report, Diagnostics> {
 /// Runs the given fixture files against a snapshot. Load problems (bad TOML, unknown names,
 /// entities that do not fit the schema) come back as diagnostics; failed cases in the report.
 pub fn run_files(snapshot: &Snapshot, files: &[SourceFile]) -> Result<Report, Diagnostics> {
+    let parsed = parse_all(files)?;
+    let loaded = gather(&parsed, files)?;
+    run_loaded(snapshot, &loaded)
+}
+
+/// The entities and the policy set (with template links) a fixture file defines, for deciding
+/// or explaining requests against it outside a test run. `path` is relative to the folder.
+pub fn environment(
+    snapshot: &Snapshot,
+    path: &str,
+) -> Result<(cedar_policy::Entities, PolicySet), Diagnostics> {
+    let files = &snapshot.sources().fixtures;
+    let parsed = parse_all(files)?;
+    let loaded = gather(&parsed, files)?;
+    let Some(l) = loaded.iter().find(|l| l.file.path == path) else {
+        let names = files.iter().map(|f| f.path.as_str());
+        let d = Diagnostic::error(
+            "fixture::unknown-file",
+            format!("no fixture file `{path}` in the folder"),
+        )
+        .suggest(path, names);
+        return Err(Diagnostics(vec![d]));
+    };
+    let mut diags = Diagnostics::default();
+    match environment_of(snapshot, l, &mut diags) {
+        Some(env) if !diags.has_errors() => Ok(env),
+        _ => Err(diags),
+    }
+}
+
+type Parsed<'a> = HashMap<String, (&'a SourceFile, FixtureFile)>;
+
+fn parse_all(files: &[SourceFile]) -> Result<Parsed<'_>, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut parsed: HashMap<String, (&SourceFile, FixtureFile)> = HashMap::new();
     for f in files {
@@ -290,6 +323,11 @@ pub fn run_files(snapshot: &Snapshot, files: &[SourceFile]) -> Result<Report, Di
     if diags.has_errors() {
         return Err(diags);
     }
+    Ok(parsed)
+}
+
+fn gather<'a>(parsed: &Parsed<'a>, files: &'a [SourceFile]) -> Result<Vec<Loaded<'a>>, Diagnostics> {
+    let mut diags = Diagnostics::default();
     let mut loaded = Vec::new();
     for f in files {
         let Some((file, p)) = parsed.get(&f.path) else {
@@ -341,10 +379,15 @@ pub fn run_files(snapshot: &Snapshot, files: &[SourceFile]) -> Result<Report, Di
         return Err(diags);
     }
 
+    Ok(loaded)
+}
+
+fn run_loaded(snapshot: &Snapshot, loaded: &[Loaded<'_>]) -> Result<Report, Diagnostics> {
+    let mut diags = Diagnostics::default();
     let mut report = Report::default();
     let mut exercised_policies: BTreeSet<String> = BTreeSet::new();
     let mut asked: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for l in &loaded {
+    for l in loaded {
         run_one(
             snapshot,
             l,
@@ -361,14 +404,11 @@ pub fn run_files(snapshot: &Snapshot, files: &[SourceFile]) -> Result<Report, Di
     Ok(report)
 }
 
-fn run_one(
+fn environment_of(
     snap: &Snapshot,
     l: &Loaded<'_>,
-    report: &mut Report,
-    exercised: &mut BTreeSet<String>,
-    asked: &mut BTreeSet<(String, String, String)>,
     diags: &mut Diagnostics,
-) {
+) -> Option<(cedar_policy::Entities, PolicySet)> {
     let file = l.file;
     let at = |span: std::ops::Range<usize>| Location::new(&file.path, &file.text, span);
     let file_loc = Location::file_only(&file.path);
@@ -450,7 +490,7 @@ fn run_one(
         }
     }
     if diags.has_errors() {
-        return;
+        return None;
     }
 
     let mut json = Vec::new();
@@ -465,7 +505,7 @@ fn run_one(
         Ok(e) => e,
         Err(e) => {
             diags.push(Diagnostic::error("fixture::entities", e.to_string()).at(file_loc));
-            return;
+            return None;
         }
     };
 
@@ -502,9 +542,26 @@ fn run_one(
         }
     }
     if diags.has_errors() {
-        return;
+        return None;
     }
 
+    Some((entities, policies))
+}
+
+fn run_one(
+    snap: &Snapshot,
+    l: &Loaded<'_>,
+    report: &mut Report,
+    exercised: &mut BTreeSet<String>,
+    asked: &mut BTreeSet<(String, String, String)>,
+    diags: &mut Diagnostics,
+) {
+    let file = l.file;
+    let at = |span: std::ops::Range<usize>| Location::new(&file.path, &file.text, span);
+    let file_loc = Location::file_only(&file.path);
+    let Some((entities, policies)) = environment_of(snap, l, diags) else {
+        return;
+    };
     let mut requests: Vec<Request> = Vec::new();
     for case in &l.parsed.cases {
         let c = &case.value;

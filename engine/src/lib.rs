@@ -8,9 +8,12 @@
 
 mod decide;
 pub mod diag;
+pub mod diff;
+pub mod explain;
 pub mod facts;
 pub mod fixtures;
 pub mod matrix;
+pub mod permissions;
 mod request;
 pub mod roles;
 pub mod schemas;

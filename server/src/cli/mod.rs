@@ -2,9 +2,12 @@
 
 mod authorize;
 mod check;
+mod diff;
+mod explain;
 mod matrix;
 mod schema;
 mod test;
+mod what_can;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +41,12 @@ enum Command {
     Matrix(matrix::MatrixArgs),
     /// Write the JSON Schemas of the TOML formats.
     Schema(schema::SchemaArgs),
+    /// Explain a decision: the deciding policies, or for a default deny the nearest permits.
+    Explain(explain::ExplainArgs),
+    /// List the actions and features a principal is allowed on a resource.
+    WhatCan(what_can::WhatCanArgs),
+    /// Show every matrix cell and fixture outcome that differs between two folders or revisions.
+    Diff(diff::DiffArgs),
 }
 
 impl Cli {
@@ -49,6 +58,9 @@ impl Cli {
             Command::Authorize(a) => authorize::run(a),
             Command::Matrix(a) => matrix::run(a),
             Command::Schema(a) => schema::run(a),
+            Command::Explain(a) => explain::run(a),
+            Command::WhatCan(a) => what_can::run(a),
+            Command::Diff(a) => diff::run(a),
         }
     }
 }
