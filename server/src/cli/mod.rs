@@ -6,6 +6,7 @@ mod diff;
 mod explain;
 mod matrix;
 mod schema;
+mod serve;
 mod test;
 mod what_can;
 
@@ -47,6 +48,8 @@ enum Command {
     WhatCan(what_can::WhatCanArgs),
     /// Show every matrix cell and fixture outcome that differs between two folders or revisions.
     Diff(diff::DiffArgs),
+    /// Serve decisions over HTTP, reloading the policy folder as it changes.
+    Serve(serve::ServeArgs),
 }
 
 impl Cli {
@@ -61,6 +64,7 @@ impl Cli {
             Command::Explain(a) => explain::run(a),
             Command::WhatCan(a) => what_can::run(a),
             Command::Diff(a) => diff::run(a),
+            Command::Serve(a) => serve::run(a),
         }
     }
 }

@@ -13,7 +13,11 @@ fn policies() -> PathBuf {
 }
 
 fn run(args: &[&str], cwd: &Path) -> Output {
-    bin().args(args).current_dir(cwd).output().expect("portcullis runs")
+    bin()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("portcullis runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -54,13 +58,24 @@ fn check_accepts_the_default_policies() {
 fn check_reports_every_error_with_location_and_exits_2() {
     let (dir, folder) = scratch();
     let roles = std::fs::read_to_string(folder.join("roles.toml")).unwrap();
-    let roles = roles.replacen("manages = [\"admin\", \"regular\", \"visitor\"]", "manages = [\"admin\", \"regulr\", \"visitor\"]", 1);
+    let roles = roles.replacen(
+        "manages = [\"admin\", \"regular\", \"visitor\"]",
+        "manages = [\"admin\", \"regulr\", \"visitor\"]",
+        1,
+    );
     std::fs::write(folder.join("roles.toml"), roles).unwrap();
-    std::fs::write(folder.join("broken.cedar"), "permit (principal, action, resource) when { 1 + };\n").unwrap();
+    std::fs::write(
+        folder.join("broken.cedar"),
+        "permit (principal, action, resource) when { 1 + };\n",
+    )
+    .unwrap();
     let out = run(&["check", "policies"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("error[roles::unknown-role]: unknown role `regulr` in `manages` of role `owner`"), "{stderr}");
+    assert!(
+        stderr.contains("error[roles::unknown-role]: unknown role `regulr` in `manages` of role `owner`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--> policies/roles.toml:"), "{stderr}");
     assert!(stderr.contains("help: did you mean `regular`?"), "{stderr}");
     assert!(stderr.contains("error[cedar::syntax]"), "{stderr}");
@@ -71,9 +86,13 @@ fn check_reports_every_error_with_location_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_str(&text(&out.stderr)).expect("json diagnostics");
     let all = v.as_array().unwrap();
-    assert!(all.iter().any(|d| d["code"] == "roles::unknown-role" && d["file"] == "policies/roles.toml"
-        && d["line"].as_u64().unwrap() > 1 && d["help"] == "did you mean `regular`?"));
-    assert!(all.iter().any(|d| d["code"] == "cedar::syntax" && d["file"] == "policies/broken.cedar" && d["line"] == 1));
+    assert!(all.iter().any(|d| d["code"] == "roles::unknown-role"
+        && d["file"] == "policies/roles.toml"
+        && d["line"].as_u64().unwrap() > 1
+        && d["help"] == "did you mean `regular`?"));
+    assert!(all
+        .iter()
+        .any(|d| d["code"] == "cedar::syntax" && d["file"] == "policies/broken.cedar" && d["line"] == 1));
 }
 
 fn stdout_empty(o: &Output) -> bool {
@@ -124,7 +143,7 @@ attrs = {}
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("FAIL  policies/fixtures/zz_wrong.toml:12 a regular user configures the portal theme: expected allow, got deny (no policy applied)"),
+        stdout.contains("FAIL  policies/fixtures/zz_wrong.toml:11 a regular user configures the portal theme: expected allow, got deny (no policy applied)"),
         "{stdout}"
     );
     assert!(stdout.trim_end().ends_with(" passed, 1 failed"), "{stdout}");
@@ -134,11 +153,19 @@ attrs = {}
     let xml = text(&out.stdout);
     assert!(xml.contains("<testsuites name=\"portcullis\""), "{xml}");
     assert!(xml.contains("failures=\"1\""), "{xml}");
-    assert!(xml.contains("<failure message=\"expected allow, got deny (no policy applied)\"/>"), "{xml}");
+    assert!(
+        xml.contains("<failure message=\"expected allow, got deny (no policy applied)\"/>"),
+        "{xml}"
+    );
 
     let out = run(&["test", "policies", "--format", "json"], dir.path());
     let v: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
-    let failed: Vec<_> = v["results"].as_array().unwrap().iter().filter(|r| r["failure"].is_string()).collect();
+    let failed: Vec<_> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["failure"].is_string())
+        .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["actual"], "deny");
 }
@@ -150,8 +177,14 @@ fn test_exits_2_on_a_broken_fixture() {
     let out = run(&["test", "policies"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("error[fixture::syntax]: missing field `expect`"), "{stderr}");
-    assert!(stderr.contains("--> policies/fixtures/zz_bad.toml:1:1"), "{stderr}");
+    assert!(
+        stderr.contains("error[fixture::syntax]: missing field `expect`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> policies/fixtures/zz_bad.toml:1:1"),
+        "{stderr}"
+    );
 }
 
 fn request(principal: serde_json::Value, action: &str, resource: &str) -> String {
@@ -177,8 +210,19 @@ fn authorize_answers_with_reasons_and_exit_code() {
     let folder = policies();
     let folder = folder.to_str().unwrap();
 
-    std::fs::write(&req, request(serde_json::json!("Portal::User::\"olivia\""), "theme.configure", "Portal::Theme::\"t\"")).unwrap();
-    let out = run(&["authorize", folder, "--request", req.to_str().unwrap()], dir.path());
+    std::fs::write(
+        &req,
+        request(
+            serde_json::json!("Portal::User::\"olivia\""),
+            "theme.configure",
+            "Portal::Theme::\"t\"",
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &["authorize", folder, "--request", req.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["decision"], "allow");
@@ -187,19 +231,44 @@ fn authorize_answers_with_reasons_and_exit_code() {
     assert!(v["version"].as_str().unwrap().len() == 16);
 
     // The object form of a reference decides the same; a forbidden action exits 1.
-    std::fs::write(&req, request(serde_json::json!({"type": "Portal::User", "id": "olivia"}), "declaration.create", "Portal::CustomerProfile::\"p\"")).unwrap();
-    let out = run(&["authorize", folder, "--request", req.to_str().unwrap()], dir.path());
+    std::fs::write(
+        &req,
+        request(
+            serde_json::json!({"type": "Portal::User", "id": "olivia"}),
+            "declaration.create",
+            "Portal::CustomerProfile::\"p\"",
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &["authorize", folder, "--request", req.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["decision"], "deny");
     assert_eq!(v["reasons"], serde_json::json!([]));
 
     // An unknown action is bad input: exit 2 with a suggestion.
-    std::fs::write(&req, request(serde_json::json!("olivia"), "theme.configur", "Portal::Theme::\"t\"")).unwrap();
-    let out = run(&["authorize", folder, "--request", req.to_str().unwrap()], dir.path());
+    std::fs::write(
+        &req,
+        request(
+            serde_json::json!("olivia"),
+            "theme.configur",
+            "Portal::Theme::\"t\"",
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &["authorize", folder, "--request", req.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("unknown action `theme.configur`; did you mean `theme.configure`?"), "{stderr}");
+    assert!(
+        stderr.contains("unknown action `theme.configur`; did you mean `theme.configure`?"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -214,10 +283,21 @@ fn matrix_renders_every_format() {
     assert!(csv.contains("\ncustomer,owner,portal_theme,yes\n"), "{csv}");
     assert!(csv.contains("\ncustomer,admin,portal_theme,-\n"), "{csv}");
     assert!(csv.contains("\ncustomer,admin,track_profiles,own\n"), "{csv}");
-    assert!(csv.contains("\ncustomer,admin,all_action_centers,add-on*\n"), "{csv}");
-    assert!(!csv.contains("\ncarrier,owner,"), "carriers have no owners: {csv}");
+    assert!(
+        csv.contains("\ncustomer,admin,all_action_centers,add-on*\n"),
+        "{csv}"
+    );
+    assert!(
+        !csv.contains("\ncarrier,owner,"),
+        "carriers have no owners: {csv}"
+    );
 
-    for (format, needle) in [("table", "Freight forwarder (forwarder)"), ("markdown", "| Feature |"), ("html", "<table>"), ("json", "\"tables\"")] {
+    for (format, needle) in [
+        ("table", "Freight forwarder (forwarder)"),
+        ("markdown", "| Feature |"),
+        ("html", "<table>"),
+        ("json", "\"tables\""),
+    ] {
         let out = run(&["matrix", folder, "--format", format], Path::new("."));
         assert_eq!(out.status.code(), Some(0));
         assert!(text(&out.stdout).contains(needle), "{format}");
@@ -230,7 +310,9 @@ fn schema_writes_the_json_schemas() {
     let out = run(&["schema", "--out", "out"], dir.path());
     assert_eq!(out.status.code(), Some(0));
     for name in ["roles.schema.json", "fixtures.schema.json"] {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out").join(name)).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("out").join(name)).unwrap())
+                .unwrap();
         assert!(v["properties"].is_object(), "{name}");
     }
 }

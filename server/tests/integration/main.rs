@@ -1,1 +1,14 @@
+//! Integration tests of `portcullis serve`: real servers on `127.0.0.1:0`, real HTTP.
+//!
+//! One binary, one module per theme. Servers serve a copy of `policies/` in a temp folder,
+//! with `entities.json` beside this file as the static entities file.
 
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+
+mod cli;
+mod common;
+mod decisions;
+mod errors;
+mod lifecycle;
+mod reload;
+mod stress;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Reproducible load test of `portcullis serve` (see README.md beside this script).
+# Needs: wrk (apt-get install -y wrk), python3, curl. Run from the workspace root.
+set -euo pipefail
+ROOT=$(pwd)
+BIN=${BIN:-$ROOT/target/release/portcullis}
+PORT=${PORT:-18190}
+DUR=${DUR:-10s}
+WORK=$(mktemp -d)
+trap 'kill $(cat $WORK/pid 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+[ -x "$BIN" ] || cargo build -q --release -p portcullis-server
+cp -r "$ROOT/policies" "$WORK/policies"
+HERE=$(dirname "$0")
+
+start() { # $1 = entities file
+  "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --entities "$1" >"$WORK/log" 2>&1 &
+  echo $! >"$WORK/pid"
+  for _ in $(seq 200); do curl -sf localhost:$PORT/healthz >/dev/null && return; sleep 0.05; done
+  cat "$WORK/log"; exit 1
+}
+stop() { kill "$(cat "$WORK/pid")"; wait "$(cat "$WORK/pid")" 2>/dev/null || true; }
+rss() { awk '/VmRSS/ {print $2/1024 " MB"}' /proc/"$(cat "$WORK/pid")"/status; }
+run() { # $1 = label, $2 = body file, $3 = path, $4 = connections
+  echo "== $1 ($4 connections, $DUR)"
+  BODY=$2 wrk -t"$([ "$4" = 1 ] && echo 1 || echo 2)" -c"$4" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:$PORT$3" \
+    | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+}
+
+echo '{"principal":"u0","action":"shipment.create","resource":"Portal::Shipment::\"s0\""}' >"$WORK/stored.json"
+python3 "$HERE/gen_entities.py" 100 "$WORK/e100.json" "$WORK/inline.json"
+python3 "$HERE/gen_entities.py" 100000 "$WORK/e100k.json"
+python3 - "$WORK/batch.json" <<'PY'
+import json, sys
+checks = [{"id": i, "principal": "u0", "action": "shipment.create", "resource": "Portal::Shipment::\"s0\""} for i in range(100)]
+json.dump({"checks": checks}, open(sys.argv[1], "w"))
+PY
+
+for n in 100 100k; do
+  start "$WORK/e$n.json"
+  curl -s localhost:$PORT/v1/authorize -d @"$WORK/stored.json"; echo
+  echo "-- $n entities, RSS after start: $(rss)"
+  run "stored entities, $n" "$WORK/stored.json" /v1/authorize 32
+  run "stored entities, $n, one at a time" "$WORK/stored.json" /v1/authorize 1
+  run "inline entities, $n" "$WORK/inline.json" /v1/authorize 32
+  run "inline entities, $n, one at a time" "$WORK/inline.json" /v1/authorize 1
+  run "batch of 100 (x100 decisions/s), $n" "$WORK/batch.json" /v1/authorize/batch 32
+  echo "-- $n entities, RSS after load: $(rss)"
+  stop
+done
+
+echo "== reload latency: save -> new version at GET /v1/policy (20 saves)"
+start "$WORK/e100.json"
+python3 - "$WORK/policies/roles.toml" $PORT <<'PY'
+import json, statistics, sys, time, urllib.request
+path, port = sys.argv[1], sys.argv[2]
+def version():
+    return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/policy"))["version"]
+original = open(path).read()
+times = []
+for i in range(20):
+    before = version()
+    t0 = time.perf_counter()
+    with open(path, "w") as f:
+        f.write(original + f"\n# reload {i}\n")
+    while version() == before:
+        time.sleep(0.001)
+    times.append((time.perf_counter() - t0) * 1000)
+print(f"median {statistics.median(times):.1f} ms, max {max(times):.1f} ms")
+PY
+stop

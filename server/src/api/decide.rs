@@ -1,0 +1,242 @@
+//! `POST /v1/authorize` and `POST /v1/authorize/batch`, and the one function every decision
+//! endpoint (AuthZEN included) goes through.
+//!
+//! Input: parsed JSON queries. Each request loads the served bundle once, resolves names,
+//! builds the entity slice (inline entities + stored principal/resource with ancestors),
+//! decides, counts the outcome and answers with the policy version and a decision id.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::Json;
+use cedar_policy::EntityUid;
+use portcullis_engine::{AuthzQuery, Decision, EntityRef, RequestError, Slot};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::slice::{build_slice, Inline};
+use crate::state::{AppState, Served};
+
+/// The parts of one check, borrowed from whichever request shape carried them.
+#[derive(Debug)]
+pub struct Check<'a> {
+    /// Who asks.
+    pub principal: &'a EntityRef,
+    /// What they want to do.
+    pub action: &'a EntityRef,
+    /// On what.
+    pub resource: &'a EntityRef,
+    /// The request context.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Decides one check under `served`, with `inline` entities added to the slice.
+pub fn decide(served: &Served, check: Check<'_>, inline: &Inline) -> Result<Decision, RequestError> {
+    let s = &served.snapshot;
+    let principal: EntityUid = served.resolver.entity(s, check.principal, Slot::Principal)?;
+    let action = served.resolver.action(s, check.action)?;
+    let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
+    let entities = build_slice(
+        &*served.entities.entities,
+        &served.resolver.action_entities,
+        &principal,
+        &action,
+        &resource,
+        inline,
+    )?;
+    let prepared = s.prepare_with(principal, action, resource, check.context, entities)?;
+    Ok(s.decide(&prepared))
+}
+
+/// A new decision id.
+pub fn decision_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The answer to one decision.
+#[derive(Debug, Serialize)]
+pub struct DecisionBody {
+    /// `allow` or `deny`.
+    pub decision: portcullis_engine::Outcome,
+    /// Ids of the deciding policies.
+    pub reasons: Vec<String>,
+    /// Policies that failed to evaluate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<portcullis_engine::PolicyError>,
+    /// The policy version decided under.
+    pub version: Arc<str>,
+    /// A unique id for this decision, for audit logs.
+    pub decision_id: String,
+}
+
+impl DecisionBody {
+    /// From an engine decision.
+    pub fn new(d: Decision) -> Self {
+        Self {
+            decision: d.decision,
+            reasons: d.reasons.iter().map(|r| r.id.clone()).collect(),
+            errors: d.errors,
+            version: d.version,
+            decision_id: decision_id(),
+        }
+    }
+}
+
+/// `POST /v1/authorize`.
+pub async fn authorize(
+    State(app): State<Arc<AppState>>,
+    ApiJson(q): ApiJson<AuthzQuery>,
+) -> Result<Json<DecisionBody>, ApiError> {
+    let started = Instant::now();
+    let served = app.served();
+    let result = Inline::parse(&q.entities, served.snapshot.schema()).and_then(|inline| {
+        decide(
+            &served,
+            Check {
+                principal: &q.principal,
+                action: &q.action,
+                resource: &q.resource,
+                context: q.context,
+            },
+            &inline,
+        )
+    });
+    app.metrics.latency(started.elapsed());
+    match result {
+        Ok(d) => {
+            app.metrics.decision(d.allowed());
+            Ok(Json(DecisionBody::new(d)))
+        }
+        Err(e) => {
+            app.metrics.rejected();
+            Err(e.into())
+        }
+    }
+}
+
+/// One check of a batch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCheck {
+    /// The client's id for this check, echoed in its answer.
+    pub id: serde_json::Value,
+    /// Who asks.
+    pub principal: EntityRef,
+    /// What they want to do.
+    pub action: EntityRef,
+    /// On what.
+    pub resource: EntityRef,
+    /// The request context.
+    #[serde(default)]
+    pub context: serde_json::Map<String, serde_json::Value>,
+    /// Entities only this check needs.
+    #[serde(default)]
+    pub entities: Vec<serde_json::Value>,
+}
+
+/// `POST /v1/authorize/batch` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The checks, answered in order.
+    pub checks: Vec<BatchCheck>,
+    /// Entities every check may use.
+    #[serde(default)]
+    pub entities: Vec<serde_json::Value>,
+}
+
+/// One answer of a batch: a decision, or the error of that check alone.
+#[derive(Debug, Serialize)]
+pub struct BatchResult {
+    /// The client's id.
+    pub id: serde_json::Value,
+    /// The decision, when the check was valid.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionBody>,
+    /// The error envelope's body, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// `POST /v1/authorize/batch` answer.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// The policy version every check was decided under.
+    pub version: Arc<str>,
+    /// One answer per check, in order.
+    pub results: Vec<BatchResult>,
+}
+
+/// `POST /v1/authorize/batch`: every check under one snapshot.
+pub async fn batch(
+    State(app): State<Arc<AppState>>,
+    ApiJson(req): ApiJson<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let max = app.config.limits.max_batch;
+    if req.checks.len() > max {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "the batch holds {} checks, more than the limit of {max}",
+                req.checks.len()
+            ),
+        ));
+    }
+    let started = Instant::now();
+    let served = app.served();
+    let schema = served.snapshot.schema();
+    let shared = Inline::parse(&req.entities, schema)?;
+    let (mut allow, mut deny) = (0, 0);
+    let mut results = Vec::with_capacity(req.checks.len());
+    for c in req.checks {
+        let inline = if c.entities.is_empty() {
+            Ok(None)
+        } else {
+            let mut values = req.entities.clone();
+            values.extend(c.entities);
+            Inline::parse(&values, schema).map(Some)
+        };
+        let result = inline.and_then(|own| {
+            decide(
+                &served,
+                Check {
+                    principal: &c.principal,
+                    action: &c.action,
+                    resource: &c.resource,
+                    context: c.context,
+                },
+                own.as_ref().unwrap_or(&shared),
+            )
+        });
+        results.push(match result {
+            Ok(d) => {
+                if d.allowed() {
+                    allow += 1;
+                } else {
+                    deny += 1;
+                }
+                BatchResult {
+                    id: c.id,
+                    decision: Some(DecisionBody::new(d)),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                app.metrics.rejected();
+                BatchResult {
+                    id: c.id,
+                    decision: None,
+                    error: Some(ApiError::from(e).body()["error"].clone()),
+                }
+            }
+        });
+    }
+    app.metrics.decisions(allow, deny);
+    app.metrics.latency(started.elapsed());
+    Ok(Json(BatchResponse {
+        version: served.snapshot.version_arc(),
+        results,
+    }))
+}

@@ -1,0 +1,113 @@
+//! The HTTP API: routes, the API-key guard, the request timeout, panic catching.
+//!
+//! Input: an [`AppState`]. Output: an axum `Router` whose every failure, from a bad route to
+//! a panic, is the JSON error envelope. Decision endpoints and the reload endpoint require
+//! the service API key when one is configured.
+
+pub mod authzen;
+pub mod decide;
+pub mod error;
+pub mod json;
+pub mod openapi;
+pub mod policy;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use subtle::ConstantTimeEq;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use self::error::ApiError;
+use crate::state::AppState;
+
+/// The whole API.
+pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The whole API plus `extra` routes (given the same guards and layers), for tests.
+pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
+    let guarded = Router::new()
+        .route("/v1/authorize", post(decide::authorize))
+        .route("/v1/authorize/batch", post(decide::batch))
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/v1/policy/reload", post(policy::reload))
+        .merge(extra)
+        .route_layer(middleware::from_fn_with_state(state.clone(), api_key));
+    let limits = state.config.limits;
+    Router::new()
+        .route("/v1/policy", get(policy::policy))
+        .route("/healthz", get(policy::healthz))
+        .route("/metrics", get(policy::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/.well-known/authzen-configuration", get(authzen::configuration))
+        .merge(guarded)
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(CatchPanicLayer::custom(on_panic))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Requires the API key, when configured, as `Authorization: Bearer KEY` or `X-Api-Key`.
+async fn api_key(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let Some(key) = &app.config.api_key else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()));
+    let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(key.expose().as_bytes())));
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required",
+        )
+        .into_response()
+    }
+}
+
+/// Bounds the time of one request, body included.
+async fn timeout(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = app.config.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
+}
+
+fn on_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a handler panicked");
+    ApiError::internal(format!("panic: {detail}")).into_response()
+}

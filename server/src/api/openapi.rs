@@ -1,0 +1,139 @@
+//! The OpenAPI 3.1 document of the whole API, served at `GET /openapi.json`.
+//!
+//! Written by hand next to the routes it describes; a test checks that every route of the
+//! router appears here.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+/// Every path the document describes, for the test that keeps it in step with the router.
+pub const PATHS: [&str; 10] = [
+    "/v1/authorize",
+    "/v1/authorize/batch",
+    "/access/v1/evaluation",
+    "/access/v1/evaluations",
+    "/.well-known/authzen-configuration",
+    "/v1/policy",
+    "/v1/policy/reload",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+];
+
+fn body(schema: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn ok(schema: &str, description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn errors(codes: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        m.insert(
+            (*c).to_owned(),
+            json!({ "description": "error envelope", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn op(summary: &str, req: Option<&str>, res: Value, errs: &[&str], secured: bool) -> Value {
+    let mut responses = errors(errs);
+    if let Some(m) = responses.as_object_mut() {
+        m.insert("200".to_owned(), res);
+    }
+    let mut o = json!({ "summary": summary, "responses": responses });
+    if let Some(r) = req {
+        o["requestBody"] = body(r);
+    }
+    if secured {
+        o["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]);
+    }
+    o
+}
+
+/// The document.
+pub fn openapi() -> Value {
+    let bad = ["400", "401", "408", "413"];
+    let entity_ref = json!({
+        "description": "`Portal::User::\"alice\"`, a bare id where the slot implies the type, or {type, id}",
+        "oneOf": [
+            { "type": "string" },
+            { "type": "object", "required": ["type", "id"], "properties": { "type": { "type": "string" }, "id": { "type": "string" } }, "additionalProperties": false }
+        ]
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Portcullis decision API", "version": env!("CARGO_PKG_VERSION") },
+        "paths": {
+            "/v1/authorize": { "post": op("Decide one request", Some("AuthorizeRequest"), ok("Decision", "the decision"), &bad, true) },
+            "/v1/authorize/batch": { "post": op("Decide many requests under one policy version", Some("BatchRequest"), ok("BatchResponse", "one answer per check"), &bad, true) },
+            "/access/v1/evaluation": { "post": op("AuthZEN Access Evaluation", Some("AuthzenEvaluation"), ok("AuthzenDecision", "the decision"), &bad, true) },
+            "/access/v1/evaluations": { "post": op("AuthZEN Access Evaluations", Some("AuthzenEvaluations"), ok("AuthzenDecisions", "one decision per evaluation"), &bad, true) },
+            "/.well-known/authzen-configuration": { "get": op("AuthZEN PDP metadata", None, json!({ "description": "metadata" }), &[], false) },
+            "/v1/policy": { "get": op("The policy served and the last reload error", None, ok("Policy", "policy status"), &[], false) },
+            "/v1/policy/reload": { "post": op("Rebuild the policy folder now", None, json!({ "description": "the new version" }), &["401", "422"], true) },
+            "/healthz": { "get": op("Liveness", None, json!({ "description": "ok" }), &[], false) },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
+            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-Api-Key" }
+            },
+            "schemas": {
+                "EntityRef": entity_ref,
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+                "AuthorizeRequest": { "type": "object", "required": ["principal", "action", "resource"], "additionalProperties": false, "properties": {
+                    "principal": { "$ref": "#/components/schemas/EntityRef" },
+                    "action": { "$ref": "#/components/schemas/EntityRef" },
+                    "resource": { "$ref": "#/components/schemas/EntityRef" },
+                    "context": { "type": "object" },
+                    "entities": { "type": "array", "description": "Cedar JSON entities", "items": { "type": "object" } }
+                } },
+                "Decision": { "type": "object", "required": ["decision", "reasons", "version", "decision_id"], "properties": {
+                    "decision": { "enum": ["allow", "deny"] },
+                    "reasons": { "type": "array", "items": { "type": "string" } },
+                    "errors": { "type": "array", "items": { "type": "object", "properties": { "policy": { "type": "string" }, "message": { "type": "string" } } } },
+                    "version": { "type": "string" },
+                    "decision_id": { "type": "string", "format": "uuid" }
+                } },
+                "BatchRequest": { "type": "object", "required": ["checks"], "additionalProperties": false, "properties": {
+                    "checks": { "type": "array", "items": { "allOf": [ { "$ref": "#/components/schemas/AuthorizeRequest" } ], "required": ["id"], "properties": { "id": {} } } },
+                    "entities": { "type": "array", "items": { "type": "object" } }
+                } },
+                "BatchResponse": { "type": "object", "properties": {
+                    "version": { "type": "string" },
+                    "results": { "type": "array", "items": { "type": "object", "properties": { "id": {}, "decision": { "enum": ["allow", "deny"] }, "reasons": { "type": "array" }, "decision_id": { "type": "string" }, "error": { "type": "object" } } } }
+                } },
+                "AuthzenEvaluation": { "type": "object", "required": ["subject", "action", "resource"], "properties": {
+                    "subject": { "type": "object", "required": ["type", "id"] },
+                    "action": { "type": "object", "required": ["name"] },
+                    "resource": { "type": "object", "required": ["type", "id"] },
+                    "context": { "type": "object" },
+                    "entities": { "type": "array", "items": { "type": "object" } }
+                } },
+                "AuthzenEvaluations": { "type": "object", "properties": {
+                    "subject": { "type": "object" }, "action": { "type": "object" }, "resource": { "type": "object" }, "context": { "type": "object" },
+                    "evaluations": { "type": "array", "items": { "type": "object" } },
+                    "options": { "type": "object", "properties": { "evaluations_semantic": { "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] } } }
+                } },
+                "AuthzenDecision": { "type": "object", "required": ["decision"], "properties": { "decision": { "type": "boolean" }, "context": { "type": "object" } } },
+                "AuthzenDecisions": { "type": "object", "properties": { "evaluations": { "type": "array", "items": { "$ref": "#/components/schemas/AuthzenDecision" } } } },
+                "Policy": { "type": "object", "properties": {
+                    "version": { "type": "string" }, "generation": { "type": "integer" }, "loaded_at": { "type": "string" },
+                    "files": { "type": "array" }, "entities": { "type": "object" },
+                    "last_error": { "type": ["object", "null"], "properties": { "message": { "type": "string" }, "diagnostics": { "type": "array" } } }
+                } }
+            }
+        }
+    })
+}
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(openapi())
+}

@@ -1,0 +1,112 @@
+//! `GET /v1/policy`, `POST /v1/policy/reload`, `GET /healthz` and `GET /metrics`.
+//!
+//! What is served (version, load time, files, entities) and how the last reload went, with
+//! every diagnostic of a failed build at `file:line:col`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::state::{AppState, BuildError};
+
+/// RFC 3339 UTC, to the millisecond.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn error_json(at: SystemTime, e: &BuildError) -> Value {
+    json!({
+        "at": rfc3339(at),
+        "message": e.summary(),
+        "diagnostics": e.diagnostics,
+    })
+}
+
+/// `GET /v1/policy`.
+pub async fn policy(State(app): State<Arc<AppState>>) -> Json<Value> {
+    let served = app.served();
+    let s = &served.snapshot;
+    let files: Vec<Value> = s
+        .sources()
+        .policy_files()
+        .map(|f| json!({ "path": f.path, "bytes": f.text.len() }))
+        .collect();
+    let status = app.reload_status();
+    Json(json!({
+        "version": s.version(),
+        "generation": served.generation,
+        "loaded_at": rfc3339(s.loaded_at()),
+        "installed_at": rfc3339(served.installed_at),
+        "folder": app.config.policies.display().to_string(),
+        "files": files,
+        "policies": s.policies().len(),
+        "entities": {
+            "file": app.config.entities.as_ref().map(|p| p.display().to_string()),
+            "count": served.entities.entities.len(),
+        },
+        "last_reload_at": status.last_attempt.map(rfc3339),
+        "last_error": status.last_error.as_ref().map(|(at, e)| error_json(*at, e)),
+    }))
+}
+
+/// `POST /v1/policy/reload`: rebuilds now; 200 with the version, or 422 with the first error.
+pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    match app.reload().await {
+        Ok(i) => Ok(Json(json!({ "version": i.version, "generation": i.generation }))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_failed",
+            e.summary(),
+        )),
+    }
+}
+
+/// `GET /healthz`.
+pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({ "status": "ok", "version": app.served().snapshot.version() }))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn formats_dates() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(super::rfc3339(t), "2023-11-14T22:13:20.123Z");
+    }
+}

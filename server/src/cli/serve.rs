@@ -1,0 +1,150 @@
+//! `portcullis serve`: the decision server.
+//!
+//! Settings are layered: defaults → `portcullis.toml` (or `--config`) → `PORTCULLIS_*`
+//! environment → these flags. SIGHUP reloads the policy folder; SIGTERM and SIGINT stop
+//! accepting, let in-flight requests finish, then exit 0.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use portcullis_server::config::{Config, Layer, LogFormat};
+use portcullis_server::Server;
+use tracing_subscriber::EnvFilter;
+
+use super::{EXIT_ERROR, EXIT_OK};
+
+/// Arguments of `portcullis serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The policy folder [default: policies].
+    folder: Option<PathBuf>,
+    /// A config file [default: portcullis.toml when present].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:8180].
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// A static entities file (Cedar JSON entity array), reloaded with the policies.
+    #[arg(long)]
+    entities: Option<PathBuf>,
+    /// Service API key for the decision endpoints; required beyond loopback. Prefer
+    /// `PORTCULLIS_API_KEY`, which does not show in the process list.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Most checks in one batch [default: 1000].
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Deepest JSON nesting accepted [default: 64].
+    #[arg(long)]
+    max_json_depth: Option<usize>,
+    /// Time a client has to send its request headers, in ms [default: 5000].
+    #[arg(long)]
+    header_read_timeout_ms: Option<u64>,
+    /// Time one request may take, in ms [default: 10000].
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    /// Quiet time after a file change before reloading, in ms [default: 50].
+    #[arg(long)]
+    reload_debounce_ms: Option<u64>,
+    /// Do not watch the policy folder (reload on SIGHUP or `POST /v1/policy/reload` only).
+    #[arg(long)]
+    no_watch: bool,
+    /// Log format [default: text]; the filter is `PORTCULLIS_LOG` (e.g. `info,portcullis=debug`).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn layer(&self) -> Layer {
+        Layer {
+            listen: self.listen,
+            policies: self.folder.clone(),
+            entities: self.entities.clone(),
+            api_key: self.api_key.clone(),
+            max_body_bytes: self.max_body_bytes,
+            max_batch: self.max_batch,
+            max_json_depth: self.max_json_depth,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            request_timeout_ms: self.request_timeout_ms,
+            reload_debounce_ms: self.reload_debounce_ms,
+            watch: self.no_watch.then_some(false),
+            log_format: self.log_format,
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("PORTCULLIS_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn until_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub fn run(a: ServeArgs) -> u8 {
+    let config = match Config::resolve(a.config.as_deref(), std::env::vars(), a.layer()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    init_logs(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    runtime.block_on(async move {
+        let root = super::root_name(&config.policies);
+        let server = match Server::start(config).await {
+            Ok(s) => s,
+            Err(portcullis_server::StartError::Build(e)) => {
+                eprint!("{}", e.diagnostics.render_human(&root));
+                return EXIT_ERROR;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        #[cfg(unix)]
+        let _hup = portcullis_server::reload::on_sighup(server.reloader.trigger.clone());
+        eprintln!("portcullis: serving on {}", server.url());
+        until_signal().await;
+        server.shutdown().await;
+        EXIT_OK
+    })
+}

@@ -1,0 +1,371 @@
+//! Server configuration: one immutable [`Config`], resolved once at start.
+//!
+//! Layers, later ones winning: the defaults below → `portcullis.toml` (unknown keys are an
+//! error) → `PORTCULLIS_*` environment variables → command-line flags. The binary reads the
+//! file and the environment and hands the flags in as a [`Layer`]; tests build a `Config`
+//! directly. Limits are typed, each with a named default, so nothing is a magic number.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8180";
+/// The default policy folder.
+pub const DEFAULT_POLICIES: &str = "policies";
+/// The default config file, read when present.
+pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
+
+/// A secret whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for a comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Limits on what one client may send, against memory exhaustion and slow clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most checks in one batch request.
+    pub max_batch: usize,
+    /// Deepest JSON nesting accepted in a body.
+    pub max_json_depth: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Time one request may take, body included.
+    pub request_timeout: Duration,
+}
+
+impl Limits {
+    /// 1 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// 1,000 checks.
+    pub const DEFAULT_MAX_BATCH: usize = 1_000;
+    /// 64 levels.
+    pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+    /// 5 seconds.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+    /// 10 seconds.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_batch: Self::DEFAULT_MAX_BATCH,
+            max_json_depth: Self::DEFAULT_MAX_JSON_DEPTH,
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The resolved configuration of `portcullis serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The policy folder.
+    pub policies: PathBuf,
+    /// A static entities file (Cedar JSON entity array), reloaded with the policies.
+    pub entities: Option<PathBuf>,
+    /// The service API key the decision endpoints require, when set.
+    pub api_key: Option<Secret>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Quiet time after the last file event before a reload starts.
+    pub reload_debounce: Duration,
+    /// Watch the policy folder for changes.
+    pub watch: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// 50 ms of quiet before a reload.
+    pub const DEFAULT_RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
+
+    /// The defaults, serving `folder`.
+    pub fn new(policies: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
+            policies: policies.into(),
+            entities: None,
+            api_key: None,
+            limits: Limits::default(),
+            reload_debounce: Self::DEFAULT_RELOAD_DEBOUNCE,
+            watch: true,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Applies one layer over this config.
+    pub fn apply(mut self, l: Layer) -> Self {
+        if let Some(v) = l.listen {
+            self.listen = v;
+        }
+        if let Some(v) = l.policies {
+            self.policies = v;
+        }
+        if let Some(v) = l.entities {
+            self.entities = Some(v);
+        }
+        if let Some(v) = l.api_key {
+            self.api_key = Some(Secret::new(v));
+        }
+        if let Some(v) = l.max_body_bytes {
+            self.limits.max_body_bytes = v;
+        }
+        if let Some(v) = l.max_batch {
+            self.limits.max_batch = v;
+        }
+        if let Some(v) = l.max_json_depth {
+            self.limits.max_json_depth = v;
+        }
+        if let Some(v) = l.header_read_timeout_ms {
+            self.limits.header_read_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = l.request_timeout_ms {
+            self.limits.request_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = l.reload_debounce_ms {
+            self.reload_debounce = Duration::from_millis(v);
+        }
+        if let Some(v) = l.watch {
+            self.watch = v;
+        }
+        if let Some(v) = l.log_format {
+            self.log_format = v;
+        }
+        self
+    }
+
+    /// Resolves defaults → file → environment → flags.
+    ///
+    /// `file` is the config file named by the user (it must exist), or `None` to read
+    /// `portcullis.toml` when present. `env` is the process environment (or a test's).
+    pub fn resolve(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: Layer,
+    ) -> Result<Self, ConfigError> {
+        let file_layer = match file {
+            Some(p) => Layer::from_file(p)?,
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                if p.is_file() {
+                    Layer::from_file(p)?
+                } else {
+                    Layer::default()
+                }
+            }
+        };
+        let config = Self::new(DEFAULT_POLICIES)
+            .apply(file_layer)
+            .apply(Layer::from_env(env)?)
+            .apply(flags);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses configurations that would be unsafe or cannot work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() && self.api_key.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "listening on `{}` beyond loopback requires an API key (`api_key`, `PORTCULLIS_API_KEY` or `--api-key`)",
+                self.listen
+            )));
+        }
+        if self.api_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+            return Err(ConfigError::Invalid(
+                "the API key must be at least 16 characters".to_owned(),
+            ));
+        }
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_batch == 0 || l.max_json_depth == 0 {
+            return Err(ConfigError::Invalid(
+                "limits must be greater than zero".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One layer of settings; `None` leaves the value below it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Listen address, `host:port`.
+    pub listen: Option<SocketAddr>,
+    /// The policy folder.
+    pub policies: Option<PathBuf>,
+    /// A static entities file.
+    pub entities: Option<PathBuf>,
+    /// The service API key.
+    pub api_key: Option<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Most checks in one batch.
+    pub max_batch: Option<usize>,
+    /// Deepest JSON nesting.
+    pub max_json_depth: Option<usize>,
+    /// Header read timeout, in milliseconds.
+    pub header_read_timeout_ms: Option<u64>,
+    /// Request timeout, in milliseconds.
+    pub request_timeout_ms: Option<u64>,
+    /// Reload debounce, in milliseconds.
+    pub reload_debounce_ms: Option<u64>,
+    /// Watch the policy folder.
+    pub watch: Option<bool>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+}
+
+impl Layer {
+    /// Reads a `portcullis.toml`.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File(format!("cannot read `{}`: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| ConfigError::File(format!("invalid `{}`: {e}", path.display())))
+    }
+
+    /// Reads the `PORTCULLIS_*` variables; other variables are ignored, unknown
+    /// `PORTCULLIS_*` ones are an error so a typo never goes unnoticed.
+    pub fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table = BTreeMap::new();
+        for (k, v) in env {
+            let Some(key) = k.strip_prefix("PORTCULLIS_") else {
+                continue;
+            };
+            let key = key.to_lowercase();
+            // `PORTCULLIS_LOG` is the log filter, read by the logger.
+            if key == "log" {
+                continue;
+            }
+            let value = match key.as_str() {
+                "max_body_bytes"
+                | "max_batch"
+                | "max_json_depth"
+                | "header_read_timeout_ms"
+                | "request_timeout_ms"
+                | "reload_debounce_ms" => v
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,
+                "watch" => v
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| ConfigError::Env(format!("`{k}` must be true or false")))?,
+                _ => toml::Value::String(v),
+            };
+            table.insert(key, value);
+        }
+        toml::Value::Table(table.into_iter().collect())
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Env(format!("invalid environment: {e}")))
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file is unreadable or invalid.
+    #[error("{0}")]
+    File(String),
+    /// A `PORTCULLIS_*` variable is invalid.
+    #[error("{0}")]
+    Env(String),
+    /// The settings do not work together.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "max_batch = 10\nmax_json_depth = 8\npolicies = \"a\"\n").unwrap();
+        let flags = Layer {
+            max_json_depth: Some(9),
+            ..Layer::default()
+        };
+        let c = Config::resolve(
+            Some(&file),
+            env(&[("PORTCULLIS_MAX_BATCH", "20"), ("HOME", "/x")]),
+            flags,
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_batch, 20);
+        assert_eq!(c.limits.max_json_depth, 9);
+        assert_eq!(c.policies, PathBuf::from("a"));
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.limits.max_body_bytes, Limits::DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "max_bach = 10\n").unwrap();
+        let e = Config::resolve(Some(&file), env(&[]), Layer::default()).unwrap_err();
+        assert!(e.to_string().contains("max_bach"), "{e}");
+        let e = Layer::from_env(env(&[("PORTCULLIS_LISTN", "x")])).unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+    }
+
+    #[test]
+    fn beyond_loopback_needs_a_key() {
+        let flags = Layer {
+            listen: Some("0.0.0.0:8180".parse().unwrap()),
+            ..Layer::default()
+        };
+        let e = Config::resolve(None, env(&[]), flags.clone()).unwrap_err();
+        assert!(e.to_string().contains("API key"), "{e}");
+        let c = Config::resolve(None, env(&[("PORTCULLIS_API_KEY", "0123456789abcdef0")]), flags).unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef0"));
+    }
+}

@@ -1,0 +1,38 @@
+//! Portcullis server: the decision API over HTTP, hot reload, and what the `portcullis`
+//! binary runs.
+//!
+//! Data flow: [`config::Config`] (layered settings) → [`state::AppState`] (the served bundle
+//! behind an `ArcSwap`, rebuilt by [`reload`]) → [`api`] (axum routes; decisions go through
+//! [`slice`] and the engine) → [`listen`] (hyper with slow-client limits and graceful
+//! shutdown), tied together by [`server::Server`].
+
+pub mod api;
+pub mod config;
+pub mod listen;
+pub mod metrics;
+pub mod reload;
+pub mod server;
+pub mod slice;
+pub mod state;
+
+pub use config::{Config, Limits};
+pub use server::{Server, StartError};
+pub use state::{AppState, Installed, Served};
+
+/// Lowercases the first letter and drops a final period (Cedar's message style).
+pub(crate) fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        // An acronym (`EOF`, `JSON`) keeps its case.
+        Some(f) if c.clone().next().is_some_and(char::is_uppercase) => {
+            f.to_string() + c.as_str().trim_end_matches('.')
+        }
+        Some(f) => f
+            .to_lowercase()
+            .chain(c)
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_owned(),
+        None => String::new(),
+    }
+}

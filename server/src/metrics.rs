@@ -1,0 +1,163 @@
+//! Prometheus metrics, kept in atomics and rendered as text at `GET /metrics`.
+//!
+//! Input: the decision handlers count outcomes and record request latency; the reloader counts
+//! reloads and failures; installs set the policy version. Output: the Prometheus text format.
+//! Hand-written because the handful of series does not justify a metrics registry.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
+];
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    allow: AtomicU64,
+    deny: AtomicU64,
+    rejected: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    last_reload_ok: AtomicU64,
+    entities: AtomicU64,
+    version: Mutex<String>,
+}
+
+impl Metrics {
+    /// Counts one decision.
+    pub fn decision(&self, allowed: bool) {
+        if allowed {
+            self.allow.fetch_add(1, Relaxed);
+        } else {
+            self.deny.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts decisions of a batch at once.
+    pub fn decisions(&self, allow: u64, deny: u64) {
+        self.allow.fetch_add(allow, Relaxed);
+        self.deny.fetch_add(deny, Relaxed);
+    }
+
+    /// Counts a check refused as bad input.
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Relaxed);
+    }
+
+    /// Records the latency of one decision request.
+    pub fn latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_nanos
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads.fetch_add(1, Relaxed);
+        if !ok {
+            self.reload_failures.fetch_add(1, Relaxed);
+        }
+        self.last_reload_ok.store(u64::from(ok), Relaxed);
+    }
+
+    /// Sets the policy version and entity count served.
+    pub fn set_policy(&self, version: &str, entities: usize) {
+        self.last_reload_ok.store(1, Relaxed);
+        self.entities
+            .store(u64::try_from(entities).unwrap_or(u64::MAX), Relaxed);
+        if let Ok(mut v) = self.version.lock() {
+            version.clone_into(&mut v);
+        }
+    }
+
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# HELP portcullis_decisions_total Decisions made, by result.");
+        let _ = writeln!(o, "# TYPE portcullis_decisions_total counter");
+        let _ = writeln!(
+            o,
+            "portcullis_decisions_total{{result=\"allow\"}} {}",
+            self.allow.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "portcullis_decisions_total{{result=\"deny\"}} {}",
+            self.deny.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_rejected_checks_total Checks refused as bad input."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_rejected_checks_total counter");
+        let _ = writeln!(
+            o,
+            "portcullis_rejected_checks_total {}",
+            self.rejected.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_decision_request_duration_seconds Time to answer a decision request."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_decision_request_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(
+                o,
+                "portcullis_decision_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(
+            o,
+            "portcullis_decision_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        #[expect(clippy::cast_precision_loss, reason = "a sum of nanoseconds shown as seconds")]
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(o, "portcullis_decision_request_duration_seconds_sum {sum}");
+        let _ = writeln!(o, "portcullis_decision_request_duration_seconds_count {count}");
+        let _ = writeln!(o, "# HELP portcullis_reloads_total Policy reload attempts.");
+        let _ = writeln!(o, "# TYPE portcullis_reloads_total counter");
+        let _ = writeln!(o, "portcullis_reloads_total {}", self.reloads.load(Relaxed));
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_reload_failures_total Reloads that failed and kept the last good policy."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_reload_failures_total counter");
+        let _ = writeln!(
+            o,
+            "portcullis_reload_failures_total {}",
+            self.reload_failures.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_last_reload_success 1 when the last reload succeeded."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_last_reload_success gauge");
+        let _ = writeln!(
+            o,
+            "portcullis_last_reload_success {}",
+            self.last_reload_ok.load(Relaxed)
+        );
+        let _ = writeln!(o, "# HELP portcullis_entities Static entities held.");
+        let _ = writeln!(o, "# TYPE portcullis_entities gauge");
+        let _ = writeln!(o, "portcullis_entities {}", self.entities.load(Relaxed));
+        let version = self.version.lock().map(|v| v.clone()).unwrap_or_default();
+        let _ = writeln!(o, "# HELP portcullis_policy_info The policy version served.");
+        let _ = writeln!(o, "# TYPE portcullis_policy_info gauge");
+        let _ = writeln!(o, "portcullis_policy_info{{version=\"{version}\"}} 1");
+        o
+    }
+}

@@ -1,0 +1,158 @@
+//! Hot reload: file events (and SIGHUP) become debounced, stable rebuilds.
+//!
+//! ```text
+//! event ──> count it, wake the loop
+//! loop: wait for an event ─> wait until `debounce` passes with no new event
+//!       ─> rebuild the whole folder (off the async threads)
+//!       ─> any event during the build? discard it, go back to waiting (the files moved)
+//!       ─> install, or keep the old bundle and record the error
+//! ```
+//! Editors that truncate then write, rename over, or delete and recreate all produce events
+//! until the save is complete, so a build only counts once the files held still through it.
+//! The build itself refuses empty files and a vanished `roles.toml` (see `state`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::Notify;
+
+use crate::state::AppState;
+
+/// Counts file events and wakes the reload loop.
+#[derive(Debug, Default)]
+pub struct Trigger {
+    events: AtomicU64,
+    wake: Notify,
+}
+
+impl Trigger {
+    /// Records an event.
+    pub fn fire(&self) {
+        self.events.fetch_add(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn count(&self) -> u64 {
+        self.events.load(Ordering::SeqCst)
+    }
+}
+
+/// A running watcher; dropping it stops the file notifications.
+pub struct Reloader {
+    _watcher: Option<notify::RecommendedWatcher>,
+    /// Fire it to request a reload (SIGHUP does).
+    pub trigger: Arc<Trigger>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn relevant(path: &Path, folder: &Path, entities: Option<&PathBuf>) -> bool {
+    if let Some(e) = entities {
+        if path.file_name() == e.file_name() && path.parent() == e.parent() {
+            return true;
+        }
+    }
+    let Ok(rel) = path.strip_prefix(folder) else {
+        return false;
+    };
+    // Fixtures never change what is served.
+    !rel.starts_with(portcullis_engine::FIXTURES_DIR)
+}
+
+/// Starts watching the policy folder (and the entities file) when `watch` is set, and the
+/// loop that rebuilds on events.
+pub fn start(app: Arc<AppState>, watch: bool) -> Result<Reloader, notify::Error> {
+    let trigger = Arc::new(Trigger::default());
+    let watcher = if watch {
+        let folder =
+            std::fs::canonicalize(&app.config.policies).unwrap_or_else(|_| app.config.policies.clone());
+        let entities = app
+            .config
+            .entities
+            .as_ref()
+            .map(|e| std::fs::canonicalize(e).unwrap_or_else(|_| e.clone()));
+        let t = trigger.clone();
+        let (f, e) = (folder.clone(), entities.clone());
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            match res {
+                Ok(ev) => {
+                    if matches!(ev.kind, EventKind::Access(_)) {
+                        return;
+                    }
+                    if ev.paths.iter().any(|p| relevant(p, &f, e.as_ref())) {
+                        t.fire();
+                    }
+                }
+                // A lost event (queue overflow) may hide a change: rebuild to be sure.
+                Err(_) => t.fire(),
+            }
+        })?;
+        w.watch(&folder, RecursiveMode::Recursive)?;
+        if let Some(parent) = entities.as_ref().and_then(|e| e.parent()) {
+            w.watch(parent, RecursiveMode::NonRecursive)?;
+        }
+        Some(w)
+    } else {
+        None
+    };
+    let task = tokio::spawn(run(app.clone(), trigger.clone()));
+    Ok(Reloader {
+        _watcher: watcher,
+        trigger,
+        task,
+    })
+}
+
+async fn run(app: Arc<AppState>, trigger: Arc<Trigger>) {
+    let debounce = app.config.reload_debounce;
+    let mut handled = 0;
+    loop {
+        if trigger.count() == handled {
+            trigger.wake.notified().await;
+            continue;
+        }
+        // Debounce: wait until the files have been quiet for `debounce`.
+        let mut seen = trigger.count();
+        loop {
+            tokio::time::sleep(debounce).await;
+            let now = trigger.count();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        let outcome = app.reload_if(|| trigger.count() == seen).await;
+        if outcome.is_none() {
+            // The files changed while they were read: this build may mix two saves.
+            tracing::debug!("files changed during a rebuild; building again");
+            continue;
+        }
+        handled = seen;
+    }
+}
+
+/// Fires `trigger` on every SIGHUP.
+#[cfg(unix)]
+pub fn on_sighup(trigger: Arc<Trigger>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            trigger.fire();
+        }
+    }))
+}

@@ -1,0 +1,457 @@
+//! What the server serves: one immutable [`Served`] bundle behind an `ArcSwap`, rebuilt whole.
+//!
+//! Input: the policy folder and the optional static entities file named by the [`Config`].
+//! [`build`] reads them, refuses what looks like a save in progress (an empty file, a
+//! `roles.toml` that vanished), builds and validates the engine [`Snapshot`], parses the
+//! entities against its schema and indexes the names requests use. [`AppState::install`]
+//! swaps the bundle in at once and announces it on a `tokio::sync::watch` channel; a request
+//! loads the bundle once, so its policies, schema, entities and version always agree. A failed
+//! build leaves the last good bundle serving and is kept as [`ReloadStatus::last_error`].
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use portcullis_engine::{
+    diag::did_you_mean, Diagnostic, Diagnostics, EntityRef, Location, RequestError, Slot, Snapshot,
+    SourceLimits, SourceSet, ROLES_FILE,
+};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::slice::StaticEntities;
+
+/// The announcement of one install: tests and the watcher await these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The policy version now served.
+    pub version: Arc<str>,
+    /// Counts installs since start (the first build is 1).
+    pub generation: u64,
+}
+
+/// Names a request may use, resolved without parsing: built once per snapshot.
+#[derive(Debug)]
+pub struct Resolver {
+    /// Entity types by full and by bare name (bare only inside the folder's namespace).
+    types: HashMap<String, EntityTypeName>,
+    /// Actions of the schema by full uid.
+    actions: HashSet<EntityUid>,
+    /// Actions of the folder's namespace by id.
+    action_ids: HashMap<String, EntityUid>,
+    /// The type a bare principal id names.
+    user_type: Option<EntityTypeName>,
+    /// The schema's action entities, so action groups work in a slice.
+    pub action_entities: StaticEntities,
+}
+
+impl Resolver {
+    /// Indexes a snapshot.
+    pub fn new(s: &Snapshot) -> Self {
+        let ns = s.namespace();
+        let mut types = HashMap::new();
+        for t in s.schema().entity_types() {
+            let full = t.to_string();
+            if let Some(bare) = full.strip_prefix(ns).and_then(|r| r.strip_prefix("::")) {
+                types.insert(bare.to_owned(), t.clone());
+            }
+            types.insert(full, t.clone());
+        }
+        let actions: HashSet<EntityUid> = s.schema().actions().cloned().collect();
+        let action_type = if ns.is_empty() {
+            "Action".to_owned()
+        } else {
+            format!("{ns}::Action")
+        };
+        let action_ids = actions
+            .iter()
+            .filter(|a| a.type_name().to_string() == action_type)
+            .map(|a| (a.id().unescaped().to_owned(), a.clone()))
+            .collect();
+        let user_type = EntityTypeName::from_str(&s.user_type()).ok();
+        let action_entities = s
+            .schema()
+            .action_entities()
+            .map(StaticEntities::new)
+            .unwrap_or_else(|_| StaticEntities::empty());
+        Self {
+            types,
+            actions,
+            action_ids,
+            user_type,
+            action_entities,
+        }
+    }
+
+    /// Resolves a principal or resource reference; unusual forms and errors go through the
+    /// engine, so the messages are the engine's.
+    pub fn entity(&self, s: &Snapshot, r: &EntityRef, slot: Slot) -> Result<EntityUid, RequestError> {
+        let fast = match r {
+            EntityRef::Object { ty, id } => self
+                .types
+                .get(ty.as_str())
+                .map(|t| EntityUid::from_type_name_and_id(t.clone(), EntityId::new(id))),
+            EntityRef::Text(t) => match split_uid(t) {
+                Some((ty, id)) => self
+                    .types
+                    .get(ty)
+                    .map(|t| EntityUid::from_type_name_and_id(t.clone(), EntityId::new(id))),
+                None if slot == Slot::Principal && !t.contains("::") => self
+                    .user_type
+                    .as_ref()
+                    .map(|u| EntityUid::from_type_name_and_id(u.clone(), EntityId::new(t))),
+                None => None,
+            },
+        };
+        match fast {
+            Some(uid) => Ok(uid),
+            None => s.resolve(r, slot),
+        }
+    }
+
+    /// Resolves an action reference and checks that the schema declares it.
+    pub fn action(&self, s: &Snapshot, r: &EntityRef) -> Result<EntityUid, RequestError> {
+        if let EntityRef::Text(t) = r {
+            if let Some(uid) = self.action_ids.get(t.as_str()) {
+                return Ok(uid.clone());
+            }
+        }
+        let uid = s.resolve(r, Slot::Action)?;
+        if self.actions.contains(&uid) {
+            return Ok(uid);
+        }
+        let id = uid.id().unescaped().to_owned();
+        let mut message = format!("unknown action `{id}`");
+        if let Some(close) = did_you_mean(&id, self.action_ids.keys().map(String::as_str)) {
+            message.push_str(&format!("; did you mean `{close}`?"));
+        }
+        Err(RequestError::Reference {
+            field: "action".to_owned(),
+            message,
+        })
+    }
+}
+
+/// `Type::"id"` with a plain id, split without the Cedar parser; `None` for anything else.
+fn split_uid(t: &str) -> Option<(&str, &str)> {
+    let body = t.strip_suffix('"')?;
+    let at = body.rfind("::\"")?;
+    let (ty, id) = (&body[..at], &body[at + 3..]);
+    if id.contains(['"', '\\']) || ty.is_empty() {
+        return None;
+    }
+    Some((ty, id))
+}
+
+/// The static entities and what they were built from, so an unchanged file is not re-parsed.
+#[derive(Debug)]
+pub struct EntitySet {
+    /// The entities.
+    pub entities: Arc<StaticEntities>,
+    /// Hash of the file's text and the schema's, or 0 without a file.
+    stamp: u64,
+}
+
+/// One immutable build: a snapshot, the names it resolves and the entities it knows.
+#[derive(Debug)]
+pub struct Served {
+    /// The engine snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// Fast name resolution and the action entities.
+    pub resolver: Resolver,
+    /// The static entities, validated against this snapshot's schema.
+    pub entities: Arc<EntitySet>,
+    /// When this bundle was installed (set by `install`).
+    pub installed_at: SystemTime,
+    /// Its install number (set by `install`).
+    pub generation: u64,
+}
+
+impl Served {
+    /// Bundles a snapshot with entities already validated against its schema.
+    pub fn new(snapshot: Arc<Snapshot>, entities: Arc<EntitySet>) -> Self {
+        Self {
+            resolver: Resolver::new(&snapshot),
+            snapshot,
+            entities,
+            installed_at: SystemTime::now(),
+            generation: 0,
+        }
+    }
+}
+
+/// A build that failed: every diagnostic, paths relative to the policy folder.
+#[derive(Debug, Clone)]
+pub struct BuildError {
+    /// The diagnostics.
+    pub diagnostics: Diagnostics,
+}
+
+impl BuildError {
+    fn one(code: &str, message: String, file: Option<&str>) -> Self {
+        let mut d = Diagnostic::error(code, message);
+        if let Some(f) = file {
+            d = d.at(Location::file_only(f));
+        }
+        let mut diagnostics = Diagnostics::default();
+        diagnostics.push(d);
+        Self { diagnostics }
+    }
+
+    /// `file:line:col: message` of the first error, and how many more.
+    pub fn summary(&self) -> String {
+        self.diagnostics.to_string()
+    }
+}
+
+/// Builds a bundle from the folder and entities file of `config`. `previous` is the bundle
+/// being served, if any: its entities are reused when neither they nor the schema changed.
+pub fn build(config: &Config, previous: Option<&Served>) -> Result<Served, BuildError> {
+    let sources = SourceSet::read(&config.policies, SourceLimits::default())
+        .map_err(|diagnostics| BuildError { diagnostics })?;
+    check_complete(&sources, previous)?;
+    let schema_text = sources
+        .schema
+        .as_ref()
+        .map(|f| f.text.clone())
+        .unwrap_or_default();
+    let snapshot = Arc::new(Snapshot::build(sources).map_err(|diagnostics| BuildError { diagnostics })?);
+    let entities = load_entities(config, &snapshot, &schema_text, previous)?;
+    Ok(Served::new(snapshot, entities))
+}
+
+/// Refuses folders that look like a save in progress: an empty policy file (an editor that
+/// truncates before writing), or a `roles.toml` that the served folder had and this one lacks
+/// (deleted before being written again). Either would otherwise build into a folder that
+/// denies nearly everything.
+fn check_complete(sources: &SourceSet, previous: Option<&Served>) -> Result<(), BuildError> {
+    let mut diags = Diagnostics::default();
+    for f in sources.policy_files() {
+        if f.text.trim().is_empty() {
+            diags.push(
+                Diagnostic::error(
+                    "source::empty",
+                    format!(
+                        "`{}` is empty; an empty policy file is taken as a save in progress and never served",
+                        f.path
+                    ),
+                )
+                .at(Location::file_only(&f.path))
+                .with_help("delete the file to remove its policies"),
+            );
+        }
+    }
+    let had_roles = previous.is_some_and(|p| p.snapshot.sources().roles.is_some());
+    if had_roles && sources.roles.is_none() {
+        diags.push(
+            Diagnostic::error(
+                "source::roles-missing",
+                format!("`{ROLES_FILE}` disappeared; a served folder never loses its role definitions in a reload"),
+            )
+            .with_help("restore the file, or restart the server to serve a folder without it"),
+        );
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError { diagnostics: diags })
+    }
+}
+
+fn load_entities(
+    config: &Config,
+    snapshot: &Snapshot,
+    schema_text: &str,
+    previous: Option<&Served>,
+) -> Result<Arc<EntitySet>, BuildError> {
+    let Some(path) = &config.entities else {
+        return Ok(Arc::new(EntitySet {
+            entities: Arc::new(StaticEntities::empty()),
+            stamp: 0,
+        }));
+    };
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BuildError::one("entities::unreadable", format!("cannot read `{name}`: {e}"), None))?;
+    if text.trim().is_empty() {
+        return Err(BuildError::one(
+            "entities::empty",
+            format!("`{name}` is empty; an empty entities file is taken as a save in progress"),
+            None,
+        ));
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    schema_text.hash(&mut h);
+    let stamp = h.finish();
+    if let Some(p) = previous {
+        if p.entities.stamp == stamp {
+            return Ok(p.entities.clone());
+        }
+    }
+    let entities = StaticEntities::from_json_str(&text, snapshot.schema()).map_err(|m| {
+        BuildError::one(
+            "entities::invalid",
+            format!("invalid entities in `{name}`: {m}"),
+            None,
+        )
+    })?;
+    Ok(Arc::new(EntitySet {
+        entities: Arc::new(entities),
+        stamp,
+    }))
+}
+
+/// The outcome of the last reload attempt.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// When the last attempt finished.
+    pub last_attempt: Option<SystemTime>,
+    /// The error of the last attempt, if it failed; cleared by the next good build.
+    pub last_error: Option<(SystemTime, BuildError)>,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The resolved configuration.
+    pub config: Config,
+    served: ArcSwap<Served>,
+    installed: watch::Sender<Installed>,
+    status: Mutex<ReloadStatus>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// Builds the first bundle; fails when the folder does not build.
+    pub fn open(config: Config) -> Result<Arc<Self>, BuildError> {
+        let mut first = build(&config, None)?;
+        first.generation = 1;
+        let installed = Installed {
+            version: first.snapshot.version_arc(),
+            generation: 1,
+        };
+        let metrics = Metrics::default();
+        metrics.set_policy(&installed.version, first.entities.entities.len());
+        Ok(Arc::new(Self {
+            config,
+            served: ArcSwap::from_pointee(first),
+            installed: watch::Sender::new(installed),
+            status: Mutex::new(ReloadStatus::default()),
+            metrics,
+            rebuild: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The bundle in force; hold it for the length of one request.
+    pub fn served(&self) -> Arc<Served> {
+        self.served.load_full()
+    }
+
+    /// Subscribes to install announcements.
+    pub fn subscribe(&self) -> watch::Receiver<Installed> {
+        self.installed.subscribe()
+    }
+
+    /// The outcome of the last reload.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Swaps a bundle in and announces it.
+    pub fn install(&self, mut served: Served) -> Installed {
+        let generation = self.installed.borrow().generation + 1;
+        served.generation = generation;
+        served.installed_at = SystemTime::now();
+        let installed = Installed {
+            version: served.snapshot.version_arc(),
+            generation,
+        };
+        self.metrics
+            .set_policy(&installed.version, served.entities.entities.len());
+        self.served.store(Arc::new(served));
+        self.installed.send_replace(installed.clone());
+        installed
+    }
+
+    /// Installs a snapshot built elsewhere, keeping the served entities (which must fit its
+    /// schema): the direct path for tests and embedders.
+    pub fn install_snapshot(&self, snapshot: Arc<Snapshot>) -> Installed {
+        let entities = self.served().entities.clone();
+        self.install(Served::new(snapshot, entities))
+    }
+
+    /// Rebuilds the folder and installs it; on failure the old bundle keeps serving and the
+    /// error is kept for `GET /v1/policy` and counted in the metrics.
+    pub async fn reload(self: &Arc<Self>) -> Result<Installed, BuildError> {
+        match self.reload_if(|| true).await {
+            Some(r) => r,
+            None => Err(BuildError::one(
+                "reload::discarded",
+                "the rebuild was discarded".to_owned(),
+                None,
+            )),
+        }
+    }
+
+    /// Rebuilds the folder, then installs the result only if `still_valid()` holds (the
+    /// watcher passes "no file changed during the build"); `None` when discarded. One rebuild
+    /// runs at a time, so an older build never overwrites a newer one.
+    pub async fn reload_if(
+        self: &Arc<Self>,
+        still_valid: impl FnOnce() -> bool,
+    ) -> Option<Result<Installed, BuildError>> {
+        let _one_at_a_time = self.rebuild.lock().await;
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let previous = this.served();
+            build(&this.config, Some(&previous))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(BuildError::one(
+                "reload::panicked",
+                format!("the rebuild stopped: {e}"),
+                None,
+            ))
+        });
+        if !still_valid() {
+            return None;
+        }
+        Some(self.finish(built))
+    }
+
+    /// Records the outcome of a build and installs it when it succeeded.
+    pub fn finish(&self, built: Result<Served, BuildError>) -> Result<Installed, BuildError> {
+        let now = SystemTime::now();
+        self.metrics.reload(built.is_ok());
+        let result = match built {
+            Ok(served) => {
+                let installed = self.install(served);
+                tracing::info!(version = %installed.version, generation = installed.generation, "policy installed");
+                if let Ok(mut s) = self.status.lock() {
+                    s.last_error = None;
+                }
+                Ok(installed)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.summary(), "reload failed; the last good policy keeps serving");
+                if let Ok(mut s) = self.status.lock() {
+                    s.last_error = Some((now, e.clone()));
+                }
+                Err(e)
+            }
+        };
+        if let Ok(mut s) = self.status.lock() {
+            s.last_attempt = Some(now);
+        }
+        result
+    }
+}

@@ -1,0 +1,155 @@
+//! The harness: a policy folder copy, a server on an ephemeral port, a small HTTP client.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use portcullis_server::{Config, Installed, Server};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The bound for anything a test awaits.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A temp copy of the default policy folder and the test entities.
+pub struct Fixture {
+    pub dir: TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        copy_dir(&src, &dir.path().join("policies"));
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/entities.json"),
+            dir.path().join("entities.json"),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    pub fn policies(&self) -> PathBuf {
+        self.dir.path().join("policies")
+    }
+
+    pub fn entities(&self) -> PathBuf {
+        self.dir.path().join("entities.json")
+    }
+
+    /// A config serving this fixture on an ephemeral port, with a short debounce.
+    pub fn config(&self) -> Config {
+        let mut c = Config::new(self.policies());
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.entities = Some(self.entities());
+        c.reload_debounce = Duration::from_millis(10);
+        c
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A tiny JSON-over-HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    key: Option<String>,
+}
+
+impl Http {
+    pub fn new(server: &Server) -> Self {
+        Self {
+            base: server.url(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            key: None,
+        }
+    }
+
+    pub fn with_key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let (status, text) = self.send_text(method, path, body).await;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    pub async fn send_text(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(k) = &self.key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        let res = tokio::time::timeout(DEADLINE, self.client.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send("POST", path, serde_json::to_vec(body).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, Vec::new()).await
+    }
+}
+
+/// Olivia (owner at acme) creating shipment s1: allowed by the default policies.
+pub fn olivia_creates() -> Value {
+    json!({ "principal": "olivia", "action": "shipment.create", "resource": "Portal::Shipment::\"s1\"" })
+}
+
+/// Waits until an install with a generation above `after` is announced.
+pub async fn await_install(server: &Server, after: u64) -> Installed {
+    let mut rx = server.state.subscribe();
+    let r = tokio::time::timeout(DEADLINE, rx.wait_for(|i| i.generation > after))
+        .await
+        .expect("no install within the deadline")
+        .expect("watch closed");
+    r.clone()
+}
+
+/// Polls `GET /v1/policy` (bounded) until `f` holds, returning the body.
+pub async fn poll_policy(http: &Http, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, v) = http.get("/v1/policy").await;
+        if f(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "policy never matched: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Starts a server for a fixture.
+pub async fn start(config: Config) -> Server {
+    Server::start(config).await.unwrap()
+}

@@ -1,0 +1,143 @@
+//! The server around the decisions: API key, panics, graceful shutdown, metrics, OpenAPI.
+
+use std::sync::Arc;
+
+use axum::routing::post;
+use portcullis_server::Server;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::common::{olivia_creates, start, Fixture, Http};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_key_guards_decisions() {
+    let f = Fixture::new();
+    let mut config = f.config();
+    config.api_key = Some(portcullis_server::config::Secret::new("k-0123456789abcdef"));
+    let server = start(config).await;
+    let http = Http::new(&server);
+    let (s, b) = http.post("/v1/authorize", &olivia_creates()).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let (s, _) = http
+        .clone()
+        .with_key("wrong")
+        .post("/v1/authorize", &olivia_creates())
+        .await;
+    assert_eq!(s, 401);
+    let (s, b) = http
+        .clone()
+        .with_key("k-0123456789abcdef")
+        .post("/v1/authorize", &olivia_creates())
+        .await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("allow")), "{b}");
+    let (s, _) = http.get("/healthz").await;
+    assert_eq!(s, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_500_and_the_server_lives_on() {
+    let f = Fixture::new();
+    let extra = axum::Router::new().route(
+        "/v1/test/panic",
+        post(|| async {
+            let empty: Vec<&'static str> = Vec::new();
+            empty[0]
+        }),
+    );
+    let server = Server::start_with(f.config(), extra).await.unwrap();
+    let http = Http::new(&server);
+    let (s, b) = http.post("/v1/test/panic", &json!({})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (500, Some("internal")));
+    assert!(!b.to_string().contains("index out of bounds"));
+    let (s, _) = http.post("/v1/authorize", &olivia_creates()).await;
+    assert_eq!(s, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    let f = Fixture::new();
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let extra = axum::Router::new().route(
+        "/v1/test/slow",
+        post(move || {
+            let (e, r) = (e.clone(), r.clone());
+            async move {
+                e.notify_one();
+                r.notified().await;
+                "done"
+            }
+        }),
+    );
+    let server = Server::start_with(f.config(), extra).await.unwrap();
+    let http = Http::new(&server);
+    let in_flight = tokio::spawn(async move { http.send_text("POST", "/v1/test/slow", Vec::new()).await });
+    entered.notified().await;
+    let addr = server.addr;
+    let shutdown = tokio::spawn(server.shutdown());
+    // New connections are refused once the listener is closed.
+    let deadline = tokio::time::Instant::now() + crate::common::DEADLINE;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the listener never closed"
+        );
+        tokio::task::yield_now().await;
+    }
+    release.notify_one();
+    let (s, body) = in_flight.await.unwrap();
+    assert_eq!((s, body.as_str()), (200, "done"));
+    tokio::time::timeout(crate::common::DEADLINE, shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_openapi_describe_the_server() {
+    let f = Fixture::new();
+    let server = start(f.config()).await;
+    let http = Http::new(&server);
+    http.post("/v1/authorize", &olivia_creates()).await;
+    let (s, text) = http.send_text("GET", "/metrics", Vec::new()).await;
+    assert_eq!(s, 200);
+    assert!(
+        text.contains("portcullis_decisions_total{result=\"allow\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_decision_request_duration_seconds_count 1"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "portcullis_policy_info{{version=\"{}\"}} 1",
+        server.state.served().snapshot.version()
+    )));
+    assert!(text.contains("portcullis_reloads_total 0"));
+    assert!(text.contains("portcullis_entities 5"), "{text}");
+
+    let (s, doc) = http.get("/openapi.json").await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in portcullis_server::api::openapi::PATHS {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        // Every documented path is routed (anything but 404).
+        let method = if doc["paths"][path].get("post").is_some() {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (s, _) = http.send(method, path, b"{}".to_vec()).await;
+        assert_ne!(s, 404, "{path} is documented but not routed");
+    }
+    let (_, policy) = http.get("/v1/policy").await;
+    assert_eq!(
+        policy["files"].as_array().map(Vec::len),
+        Some(server.state.served().snapshot.sources().policy_files().count())
+    );
+    assert_eq!(policy["entities"]["count"], 5);
+    server.shutdown().await;
+}
