@@ -73,10 +73,13 @@ impl Decision {
 impl Snapshot {
     /// Decides a prepared request with this snapshot's policies.
     pub fn decide(&self, p: &Prepared) -> Decision {
-        let response = self
-            .authorizer
-            .is_authorized(&p.request, &self.policies, &p.entities);
-        self.to_decision(&response, &self.policies)
+        let policies = p
+            .request
+            .action()
+            .and_then(|a| self.by_action.get(a))
+            .unwrap_or(&self.policies);
+        let response = self.authorizer.is_authorized(&p.request, policies, &p.entities);
+        self.to_decision(&response, policies)
     }
 
     /// Decides with extra policies (e.g. template links from the user store) in place of the

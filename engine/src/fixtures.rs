@@ -730,7 +730,12 @@ fn evaluate(
     };
     // Record which matrix cell this request asks about.
     asked.extend(asks);
-    let d = snap.decide_with(&prepared, policies);
+    // Without template links the snapshot's own (action-indexed) path decides, as in the server.
+    let d = if l.links.is_empty() {
+        snap.decide(&prepared)
+    } else {
+        snap.decide_with(&prepared, policies)
+    };
     let reasons: Vec<String> = d.reason_ids().into_iter().map(str::to_owned).collect();
     exercised.extend(reasons.iter().cloned());
     let mut failure = None;
