@@ -12,3 +12,4 @@ mod errors;
 mod lifecycle;
 mod reload;
 mod stress;
+mod tools;
