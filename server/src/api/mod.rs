@@ -9,6 +9,7 @@ pub mod decide;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod page;
 pub mod policy;
 
 use std::any::Any;
@@ -44,6 +45,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route_layer(middleware::from_fn_with_state(state.clone(), api_key));
     let limits = state.config.limits;
     Router::new()
+        .route("/", get(page::page))
         .route("/v1/policy", get(policy::policy))
         .route("/healthz", get(policy::healthz))
         .route("/metrics", get(policy::metrics))

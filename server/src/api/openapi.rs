@@ -7,7 +7,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every path the document describes, for the test that keeps it in step with the router.
-pub const PATHS: [&str; 10] = [
+pub const PATHS: [&str; 11] = [
+    "/",
     "/v1/authorize",
     "/v1/authorize/batch",
     "/access/v1/evaluation",
@@ -77,7 +78,8 @@ pub fn openapi() -> Value {
             "/v1/policy/reload": { "post": op("Rebuild the policy folder now", None, json!({ "description": "the new version" }), &["401", "422"], true) },
             "/healthz": { "get": op("Liveness", None, json!({ "description": "ok" }), &[], false) },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
-            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
+            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } },
+            "/": { "get": { "summary": "The rights-matrix page for product owners", "responses": { "200": { "description": "HTML page", "content": { "text/html": { "schema": { "type": "string" } } } } } } }
         },
         "components": {
             "securitySchemes": {

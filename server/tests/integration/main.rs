@@ -5,6 +5,7 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
+mod browser;
 mod cli;
 mod common;
 mod decisions;
