@@ -1,0 +1,78 @@
+//! Secrets handed out once (invitation tokens, API keys) and how the store keeps them: random
+//! 256-bit values, stored only as SHA-256 hex digests, compared in constant time.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Result, StoreError};
+
+/// Bytes of randomness in a token (256 bits; the house minimum is 128).
+pub const TOKEN_BYTES: usize = 32;
+
+/// A plaintext secret, returned once at creation; its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a plaintext secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The plaintext, to show the user once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A fresh random token, hex encoded.
+pub(crate) fn random_token() -> Result<String> {
+    let mut buf = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut buf).map_err(|e| StoreError::Backend(format!("no randomness: {e}")))?;
+    Ok(hex(&buf))
+}
+
+/// The stored form of a token: its SHA-256, hex encoded.
+pub(crate) fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Compares two digests without leaking where they differ.
+pub(crate) fn same_hash(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_hash_stably() {
+        let a = random_token().unwrap();
+        let b = random_token().unwrap();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert!(same_hash(&hash_token(&a), &hash_token(&a)));
+        assert!(!same_hash(&hash_token(&a), &hash_token(&b)));
+        assert_eq!(format!("{:?}", Secret::new(a)), "Secret(***)");
+    }
+}

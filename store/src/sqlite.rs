@@ -1,0 +1,349 @@
+//! The SQLite backend, the embedded default: one database file in WAL mode with an explicit
+//! `synchronous` setting, foreign keys on, its own migrations (`migrations/sqlite`) and SQL.
+//!
+//! All writes go through a pool of exactly one connection, and the first statement of every
+//! write transaction bumps the change version, which takes SQLite's write lock before anything
+//! is read: read-check-write sequences (the user limit, single-use invitations) cannot interleave,
+//! and writers never meet `SQLITE_BUSY` among themselves. Reads use a separate pool and, thanks to
+//! WAL, never wait for writers. The file must be a real file (not `:memory:`), since the two
+//! pools open it separately.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use crate::clock::Clock;
+use crate::limits::StoreLimits;
+
+/// Reader connections by default.
+pub const DEFAULT_READERS: u32 = 4;
+/// How long a connection waits for a lock held by another process.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Conn = SqliteConnection;
+type Store = SqliteStore;
+const BACKEND: Backend = Backend::Sqlite;
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// SQLite's `synchronous` setting (explicit: WAL's safe and fast choice is `Normal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Commits survive a crash of the process; a power loss may lose the last ones, never the file.
+    #[default]
+    Normal,
+    /// Every commit is synced to disk: durable through power loss, slower.
+    Full,
+}
+
+/// How to open a SQLite store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// The database file (created if missing).
+    pub path: PathBuf,
+    /// The `synchronous` setting.
+    pub synchronous: Synchronous,
+    /// Reader connections.
+    pub readers: u32,
+    /// Lock wait for other processes.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// The defaults for a file.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteOptions {
+            path: path.into(),
+            synchronous: Synchronous::default(),
+            readers: DEFAULT_READERS,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// The user store on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    clock: Arc<dyn Clock>,
+    limits: StoreLimits,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file (does not migrate).
+    pub async fn open(options: SqliteOptions, clock: Arc<dyn Clock>, limits: StoreLimits) -> Result<Self> {
+        let path = options.path.to_string_lossy().into_owned();
+        if path.is_empty() || path.contains(":memory:") || path.contains("mode=memory") {
+            return Err(StoreError::invalid(
+                "the SQLite store needs a database file, not an in-memory database",
+            ));
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(&options.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.clone())
+            .await
+            .map_err(db_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.readers.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect)
+            .await
+            .map_err(db_err)?;
+        Ok(SqliteStore {
+            writer,
+            reader,
+            clock,
+            limits,
+        })
+    }
+
+    /// Closes both pools (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Starts a write: bumping the change version first takes the write lock.
+    async fn begin_write(&self) -> Result<(Transaction<'static, Sqlite>, i64)> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let version: i64 = sqlx::query_scalar(sql::BUMP_VERSION)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        Ok((tx, version))
+    }
+
+    async fn commit_write(&self, tx: Transaction<'static, Sqlite>, _version: i64) -> Result<()> {
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+/// Maps an error, naming the constraint from SQLite's message the way PostgreSQL names it.
+fn db_err(err: sqlx::Error) -> StoreError {
+    let constraint = err.as_database_error().and_then(|d| constraint_name(d.message()));
+    StoreError::from_db(err, constraint)
+}
+
+/// `UNIQUE constraint failed: users.login` → `users_login_key`; `CHECK constraint failed: x` → `x`.
+fn constraint_name(message: &str) -> Option<String> {
+    if let Some(name) = message.strip_prefix("CHECK constraint failed: ") {
+        return Some(name.trim().to_owned());
+    }
+    let cols = message.strip_prefix("UNIQUE constraint failed: ")?;
+    let name = match cols.trim() {
+        "companies.id" => "companies_pkey".to_owned(),
+        "users.id" => "users_pkey".to_owned(),
+        "permission_groups.name" => "permission_groups_pkey".to_owned(),
+        "permission_groups.is_default" => "permission_groups_one_default".to_owned(),
+        other => {
+            let mut parts = other.split(", ");
+            let first = parts.next()?;
+            let (table, col) = first.split_once('.')?;
+            let mut name = format!("{table}_{col}");
+            for p in parts {
+                name.push('_');
+                name.push_str(p.split_once('.').map_or(p, |(_, c)| c));
+            }
+            name.push_str("_key");
+            name
+        }
+    };
+    Some(name)
+}
+
+crate::backend::impl_user_store!();
+
+#[cfg(test)]
+mod tests {
+    use super::constraint_name;
+
+    #[test]
+    fn sqlite_messages_map_to_postgres_names() {
+        let n = |m: &str| constraint_name(m);
+        assert_eq!(
+            n("UNIQUE constraint failed: users.login").as_deref(),
+            Some("users_login_key")
+        );
+        assert_eq!(
+            n("UNIQUE constraint failed: companies.id").as_deref(),
+            Some("companies_pkey")
+        );
+        assert_eq!(
+            n("UNIQUE constraint failed: a.b, a.c").as_deref(),
+            Some("a_b_c_key")
+        );
+        assert_eq!(
+            n("CHECK constraint failed: companies_user_limit_check").as_deref(),
+            Some("companies_user_limit_check")
+        );
+        assert_eq!(n("FOREIGN KEY constraint failed"), None);
+    }
+}
+
+/// The SQLite statements.
+mod sql {
+    pub const BUMP_VERSION: &str =
+        "UPDATE store_version SET version = version + 1 WHERE id = 1 RETURNING version";
+    pub const GET_VERSION: &str = "SELECT version FROM store_version WHERE id = 1";
+    pub const INSERT_CHANGE: &str =
+        "INSERT INTO changes (version, kind, entity_id, at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING";
+    pub const CHANGES_SINCE: &str = "SELECT version, kind, entity_id FROM changes WHERE version > ?1 \
+         ORDER BY version, kind, entity_id LIMIT ?2";
+
+    pub const INSERT_AUDIT: &str =
+        "INSERT INTO audit_log (at, actor, company_id, action, target, outcome, details, version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         RETURNING id, at, actor, company_id, action, target, outcome, details, version";
+    pub const QUERY_AUDIT: &str =
+        "SELECT id, at, actor, company_id, action, target, outcome, details, version \
+         FROM audit_log \
+         WHERE (?1 IS NULL OR actor = ?1 OR target = ?2) \
+           AND (?3 IS NULL OR company_id = ?3) \
+           AND (?4 IS NULL OR action = ?4) \
+           AND (?5 IS NULL OR at >= ?5) \
+           AND (?6 IS NULL OR at < ?6) \
+           AND (?7 IS NULL OR id < ?7) \
+         ORDER BY id DESC LIMIT ?8";
+
+    pub const GET_COMPANY: &str = "SELECT id, name, account_type, parent_id, user_limit, attrs, created_at \
+         FROM companies WHERE id = ?1";
+    pub const LOCK_COMPANY_LIMIT: &str = "SELECT user_limit FROM companies WHERE id = ?1";
+    pub const INSERT_COMPANY: &str =
+        "INSERT INTO companies (id, name, account_type, parent_id, user_limit, attrs, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    pub const LIST_COMPANIES: &str =
+        "SELECT id, name, account_type, parent_id, user_limit, attrs, created_at \
+         FROM companies \
+         WHERE (?1 IS NULL OR parent_id = ?1) AND (?2 IS NULL OR id > ?2) \
+         ORDER BY id LIMIT ?3";
+    pub const UPDATE_COMPANY: &str =
+        "UPDATE companies SET name = ?2, account_type = ?3, user_limit = ?4, attrs = ?5 \
+         WHERE id = ?1";
+
+    pub const COUNT_ACTIVE_USERS: &str = "SELECT COUNT(*) FROM users WHERE company_id = ?1 AND active";
+    pub const GET_USER: &str =
+        "SELECT id, company_id, login, email, name, role, active, flags, addons, group_name, \
+         attrs, password_hash IS NOT NULL AS has_password, created_at, updated_at FROM users WHERE id = ?1";
+    pub const GET_USER_BY_LOGIN: &str =
+        "SELECT id, company_id, login, email, name, role, active, flags, addons, \
+         group_name, attrs, password_hash IS NOT NULL AS has_password, created_at, updated_at \
+         FROM users WHERE login = ?1";
+    pub const LIST_USERS: &str =
+        "SELECT id, company_id, login, email, name, role, active, flags, addons, group_name, \
+         attrs, password_hash IS NOT NULL AS has_password, created_at, updated_at FROM users \
+         WHERE (?1 IS NULL OR company_id = ?1) AND (?2 OR active) AND (?3 IS NULL OR id > ?3) \
+         ORDER BY id LIMIT ?4";
+    pub const INSERT_USER: &str = "INSERT INTO users (id, company_id, login, email, name, role, flags, \
+         addons, group_name, attrs, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)";
+    pub const UPDATE_USER: &str =
+        "UPDATE users SET login = ?2, email = ?3, name = ?4, role = ?5, flags = ?6, \
+         addons = ?7, group_name = ?8, attrs = ?9, updated_at = ?10 WHERE id = ?1";
+    pub const SET_ACTIVE: &str = "UPDATE users SET active = ?2, updated_at = ?3 WHERE id = ?1";
+    pub const MOVE_USER: &str = "UPDATE users SET company_id = ?2, updated_at = ?3 WHERE id = ?1";
+    pub const TOUCH_USER: &str = "UPDATE users SET updated_at = ?2 WHERE id = ?1";
+    pub const DELETE_USER: &str = "DELETE FROM users WHERE id = ?1";
+    pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1";
+    pub const GET_PASSWORD: &str = "SELECT password_hash FROM users WHERE id = ?1";
+    pub const USER_COMPANY: &str = "SELECT company_id FROM users WHERE id = ?1";
+
+    pub const LIST_ACCESS: &str = "SELECT user_id, company_id, role FROM user_companies WHERE user_id = ?1 \
+         ORDER BY company_id";
+    pub const LIST_ACCESS_RANGE: &str = "SELECT user_id, company_id, role FROM user_companies \
+         WHERE user_id >= ?1 AND user_id <= ?2 ORDER BY user_id, company_id";
+    pub const INSERT_ACCESS: &str =
+        "INSERT INTO user_companies (user_id, company_id, role) VALUES (?1, ?2, ?3)";
+    pub const DELETE_ACCESS_ALL: &str = "DELETE FROM user_companies WHERE user_id = ?1";
+    pub const DELETE_ACCESS_ONE: &str = "DELETE FROM user_companies WHERE user_id = ?1 AND company_id = ?2";
+
+    pub const GET_GROUP: &str = "SELECT name, description, features, is_default, created_at \
+         FROM permission_groups WHERE name = ?1";
+    pub const LIST_GROUPS: &str = "SELECT name, description, features, is_default, created_at \
+         FROM permission_groups ORDER BY name";
+    pub const DEFAULT_GROUP: &str = "SELECT name FROM permission_groups WHERE is_default";
+    pub const INSERT_GROUP: &str =
+        "INSERT INTO permission_groups (name, description, features, is_default, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)";
+    pub const UPDATE_GROUP: &str =
+        "UPDATE permission_groups SET description = ?2, features = ?3 WHERE name = ?1";
+    pub const CLEAR_DEFAULT_GROUP: &str = "UPDATE permission_groups SET is_default = FALSE WHERE is_default";
+    pub const SET_DEFAULT_GROUP: &str = "UPDATE permission_groups SET is_default = TRUE WHERE name = ?1";
+    pub const COUNT_GROUP_USERS: &str = "SELECT COUNT(*) FROM users WHERE group_name = ?1";
+    pub const DELETE_GROUP: &str = "DELETE FROM permission_groups WHERE name = ?1";
+
+    pub const GET_GRANT: &str = "SELECT id, user_id, from_company, company_id, locations, actors, status, \
+         requested_at, decided_by, decided_at, revoked_by, revoked_at, expires_at \
+         FROM visitor_grants WHERE id = ?1";
+    pub const INSERT_GRANT: &str =
+        "INSERT INTO visitor_grants (id, user_id, from_company, company_id, locations, \
+         actors, status, requested_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'requested', ?7, ?8)";
+    pub const DECIDE_GRANT: &str = "UPDATE visitor_grants SET status = ?2, decided_by = ?3, decided_at = ?4 \
+         WHERE id = ?1";
+    pub const REVOKE_GRANT: &str = "UPDATE visitor_grants SET status = ?2, revoked_by = ?3, revoked_at = ?4 \
+         WHERE id = ?1";
+    pub const LIST_GRANTS: &str = "SELECT id, user_id, from_company, company_id, locations, actors, status, \
+         requested_at, decided_by, decided_at, revoked_by, revoked_at, expires_at FROM visitor_grants \
+         WHERE (?1 IS NULL OR user_id = ?1) AND (?2 IS NULL OR company_id = ?2) \
+           AND (?3 IS NULL OR status = ?3) \
+         ORDER BY requested_at DESC, id";
+    pub const ACTIVE_GRANTS: &str =
+        "SELECT id, user_id, from_company, company_id, locations, actors, status, \
+         requested_at, decided_by, decided_at, revoked_by, revoked_at, expires_at FROM visitor_grants \
+         WHERE user_id = ?1 AND status = 'approved' AND (expires_at IS NULL OR expires_at > ?2) \
+         ORDER BY requested_at DESC, id";
+
+    pub const GET_INVITATION: &str =
+        "SELECT id, company_id, email, role, flags, addons, group_name, attrs, status, \
+         invited_by, created_at, expires_at, accepted_at, user_id FROM invitations WHERE id = ?1";
+    pub const GET_INVITATION_BY_TOKEN: &str =
+        "SELECT id, company_id, email, role, flags, addons, group_name, \
+         attrs, status, invited_by, created_at, expires_at, accepted_at, user_id \
+         FROM invitations WHERE token_hash = ?1";
+    pub const INSERT_INVITATION: &str =
+        "INSERT INTO invitations (id, company_id, email, role, flags, addons, \
+         group_name, attrs, token_hash, status, invited_by, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12)";
+    pub const ACCEPT_INVITATION: &str =
+        "UPDATE invitations SET status = 'accepted', accepted_at = ?2, user_id = ?3 \
+         WHERE id = ?1 AND status = 'pending'";
+    pub const REVOKE_INVITATION: &str =
+        "UPDATE invitations SET status = 'revoked' WHERE id = ?1 AND status = 'pending'";
+    pub const LIST_INVITATIONS: &str =
+        "SELECT id, company_id, email, role, flags, addons, group_name, attrs, status, \
+         invited_by, created_at, expires_at, accepted_at, user_id FROM invitations \
+         WHERE company_id = ?1 AND (?2 OR status = 'pending') ORDER BY created_at DESC, id";
+
+    pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, user_id, name, key_hash, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)";
+    pub const GET_API_KEY: &str =
+        "SELECT id, user_id, name, key_hash, created_at, revoked_at FROM api_keys WHERE id = ?1";
+    pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1";
+    pub const LIST_API_KEYS: &str =
+        "SELECT id, user_id, name, key_hash, created_at, revoked_at FROM api_keys \
+         WHERE user_id = ?1 ORDER BY created_at, id";
+}
