@@ -73,12 +73,21 @@ impl Decision {
 impl Snapshot {
     /// Decides a prepared request with this snapshot's policies.
     pub fn decide(&self, p: &Prepared) -> Decision {
-        let policies = p
-            .request
+        self.decide_parts(&p.request, &p.entities)
+    }
+
+    /// Decides a Cedar request over an entity slice, both borrowed (so a caller can decide
+    /// several requests over one slice without copying it).
+    pub fn decide_parts(
+        &self,
+        request: &cedar_policy::Request,
+        entities: &cedar_policy::Entities,
+    ) -> Decision {
+        let policies = request
             .action()
             .and_then(|a| self.by_action.get(a))
             .unwrap_or(&self.policies);
-        let response = self.authorizer.is_authorized(&p.request, policies, &p.entities);
+        let response = self.authorizer.is_authorized(request, policies, entities);
         self.to_decision(&response, policies)
     }
 

@@ -38,14 +38,41 @@ pub struct Location {
     pub source_line: String,
 }
 
+/// Where each line of a text starts, so many spans resolve without rescanning the text.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Indexes a text.
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self { starts }
+    }
+
+    /// The location of a byte span of `text`, the text this index was built from.
+    pub fn location(&self, file: &str, text: &str, span: Range<usize>) -> Location {
+        let start = floor_char_boundary(text, span.start.min(text.len()));
+        let line = self.starts.partition_point(|&s| s <= start);
+        let line_start = self.starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
+        Location::at(file, text, span, start, line, line_start)
+    }
+}
+
 impl Location {
     /// Resolves a byte span of `text` (the contents of `file`) to a line and column.
     pub fn new(file: &str, text: &str, span: Range<usize>) -> Self {
         let start = floor_char_boundary(text, span.start.min(text.len()));
-        let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
         let before = &text[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Self::at(file, text, span, start, line, line_start)
+    }
+
+    fn at(file: &str, text: &str, span: Range<usize>, start: usize, line: usize, line_start: usize) -> Self {
+        let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
         let column = text[line_start..start].chars().count() + 1;
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         Self {

@@ -199,12 +199,24 @@ impl Snapshot {
         context: serde_json::Map<String, serde_json::Value>,
         entities: Entities,
     ) -> Result<Prepared, RequestError> {
+        let request = self.request_with(principal, action, resource, context)?;
+        Ok(Prepared { request, entities })
+    }
+
+    /// Builds the Cedar request from resolved parts, its context and itself validated
+    /// against the schema.
+    pub fn request_with(
+        &self,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Request, RequestError> {
         let context =
             Context::from_json_value(serde_json::Value::Object(context), Some((&self.schema, &action)))
                 .map_err(|e| RequestError::Context(lower_first(&e.to_string())))?;
-        let request = Request::new(principal, action, resource, context, Some(&self.schema))
-            .map_err(|e| RequestError::Request(lower_first(&e.to_string())))?;
-        Ok(Prepared { request, entities })
+        Request::new(principal, action, resource, context, Some(&self.schema))
+            .map_err(|e| RequestError::Request(lower_first(&e.to_string())))
     }
 
     /// Parses entities in Cedar's JSON format against the schema, adding the action entities.

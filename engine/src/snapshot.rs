@@ -170,8 +170,38 @@ impl Snapshot {
 
         // Validate what did parse, so one run reports syntax and type errors together.
         let validator = Validator::new(schema.clone());
-        let result = validator.validate(&set, ValidationMode::Strict);
-        for e in result.validation_errors() {
+        let (to_validate, groups) = validation_set(&schema, &set, &compiled_by_id, !shapes.has_enums);
+        let first = validator.validate(&to_validate, ValidationMode::Strict);
+        // A representative that fails sends its whole group through the validator, so every
+        // member's own error is reported.
+        let failing: std::collections::HashSet<&PolicyId> =
+            first.validation_errors().map(|e| e.policy_id()).collect();
+        let mut retry = PolicySet::new();
+        let mut retried = std::collections::HashSet::new();
+        for (rep, members) in &groups {
+            if failing.contains(rep) && members.len() > 1 {
+                retried.insert(rep.clone());
+                for m in members {
+                    let _ = retry.add(m.clone());
+                }
+            }
+        }
+        let mut errors: Vec<cedar_policy::ValidationError> = first
+            .validation_errors()
+            .filter(|e| !retried.contains(e.policy_id()))
+            .cloned()
+            .collect();
+        let warnings_found: Vec<cedar_policy::ValidationWarning> =
+            first.validation_warnings().cloned().collect();
+        if !retried.is_empty() {
+            errors.extend(
+                validator
+                    .validate(&retry, ValidationMode::Strict)
+                    .validation_errors()
+                    .cloned(),
+            );
+        }
+        for e in &errors {
             let id = e.policy_id().to_string();
             let locate = |span: Range<usize>| -> Location {
                 if let Some(c) = compiled_by_id.get(&id) {
@@ -197,7 +227,7 @@ impl Snapshot {
                 }
             }
         }
-        for w in result.validation_warnings() {
+        for w in &warnings_found {
             let id = w.policy_id().to_string();
             if compiled_by_id.contains_key(&id) {
                 continue;
@@ -328,37 +358,136 @@ impl Snapshot {
     }
 }
 
-/// Splits the static policies by the actions their scope can match (action groups followed).
+/// Splits the static policies by the actions their scope can match (action groups followed),
+/// in one pass over the policies.
 fn index_by_action(
     schema: &Schema,
     set: &PolicySet,
     actions: &std::collections::HashSet<cedar_policy::EntityUid>,
 ) -> HashMap<cedar_policy::EntityUid, PolicySet> {
-    use cedar_policy::ActionConstraint;
+    use cedar_policy::{ActionConstraint, EntityUid};
+    // Each action and group, mapped to the actions it stands for.
+    let mut members: HashMap<EntityUid, Vec<EntityUid>> = HashMap::new();
     let hierarchy = schema.action_entities().ok();
-    let mut out = HashMap::new();
     for action in actions {
-        let mut groups: Vec<&cedar_policy::EntityUid> = vec![action];
-        if let Some(h) = &hierarchy {
-            if let Some(anc) = h.ancestors(action) {
-                groups.extend(anc);
+        members.entry(action.clone()).or_default().push(action.clone());
+        if let Some(anc) = hierarchy.as_ref().and_then(|h| h.ancestors(action)) {
+            for group in anc {
+                members.entry(group.clone()).or_default().push(action.clone());
             }
         }
-        let mut sub = PolicySet::new();
-        for p in set.policies() {
-            let matches = match p.action_constraint() {
-                ActionConstraint::Any => true,
-                ActionConstraint::Eq(a) => groups.contains(&&a),
-                ActionConstraint::In(list) => list.iter().any(|a| groups.contains(&a)),
-            };
-            if matches {
-                // Ids are unique in `set`, so adding to a fresh set cannot fail.
+    }
+    let mut out: HashMap<EntityUid, PolicySet> =
+        actions.iter().map(|a| (a.clone(), PolicySet::new())).collect();
+    for p in set.policies() {
+        let targets: Vec<&EntityUid> = match p.action_constraint() {
+            ActionConstraint::Any => actions.iter().collect(),
+            ActionConstraint::Eq(a) => members.get(&a).map(|m| m.iter().collect()).unwrap_or_default(),
+            ActionConstraint::In(list) => {
+                let mut t: Vec<&EntityUid> = list.iter().filter_map(|a| members.get(a)).flatten().collect();
+                t.sort();
+                t.dedup();
+                t
+            }
+        };
+        for a in targets {
+            if let Some(sub) = out.get_mut(a) {
+                // Ids are unique in `set`, so adding to a subset cannot fail.
                 let _ = sub.add(p.clone());
             }
         }
-        out.insert(action.clone(), sub);
     }
     out
+}
+
+/// The policies to hand the validator. Compiled feature policies that differ only in names
+/// (quoted strings: roles, actions, features) and whose actions apply to the same principal
+/// and resource types type-check alike, so one of each such group stands for the rest; a
+/// folder of 1,000 features validates a few dozen policies. Returns the set and the members
+/// of each representative's group. Schemas with enumerated entity types, where a name can
+/// matter to the validator, get no grouping.
+fn validation_set(
+    schema: &Schema,
+    set: &PolicySet,
+    compiled: &HashMap<String, &CompiledPolicy>,
+    grouping: bool,
+) -> (PolicySet, HashMap<PolicyId, Vec<cedar_policy::Policy>>) {
+    let mut out = PolicySet::new();
+    for t in set.templates() {
+        let _ = out.add_template(t.clone());
+    }
+    let mut groups: HashMap<String, (PolicyId, Vec<cedar_policy::Policy>)> = HashMap::new();
+    for p in set.policies() {
+        let id = p.id().to_string();
+        let key = match compiled.get(&id) {
+            Some(c) if grouping && id.starts_with("feature.") => Some(shape_key(schema, p, &c.text)),
+            _ => None,
+        };
+        match key {
+            Some(k) => {
+                let entry = groups.entry(k).or_insert_with(|| {
+                    let _ = out.add(p.clone());
+                    (p.id().clone(), Vec::new())
+                });
+                entry.1.push(p.clone());
+            }
+            None => {
+                let _ = out.add(p.clone());
+            }
+        }
+    }
+    (out, groups.into_values().collect())
+}
+
+fn shape_key(schema: &Schema, p: &cedar_policy::Policy, text: &str) -> String {
+    use cedar_policy::ActionConstraint;
+    // The text with every string literal emptied.
+    let mut key = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for ch in text.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                in_string = false;
+                key.push('"');
+            }
+            continue;
+        }
+        if ch == '"' {
+            in_string = true;
+        }
+        key.push(ch);
+    }
+    let actions = match p.action_constraint() {
+        ActionConstraint::Any => Vec::new(),
+        ActionConstraint::Eq(a) => vec![a],
+        ActionConstraint::In(list) => list,
+    };
+    let mut sigs: Vec<String> = actions
+        .iter()
+        .map(|a| {
+            let mut ps: Vec<String> = schema
+                .principals_for_action(a)
+                .map(|i| i.map(ToString::to_string).collect())
+                .unwrap_or_default();
+            let mut rs: Vec<String> = schema
+                .resources_for_action(a)
+                .map(|i| i.map(ToString::to_string).collect())
+                .unwrap_or_default();
+            ps.sort();
+            rs.sort();
+            format!("{}->{}", ps.join("|"), rs.join("|"))
+        })
+        .collect();
+    sigs.sort();
+    sigs.dedup();
+    key.push('\n');
+    key.push_str(&sigs.join(";"));
+    key
 }
 
 /// `Namespace::Type`, or `Type` without a namespace.
@@ -566,38 +695,47 @@ fn push_one(
     diags.push(d);
 }
 
-/// Attribute names per entity type, read from the schema text.
-struct SchemaShapes(HashMap<String, BTreeSet<String>>);
+/// Attribute names per entity type, read from the schema text, and whether any entity type
+/// is enumerated (or the schema could not be read that way, to be safe).
+struct SchemaShapes {
+    attrs: HashMap<String, BTreeSet<String>>,
+    has_enums: bool,
+}
 
 impl SchemaShapes {
     fn read(text: &str) -> Self {
-        let mut out = HashMap::new();
+        let mut out = Self {
+            attrs: HashMap::new(),
+            has_enums: true,
+        };
         let Ok((fragment, _)) = SchemaFragment::from_cedarschema_str(text) else {
-            return Self(out);
+            return out;
         };
         let Ok(json) = fragment.to_json_value() else {
-            return Self(out);
+            return out;
         };
         let Some(namespaces) = json.as_object() else {
-            return Self(out);
+            return out;
         };
+        out.has_enums = false;
         for (ns, body) in namespaces {
             let Some(types) = body.get("entityTypes").and_then(|t| t.as_object()) else {
                 continue;
             };
             for (name, def) in types {
+                out.has_enums |= def.get("enum").is_some();
                 let attrs = def
                     .pointer("/shape/attributes")
                     .and_then(|a| a.as_object())
                     .map(|a| a.keys().cloned().collect())
                     .unwrap_or_default();
-                out.insert(qualify(ns, name), attrs);
+                out.attrs.insert(qualify(ns, name), attrs);
             }
         }
-        Self(out)
+        out
     }
 
     fn attrs_of(&self, ty: &str) -> BTreeSet<String> {
-        self.0.get(ty).cloned().unwrap_or_default()
+        self.attrs.get(ty).cloned().unwrap_or_default()
     }
 }

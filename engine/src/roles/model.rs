@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 
-use crate::diag::{Diagnostic, Diagnostics, Location};
+use crate::diag::{Diagnostic, Diagnostics, LineIndex, Location};
 use crate::roles::raw::{Name, RawCedar, RawRoles, RawSettings};
 use crate::spanned::Spanned;
 
@@ -240,12 +240,13 @@ fn valid_name(name: &str) -> bool {
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
+    lines: LineIndex,
     diags: Diagnostics,
 }
 
 impl Checker<'_> {
     fn loc(&self, span: Range<usize>) -> Location {
-        Location::new(self.file, self.text, span)
+        self.lines.location(self.file, self.text, span)
     }
 
     fn error(&mut self, code: &str, message: String, span: Range<usize>) -> &mut Diagnostic {
@@ -304,6 +305,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
     let mut c = Checker {
         file,
         text,
+        lines: LineIndex::new(text),
         diags: Diagnostics::default(),
     };
 
