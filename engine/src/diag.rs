@@ -188,6 +188,18 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .map(|(_, c)| c)
 }
 
+/// serde's "unknown field `x`, expected one of `a`, `b`" becomes a "did you mean".
+pub(crate) fn suggest_field(d: Diagnostic, message: &str) -> Diagnostic {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return d;
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return d;
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    d.suggest(field, candidates)
+}
+
 /// All diagnostics of one load, in the order found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(transparent)]

@@ -316,7 +316,7 @@ fn parse_all(files: &[SourceFile]) -> Result<Parsed<'_>, Diagnostics> {
                 if let Some(span) = e.span() {
                     d = d.at_span(&f.path, &f.text, span);
                 }
-                diags.push(d);
+                diags.push(crate::diag::suggest_field(d, e.message()));
             }
         }
     }

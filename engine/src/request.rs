@@ -162,8 +162,17 @@ impl Snapshot {
             return Ok(t.clone());
         }
         let mut m = format!("unknown entity type `{ty}`");
-        let names = self.type_names.keys().map(String::as_str);
-        if let Some(close) = crate::diag::did_you_mean(ty, names) {
+        // Compare bare names too, so `Shipmnt` finds `Portal::Shipment`.
+        let bare = ty.rsplit("::").next().unwrap_or(ty);
+        let mut fulls: Vec<&str> = self.type_names.keys().map(String::as_str).collect();
+        fulls.sort_unstable();
+        let bare_of = |full: &str| -> String { full.rsplit("::").next().unwrap_or(full).to_owned() };
+        let bares: Vec<String> = fulls.iter().map(|f| bare_of(f)).collect();
+        let close = crate::diag::did_you_mean(bare, bares.iter().map(String::as_str))
+            .and_then(|b| fulls.iter().copied().find(|f| bare_of(f) == b));
+        let close =
+            close.or_else(|| crate::diag::did_you_mean(ty, self.type_names.keys().map(String::as_str)));
+        if let Some(close) = close {
             m.push_str(&format!("; did you mean `{close}`?"));
         }
         Err(m)

@@ -125,8 +125,9 @@ impl Snapshot {
         let mut info: HashMap<PolicyId, Arc<PolicyInfo>> = HashMap::new();
         let mut compiled_by_id: HashMap<String, &CompiledPolicy> = HashMap::new();
         let roles_file = sources.roles.as_ref();
-        for c in &compiled {
-            match cedar_policy::Policy::parse(Some(PolicyId::new(&c.id)), &c.text) {
+        let parsed = parse_compiled(&compiled);
+        for (c, parsed) in compiled.iter().zip(parsed) {
+            match parsed {
                 Ok(p) => {
                     if let Err(e) = set.add(p) {
                         diags.push(Diagnostic::error("roles::compile", e.to_string()).at(c.origin.clone()));
@@ -485,9 +486,65 @@ fn shape_key(schema: &Schema, p: &cedar_policy::Policy, text: &str) -> String {
         .collect();
     sigs.sort();
     sigs.dedup();
+    let mut key = collapse_lists(&key);
     key.push('\n');
     key.push_str(&sigs.join(";"));
     key
+}
+
+/// `[A, A, A]` becomes `[A]`: a set literal types the same whatever its length.
+fn collapse_lists(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']') else {
+            out.push_str(after);
+            return out;
+        };
+        let inner = &after[..close];
+        if inner.contains('[') {
+            out.push_str(inner);
+        } else {
+            let mut items: Vec<&str> = inner.split(", ").collect();
+            items.dedup();
+            out.push_str(&items.join(", "));
+        }
+        rest = &after[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parses the compiled policies, on as many threads as the machine has (parsing is most of
+/// the cost of loading a large role model).
+fn parse_compiled(
+    compiled: &[CompiledPolicy],
+) -> Vec<Result<cedar_policy::Policy, cedar_policy::ParseErrors>> {
+    let parse = |c: &CompiledPolicy| cedar_policy::Policy::parse(Some(PolicyId::new(&c.id)), &c.text);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8);
+    if threads < 2 || compiled.len() < 64 {
+        return compiled.iter().map(parse).collect();
+    }
+    let chunk = compiled.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = compiled
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(compiled.len());
+        for (h, part) in handles.into_iter().zip(compiled.chunks(chunk)) {
+            // A parser thread cannot panic on any input; if it did, parse that part here.
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(_) => out.extend(part.iter().map(parse)),
+            }
+        }
+        out
+    })
 }
 
 /// `Namespace::Type`, or `Type` without a namespace.

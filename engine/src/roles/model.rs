@@ -155,7 +155,7 @@ impl RoleModel {
                 if let Some(span) = e.span() {
                     d = d.at_span(file, text, span);
                 }
-                d = suggest_field(d, e.message());
+                d = crate::diag::suggest_field(d, e.message());
                 return Err(Diagnostics(vec![d]));
             }
         };
@@ -215,18 +215,6 @@ fn toml_message(e: &toml::de::Error) -> String {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => "invalid TOML".to_owned(),
     }
-}
-
-/// serde's "unknown field `x`, expected one of `a`, `b`" becomes a "did you mean".
-fn suggest_field(d: Diagnostic, message: &str) -> Diagnostic {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return d;
-    };
-    let Some((field, expected)) = rest.split_once('`') else {
-        return d;
-    };
-    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    d.suggest(field, candidates)
 }
 
 fn valid_name(name: &str) -> bool {

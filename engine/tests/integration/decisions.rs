@@ -348,7 +348,6 @@ fn unknown_entity_type_suggests_the_close_one() {
 }
 
 #[test]
-#[ignore = "bug: a bare type name is compared unqualified, so `Shipmnt` finds no suggestion"]
 fn unknown_bare_entity_type_suggests_the_qualified_one() {
     let e = engine();
     let mut q = query("olivia", "shipment.create", "");

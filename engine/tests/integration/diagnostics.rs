@@ -259,7 +259,6 @@ fn fixture_with_unknown_field_in_json() {
 }
 
 #[test]
-#[ignore = "bug: unknown fields in fixture files get no \"did you mean\", unlike roles.toml"]
 fn fixture_unknown_field_suggests_the_close_one() {
     let f = Folder::copy_of_policies();
     f.edit(
