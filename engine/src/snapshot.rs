@@ -155,7 +155,7 @@ impl Snapshot {
                 }
                 Err(e) => {
                     if let Some(rf) = roles_file {
-                        push_cedar(&mut diags, "roles::when", &e, &|span| {
+                        push_cedar(&mut diags, "roles::when", &*e, &|span| {
                             compiled_location(c, rf, span)
                         });
                     }
@@ -521,8 +521,10 @@ fn collapse_lists(s: &str) -> String {
 /// the cost of loading a large role model).
 fn parse_compiled(
     compiled: &[CompiledPolicy],
-) -> Vec<Result<cedar_policy::Policy, cedar_policy::ParseErrors>> {
-    let parse = |c: &CompiledPolicy| cedar_policy::Policy::parse(Some(PolicyId::new(&c.id)), &c.text);
+) -> Vec<Result<cedar_policy::Policy, Box<cedar_policy::ParseErrors>>> {
+    let parse = |c: &CompiledPolicy| {
+        cedar_policy::Policy::parse(Some(PolicyId::new(&c.id)), &c.text).map_err(Box::new)
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(8);
