@@ -12,8 +12,8 @@ trap 'kill $(cat $WORK/pid 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXI
 cp -r "$ROOT/policies" "$WORK/policies"
 HERE=$(dirname "$0")
 
-start() { # $1 = entities file
-  "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --entities "$1" >"$WORK/log" 2>&1 &
+start() { # $1 = entities file; runs in $WORK so the default user-store file lands there
+  (cd "$WORK" && exec env PORTCULLIS_SLICE_CACHE="${SLICE_CACHE:-1024}" "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --entities "$1" >"$WORK/log" 2>&1) &
   echo $! >"$WORK/pid"
   for _ in $(seq 200); do curl -sf localhost:$PORT/healthz >/dev/null && return; sleep 0.05; done
   cat "$WORK/log"; exit 1
@@ -31,7 +31,9 @@ python3 "$HERE/gen_entities.py" 100 "$WORK/e100.json" "$WORK/inline.json"
 python3 "$HERE/gen_entities.py" 100000 "$WORK/e100k.json"
 python3 - "$WORK/batch.json" <<'PY'
 import json, sys
-checks = [{"id": i, "principal": "u0", "action": "shipment.create", "resource": "Portal::Shipment::\"s0\""} for i in range(100)]
+# 100 different questions: u0 on 40 shipments x 3 actions (no two checks alike).
+actions = ["shipment.create", "shipment.read", "shipment.export"]
+checks = [{"id": i, "principal": "u0", "action": actions[i % 3], "resource": f'Portal::Shipment::"s{i % 40}"'} for i in range(100)]
 json.dump({"checks": checks}, open(sys.argv[1], "w"))
 PY
 
@@ -45,6 +47,12 @@ for n in 100 100k; do
   run "inline entities, $n, one at a time" "$WORK/inline.json" /v1/authorize 1
   run "batch of 100 (x100 decisions/s), $n" "$WORK/batch.json" /v1/authorize/batch 32
   echo "-- $n entities, RSS after load: $(rss)"
+  stop
+  # The same without the slice cache: every request builds its slice.
+  SLICE_CACHE=0 start "$WORK/e$n.json"
+  run "stored entities, $n, no slice cache" "$WORK/stored.json" /v1/authorize 32
+  run "stored entities, $n, no slice cache, one at a time" "$WORK/stored.json" /v1/authorize 1
+  run "batch of 100 (x100 decisions/s), $n, no slice cache" "$WORK/batch.json" /v1/authorize/batch 32
   stop
 done
 

@@ -17,6 +17,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8180";
 /// The default policy folder.
 pub const DEFAULT_POLICIES: &str = "policies";
+/// The default user store of `portcullis serve`: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "portcullis.db";
 /// The default config file, read when present.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
 
@@ -112,6 +114,8 @@ pub struct Config {
     pub watch: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// The user store (`postgres://…`, or a SQLite file); `None` serves without one.
+    pub database_url: Option<String>,
 }
 
 impl Config {
@@ -129,6 +133,7 @@ impl Config {
             reload_debounce: Self::DEFAULT_RELOAD_DEBOUNCE,
             watch: true,
             log_format: LogFormat::Text,
+            database_url: None,
         }
     }
 
@@ -170,6 +175,9 @@ impl Config {
         if let Some(v) = l.log_format {
             self.log_format = v;
         }
+        if let Some(v) = l.database_url {
+            self.database_url = Some(v);
+        }
         self
     }
 
@@ -197,6 +205,10 @@ impl Config {
             .apply(file_layer)
             .apply(Layer::from_env(env)?)
             .apply(flags);
+        let mut config = config;
+        if config.database_url.is_none() {
+            config.database_url = Some(DEFAULT_DATABASE.to_owned());
+        }
         config.check()?;
         Ok(config)
     }
@@ -252,6 +264,8 @@ pub struct Layer {
     pub watch: Option<bool>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// The user store URL.
+    pub database_url: Option<String>,
 }
 
 impl Layer {
@@ -271,8 +285,9 @@ impl Layer {
                 continue;
             };
             let key = key.to_lowercase();
-            // `PORTCULLIS_LOG` is the log filter, read by the logger.
-            if key == "log" {
+            // `PORTCULLIS_LOG` is the log filter, read by the logger; `PORTCULLIS_SLICE_CACHE`
+            // sizes the slice cache, read when a bundle is built (`state::SliceCache`).
+            if key == "log" || key == "slice_cache" {
                 continue;
             }
             let value = match key.as_str() {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod listen;
+pub mod manage;
 pub mod metrics;
 pub mod reload;
 pub mod server;

@@ -29,6 +29,9 @@ pub enum StartError {
     /// The watcher cannot start.
     #[error("cannot watch the policy folder: {0}")]
     Watch(#[from] notify::Error),
+    /// The user store cannot be opened or migrated.
+    #[error("cannot open the user store: {0}")]
+    Store(String),
 }
 
 /// A server running on the current tokio runtime.
@@ -64,6 +67,7 @@ impl Server {
                 })
             })
             .map_err(StartError::Build)?;
+        crate::manage::attach(&state).await.map_err(StartError::Store)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Bind(config.listen, e))?;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, Request, SchemaFragment};
 use portcullis_engine::{
     diag::did_you_mean, Diagnostic, Diagnostics, EntityRef, Location, RequestError, Slot, Snapshot,
     SourceLimits, SourceSet, ROLES_FILE,
@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::slice::StaticEntities;
+use crate::slice::{ActionEntities, StaticEntities};
 
 /// The announcement of one install: tests and the watcher await these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,109 @@ pub struct Resolver {
     /// The type a bare principal id names.
     user_type: Option<EntityTypeName>,
     /// The schema's action entities, so action groups work in a slice.
-    pub action_entities: StaticEntities,
+    pub action_entities: ActionEntities,
+    /// Per action, what the schema lets a request carry, checked once here so a request
+    /// whose parts fit needs no schema validation of its own.
+    pub request_shapes: HashMap<EntityUid, RequestShape>,
+}
+
+/// What the schema accepts for one action.
+#[derive(Debug)]
+pub struct RequestShape {
+    /// Principal types the action applies to (enumerated types excluded: their ids need
+    /// checking).
+    principals: HashSet<EntityTypeName>,
+    /// Resource types the action applies to (enumerated types excluded).
+    resources: HashSet<EntityTypeName>,
+    /// The empty context, when the action's context type accepts it.
+    empty_context: Option<Context>,
+}
+
+impl RequestShape {
+    /// A request for this action, built without validation, when the schema is known to
+    /// accept it: both types apply and the context is empty and allowed empty. `None` when
+    /// the request needs Cedar's full validation (and its error messages).
+    pub fn request(
+        &self,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+        context_is_empty: bool,
+    ) -> Option<Request> {
+        if !context_is_empty
+            || !self.principals.contains(principal.type_name())
+            || !self.resources.contains(resource.type_name())
+        {
+            return None;
+        }
+        let context = self.empty_context.clone()?;
+        Request::new(principal.clone(), action.clone(), resource.clone(), context, None).ok()
+    }
+}
+
+/// Entity types the schema declares as enumerations (`entity Color enum ["red", ...]`).
+fn enum_types(schema_text: &str) -> Option<HashSet<String>> {
+    let (fragment, _) = SchemaFragment::from_cedarschema_str(schema_text).ok()?;
+    let json = fragment.to_json_value().ok()?;
+    let mut out = HashSet::new();
+    for (ns, body) in json.as_object()? {
+        let Some(types) = body.get("entityTypes").and_then(|t| t.as_object()) else {
+            continue;
+        };
+        for (name, def) in types {
+            if def.get("enum").is_some() {
+                out.insert(if ns.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{ns}::{name}")
+                });
+            }
+        }
+    }
+    Some(out)
+}
+
+fn request_shapes(s: &Snapshot) -> HashMap<EntityUid, RequestShape> {
+    let schema = s.schema();
+    let Some(enums) = s.sources().schema.as_ref().and_then(|f| enum_types(&f.text)) else {
+        return HashMap::new();
+    };
+    let plain = |t: &&EntityTypeName| !enums.contains(&t.to_string());
+    let mut out = HashMap::new();
+    for action in schema.actions() {
+        let principals: HashSet<EntityTypeName> = schema
+            .principals_for_action(action)
+            .map(|it| it.filter(plain).cloned().collect())
+            .unwrap_or_default();
+        let resources: HashSet<EntityTypeName> = schema
+            .resources_for_action(action)
+            .map(|it| it.filter(plain).cloned().collect())
+            .unwrap_or_default();
+        // The empty context counts as accepted only when Cedar itself accepts a whole
+        // request with it, for some principal and resource of the action.
+        let empty_context = Context::from_json_value(serde_json::json!({}), Some((schema, action)))
+            .ok()
+            .filter(|c| match (principals.iter().next(), resources.iter().next()) {
+                (Some(p), Some(r)) => Request::new(
+                    EntityUid::from_type_name_and_id(p.clone(), EntityId::new("probe")),
+                    action.clone(),
+                    EntityUid::from_type_name_and_id(r.clone(), EntityId::new("probe")),
+                    c.clone(),
+                    Some(schema),
+                )
+                .is_ok(),
+                _ => false,
+            });
+        out.insert(
+            action.clone(),
+            RequestShape {
+                principals,
+                resources,
+                empty_context,
+            },
+        );
+    }
+    out
 }
 
 impl Resolver {
@@ -77,14 +179,15 @@ impl Resolver {
         let action_entities = s
             .schema()
             .action_entities()
-            .map(StaticEntities::new)
-            .unwrap_or_else(|_| StaticEntities::empty());
+            .map(|e| ActionEntities::new(&e))
+            .unwrap_or_default();
         Self {
             types,
             actions,
             action_ids,
             user_type,
             action_entities,
+            request_shapes: request_shapes(s),
         }
     }
 
@@ -170,6 +273,10 @@ pub struct Served {
     pub installed_at: SystemTime,
     /// Its install number (set by `install`).
     pub generation: u64,
+    /// Slices already built under this bundle.
+    pub slices: SliceCache,
+    /// Inline entities already parsed under this bundle's schema.
+    pub inline: crate::slice::InlineCache,
 }
 
 impl Served {
@@ -181,7 +288,66 @@ impl Served {
             entities,
             installed_at: SystemTime::now(),
             generation: 0,
+            slices: SliceCache::new(slice_cache_capacity()),
+            inline: crate::slice::InlineCache::new(slice_cache_capacity()),
         }
+    }
+}
+
+/// Slices built for requests without inline entities, by principal, action and resource.
+///
+/// A bundle never changes (a reload installs a new one, with an empty cache), so a cached
+/// slice is exactly the one the request would build; a hit skips building Cedar entities and
+/// Cedar's transitive closure. Bounded: when full it starts over.
+#[derive(Debug)]
+pub struct SliceCache {
+    capacity: usize,
+    map: Mutex<HashMap<(EntityUid, EntityUid, EntityUid), Arc<cedar_policy::Entities>>>,
+}
+
+/// Default number of cached slices (and of cached inline entities);
+/// `PORTCULLIS_SLICE_CACHE=0` turns both caches off.
+const SLICE_CACHE_DEFAULT: usize = 1024;
+
+fn slice_cache_capacity() -> usize {
+    std::env::var("PORTCULLIS_SLICE_CACHE")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(SLICE_CACHE_DEFAULT)
+}
+
+impl SliceCache {
+    /// A cache of at most `capacity` slices (0: none).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The slice of `(principal, action, resource)`, built by `build` when not cached.
+    pub fn get_or_build(
+        &self,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+        build: impl FnOnce() -> Result<cedar_policy::Entities, RequestError>,
+    ) -> Result<Arc<cedar_policy::Entities>, RequestError> {
+        if self.capacity == 0 {
+            return build().map(Arc::new);
+        }
+        let key = (principal.clone(), action.clone(), resource.clone());
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let built = Arc::new(build()?);
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(key, built.clone());
+        }
+        Ok(built)
     }
 }
 
@@ -327,6 +493,8 @@ pub struct AppState {
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
     rebuild: tokio::sync::Mutex<()>,
+    /// The user store and its caches, when the server has one (set once at start).
+    pub manage: std::sync::OnceLock<Arc<crate::manage::Manage>>,
 }
 
 impl AppState {
@@ -347,6 +515,7 @@ impl AppState {
             status: Mutex::new(ReloadStatus::default()),
             metrics,
             rebuild: tokio::sync::Mutex::new(()),
+            manage: std::sync::OnceLock::new(),
         }))
     }
 

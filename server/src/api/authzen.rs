@@ -161,7 +161,7 @@ pub async fn evaluation(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let served = app.served();
-    let inline = Inline::parse(&e.entities, served.snapshot.schema())?;
+    let inline = Inline::parse_owned(e.entities, served.snapshot.schema())?;
     let d = evaluate(
         &app,
         &served,

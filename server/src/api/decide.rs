@@ -5,12 +5,14 @@
 //! builds the entity slice (inline entities + stored principal/resource with ancestors),
 //! decides, counts the outcome and answers with the policy version and a decision id.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use cedar_policy::EntityUid;
+use cedar_policy::{Entities, EntityUid};
 use portcullis_engine::{AuthzQuery, Decision, EntityRef, RequestError, Slot};
 use serde::{Deserialize, Serialize};
 
@@ -34,20 +36,57 @@ pub struct Check<'a> {
 
 /// Decides one check under `served`, with `inline` entities added to the slice.
 pub fn decide(served: &Served, check: Check<'_>, inline: &Inline) -> Result<Decision, RequestError> {
+    decide_cached(served, check, inline, None)
+}
+
+/// Slices already built in one batch, by principal, action and resource (for checks that
+/// share the batch's inline entities).
+pub type BatchSlices = HashMap<(EntityUid, EntityUid, EntityUid), Arc<Entities>>;
+
+/// Like [`decide`], sharing slices: without inline entities through the bundle's
+/// [`crate::state::SliceCache`]; with the batch's shared inline entities through `batch`.
+pub fn decide_cached(
+    served: &Served,
+    check: Check<'_>,
+    inline: &Inline,
+    batch: Option<&mut BatchSlices>,
+) -> Result<Decision, RequestError> {
     let s = &served.snapshot;
     let principal: EntityUid = served.resolver.entity(s, check.principal, Slot::Principal)?;
     let action = served.resolver.action(s, check.action)?;
     let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
-    let entities = build_slice(
-        &*served.entities.entities,
-        &served.resolver.action_entities,
-        &principal,
-        &action,
-        &resource,
-        inline,
-    )?;
-    let prepared = s.prepare_with(principal, action, resource, check.context, entities)?;
-    Ok(s.decide(&prepared))
+    let slice = || {
+        build_slice(
+            &*served.entities.entities,
+            &served.resolver.action_entities,
+            &principal,
+            &action,
+            &resource,
+            inline,
+        )
+    };
+    let entities: Arc<Entities> = if inline.is_empty() {
+        served
+            .slices
+            .get_or_build(&principal, &action, &resource, slice)?
+    } else if let Some(batch) = batch {
+        match batch.entry((principal.clone(), action.clone(), resource.clone())) {
+            Entry::Occupied(o) => o.get().clone(),
+            Entry::Vacant(v) => v.insert(Arc::new(slice()?)).clone(),
+        }
+    } else {
+        Arc::new(slice()?)
+    };
+    let fast = served
+        .resolver
+        .request_shapes
+        .get(&action)
+        .and_then(|shape| shape.request(&principal, &action, &resource, check.context.is_empty()));
+    let request = match fast {
+        Some(r) => r,
+        None => s.request_with(principal, action, resource, check.context)?,
+    };
+    Ok(s.decide_parts(&request, &entities))
 }
 
 /// A new decision id.
@@ -91,18 +130,21 @@ pub async fn authorize(
 ) -> Result<Json<DecisionBody>, ApiError> {
     let started = Instant::now();
     let served = app.served();
-    let result = Inline::parse(&q.entities, served.snapshot.schema()).and_then(|inline| {
-        decide(
-            &served,
-            Check {
+    // Stored users: their entities from the user store, their visitor grants linked.
+    let (q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    let result =
+        Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline)).and_then(|inline| {
+            let check = Check {
                 principal: &q.principal,
                 action: &q.action,
                 resource: &q.resource,
                 context: q.context,
-            },
-            &inline,
-        )
-    });
+            };
+            match &links {
+                Some(set) => crate::manage::cache::decide_linked(&served, check, &inline, set),
+                None => decide(&served, check, &inline),
+            }
+        });
     app.metrics.latency(started.elapsed());
     match result {
         Ok(d) => {
@@ -187,29 +229,25 @@ pub async fn batch(
     let started = Instant::now();
     let served = app.served();
     let schema = served.snapshot.schema();
-    let shared = Inline::parse(&req.entities, schema)?;
+    let shared = Inline::parse_cached(req.entities.clone(), schema, Some(&served.inline))?;
     let (mut allow, mut deny) = (0, 0);
     let mut results = Vec::with_capacity(req.checks.len());
+    let mut cache = BatchSlices::new();
     for c in req.checks {
-        let inline = if c.entities.is_empty() {
-            Ok(None)
+        let check = Check {
+            principal: &c.principal,
+            action: &c.action,
+            resource: &c.resource,
+            context: c.context,
+        };
+        let result = if c.entities.is_empty() {
+            decide_cached(&served, check, &shared, Some(&mut cache))
         } else {
             let mut values = req.entities.clone();
             values.extend(c.entities);
-            Inline::parse(&values, schema).map(Some)
+            Inline::parse_cached(values, schema, Some(&served.inline))
+                .and_then(|own| decide(&served, check, &own))
         };
-        let result = inline.and_then(|own| {
-            decide(
-                &served,
-                Check {
-                    principal: &c.principal,
-                    action: &c.action,
-                    resource: &c.resource,
-                    context: c.context,
-                },
-                own.as_ref().unwrap_or(&shared),
-            )
-        });
         results.push(match result {
             Ok(d) => {
                 if d.allowed() {

@@ -52,6 +52,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/openapi.json", get(openapi::document))
         .route("/.well-known/authzen-configuration", get(authzen::configuration))
         .merge(guarded)
+        .merge(crate::manage::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -137,5 +137,7 @@ pub fn openapi() -> Value {
 
 /// `GET /openapi.json`.
 pub async fn document() -> Json<Value> {
-    Json(openapi())
+    let mut doc = openapi();
+    crate::manage::openapi::extend(&mut doc);
+    Json(doc)
 }

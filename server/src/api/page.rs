@@ -25,18 +25,18 @@ pub async fn page(State(app): State<Arc<AppState>>) -> Response {
     let s = &served.snapshot;
     let status = app.reload_status();
     let mut body = String::new();
-    let _ = write!(
+    let _ = writeln!(
         body,
-        "<header><h1>Portcullis</h1><p>Policy folder <code>{}</code> · version <code id=\"version\">{}</code> · loaded {}</p></header>\n",
+        "<header><h1>Portcullis</h1><p>Policy folder <code>{}</code> · version <code id=\"version\">{}</code> · loaded {}</p></header>",
         esc(&app.config.policies.display().to_string()),
         esc(s.version()),
         esc(&rfc3339(s.loaded_at()))
     );
     match &status.last_error {
         Some((at, e)) => {
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "<section id=\"reload-error\" class=\"error\"><h2>The last edit was refused ({})</h2><p>The version above keeps serving until the folder builds again.</p><pre>{}</pre></section>\n",
+                "<section id=\"reload-error\" class=\"error\"><h2>The last edit was refused ({})</h2><p>The version above keeps serving until the folder builds again.</p><pre>{}</pre></section>",
                 esc(&rfc3339(*at)),
                 esc(&e.diagnostics.render_human(""))
             );

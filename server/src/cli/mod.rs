@@ -5,9 +5,11 @@ mod check;
 mod diff;
 mod explain;
 mod matrix;
+mod migrate;
 mod schema;
 mod serve;
 mod test;
+mod users;
 mod what_can;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +52,10 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Serve decisions over HTTP, reloading the policy folder as it changes.
     Serve(serve::ServeArgs),
+    /// Apply the user store's pending migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Bootstrap users: create the first owner or admin with an API key, manage API keys.
+    Users(users::UsersArgs),
 }
 
 impl Cli {
@@ -65,6 +71,8 @@ impl Cli {
             Command::WhatCan(a) => what_can::run(a),
             Command::Diff(a) => diff::run(a),
             Command::Serve(a) => serve::run(a),
+            Command::Migrate(a) => migrate::run(a),
+            Command::Users(a) => users::run(a),
         }
     }
 }

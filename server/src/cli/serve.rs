@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Log format [default: text]; the filter is `PORTCULLIS_LOG` (e.g. `info,portcullis=debug`).
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// The user store: `postgres://…` or a SQLite file [default: portcullis.db].
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -72,6 +75,7 @@ impl ServeArgs {
             reload_debounce_ms: self.reload_debounce_ms,
             watch: self.no_watch.then_some(false),
             log_format: self.log_format,
+            database_url: self.database_url.clone(),
         }
     }
 }

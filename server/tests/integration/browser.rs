@@ -23,8 +23,8 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Runs headless Chromium on `url` with extra flags; returns stdout.
-async fn chrome(bin: &PathBuf, url: String, extra: Vec<String>) -> String {
-    let bin = bin.clone();
+async fn chrome(bin: &std::path::Path, url: String, extra: Vec<String>) -> String {
+    let bin = bin.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let profile = tempfile::tempdir().unwrap();
         let out = Command::new(bin)
@@ -56,7 +56,7 @@ async fn chrome(bin: &PathBuf, url: String, extra: Vec<String>) -> String {
     .unwrap()
 }
 
-async fn dom(bin: &PathBuf, url: String) -> String {
+async fn dom(bin: &std::path::Path, url: String) -> String {
     chrome(bin, url, vec!["--dump-dom".to_owned()]).await
 }
 

@@ -11,6 +11,7 @@ mod common;
 mod decisions;
 mod errors;
 mod lifecycle;
+mod manage;
 mod reload;
 mod stress;
 mod tools;

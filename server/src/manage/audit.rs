@@ -1,0 +1,165 @@
+//! `GET /v1/audit`: the audit trail of the caller's company (`audit.read` on its audit log),
+//! filtered by user, company, action and date range, as JSON or CSV (`?format=csv`; cells
+//! that a spreadsheet would take for a formula are neutralised with a leading `'`).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_store::{AuditEntry, AuditQuery};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::entities;
+use super::governance::{ReadAudit, Resource};
+use super::users::parts;
+use super::{store_error, Caller};
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /v1/audit` query.
+#[derive(Debug, Deserialize)]
+pub struct AuditParams {
+    /// Entries by or about this user.
+    pub user: Option<String>,
+    /// Entries in this company context (the caller's by default).
+    pub company: Option<String>,
+    /// Entries of this action, e.g. `user.create`.
+    pub action: Option<String>,
+    /// At or after (RFC 3339, or a date `YYYY-MM-DD`).
+    pub since: Option<String>,
+    /// Before (RFC 3339, or a date).
+    pub until: Option<String>,
+    /// Cursor: entries with smaller ids.
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: Option<u32>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+fn when(field: &str, v: &str) -> Result<OffsetDateTime, ApiError> {
+    let text = if v.len() == 10 {
+        format!("{v}T00:00:00Z")
+    } else {
+        v.to_owned()
+    };
+    OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("`{field}` must be an RFC 3339 time or a date (YYYY-MM-DD), not `{v}`"),
+        )
+    })
+}
+
+/// A CSV cell: neutralised when a spreadsheet would evaluate it, quoted when needed.
+pub fn csv_cell(v: &str) -> String {
+    let neutral = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if neutral.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", neutral.replace('"', "\"\""))
+    } else {
+        neutral
+    }
+}
+
+/// The entries as CSV, one header line then one line per entry.
+pub fn to_csv(items: &[AuditEntry]) -> String {
+    let mut out = String::from("id,at,actor,company,action,target,outcome,version,details\n");
+    for e in items {
+        let at = e.at.format(&Rfc3339).unwrap_or_default();
+        let cells = [
+            e.id.to_string(),
+            at,
+            e.actor.clone().unwrap_or_default(),
+            e.company.clone().unwrap_or_default(),
+            e.action.clone(),
+            e.target.clone().unwrap_or_default(),
+            e.outcome.as_str().to_owned(),
+            e.version.map(|v| v.to_string()).unwrap_or_default(),
+            Value::Object(e.details.clone()).to_string(),
+        ];
+        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// `GET /v1/audit`.
+pub async fn query(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Query(p): Query<AuditParams>,
+) -> Result<Response, ApiError> {
+    let (m, served) = parts(&app)?;
+    let s = &served.snapshot;
+    let company = p.company.clone().unwrap_or_else(|| caller.company.clone());
+    let chain = entities::company_chain(&m.gate.read(), &company)
+        .await
+        .map_err(store_error)?;
+    let mut values: Vec<Value> = chain
+        .iter()
+        .map(|(id, f)| entities::company_value(s, id, f))
+        .collect();
+    let log_type = if s.namespace().is_empty() {
+        "AuditLog".to_owned()
+    } else {
+        format!("{}::AuditLog", s.namespace())
+    };
+    values.push(json!({
+        "uid": { "type": log_type, "id": company },
+        "attrs": {},
+        "parents": [{ "type": s.company_type(), "id": company }],
+    }));
+    let resource = Resource {
+        ty: log_type,
+        id: company.clone(),
+        entities: values,
+        target: format!("audit:{company}"),
+    };
+    let query = AuditQuery {
+        user: p.user,
+        company: Some(company),
+        action: p.action,
+        since: p.since.as_deref().map(|v| when("since", v)).transpose()?,
+        until: p.until.as_deref().map(|v| when("until", v)).transpose()?,
+        before: p.before,
+        limit: p.limit,
+    };
+    let ok = m
+        .gate
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            ReadAudit { query },
+            resource,
+            Map::new(),
+        )
+        .await?;
+    let page = m.gate.query_audit(ok).await?;
+    match p.format.as_deref() {
+        None | Some("json") => Ok(Json(json!({ "entries": page.items, "next": page.next })).into_response()),
+        Some("csv") => Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+            ],
+            to_csv(&page.items),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`format` must be `json` or `csv`, not `{other}`"),
+        )),
+    }
+}

@@ -1,0 +1,234 @@
+//! The facts cache of stored users, its invalidation, and decisions by stored user id.
+//!
+//! Every write through this server clears the cache at once; writes through other instances
+//! reach it through `LISTEN portcullis_changes` (PostgreSQL) and, as a fallback, by polling the
+//! store's change version every [`super::POLL_INTERVAL`]. A load that raced a clear is not
+//! kept (generation check), so a cleared entry never comes back stale.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, SlotId};
+use portcullis_engine::{AuthzQuery, Decision, Prepared, RequestError, Slot};
+use portcullis_store::StoreError;
+use time::OffsetDateTime;
+
+use super::entities::{self, Stored};
+use super::governance::Reader;
+use super::Manage;
+use crate::api::decide::Check;
+use crate::api::error::ApiError;
+use crate::slice::{build_slice, Inline};
+use crate::state::{AppState, Served};
+
+/// The template visitor grants link.
+pub const GRANT_TEMPLATE: &str = "visitor-grant";
+
+/// Stored users by id (`None`: not a stored user), cleared by every change.
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    generation: AtomicU64,
+    users: Mutex<HashMap<String, Option<Arc<Stored>>>>,
+}
+
+impl FactsCache {
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut m) = self.users.lock() {
+            m.clear();
+        }
+    }
+
+    /// A stored user's facts, loaded on a miss.
+    pub async fn get(&self, read: Reader<'_>, id: &str) -> Result<Option<Arc<Stored>>, StoreError> {
+        if let Some(hit) = self.users.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(hit);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let loaded = match read.user_facts(id).await {
+            Ok(f) => {
+                let chain = entities::company_chain(&read, &f.user.company).await?;
+                let grants = read.active_grants_for_user(id).await?;
+                Some(Arc::new(Stored {
+                    id: id.to_owned(),
+                    user: f.user,
+                    chain,
+                    grants,
+                    links: Mutex::new(None),
+                }))
+            }
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut m) = self.users.lock() {
+            if self.generation.load(Ordering::SeqCst) == generation {
+                m.insert(id.to_owned(), loaded.clone());
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+/// Clears the cache whenever the store's version moves (poll) or PostgreSQL notifies a commit.
+/// `start` is the store's version when the server opened it (so no change after it is
+/// missed).
+pub fn spawn_invalidation(manage: Weak<Manage>, pg: Option<Arc<portcullis_store::PgStore>>, start: i64) {
+    if let Some(pg) = pg {
+        let weak = manage.clone();
+        tokio::spawn(async move {
+            loop {
+                match pg.listen().await {
+                    Ok(mut listener) => loop {
+                        let got = listener.recv().await;
+                        let Some(m) = weak.upgrade() else { return };
+                        m.cache.clear();
+                        if got.is_err() {
+                            break;
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for store changes; polling only"),
+                }
+                if weak.upgrade().is_none() {
+                    return;
+                }
+                tokio::time::sleep(super::POLL_INTERVAL * 4).await;
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut last = start;
+        loop {
+            tokio::time::sleep(super::POLL_INTERVAL).await;
+            let Some(m) = manage.upgrade() else { return };
+            match m.gate.read().version().await {
+                Ok(v) => {
+                    if v != last {
+                        m.cache.clear();
+                    }
+                    last = v;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot poll the store's change version"),
+            }
+        }
+    });
+}
+
+/// The hook of `POST /v1/authorize`: when the principal is a stored user, adds its entities
+/// (user, company and ancestors; stored facts win over inline ones) to the query, and returns
+/// the policy set with its visitor grants linked, when it holds any.
+pub async fn stored_principal(
+    app: &AppState,
+    served: &Served,
+    mut q: AuthzQuery,
+) -> Result<(AuthzQuery, Option<Arc<PolicySet>>), ApiError> {
+    let Some(m) = app.manage.get() else {
+        return Ok((q, None));
+    };
+    let s = &served.snapshot;
+    let Ok(principal) = served.resolver.entity(s, &q.principal, Slot::Principal) else {
+        return Ok((q, None));
+    };
+    if principal.type_name().to_string() != s.user_type() {
+        return Ok((q, None));
+    }
+    let id = principal.id().unescaped().to_owned();
+    let Some(stored) = m
+        .cache
+        .get(m.gate.read(), &id)
+        .await
+        .map_err(super::store_error)?
+    else {
+        return Ok((q, None));
+    };
+    let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+    entities::merge(&mut q.entities, values);
+    let links = grant_policies(served, &principal, &stored)?;
+    Ok((q, links))
+}
+
+fn entity(ty: &str, id: &str) -> Option<EntityUid> {
+    let t = EntityTypeName::from_str(ty).ok()?;
+    Some(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+}
+
+/// The snapshot's policies plus one link of the visitor-grant template per location, actor
+/// or (when the grant lists neither) company of each active grant; `None` without grants.
+pub fn grant_policies(
+    served: &Served,
+    principal: &EntityUid,
+    stored: &Stored,
+) -> Result<Option<Arc<PolicySet>>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let active: Vec<_> = stored
+        .grants
+        .iter()
+        .filter(|g| g.expires_at.is_none_or(|e| e > now))
+        .collect();
+    if active.is_empty() {
+        return Ok(None);
+    }
+    let s = &served.snapshot;
+    let version = s.version_arc();
+    if let Some((v, set)) = stored.links.lock().ok().and_then(|l| l.clone()) {
+        if v == version {
+            return Ok(Some(set));
+        }
+    }
+    let Some(template) = s
+        .policy_set()
+        .templates()
+        .find(|t| t.annotation("id") == Some(GRANT_TEMPLATE))
+        .map(|t| t.id().clone())
+    else {
+        return Ok(None);
+    };
+    let mut set = s.policy_set().clone();
+    for g in active {
+        let mut targets: Vec<EntityUid> = g
+            .locations
+            .iter()
+            .chain(g.actors.iter())
+            .filter_map(|r| entity(&r.ty, &r.id))
+            .collect();
+        if targets.is_empty() {
+            targets.extend(entity(&s.company_type(), &g.company));
+        }
+        for (n, t) in targets.into_iter().enumerate() {
+            let vals = HashMap::from([(SlotId::principal(), principal.clone()), (SlotId::resource(), t)]);
+            let id = PolicyId::new(format!("grant:{}:{n}", g.id));
+            set.link(template.clone(), id, vals)
+                .map_err(|e| ApiError::internal(format!("cannot link grant `{}`: {e}", g.id)))?;
+        }
+    }
+    let set = Arc::new(set);
+    if let Ok(mut l) = stored.links.lock() {
+        *l = Some((version, set.clone()));
+    }
+    Ok(Some(set))
+}
+
+/// Decides one check with a policy set holding template links (a visitor's grants).
+pub fn decide_linked(
+    served: &Served,
+    check: Check<'_>,
+    inline: &Inline,
+    policies: &PolicySet,
+) -> Result<Decision, RequestError> {
+    let s = &served.snapshot;
+    let principal = served.resolver.entity(s, check.principal, Slot::Principal)?;
+    let action = served.resolver.action(s, check.action)?;
+    let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
+    let entities = build_slice(
+        &*served.entities.entities,
+        &served.resolver.action_entities,
+        &principal,
+        &action,
+        &resource,
+        inline,
+    )?;
+    let request = s.request_with(principal, action, resource, check.context)?;
+    Ok(s.decide_with(&Prepared { request, entities }, policies))
+}

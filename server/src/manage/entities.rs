@@ -1,0 +1,115 @@
+//! Stored facts as Cedar JSON entities for one decision: the user (with the schema's required
+//! attributes defaulted), its company and that company's ancestors.
+//!
+//! Input: [`Stored`] facts from the store. Output: Cedar JSON values for a slice, built with
+//! the engine's `Snapshot::user_entity` / `company_entity`, so the shape is the engine's.
+
+use portcullis_engine::facts::{CompanyFacts, UserFacts};
+use portcullis_engine::Snapshot;
+use portcullis_store::{StoreError, VisitorGrant};
+use serde_json::{json, Value};
+
+use super::governance::Reader;
+
+/// Deepest enterprise tree followed.
+pub const MAX_COMPANY_DEPTH: usize = 16;
+
+/// What the store says about one user: its facts, its company chain and its active grants.
+#[derive(Debug)]
+pub struct Stored {
+    /// The user's id.
+    pub id: String,
+    /// Its facts.
+    pub user: UserFacts,
+    /// Its company and that company's ancestors, nearest first.
+    pub chain: Vec<(String, CompanyFacts)>,
+    /// Approved, unexpired visitor grants it holds.
+    pub grants: Vec<VisitorGrant>,
+    /// The policy set with its grants linked, for one policy version (built on first use).
+    pub links: std::sync::Mutex<Option<(std::sync::Arc<str>, std::sync::Arc<cedar_policy::PolicySet>)>>,
+}
+
+/// A company and its ancestors, nearest first.
+pub async fn company_chain(
+    read: &Reader<'_>,
+    company: &str,
+) -> Result<Vec<(String, CompanyFacts)>, StoreError> {
+    let mut out: Vec<(String, CompanyFacts)> = Vec::new();
+    let mut next = Some(company.to_owned());
+    while let Some(id) = next {
+        if out.len() >= MAX_COMPANY_DEPTH || out.iter().any(|(c, _)| *c == id) {
+            break;
+        }
+        let facts = read.company_facts(&id).await?;
+        next = facts.parent.clone();
+        out.push((id, facts));
+    }
+    Ok(out)
+}
+
+/// Defaults for attributes the schema requires of users when the store has none.
+fn user_default(name: &str) -> Option<Value> {
+    match name {
+        "scope_all" | "all_customers" => Some(json!(false)),
+        "locations" | "actors" | "customers" => Some(json!([])),
+        _ => None,
+    }
+}
+
+/// The Cedar JSON entity of a user, keeping only declared attributes and defaulting missing
+/// required ones.
+pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
+    let declared = s.user_attributes();
+    let mut f = f.clone();
+    f.attrs.retain(|k, _| declared.contains(k));
+    for name in declared {
+        if !f.attrs.contains_key(name)
+            && !["company", "role", "active", "flags", "addons", "group_features"].contains(&name.as_str())
+        {
+            if let Some(v) = user_default(name) {
+                f.attrs.insert(name.clone(), v);
+            }
+        }
+    }
+    s.user_entity(id, &f)
+}
+
+/// The Cedar JSON entity of a company, keeping only declared attributes.
+pub fn company_value(s: &Snapshot, id: &str, f: &CompanyFacts) -> Value {
+    let declared = s.company_attributes();
+    let mut f = f.clone();
+    f.attrs.retain(|k, _| declared.contains(k));
+    if declared.contains("subscription") && !f.attrs.contains_key("subscription") {
+        f.attrs.insert("subscription".to_owned(), json!([]));
+    }
+    s.company_entity(id, &f)
+}
+
+/// A user and its companies as Cedar JSON entities.
+pub fn values(s: &Snapshot, id: &str, user: &UserFacts, chain: &[(String, CompanyFacts)]) -> Vec<Value> {
+    let mut out = vec![user_value(s, id, user)];
+    out.extend(chain.iter().map(|(c, f)| company_value(s, c, f)));
+    out
+}
+
+/// The `(type, id)` of a Cedar JSON entity.
+pub fn uid_of(v: &Value) -> (Option<&str>, Option<&str>) {
+    let uid = v.get("uid").map(|u| u.get("__entity").unwrap_or(u));
+    (
+        uid.and_then(|u| u.get("type")).and_then(Value::as_str),
+        uid.and_then(|u| u.get("id")).and_then(Value::as_str),
+    )
+}
+
+/// Adds `extra` to `into`, each replacing an entity of the same uid.
+pub fn merge(into: &mut Vec<Value>, extra: Vec<Value>) {
+    for v in extra {
+        let key = uid_of(&v);
+        let key = (key.0.map(str::to_owned), key.1.map(str::to_owned));
+        into.retain(|o| {
+            let k = uid_of(o);
+            (k.0.map(str::to_owned), k.1.map(str::to_owned)) != key
+        });
+        into.push(v);
+    }
+}

@@ -1,0 +1,515 @@
+//! Governed writes: the store is private to this module; reads go through [`Reader`], and
+//! every write method of [`Gate`] takes an [`Authorized`] proof, whose only constructor is
+//! [`Gate::decide`], and only for an Allow of the engine. A write that skips the decision
+//! does not compile.
+//!
+//! A denied call answers 403 with the JSON error envelope and is audited with outcome
+//! `denied`; an allowed write is audited by the store in its own transaction, and clears the
+//! facts cache.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid};
+use portcullis_engine::{EntityRef, Snapshot};
+use portcullis_store::{
+    AccessibleCompany, ApiKey, Audit, AuditEntry, AuditQuery, Company, Deletion, Facts, GrantQuery,
+    Invitation, IssuedInvitation, NewAuditEntry, NewGrant, NewInvitation, NewUser, Outcome, Page, StoreError,
+    User, UserPatch, UserQuery, UserStore, VisitorGrant,
+};
+use serde_json::{json, Map, Value};
+
+use super::{store_error, Caller, FactsCache};
+use crate::api::error::ApiError;
+use crate::state::Served;
+
+/// An operation the policies govern, and the action that decides it.
+pub trait Governed {
+    /// The schema action, e.g. `user.create`.
+    const ACTION: &'static str;
+}
+
+/// Proof that the engine allowed `op` for `caller`: only [`Gate::decide`] makes one, so a
+/// write without a decision does not compile:
+///
+/// ```compile_fail
+/// use portcullis_server::manage::governance::{Authorized, Deactivate};
+/// let forged = Authorized {
+///     op: Deactivate { id: "alice".to_owned() },
+///     caller: String::new(),
+///     company: String::new(),
+///     decision_id: String::new(),
+/// };
+/// ```
+#[derive(Debug)]
+pub struct Authorized<T> {
+    op: T,
+    target: String,
+    caller: String,
+    company: String,
+    decision_id: String,
+}
+
+impl<T> Authorized<T> {
+    /// The allowed operation.
+    pub fn op(&self) -> &T {
+        &self.op
+    }
+
+    fn audit(&self) -> Audit {
+        Audit::by(self.caller.clone())
+            .in_company(self.company.clone())
+            .with("decision_id", self.decision_id.clone())
+    }
+}
+
+macro_rules! governed {
+    ($($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty),* $(,)? } => $action:literal;)*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug, Clone)]
+            pub struct $name { $($(#[$fm])* #[doc = concat!("The `", stringify!($f), "` of the operation.")] pub $f: $t),* }
+            impl Governed for $name {
+                const ACTION: &'static str = $action;
+            }
+        )*
+    };
+}
+
+governed! {
+    /// Create a user.
+    CreateUser { new: NewUser } => "user.create";
+    /// Invite someone.
+    InviteUser { new: NewInvitation } => "user.invite";
+    /// Revoke an invitation (decided as the invitation it revokes).
+    RevokeInvitation { id: String } => "user.invite";
+    /// Change a user's role, flags, add-ons, group or scopes.
+    SetRole { id: String, patch: UserPatch } => "user.set_role";
+    /// Change a user's login, email or name.
+    UpdateUser { id: String, patch: UserPatch } => "user.update";
+    /// Replace the companies a user may switch to.
+    SetCompanies { id: String, companies: Vec<AccessibleCompany> } => "user.set_role";
+    /// Move a user to another company (decided as its creation there).
+    MoveUser { id: String, company: String } => "user.create";
+    /// Deactivate a user.
+    Deactivate { id: String } => "user.deactivate";
+    /// Reactivate a user.
+    Reactivate { id: String } => "user.reactivate";
+    /// Delete a user.
+    DeleteUser { id: String, transfer_to: Option<String> } => "user.delete";
+    /// Read a user.
+    ReadUser { id: String } => "user.read";
+    /// Request a visitor grant.
+    RequestGrant { new: NewGrant } => "grant.request";
+    /// Approve a grant.
+    ApproveGrant { id: String } => "grant.approve";
+    /// Refuse a grant.
+    RefuseGrant { id: String } => "grant.refuse";
+    /// Revoke a grant.
+    RevokeGrant { id: String } => "grant.revoke";
+    /// Read the audit trail.
+    ReadAudit { query: AuditQuery } => "audit.read";
+    /// Issue an API key for a user (decided as an edit of that user).
+    CreateApiKey { user: String, name: String } => "user.update";
+    /// Revoke one of a user's API keys (decided as an edit of that user).
+    RevokeApiKey { user: String, id: String } => "user.update";
+    /// List a user's API keys.
+    ListApiKeys { user: String } => "user.read";
+}
+
+/// The resource of a governed decision: its uid and the entities it brings.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Entity type (bare or qualified).
+    pub ty: String,
+    /// Entity id.
+    pub id: String,
+    /// Cedar JSON entities: the resource and its ancestors.
+    pub entities: Vec<Value>,
+    /// The audit target, e.g. `user:alice`.
+    pub target: String,
+}
+
+/// The store, reachable only through this gate.
+#[derive(Debug)]
+pub struct Gate {
+    store: Arc<dyn UserStore>,
+}
+
+/// Read access to the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    store: &'a dyn UserStore,
+}
+
+impl Reader<'_> {
+    /// See [`UserStore::get_user`].
+    pub async fn get_user(&self, id: &str) -> Result<User, StoreError> {
+        self.store.get_user(id).await
+    }
+    /// See [`UserStore::get_company`].
+    pub async fn get_company(&self, id: &str) -> Result<Company, StoreError> {
+        self.store.get_company(id).await
+    }
+    /// See [`UserStore::company_facts`].
+    pub async fn company_facts(&self, id: &str) -> Result<portcullis_store::CompanyFacts, StoreError> {
+        self.store.company_facts(id).await
+    }
+    /// See [`UserStore::user_facts`].
+    pub async fn user_facts(&self, id: &str) -> Result<Facts, StoreError> {
+        self.store.user_facts(id, None).await
+    }
+    /// See [`UserStore::list_users`].
+    pub async fn list_users(&self, q: &UserQuery) -> Result<Page<User>, StoreError> {
+        self.store.list_users(q).await
+    }
+    /// See [`UserStore::get_grant`].
+    pub async fn get_grant(&self, id: &str) -> Result<VisitorGrant, StoreError> {
+        self.store.get_grant(id).await
+    }
+    /// See [`UserStore::list_grants`].
+    pub async fn list_grants(&self, q: &GrantQuery) -> Result<Vec<VisitorGrant>, StoreError> {
+        self.store.list_grants(q).await
+    }
+    /// See [`UserStore::active_grants_for_user`].
+    pub async fn active_grants_for_user(&self, id: &str) -> Result<Vec<VisitorGrant>, StoreError> {
+        self.store.active_grants_for_user(id).await
+    }
+    /// See [`UserStore::get_invitation`].
+    pub async fn get_invitation(&self, id: &str) -> Result<Invitation, StoreError> {
+        self.store.get_invitation(id).await
+    }
+    /// See [`UserStore::list_invitations`].
+    pub async fn list_invitations(&self, company: &str, closed: bool) -> Result<Vec<Invitation>, StoreError> {
+        self.store.list_invitations(company, closed).await
+    }
+    /// See [`UserStore::resolve_api_key`].
+    pub async fn resolve_api_key(&self, key: &str) -> Result<ApiKey, StoreError> {
+        self.store.resolve_api_key(key).await
+    }
+    /// See [`UserStore::version`].
+    pub async fn version(&self) -> Result<i64, StoreError> {
+        self.store.version().await
+    }
+}
+
+fn entity_uid(s: &Snapshot, ty: &str, id: &str) -> Result<EntityUid, ApiError> {
+    let qualified = if ty.contains("::") || s.namespace().is_empty() {
+        ty.to_owned()
+    } else {
+        format!("{}::{ty}", s.namespace())
+    };
+    let t = EntityTypeName::from_str(&qualified)
+        .map_err(|e| ApiError::internal(format!("entity type `{qualified}`: {e}")))?;
+    Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+}
+
+fn denied(message: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+impl Gate {
+    /// Guards a store.
+    pub fn new(store: Arc<dyn UserStore>) -> Self {
+        Self { store }
+    }
+
+    /// Reads.
+    pub fn read(&self) -> Reader<'_> {
+        Reader { store: &*self.store }
+    }
+
+    /// Decides `op` for `caller` on `resource` with `context`: an Allow gives the proof; a
+    /// Deny is audited (`denied`) and answered 403.
+    pub async fn decide<T: Governed>(
+        &self,
+        served: &Served,
+        cache: &FactsCache,
+        caller: &Caller,
+        op: T,
+        resource: Resource,
+        context: Map<String, Value>,
+    ) -> Result<Authorized<T>, ApiError> {
+        let s = &served.snapshot;
+        let me = cache
+            .get(self.read(), &caller.id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the caller no longer exists",
+                )
+            })?;
+        let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
+        super::entities::merge(&mut values, resource.entities.clone());
+        let entities = Entities::from_json_value(Value::Array(values), Some(s.schema()))
+            .map_err(|e| ApiError::internal(format!("stored entities do not fit the schema: {e}")))?;
+        let principal = entity_uid(s, &s.user_type(), &caller.id)?;
+        let action = served
+            .resolver
+            .action(s, &EntityRef::Text(T::ACTION.to_owned()))
+            .map_err(|e| ApiError::internal(format!("the policy folder lacks `{}`: {e}", T::ACTION)))?;
+        let target = entity_uid(s, &resource.ty, &resource.id)?;
+        let request = s
+            .request_with(principal, action, target, context)
+            .map_err(ApiError::from)?;
+        let decision = s.decide_parts(&request, &entities);
+        let decision_id = crate::api::decide::decision_id();
+        if decision.allowed() {
+            return Ok(Authorized {
+                op,
+                target: resource.target.clone(),
+                caller: caller.id.clone(),
+                company: caller.company.clone(),
+                decision_id,
+            });
+        }
+        let reasons: Vec<String> = decision.reasons.iter().map(|r| r.id.clone()).collect();
+        let mut details = Map::new();
+        details.insert("decision_id".to_owned(), json!(decision_id));
+        details.insert("reasons".to_owned(), json!(reasons));
+        details.insert("policy_version".to_owned(), json!(&*decision.version));
+        let entry = NewAuditEntry {
+            actor: Some(caller.id.clone()),
+            company: Some(caller.company.clone()),
+            action: T::ACTION.to_owned(),
+            target: Some(resource.target.clone()),
+            outcome: Outcome::Denied,
+            details,
+        };
+        if let Err(e) = self.store.append_audit(entry).await {
+            tracing::error!(error = %e, "cannot audit a denied call");
+        }
+        let why = if reasons.is_empty() {
+            "no policy permits it".to_owned()
+        } else {
+            format!("forbidden by {}", reasons.join(", "))
+        };
+        Err(denied(format!(
+            "`{}` on `{}` is denied: {why}",
+            T::ACTION,
+            resource.target
+        )))
+    }
+
+    /// Ends a write: clears the cache, and audits a write the store refused (limit,
+    /// conflict, bad transition…) with outcome `failed`.
+    async fn done<T: Governed, R>(
+        &self,
+        cache: &FactsCache,
+        a: &Authorized<T>,
+        r: Result<R, StoreError>,
+    ) -> Result<R, ApiError> {
+        cache.clear();
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if !matches!(e, StoreError::Backend(_)) {
+                    let mut details = Map::new();
+                    details.insert("decision_id".to_owned(), json!(a.decision_id));
+                    details.insert(
+                        "error".to_owned(),
+                        json!({ "code": e.code(), "message": e.to_string() }),
+                    );
+                    let entry = NewAuditEntry {
+                        actor: Some(a.caller.clone()),
+                        company: Some(a.company.clone()),
+                        action: T::ACTION.to_owned(),
+                        target: Some(a.target.clone()),
+                        outcome: Outcome::Failed,
+                        details,
+                    };
+                    if let Err(e) = self.store.append_audit(entry).await {
+                        tracing::error!(error = %e, "cannot audit a failed write");
+                    }
+                }
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// Creates a user.
+    pub async fn create_user(&self, c: &FactsCache, a: Authorized<CreateUser>) -> Result<User, ApiError> {
+        let r = self.store.create_user(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Invites someone.
+    pub async fn invite(
+        &self,
+        c: &FactsCache,
+        a: Authorized<InviteUser>,
+    ) -> Result<IssuedInvitation, ApiError> {
+        let r = self.store.create_invitation(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Revokes an invitation.
+    pub async fn revoke_invitation(
+        &self,
+        c: &FactsCache,
+        a: Authorized<RevokeInvitation>,
+    ) -> Result<Invitation, ApiError> {
+        let r = self.store.revoke_invitation(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Changes a user's role, flags, add-ons, group or scopes.
+    pub async fn set_role(&self, c: &FactsCache, a: Authorized<SetRole>) -> Result<User, ApiError> {
+        let r = self
+            .store
+            .update_user(&a.op.id, a.op.patch.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Changes a user's login, email or name.
+    pub async fn update_user(&self, c: &FactsCache, a: Authorized<UpdateUser>) -> Result<User, ApiError> {
+        let r = self
+            .store
+            .update_user(&a.op.id, a.op.patch.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Replaces a user's accessible companies.
+    pub async fn set_companies(&self, c: &FactsCache, a: Authorized<SetCompanies>) -> Result<User, ApiError> {
+        let r = self
+            .store
+            .set_accessible_companies(&a.op.id, a.op.companies.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Moves a user.
+    pub async fn move_user(&self, c: &FactsCache, a: Authorized<MoveUser>) -> Result<User, ApiError> {
+        let r = self.store.move_user(&a.op.id, &a.op.company, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Deactivates a user.
+    pub async fn deactivate(&self, c: &FactsCache, a: Authorized<Deactivate>) -> Result<User, ApiError> {
+        let r = self.store.deactivate_user(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Reactivates a user.
+    pub async fn reactivate(&self, c: &FactsCache, a: Authorized<Reactivate>) -> Result<User, ApiError> {
+        let r = self.store.reactivate_user(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Deletes a user.
+    pub async fn delete_user(&self, c: &FactsCache, a: Authorized<DeleteUser>) -> Result<Deletion, ApiError> {
+        let r = self
+            .store
+            .delete_user(&a.op.id, a.op.transfer_to.as_deref(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Reads a user.
+    pub async fn read_user(&self, a: Authorized<ReadUser>) -> Result<User, ApiError> {
+        self.store.get_user(&a.op.id).await.map_err(store_error)
+    }
+
+    /// Requests a visitor grant.
+    pub async fn request_grant(
+        &self,
+        c: &FactsCache,
+        a: Authorized<RequestGrant>,
+    ) -> Result<VisitorGrant, ApiError> {
+        let r = self.store.request_grant(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Approves a grant.
+    pub async fn approve_grant(
+        &self,
+        c: &FactsCache,
+        a: Authorized<ApproveGrant>,
+    ) -> Result<VisitorGrant, ApiError> {
+        let r = self.store.approve_grant(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Refuses a grant.
+    pub async fn refuse_grant(
+        &self,
+        c: &FactsCache,
+        a: Authorized<RefuseGrant>,
+    ) -> Result<VisitorGrant, ApiError> {
+        let r = self.store.refuse_grant(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Revokes a grant.
+    pub async fn revoke_grant(
+        &self,
+        c: &FactsCache,
+        a: Authorized<RevokeGrant>,
+    ) -> Result<VisitorGrant, ApiError> {
+        let r = self.store.revoke_grant(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Issues an API key; the key is in the answer once.
+    pub async fn create_api_key(
+        &self,
+        c: &FactsCache,
+        a: Authorized<CreateApiKey>,
+    ) -> Result<portcullis_store::IssuedApiKey, ApiError> {
+        let r = self
+            .store
+            .create_api_key(&a.op.user, &a.op.name, &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Revokes an API key of the user the proof names.
+    pub async fn revoke_api_key(
+        &self,
+        c: &FactsCache,
+        a: Authorized<RevokeApiKey>,
+    ) -> Result<ApiKey, ApiError> {
+        let keys = self.store.list_api_keys(&a.op.user).await.map_err(store_error)?;
+        if !keys.iter().any(|k| k.id == a.op.id) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("api key `{}` not found", a.op.id),
+            ));
+        }
+        let r = self.store.revoke_api_key(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// A user's API keys (no secrets).
+    pub async fn list_api_keys(&self, a: Authorized<ListApiKeys>) -> Result<Vec<ApiKey>, ApiError> {
+        self.store.list_api_keys(&a.op.user).await.map_err(store_error)
+    }
+
+    /// Reads the audit trail.
+    pub async fn query_audit(&self, a: Authorized<ReadAudit>) -> Result<Page<AuditEntry, i64>, ApiError> {
+        self.store.query_audit(&a.op.query).await.map_err(store_error)
+    }
+
+    /// Accepts an invitation: the token is the credential and the store enforces it (single
+    /// use, expiry, user limit); the policies decided the invitation when it was made.
+    pub async fn accept_invitation(
+        &self,
+        c: &FactsCache,
+        token: &str,
+        acceptance: portcullis_store::Acceptance,
+    ) -> Result<User, ApiError> {
+        let r = self
+            .store
+            .accept_invitation(token, acceptance, &Audit::system())
+            .await;
+        c.clear();
+        r.map_err(store_error)
+    }
+}

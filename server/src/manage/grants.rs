@@ -1,0 +1,198 @@
+//! `/v1/grants…`: visitor grants. A user requests read access to another company's data
+//! (`grant.request` on that company); an owner of that company approves, refuses or revokes it
+//! (`grant.approve` / `grant.refuse` / `grant.revoke` on its company, with the requester's
+//! company in the context). Approved grants become links of the `visitor-grant` template in
+//! the visitor's decisions (see [`super::cache::grant_policies`]).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_store::{EntityRef, GrantQuery, GrantStatus, NewGrant, VisitorGrant};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use super::entities;
+use super::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, RevokeGrant};
+use super::users::parts;
+use super::{store_error, Caller, Manage};
+use crate::api::error::ApiError;
+use crate::api::json::ApiJson;
+use crate::state::Served;
+
+/// A company as the resource of a decision, with its ancestors and, for grant decisions,
+/// the requester's company and its ancestors.
+async fn company_resource(
+    m: &Manage,
+    served: &Served,
+    company: &str,
+    requester: Option<&str>,
+) -> Result<Resource, ApiError> {
+    let s = &served.snapshot;
+    let read = m.gate.read();
+    let mut values: Vec<Value> = Vec::new();
+    for c in std::iter::once(company).chain(requester) {
+        let chain = entities::company_chain(&read, c).await.map_err(store_error)?;
+        let vs = chain
+            .iter()
+            .map(|(id, f)| entities::company_value(s, id, f))
+            .collect();
+        entities::merge(&mut values, vs);
+    }
+    Ok(Resource {
+        ty: s.company_type(),
+        id: company.to_owned(),
+        entities: values,
+        target: format!("company:{company}"),
+    })
+}
+
+fn requester_context(served: &Served, g: &VisitorGrant) -> Map<String, Value> {
+    let mut c = Map::new();
+    c.insert(
+        "requester".to_owned(),
+        json!({ "__entity": { "type": served.snapshot.company_type(), "id": g.from_company } }),
+    );
+    c
+}
+
+/// `POST /v1/grants` body: the caller asks for read access to `company`'s data.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBody {
+    /// The company whose data is asked for.
+    pub company: String,
+    /// Limit to these locations.
+    #[serde(default)]
+    pub locations: Vec<EntityRef>,
+    /// Limit to these actors.
+    #[serde(default)]
+    pub actors: Vec<EntityRef>,
+    /// Optional expiry.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// `POST /v1/grants` (`grant.request` on the data owner's company).
+pub async fn request(
+    State(app): State<Arc<crate::state::AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RequestBody>,
+) -> Result<(StatusCode, Json<VisitorGrant>), ApiError> {
+    let (m, served) = parts(&app)?;
+    let r = company_resource(&m, &served, &body.company, None).await?;
+    let op = RequestGrant {
+        new: NewGrant {
+            user: caller.id.clone(),
+            company: body.company,
+            locations: body.locations,
+            actors: body.actors,
+            expires_at: body.expires_at,
+        },
+    };
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, op, r, Map::new())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(m.gate.request_grant(&m.cache, ok).await?),
+    ))
+}
+
+async fn load(m: &Manage, id: &str) -> Result<VisitorGrant, ApiError> {
+    m.gate.read().get_grant(id).await.map_err(store_error)
+}
+
+/// `POST /v1/grants/{id}/approve` (`grant.approve`).
+pub async fn approve(
+    State(app): State<Arc<crate::state::AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<VisitorGrant>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let g = load(&m, &id).await?;
+    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
+    let ctx = requester_context(&served, &g);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, ApproveGrant { id }, r, ctx)
+        .await?;
+    Ok(Json(m.gate.approve_grant(&m.cache, ok).await?))
+}
+
+/// `POST /v1/grants/{id}/refuse` (`grant.refuse`).
+pub async fn refuse(
+    State(app): State<Arc<crate::state::AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<VisitorGrant>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let g = load(&m, &id).await?;
+    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
+    let ctx = requester_context(&served, &g);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, RefuseGrant { id }, r, ctx)
+        .await?;
+    Ok(Json(m.gate.refuse_grant(&m.cache, ok).await?))
+}
+
+/// `POST /v1/grants/{id}/revoke` (`grant.revoke`).
+pub async fn revoke(
+    State(app): State<Arc<crate::state::AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<VisitorGrant>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let g = load(&m, &id).await?;
+    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
+    let ctx = requester_context(&served, &g);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, RevokeGrant { id }, r, ctx)
+        .await?;
+    Ok(Json(m.gate.revoke_grant(&m.cache, ok).await?))
+}
+
+/// `GET /v1/grants?company=&status=` query.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Grants on this company's data (only the caller's own company); without it, the
+    /// caller's own grants.
+    pub company: Option<String>,
+    /// In this state.
+    pub status: Option<GrantStatus>,
+}
+
+/// `GET /v1/grants`: grants on the caller's company's data, or the caller's own.
+pub async fn list(
+    State(app): State<Arc<crate::state::AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, _) = parts(&app)?;
+    let query = match q.company {
+        Some(c) if c != caller.company => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only the grants on the caller's company's data can be listed",
+            ))
+        }
+        Some(c) => GrantQuery {
+            company: Some(c),
+            status: q.status,
+            user: None,
+        },
+        None => GrantQuery {
+            user: Some(caller.id.clone()),
+            status: q.status,
+            company: None,
+        },
+    };
+    let grants = m.gate.read().list_grants(&query).await.map_err(store_error)?;
+    Ok(Json(json!({ "grants": grants })))
+}

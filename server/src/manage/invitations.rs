@@ -1,0 +1,162 @@
+//! `/v1/invitations…`: invite (`user.invite`, decided on the prospective user with the
+//! pre-assigned role, flags and scope), list, revoke (decided as the invitation it revokes),
+//! and accept: the one call without an API key, whose credential is the single-use token.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_engine::facts::UserFacts;
+use portcullis_store::{Acceptance, Invitation, NewInvitation, User};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::governance::{InviteUser, RevokeInvitation};
+use super::users::{assignment, parts, prospective};
+use super::{store_error, Caller};
+use crate::api::error::ApiError;
+use crate::api::json::ApiJson;
+use crate::state::AppState;
+
+fn facts(
+    company: &str,
+    role: &str,
+    flags: &[String],
+    addons: &[String],
+    group: &Option<String>,
+    attrs: &portcullis_store::Attrs,
+) -> UserFacts {
+    UserFacts {
+        company: company.to_owned(),
+        role: role.to_owned(),
+        active: true,
+        flags: flags.to_vec(),
+        addons: addons.to_vec(),
+        group: group.clone(),
+        attrs: attrs.clone().into_iter().collect(),
+    }
+}
+
+/// `POST /v1/invitations`: a `NewInvitation` (company defaults to the caller's), plus
+/// optional `actor_locations`. Answers the invitation and its token, shown once.
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (m, served) = parts(&app)?;
+    let actor_locations = body
+        .as_object_mut()
+        .and_then(|o| o.remove("actor_locations"))
+        .and_then(|v| v.as_array().cloned());
+    if let Some(o) = body.as_object_mut() {
+        o.entry("company").or_insert_with(|| json!(caller.company));
+    }
+    let new: NewInvitation = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string())))?;
+    let f = facts(
+        &new.company,
+        &new.role,
+        &new.flags,
+        &new.addons,
+        &new.group,
+        &new.attrs,
+    );
+    let r = prospective(&m, &served, &format!("invitation:{}", new.email), &f).await?;
+    let ctx = assignment(&served, &new.role, &new.flags, &new.attrs, actor_locations);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, InviteUser { new }, r, ctx)
+        .await?;
+    let issued = m.gate.invite(&m.cache, ok).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "invitation": issued.invitation, "token": issued.token.expose() })),
+    ))
+}
+
+/// `GET /v1/invitations?include_closed=` query.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Include accepted, revoked and expired invitations.
+    #[serde(default)]
+    pub include_closed: bool,
+}
+
+/// `GET /v1/invitations`: the caller's company's invitations, newest first.
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, _) = parts(&app)?;
+    let items = m
+        .gate
+        .read()
+        .list_invitations(&caller.company, q.include_closed)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "invitations": items })))
+}
+
+/// `DELETE /v1/invitations/{id}`: revokes a pending invitation.
+pub async fn revoke(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Invitation>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let inv = m.gate.read().get_invitation(&id).await.map_err(store_error)?;
+    let f = facts(
+        &inv.company,
+        &inv.role,
+        &inv.flags,
+        &inv.addons,
+        &inv.group,
+        &inv.attrs,
+    );
+    let r = prospective(&m, &served, &format!("invitation:{}", inv.email), &f).await?;
+    let ctx = assignment(&served, &inv.role, &inv.flags, &inv.attrs, None);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, RevokeInvitation { id }, r, ctx)
+        .await?;
+    Ok(Json(m.gate.revoke_invitation(&m.cache, ok).await?))
+}
+
+/// `POST /v1/invitations/accept` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    /// The token of the invitation link.
+    pub token: String,
+    /// User id; a random UUID when absent.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Login; the invited email when absent.
+    #[serde(default)]
+    pub login: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /v1/invitations/accept`: creates the invited user, once, before expiry, within the
+/// company's user limit.
+pub async fn accept(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<AcceptBody>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let (m, _) = parts(&app)?;
+    let acceptance = Acceptance {
+        user_id: body.user_id,
+        login: body.login,
+        name: body.name,
+    };
+    let user = m
+        .gate
+        .accept_invitation(&m.cache, &body.token, acceptance)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}

@@ -1,0 +1,210 @@
+//! The user store behind the server: decisions by stored user id and the governed management
+//! API under `/v1/` (users, invitations, visitor grants, audit).
+//!
+//! Input: the store named by `Config::database_url` (opened and migrated at start by
+//! [`attach`]). Output: [`Manage`] in `AppState::manage`, whose [`cache::FactsCache`] feeds
+//! `POST /v1/authorize` with stored principals, and whose [`governance::Gate`] is the only way
+//! to write: every write takes an [`governance::Authorized`] proof that only an Allow decision
+//! of the engine produces.
+//!
+//! ```text
+//! API key ─> Caller ─> Gate::decide(op, resource, context) ─Allow─> Authorized<Op> ─> Gate write ─> cache cleared
+//!                                                         └─Deny──> 403 + audit row (denied)
+//! ```
+
+pub mod audit;
+pub mod cache;
+pub mod entities;
+pub mod governance;
+pub mod grants;
+pub mod invitations;
+pub mod openapi;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::routing::{get, post, put};
+use axum::Router;
+use portcullis_store::{StoreError, StoreLimits, SystemClock, UserStore};
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+pub use cache::FactsCache;
+pub use governance::{Authorized, Gate};
+
+/// How often the change feed is polled, besides PostgreSQL notifications.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The store, its gate and its cache.
+#[derive(Debug)]
+pub struct Manage {
+    /// The only path to store writes.
+    pub gate: Gate,
+    /// Stored users' facts, cleared by every write.
+    pub cache: FactsCache,
+}
+
+/// Opens a store by URL (`postgres://…` or a SQLite file) and migrates it; with PostgreSQL
+/// also returns the concrete store, for `LISTEN`.
+pub async fn open_store(
+    url: &str,
+) -> Result<(Arc<dyn UserStore>, Option<Arc<portcullis_store::PgStore>>), StoreError> {
+    let clock = Arc::new(SystemClock);
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = Arc::new(portcullis_store::PgStore::connect(url, clock, StoreLimits::default()).await?);
+        pg.migrate().await?;
+        let store: Arc<dyn UserStore> = pg.clone();
+        Ok((store, Some(pg)))
+    } else {
+        let store = portcullis_store::open(url, clock, StoreLimits::default()).await?;
+        store.migrate().await?;
+        Ok((store, None))
+    }
+}
+
+/// Opens the configured store, migrates it, installs [`Manage`] in the state and starts the
+/// invalidation tasks. Without a `database_url` it does nothing.
+pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
+    let Some(url) = state.config.database_url.clone() else {
+        return Ok(());
+    };
+    let (store, pg) = open_store(&url).await.map_err(|e| e.to_string())?;
+    let start = store.version().await.map_err(|e| e.to_string())?;
+    let manage = Arc::new(Manage {
+        gate: Gate::new(store),
+        cache: FactsCache::default(),
+    });
+    let _ = state.manage.set(manage.clone());
+    cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
+    Ok(())
+}
+
+/// The management routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/users", get(users::list).post(users::create))
+        .route(
+            "/v1/users/{id}",
+            get(users::read).patch(users::update).delete(users::delete),
+        )
+        .route("/v1/users/{id}/role", put(users::set_role))
+        .route("/v1/users/{id}/deactivate", post(users::deactivate))
+        .route("/v1/users/{id}/reactivate", post(users::reactivate))
+        .route("/v1/users/{id}/move", post(users::move_user))
+        .route("/v1/users/{id}/companies", put(users::set_companies))
+        .route(
+            "/v1/users/{id}/api-keys",
+            get(users::list_keys).post(users::create_key),
+        )
+        .route(
+            "/v1/users/{id}/api-keys/{key}",
+            axum::routing::delete(users::revoke_key),
+        )
+        .route("/v1/companies/{id}", get(users::company))
+        .route("/v1/grants", get(grants::list).post(grants::request))
+        .route("/v1/grants/{id}/approve", post(grants::approve))
+        .route("/v1/grants/{id}/refuse", post(grants::refuse))
+        .route("/v1/grants/{id}/revoke", post(grants::revoke))
+        .route(
+            "/v1/invitations",
+            get(invitations::list).post(invitations::create),
+        )
+        .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
+        .route("/v1/invitations/accept", post(invitations::accept))
+        .route("/v1/audit", get(audit::query))
+}
+
+/// The store of a server, or 503 when it runs without one.
+pub fn manage(app: &AppState) -> Result<&Arc<Manage>, ApiError> {
+    app.manage.get().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_store",
+            "this server runs without a user store",
+        )
+    })
+}
+
+/// A store error as the API answers it; conflicts keep the name of their constraint.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        StoreError::Conflict {
+            ref constraint,
+            ref message,
+        } => {
+            let code = match constraint.as_str() {
+                "users_login_key" => "login_taken",
+                "users_email_key" => "email_taken",
+                "users_pkey" | "companies_pkey" | "permission_groups_pkey" => "already_exists",
+                "visitor_grants_company_check" => "grant_same_company",
+                _ => "conflict",
+            };
+            ApiError::new(StatusCode::CONFLICT, code, format!("{message} ({constraint})"))
+        }
+        StoreError::LimitReached { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "limit_reached", e.to_string())
+        }
+        StoreError::Expired { .. } => ApiError::new(StatusCode::GONE, "expired", e.to_string()),
+        StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
+        StoreError::Backend(m) => ApiError::internal(m),
+    }
+}
+
+/// The authenticated user of a management call: an API key bound to a stored user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user's id.
+    pub id: String,
+    /// The user's company.
+    pub company: String,
+    /// The key's id.
+    pub key: String,
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+/// The presented key: `Authorization: Bearer KEY` or `X-Api-Key: KEY`.
+pub fn presented_key(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, ApiError> {
+        let m = manage(app)?;
+        let Some(key) = presented_key(parts) else {
+            return Err(unauthorized("a user API key is required"));
+        };
+        let read = m.gate.read();
+        let key = match read.resolve_api_key(key).await {
+            Ok(k) => k,
+            Err(StoreError::NotFound { .. }) => return Err(unauthorized("the API key is not valid")),
+            Err(e) => return Err(store_error(e)),
+        };
+        let user = match read.get_user(&key.user).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound { .. }) => return Err(unauthorized("the API key is not valid")),
+            Err(e) => return Err(store_error(e)),
+        };
+        Ok(Caller {
+            id: user.id,
+            company: user.company,
+            key: key.id,
+        })
+    }
+}
