@@ -75,6 +75,7 @@ fn slice() -> Vec<Value> {
 
 fn query(principal: &str, action: &str, resource: &str) -> AuthzQuery {
     AuthzQuery {
+        explain: false,
         principal: EntityRef::Text(principal.to_owned()),
         action: EntityRef::Text(action.to_owned()),
         resource: EntityRef::Text(resource.to_owned()),

@@ -53,7 +53,7 @@ pub struct Permissions {
 }
 
 impl Snapshot {
-    /// Decides every action the schema lets `principal` ask about `resource`.
+    /// Decides every action the schema lets `principal` ask about `resource`, over one slice.
     pub fn permissions(
         &self,
         principal: &EntityUid,
@@ -61,6 +61,26 @@ impl Snapshot {
         context: &serde_json::Map<String, serde_json::Value>,
         entities: &Entities,
         policies: &PolicySet,
+    ) -> Permissions {
+        self.permissions_by(principal, resource, |action| {
+            let p = self.prepare_with(
+                principal.clone(),
+                action.clone(),
+                resource.clone(),
+                context.clone(),
+                entities.clone(),
+            )?;
+            Ok(self.decide_with(&p, policies))
+        })
+    }
+
+    /// The same, with the caller deciding each action (the server decides through its own
+    /// slices and caches); an action whose request cannot be made is listed as skipped.
+    pub fn permissions_by(
+        &self,
+        principal: &EntityUid,
+        resource: &EntityUid,
+        mut decide: impl FnMut(&EntityUid) -> Result<crate::Decision, crate::RequestError>,
     ) -> Permissions {
         let mut actions: Vec<EntityUid> = self
             .schema
@@ -77,15 +97,8 @@ impl Snapshot {
         };
         for action in actions {
             let id = action.id().unescaped().to_owned();
-            match self.prepare_with(
-                principal.clone(),
-                action,
-                resource.clone(),
-                context.clone(),
-                entities.clone(),
-            ) {
-                Ok(p) => {
-                    let d = self.decide_with(&p, policies);
+            match decide(&action) {
+                Ok(d) => {
                     if d.allowed() {
                         out.allowed.push(id.clone());
                     }

@@ -110,6 +110,9 @@ pub struct AuthzQuery {
     /// Entities the decision needs, in Cedar's JSON entity format.
     #[serde(default)]
     pub entities: Vec<serde_json::Value>,
+    /// Ask for an explanation with the decision (`POST /v1/authorize` only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
 }
 
 /// A request ready for the authorizer.

@@ -124,6 +124,7 @@ fn text(s: &str) -> EntityRef {
 
 fn query(principal: &str, action: &str, resource: &str) -> AuthzQuery {
     AuthzQuery {
+        explain: false,
         principal: text(&format!("Portal::User::\"{principal}\"")),
         action: text(action),
         resource: text(resource),
@@ -303,6 +304,7 @@ fn both_forms_of_entity_reference_decide_alike() {
         for a in &actions {
             for r in &resources {
                 let q = AuthzQuery {
+                    explain: false,
                     principal: p.clone(),
                     action: a.clone(),
                     resource: r.clone(),
@@ -428,6 +430,7 @@ when { resource.owner.blocked };
 
 fn guarded_query(owner: &str) -> AuthzQuery {
     AuthzQuery {
+        explain: false,
         principal: text(r#"App::User::"ann""#),
         action: text(r#"App::Action::"read""#),
         resource: text(r#"App::Doc::"d1""#),
@@ -517,6 +520,7 @@ forbid (principal, action == App::Action::"edit", resource);
     );
     let e = Engine::open(f.path()).unwrap();
     let ask = |action: &str| AuthzQuery {
+        explain: false,
         principal: text(r#"App::User::"ann""#),
         action: text(&format!("App::Action::\"{action}\"")),
         resource: text(r#"App::Doc::"d1""#),
@@ -560,6 +564,7 @@ fn reload_keeps_the_old_snapshot_when_the_folder_breaks() {
     let e = Engine::open(f.path()).unwrap();
     let before = e.snapshot();
     let q = AuthzQuery {
+        explain: false,
         principal: text("olivia"),
         action: text("shipment.read"),
         resource: text(r#"Portal::Shipment::"oslo-1""#),

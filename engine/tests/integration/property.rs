@@ -726,6 +726,7 @@ impl<'a> World<'a> {
             context.insert("flags".to_owned(), json!(self.context_flags));
         }
         AuthzQuery {
+            explain: false,
             principal: EntityRef::Text("p".to_owned()),
             action: EntityRef::Text(self.action.to_owned()),
             resource,

@@ -127,7 +127,117 @@ impl DecisionBody {
 pub async fn authorize(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<AuthzQuery>,
-) -> Result<Json<DecisionBody>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if q.explain {
+        return explain(app, q).await.map(IntoResponse::into_response);
+    }
+    decide_one(app, q).await.map(IntoResponse::into_response)
+}
+
+/// A decision with `"explain": true`: the usual answer plus the explanation.
+#[derive(Debug, Serialize)]
+pub struct ExplainedBody {
+    /// The decision, as without `explain`.
+    #[serde(flatten)]
+    pub decision: DecisionBody,
+    /// Why: the deciding policies with where they are written, or for a default deny the
+    /// nearest permits and which of their conditions failed.
+    pub explanation: serde_json::Value,
+}
+
+async fn explain(app: Arc<AppState>, q: AuthzQuery) -> Result<Json<ExplainedBody>, ApiError> {
+    let served = app.served();
+    let (q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    let inline = Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline))?;
+    let s = &served.snapshot;
+    let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
+    let action = served.resolver.action(s, &q.action)?;
+    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
+    let entities = build_slice(
+        &*served.entities.entities,
+        &served.resolver.action_entities,
+        &principal,
+        &action,
+        &resource,
+        &inline,
+    )?;
+    let request = s.request_with(principal, action, resource, q.context)?;
+    let prepared = portcullis_engine::Prepared { request, entities };
+    let e = match &links {
+        Some(set) => s.explain_with(&prepared, set),
+        None => s.explain(&prepared),
+    };
+    app.metrics.decision(e.decision.allowed());
+    let explanation = serde_json::json!({
+        "summary": e.summary,
+        "reasons": e.decision.reasons,
+        "nearest": e.nearest,
+    });
+    Ok(Json(ExplainedBody {
+        decision: DecisionBody::new(e.decision),
+        explanation,
+    }))
+}
+
+/// `POST /v1/permissions` body: what may `principal` do on `resource`?
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsQuery {
+    /// Who asks.
+    pub principal: EntityRef,
+    /// On what.
+    pub resource: EntityRef,
+    /// The request context for every action.
+    #[serde(default)]
+    pub context: serde_json::Map<String, serde_json::Value>,
+    /// Entities the decisions need, in Cedar's JSON entity format.
+    #[serde(default)]
+    pub entities: Vec<serde_json::Value>,
+}
+
+/// `POST /v1/permissions`: every action the schema lets the principal ask about the resource,
+/// decided, and the features they make up, so a UI can show or hide its buttons in one call.
+pub async fn permissions(
+    State(app): State<Arc<AppState>>,
+    ApiJson(p): ApiJson<PermissionsQuery>,
+) -> Result<Json<portcullis_engine::permissions::Permissions>, ApiError> {
+    let served = app.served();
+    // Borrow the stored-user lookup of `/v1/authorize`: it needs a query, any action will do.
+    let q = AuthzQuery {
+        principal: p.principal,
+        action: EntityRef::Text(String::new()),
+        resource: p.resource,
+        context: p.context,
+        entities: p.entities,
+        explain: false,
+    };
+    let (q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    let inline = Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline))?;
+    let s = &served.snapshot;
+    let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
+    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
+    let out = s.permissions_by(&principal, &resource, |action| {
+        let check = Check {
+            principal: &q.principal,
+            action: &EntityRef::Object {
+                ty: action.type_name().to_string(),
+                id: action.id().unescaped().to_owned(),
+            },
+            resource: &q.resource,
+            context: q.context.clone(),
+        };
+        let d = match &links {
+            Some(set) => crate::manage::cache::decide_linked(&served, check, &inline, set),
+            None => decide(&served, check, &inline),
+        }?;
+        app.metrics.decision(d.allowed());
+        Ok(d)
+    });
+    Ok(Json(out))
+}
+
+async fn decide_one(app: Arc<AppState>, q: AuthzQuery) -> Result<Json<DecisionBody>, ApiError> {
     let started = Instant::now();
     let served = app.served();
     // Stored users: their entities from the user store, their visitor grants linked.

@@ -38,6 +38,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
     let guarded = Router::new()
         .route("/v1/authorize", post(decide::authorize))
         .route("/v1/authorize/batch", post(decide::batch))
+        .route("/v1/permissions", post(decide::permissions))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
         .route("/v1/policy/reload", post(policy::reload))

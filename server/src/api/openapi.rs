@@ -7,7 +7,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every path the document describes, for the test that keeps it in step with the router.
-pub const PATHS: [&str; 11] = [
+pub const PATHS: [&str; 12] = [
+    "/v1/permissions",
     "/",
     "/v1/authorize",
     "/v1/authorize/batch",
@@ -70,6 +71,7 @@ pub fn openapi() -> Value {
         "info": { "title": "Portcullis decision API", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
             "/v1/authorize": { "post": op("Decide one request", Some("AuthorizeRequest"), ok("Decision", "the decision"), &bad, true) },
+            "/v1/permissions": { "post": op("Every action and feature the principal is allowed on the resource", Some("PermissionsRequest"), ok("Permissions", "the allowed actions and features"), &bad, true) },
             "/v1/authorize/batch": { "post": op("Decide many requests under one policy version", Some("BatchRequest"), ok("BatchResponse", "one answer per check"), &bad, true) },
             "/access/v1/evaluation": { "post": op("AuthZEN Access Evaluation", Some("AuthzenEvaluation"), ok("AuthzenDecision", "the decision"), &bad, true) },
             "/access/v1/evaluations": { "post": op("AuthZEN Access Evaluations", Some("AuthzenEvaluations"), ok("AuthzenDecisions", "one decision per evaluation"), &bad, true) },
@@ -94,7 +96,21 @@ pub fn openapi() -> Value {
                     "action": { "$ref": "#/components/schemas/EntityRef" },
                     "resource": { "$ref": "#/components/schemas/EntityRef" },
                     "context": { "type": "object" },
+                    "entities": { "type": "array", "description": "Cedar JSON entities", "items": { "type": "object" } },
+                    "explain": { "type": "boolean", "description": "add an `explanation`: the deciding policies, or for a default deny the nearest permits and their failed conditions" }
+                } },
+                "PermissionsRequest": { "type": "object", "required": ["principal", "resource"], "additionalProperties": false, "properties": {
+                    "principal": { "$ref": "#/components/schemas/EntityRef" },
+                    "resource": { "$ref": "#/components/schemas/EntityRef" },
+                    "context": { "type": "object" },
                     "entities": { "type": "array", "description": "Cedar JSON entities", "items": { "type": "object" } }
+                } },
+                "Permissions": { "type": "object", "required": ["allowed", "actions", "features", "version"], "properties": {
+                    "allowed": { "type": "array", "items": { "type": "string" } },
+                    "actions": { "type": "array", "items": { "type": "object", "properties": { "action": { "type": "string" }, "decision": { "enum": ["allow", "deny"] }, "reasons": { "type": "array", "items": { "type": "string" } } } } },
+                    "features": { "type": "array", "items": { "type": "object", "properties": { "feature": { "type": "string" }, "title": { "type": "string" }, "allowed": { "type": "boolean" }, "actions": { "type": "array", "items": { "type": "string" } } } } },
+                    "skipped": { "type": "array" },
+                    "version": { "type": "string" }
                 } },
                 "Decision": { "type": "object", "required": ["decision", "reasons", "version", "decision_id"], "properties": {
                     "decision": { "enum": ["allow", "deny"] },

@@ -97,6 +97,7 @@ impl RequestArgs {
             Some(path) => serde_json::from_str::<AuthzQuery>(&read(path)?)
                 .map_err(|e| format!("invalid request in `{}`: {e}", path.display())),
             None => Ok(AuthzQuery {
+                explain: false,
                 principal: EntityRef::Text(self.principal.clone().unwrap_or_default()),
                 action: EntityRef::Text(self.action.clone().unwrap_or_default()),
                 resource: EntityRef::Text(self.resource.clone().unwrap_or_default()),
