@@ -101,23 +101,11 @@ fn what_can_lists_actions_and_features() {
     insta::assert_snapshot!(out);
 }
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn diff_shows_cells_and_outcomes_an_edit_changes() {
     let dir = tempfile::tempdir().unwrap();
     let new = dir.path().join("load-planner");
-    copy(&examples().join("load-planner"), &new);
+    crate::common::copy_dir(&examples().join("load-planner"), &new);
     // The edit: Editors lose the Cargo Editor permission they held by role.
     let roles = std::fs::read_to_string(new.join("roles.toml")).unwrap();
     let start = roles.find("[features.cargo_editor]").unwrap();
