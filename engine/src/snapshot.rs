@@ -172,7 +172,15 @@ impl Snapshot {
         // Validate what did parse, so one run reports syntax and type errors together.
         let validator = Validator::new(schema.clone());
         let (to_validate, groups) = validation_set(&schema, &set, &compiled_by_id, !shapes.has_enums);
-        let first = validator.validate(&to_validate, ValidationMode::Strict);
+        let action_uids: std::collections::HashSet<cedar_policy::EntityUid> =
+            schema.actions().cloned().collect();
+        // The per-action index is built on a second core while the validator runs; it is
+        // only kept if the folder validates.
+        let (first, by_action) = std::thread::scope(|scope| {
+            let index = scope.spawn(|| index_by_action(&schema, &set, &action_uids));
+            let first = validator.validate(&to_validate, ValidationMode::Strict);
+            (first, index.join().ok())
+        });
         // A representative that fails sends its whole group through the validator, so every
         // member's own error is reported.
         let failing: std::collections::HashSet<&PolicyId> =
@@ -264,12 +272,10 @@ impl Snapshot {
             .entity_types()
             .map(|t| (t.to_string(), t.clone()))
             .collect();
-        let action_uids: std::collections::HashSet<cedar_policy::EntityUid> =
-            schema.actions().cloned().collect();
         for a in &action_uids {
             type_names.insert(a.type_name().to_string(), a.type_name().clone());
         }
-        let by_action = index_by_action(&schema, &set, &action_uids);
+        let by_action = by_action.unwrap_or_else(|| index_by_action(&schema, &set, &action_uids));
         let version: Arc<str> = Arc::from(sources.version());
         Ok(Snapshot {
             version,
@@ -401,7 +407,7 @@ fn index_by_action(
     out
 }
 
-/// The policies to hand the validator. Compiled feature policies that differ only in names
+/// The policies to hand the validator. Compiled policies that differ only in names
 /// (quoted strings: roles, actions, features) and whose actions apply to the same principal
 /// and resource types type-check alike, so one of each such group stands for the rest; a
 /// folder of 1,000 features validates a few dozen policies. Returns the set and the members
@@ -421,7 +427,7 @@ fn validation_set(
     for p in set.policies() {
         let id = p.id().to_string();
         let key = match compiled.get(&id) {
-            Some(c) if grouping && id.starts_with("feature.") => Some(shape_key(schema, p, &c.text)),
+            Some(c) if grouping => Some(shape_key(schema, p, &c.text)),
             _ => None,
         };
         match key {
@@ -796,5 +802,61 @@ impl SchemaShapes {
 
     fn attrs_of(&self, ty: &str) -> BTreeSet<String> {
         self.attrs.get(ty).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"namespace Portal {
+  entity Role;
+  entity Company = { account_type: String };
+  entity User in [Role, Company] = { company: Company, role: Role, active: Bool, flags: Set<String>, addons: Set<String> };
+  entity Doc in [Company];
+  action "a", "b", "c" appliesTo { principal: User, resource: Doc, context: {} };
+}"#;
+
+    fn folder(roles: &str) -> SourceSet {
+        SourceSet {
+            roles: Some(SourceFile { path: "roles.toml".to_owned(), text: roles.to_owned() }),
+            schema: Some(SourceFile { path: SCHEMA_FILE.to_owned(), text: SCHEMA.to_owned() }),
+            ..SourceSet::default()
+        }
+    }
+
+    /// Grouped validation: features of one shape are validated through one representative,
+    /// and when it fails every member's error is still reported at its own TOML line.
+    #[test]
+    fn every_member_of_a_failing_shape_is_reported() {
+        let mut roles = String::from("[roles.x]\nrank = 1\n[roles.y]\nrank = 2\n");
+        for (i, action) in ["a", "b", "c"].iter().enumerate() {
+            roles.push_str(&format!(
+                "[features.f{i}]\ntitle = \"F\"\nactions = [\"{action}\"]\nroles = [\"x\"]\nwhen = 'principal.company.nope'\n"
+            ));
+        }
+        let d = Snapshot::build(folder(&roles)).expect_err("the `when` reads an undeclared attribute");
+        let mut lines: Vec<usize> = d
+            .iter()
+            .filter(|x| x.code == "roles::invalid")
+            .map(|x| x.location.as_ref().map_or(0, |l| l.line))
+            .collect();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 3, "{}", d.render_human(""));
+    }
+
+    #[test]
+    fn valid_shapes_build_and_decide_through_the_index() {
+        let mut roles = String::from("[roles.x]\nrank = 1\n[roles.y]\nrank = 2\n");
+        for (i, action) in ["a", "b", "c"].iter().enumerate() {
+            roles.push_str(&format!("[features.f{i}]\ntitle = \"F\"\nactions = [\"{action}\"]\nroles = [\"x\"]\n"));
+        }
+        let s = Snapshot::build(folder(&roles)).unwrap_or_else(|d| panic!("{}", d.render_human("")));
+        assert_eq!(s.by_action.len(), 3);
+        for set in s.by_action.values() {
+            // Its own feature and `core.deactivated`.
+            assert_eq!(set.policies().count(), 2);
+        }
     }
 }
