@@ -135,3 +135,41 @@ impl Snapshot {
         out
     }
 }
+
+impl Snapshot {
+    /// What `principal` may do on a new resource of `resource_type` in its own company (for
+    /// "create" buttons, before any such record exists): a placeholder resource with no
+    /// attributes, a member of the principal's company, is decided over the given slice.
+    /// The slice must hold the principal, its ancestors and the schema's action entities.
+    pub fn permissions_for_type(
+        &self,
+        principal: &EntityUid,
+        resource_type: &cedar_policy::EntityTypeName,
+        context: &serde_json::Map<String, serde_json::Value>,
+        entities: Entities,
+        policies: &PolicySet,
+    ) -> Result<Permissions, crate::RequestError> {
+        let company_type = self.company_type();
+        let company = entities.get(principal).and_then(|e| {
+            let (_, _, parents) = e.clone().into_inner();
+            parents
+                .into_iter()
+                .find(|p| p.type_name().to_string() == company_type)
+        });
+        let placeholder = EntityUid::from_type_name_and_id(
+            resource_type.clone(),
+            cedar_policy::EntityId::new(PLACEHOLDER_ID),
+        );
+        let parents: std::collections::HashSet<EntityUid> = company.into_iter().collect();
+        let entities = entities
+            .add_entities(
+                [cedar_policy::Entity::new_no_attrs(placeholder.clone(), parents)],
+                None,
+            )
+            .map_err(|e| crate::RequestError::Entities(e.to_string()))?;
+        Ok(self.permissions(principal, &placeholder, context, &entities, policies))
+    }
+}
+
+/// The id of the placeholder resource `permissions_for_type` decides on.
+pub const PLACEHOLDER_ID: &str = "(new)";

@@ -819,8 +819,14 @@ mod tests {
 
     fn folder(roles: &str) -> SourceSet {
         SourceSet {
-            roles: Some(SourceFile { path: "roles.toml".to_owned(), text: roles.to_owned() }),
-            schema: Some(SourceFile { path: SCHEMA_FILE.to_owned(), text: SCHEMA.to_owned() }),
+            roles: Some(SourceFile {
+                path: "roles.toml".to_owned(),
+                text: roles.to_owned(),
+            }),
+            schema: Some(SourceFile {
+                path: SCHEMA_FILE.to_owned(),
+                text: SCHEMA.to_owned(),
+            }),
             ..SourceSet::default()
         }
     }
@@ -850,7 +856,9 @@ mod tests {
     fn valid_shapes_build_and_decide_through_the_index() {
         let mut roles = String::from("[roles.x]\nrank = 1\n[roles.y]\nrank = 2\n");
         for (i, action) in ["a", "b", "c"].iter().enumerate() {
-            roles.push_str(&format!("[features.f{i}]\ntitle = \"F\"\nactions = [\"{action}\"]\nroles = [\"x\"]\n"));
+            roles.push_str(&format!(
+                "[features.f{i}]\ntitle = \"F\"\nactions = [\"{action}\"]\nroles = [\"x\"]\n"
+            ));
         }
         let s = Snapshot::build(folder(&roles)).unwrap_or_else(|d| panic!("{}", d.render_human("")));
         assert_eq!(s.by_action.len(), 3);

@@ -187,7 +187,11 @@ pub struct PermissionsQuery {
     /// Who asks.
     pub principal: EntityRef,
     /// On what.
-    pub resource: EntityRef,
+    #[serde(default)]
+    pub resource: Option<EntityRef>,
+    /// Or on a new record of this type in the principal's company (for "create" buttons).
+    #[serde(default)]
+    pub resource_type: Option<String>,
     /// The request context for every action.
     #[serde(default)]
     pub context: serde_json::Map<String, serde_json::Value>,
@@ -203,11 +207,22 @@ pub async fn permissions(
     ApiJson(p): ApiJson<PermissionsQuery>,
 ) -> Result<Json<portcullis_engine::permissions::Permissions>, ApiError> {
     let served = app.served();
+    let (resource, resource_type) = match (p.resource, p.resource_type) {
+        (Some(r), None) => (r, None),
+        (None, Some(t)) => (EntityRef::Text(String::new()), Some(t)),
+        _ => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "give exactly one of `resource` and `resource_type`",
+            ))
+        }
+    };
     // Borrow the stored-user lookup of `/v1/authorize`: it needs a query, any action will do.
     let q = AuthzQuery {
         principal: p.principal,
         action: EntityRef::Text(String::new()),
-        resource: p.resource,
+        resource,
         context: p.context,
         entities: p.entities,
         explain: false,
@@ -216,6 +231,50 @@ pub async fn permissions(
     let inline = Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline))?;
     let s = &served.snapshot;
     let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
+    if let Some(t) = resource_type {
+        let probe = EntityRef::Object {
+            ty: t,
+            id: String::new(),
+        };
+        let ty = served
+            .resolver
+            .entity(s, &probe, Slot::Resource)?
+            .type_name()
+            .clone();
+        // The principal with its ancestors (any action will do for that) and every action.
+        let Some(any) = s
+            .schema()
+            .actions_for_principal_and_resource(principal.type_name(), &ty)
+            .next()
+            .cloned()
+        else {
+            return Ok(Json(portcullis_engine::permissions::Permissions {
+                allowed: Vec::new(),
+                actions: Vec::new(),
+                features: Vec::new(),
+                skipped: Vec::new(),
+                version: s.version().to_owned(),
+            }));
+        };
+        let slice = build_slice(
+            &*served.entities.entities,
+            &served.resolver.action_entities,
+            &principal,
+            &any,
+            &principal,
+            &inline,
+        )?;
+        let actions = s
+            .schema()
+            .action_entities()
+            .map_err(|e| RequestError::Entities(e.to_string()))?;
+        let slice = slice
+            .add_entities(actions.iter().cloned(), None)
+            .map_err(|e| RequestError::Entities(e.to_string()))?;
+        let policies = links.as_deref().unwrap_or(s.policy_set());
+        let out = s.permissions_for_type(&principal, &ty, &q.context, slice, policies)?;
+        return Ok(Json(out));
+    }
     let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
     let out = s.permissions_by(&principal, &resource, |action| {
         let check = Check {

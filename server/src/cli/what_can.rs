@@ -16,8 +16,16 @@ pub struct WhatCanArgs {
     #[arg(long)]
     principal: String,
     /// The resource: `Portal::Shipment::"s1"`.
+    #[arg(
+        long,
+        required_unless_present = "resource_type",
+        conflicts_with = "resource_type"
+    )]
+    resource: Option<String>,
+    /// Or a resource type (`Portal::Shipment`): what the principal may do on a new record of
+    /// that type in its own company.
     #[arg(long)]
-    resource: String,
+    resource_type: Option<String>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -32,17 +40,32 @@ pub fn run(a: WhatCanArgs) -> u8 {
         let context = a.data.context()?;
         let (entities, policies) = a.data.environment(&snapshot, Vec::new(), &render)?;
         let principal = resolve(&snapshot, &EntityRef::Text(a.principal.clone()), Slot::Principal)?;
-        let resource = resolve(&snapshot, &EntityRef::Text(a.resource.clone()), Slot::Resource)?;
-        Ok::<_, String>((principal, resource, context, entities, policies))
+        let permissions = match (&a.resource, &a.resource_type) {
+            (Some(r), _) => {
+                let resource = resolve(&snapshot, &EntityRef::Text(r.clone()), Slot::Resource)?;
+                snapshot.permissions(&principal, &resource, &context, &entities, &policies)
+            }
+            (None, Some(t)) => {
+                let probe = EntityRef::Object {
+                    ty: t.clone(),
+                    id: String::new(),
+                };
+                let ty = resolve(&snapshot, &probe, Slot::Resource)?.type_name().clone();
+                snapshot
+                    .permissions_for_type(&principal, &ty, &context, entities, &policies)
+                    .map_err(|e| e.to_string())?
+            }
+            (None, None) => return Err("give --resource or --resource-type".to_owned()),
+        };
+        Ok::<_, String>(permissions)
     })();
-    let (principal, resource, context, entities, policies) = match parts {
+    let p = match parts {
         Ok(p) => p,
         Err(m) => {
             eprintln!("error: {}", m.trim_end());
             return EXIT_ERROR;
         }
     };
-    let p = snapshot.permissions(&principal, &resource, &context, &entities, &policies);
     println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
     EXIT_OK
 }

@@ -91,6 +91,27 @@ async fn explain_and_permissions_over_http() {
         "{v}"
     );
 
+    // On a new shipment in olivia's company: she may create one; a carrier's export is not hers.
+    let (code, v) = http
+        .post(
+            "/v1/permissions",
+            &json!({ "principal": "olivia", "resource_type": "Portal::Shipment" }),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let allowed: Vec<&str> = v["allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(allowed.contains(&"shipment.create"), "{v}");
+    assert!(!allowed.contains(&"shipment.export"), "{v}");
+    let (code, v) = http
+        .post("/v1/permissions", &json!({ "principal": "olivia", "resource": "Portal::Shipment::\"s1\"", "resource_type": "Portal::Shipment" }))
+        .await;
+    assert_eq!(code, 400, "{v}");
+
     // Bad input is a 4xx with the envelope.
     let (code, v) = http
         .post(

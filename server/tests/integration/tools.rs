@@ -130,3 +130,30 @@ fn diff_shows_cells_and_outcomes_an_edit_changes() {
         "{out}"
     );
 }
+
+#[test]
+fn what_can_on_a_resource_type_answers_for_a_new_record() {
+    let ask = |who: &str| {
+        let (code, out) = portcullis(&[
+            "what-can",
+            "load-planner",
+            "--fixture",
+            "fixtures/common.toml",
+            "--principal",
+            who,
+            "--resource-type",
+            "Portal::Cargo",
+        ]);
+        assert_eq!(code, 0, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["allowed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // A Planner with the Cargo Editor add-on may create cargo; one without may not.
+    assert_eq!(ask("addie"), ["cargo.edit", "library.read"]);
+    assert_eq!(ask("pia"), ["library.read"]);
+}
