@@ -106,20 +106,29 @@ async fn load(m: &Manage, id: &str) -> Result<VisitorGrant, ApiError> {
     m.gate.read().get_grant(id).await.map_err(store_error)
 }
 
+/// Decides a change to grant `id` by the owners of the data's company: the shared step of
+/// approve, refuse and revoke.
+async fn decide_on_grant<T: super::governance::Governed>(
+    app: &crate::state::AppState,
+    caller: &Caller,
+    id: String,
+    op: impl FnOnce(String) -> T,
+) -> Result<(Arc<Manage>, super::governance::Authorized<T>), ApiError> {
+    let (m, served) = parts(app)?;
+    let g = load(&m, &id).await?;
+    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
+    let ctx = requester_context(&served, &g);
+    let ok = m.gate.decide(&served, &m.cache, caller, op(id), r, ctx).await?;
+    Ok((m, ok))
+}
+
 /// `POST /v1/grants/{id}/approve` (`grant.approve`).
 pub async fn approve(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorGrant>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let g = load(&m, &id).await?;
-    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
-    let ctx = requester_context(&served, &g);
-    let ok = m
-        .gate
-        .decide(&served, &m.cache, &caller, ApproveGrant { id }, r, ctx)
-        .await?;
+    let (m, ok) = decide_on_grant(&app, &caller, id, |id| ApproveGrant { id }).await?;
     Ok(Json(m.gate.approve_grant(&m.cache, ok).await?))
 }
 
@@ -129,14 +138,7 @@ pub async fn refuse(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorGrant>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let g = load(&m, &id).await?;
-    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
-    let ctx = requester_context(&served, &g);
-    let ok = m
-        .gate
-        .decide(&served, &m.cache, &caller, RefuseGrant { id }, r, ctx)
-        .await?;
+    let (m, ok) = decide_on_grant(&app, &caller, id, |id| RefuseGrant { id }).await?;
     Ok(Json(m.gate.refuse_grant(&m.cache, ok).await?))
 }
 
@@ -146,14 +148,7 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorGrant>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let g = load(&m, &id).await?;
-    let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
-    let ctx = requester_context(&served, &g);
-    let ok = m
-        .gate
-        .decide(&served, &m.cache, &caller, RevokeGrant { id }, r, ctx)
-        .await?;
+    let (m, ok) = decide_on_grant(&app, &caller, id, |id| RevokeGrant { id }).await?;
     Ok(Json(m.gate.revoke_grant(&m.cache, ok).await?))
 }
 
