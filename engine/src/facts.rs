@@ -111,6 +111,10 @@ impl Snapshot {
             .map(|g| self.group_features(g))
             .unwrap_or_default();
         put("group_features", json!(group));
+        let mfa_role = self
+            .model()
+            .is_some_and(|m| m.sign_in.require_mfa_roles.contains(&f.role));
+        put("require_mfa", json!(mfa_role));
         for (k, v) in &f.attrs {
             attrs.insert(k.clone(), v.clone());
         }

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use cedar_policy::{Authorizer, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location};
 use crate::roles::compile::{self, CompiledPolicy, RESERVED_PREFIXES};
@@ -68,6 +69,8 @@ pub struct Snapshot {
     pub(crate) warnings: Diagnostics,
     pub(crate) user_attrs: BTreeSet<String>,
     pub(crate) company_attrs: BTreeSet<String>,
+    /// Context attribute names per action uid text.
+    contexts: HashMap<String, BTreeSet<String>>,
     /// Entity and action type names of the schema, for resolving references without a scan.
     pub(crate) type_names: HashMap<String, cedar_policy::EntityTypeName>,
     pub(crate) action_uids: std::collections::HashSet<cedar_policy::EntityUid>,
@@ -268,6 +271,7 @@ impl Snapshot {
         };
         let user_attrs = shapes.attrs_of(&qualify(ns, user));
         let company_attrs = shapes.attrs_of(&qualify(ns, company));
+        let contexts = shapes.contexts;
         let mut type_names: HashMap<String, cedar_policy::EntityTypeName> = schema
             .entity_types()
             .map(|t| (t.to_string(), t.clone()))
@@ -288,6 +292,7 @@ impl Snapshot {
             warnings,
             user_attrs,
             company_attrs,
+            contexts,
             type_names,
             action_uids,
             by_action,
@@ -362,6 +367,14 @@ impl Snapshot {
     /// Attribute names the schema declares for companies.
     pub fn company_attributes(&self) -> &BTreeSet<String> {
         &self.company_attrs
+    }
+
+    /// Whether the context type of `action` declares the attribute `attr` (so the server may
+    /// add what a session knows, such as `mfa_verified`, without failing validation).
+    pub fn context_declares(&self, action: &cedar_policy::EntityUid, attr: &str) -> bool {
+        self.contexts
+            .get(&action.to_string())
+            .is_some_and(|attrs| attrs.contains(attr))
     }
 }
 
@@ -764,6 +777,8 @@ fn push_one(
 /// is enumerated (or the schema could not be read that way, to be safe).
 struct SchemaShapes {
     attrs: HashMap<String, BTreeSet<String>>,
+    /// Context attribute names per action (qualified uid text, `Ns::Action::"name"`).
+    contexts: HashMap<String, BTreeSet<String>>,
     has_enums: bool,
 }
 
@@ -771,6 +786,7 @@ impl SchemaShapes {
     fn read(text: &str) -> Self {
         let mut out = Self {
             attrs: HashMap::new(),
+            contexts: HashMap::new(),
             has_enums: true,
         };
         let Ok((fragment, _)) = SchemaFragment::from_cedarschema_str(text) else {
@@ -795,6 +811,34 @@ impl SchemaShapes {
                     .map(|a| a.keys().cloned().collect())
                     .unwrap_or_default();
                 out.attrs.insert(qualify(ns, name), attrs);
+            }
+            let common = body.get("commonTypes").and_then(|t| t.as_object());
+            let Some(actions) = body.get("actions").and_then(|t| t.as_object()) else {
+                continue;
+            };
+            for (name, def) in actions {
+                let Some(mut ctx) = def.pointer("/appliesTo/context") else {
+                    continue;
+                };
+                // A context named by a common type (`context: Session`): follow the name.
+                if let Some(named) = ctx
+                    .get("name")
+                    .or_else(|| ctx.get("type"))
+                    .and_then(|n| n.as_str())
+                    .filter(|n| *n != "Record")
+                {
+                    let bare = named.rsplit("::").next().unwrap_or(named);
+                    if let Some(t) = common.and_then(|c| c.get(bare)) {
+                        ctx = t;
+                    }
+                }
+                let attrs = ctx
+                    .get("attributes")
+                    .and_then(|a| a.as_object())
+                    .map(|a| a.keys().cloned().collect())
+                    .unwrap_or_default();
+                let action_type = qualify(ns, "Action");
+                out.contexts.insert(format!("{action_type}::{}", Value::from(name.as_str())), attrs);
             }
         }
         out
@@ -866,5 +910,40 @@ mod tests {
             // Its own feature and `core.deactivated`.
             assert_eq!(set.policies().count(), 2);
         }
+    }
+
+    #[test]
+    fn context_attributes_are_read_through_common_types() {
+        let schema = r#"namespace Portal {
+  entity Role;
+  entity Company = { account_type: String };
+  entity User in [Role, Company] = { company: Company, role: Role, active: Bool, flags: Set<String>, addons: Set<String> };
+  entity Doc in [Company];
+  type Session = { mfa_verified: Bool };
+  action "a" appliesTo { principal: User, resource: Doc, context: Session };
+  action "b" appliesTo { principal: User, resource: Doc, context: { reason: String } };
+  action "c" appliesTo { principal: User, resource: Doc, context: {} };
+}"#;
+        let mut set = folder("[roles.x]\nrank = 1\n[sign_in]\nrequire_mfa_roles = [\"x\"]\n");
+        if let Some(f) = set.schema.as_mut() {
+            f.text = schema.to_owned();
+        }
+        let s = Snapshot::build(set).unwrap_or_else(|d| panic!("{}", d.render_human("")));
+        let uid = |a: &str| cedar_policy::EntityUid::from_str(&format!("Portal::Action::\"{a}\"")).unwrap();
+        assert!(s.context_declares(&uid("a"), "mfa_verified"));
+        assert!(!s.context_declares(&uid("b"), "mfa_verified"));
+        assert!(s.context_declares(&uid("b"), "reason"));
+        assert!(!s.context_declares(&uid("c"), "mfa_verified"));
+        assert_eq!(s.model().map(|m| m.sign_in.require_mfa_roles.clone()), Some(vec!["x".to_owned()]));
+    }
+
+    #[test]
+    fn sign_in_settings_are_checked() {
+        let bad = "[roles.admin]\nrank = 1\n[sign_in]\nlockout_attempts = 0\nrequire_mfa_roles = [\"admn\"]\n";
+        let d = Snapshot::build(folder(bad)).err().expect("invalid settings are refused");
+        let text = d.render_human("");
+        assert!(text.contains("`sign_in.lockout_attempts` is 0"), "{text}");
+        assert!(text.contains("unknown role `admn`"), "{text}");
+        assert!(text.contains("admin"), "{text}");
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 
 use crate::diag::{Diagnostic, Diagnostics, LineIndex, Location};
-use crate::roles::raw::{Name, RawCedar, RawRoles, RawSettings};
+use crate::roles::raw::{Name, PasswordRule, RawCedar, RawRoles, RawSettings, RawSignIn};
 use crate::spanned::Spanned;
 
 /// A checked role model.
@@ -19,8 +19,10 @@ pub struct RoleModel {
     pub file: String,
     /// Cedar naming conventions.
     pub cedar: RawCedar,
-    /// Settings for the store and sign-in.
+    /// Settings for the store.
     pub settings: RawSettings,
+    /// Sign-in rules.
+    pub sign_in: SignIn,
     /// Actions that give a user a role or flags.
     pub assign_actions: Vec<Name>,
     /// Actions on existing users.
@@ -35,6 +37,40 @@ pub struct RoleModel {
     pub flags: Vec<Flag>,
     /// Permission groups, in file order.
     pub groups: Vec<PermissionGroup>,
+}
+
+/// Checked sign-in rules (`[sign_in]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignIn {
+    /// Which passwords are accepted.
+    pub password_rule: PasswordRule,
+    /// Fewest characters in a password.
+    pub min_password_length: u32,
+    /// Failed sign-ins in a row that lock the account.
+    pub lockout_attempts: u32,
+    /// Minutes an account stays locked.
+    pub lockout_minutes: u32,
+    /// Minutes a password-reset link stays valid.
+    pub reset_link_minutes: u32,
+    /// Roles whose users must use a second factor.
+    pub require_mfa_roles: Vec<String>,
+    /// The role of token-link sessions, if any.
+    pub token_link_role: Option<String>,
+}
+
+impl Default for SignIn {
+    fn default() -> Self {
+        let raw = crate::roles::raw::RawSignIn::default();
+        SignIn {
+            password_rule: raw.password_rule,
+            min_password_length: raw.min_password_length.value,
+            lockout_attempts: raw.lockout_attempts.value,
+            lockout_minutes: raw.lockout_minutes.value,
+            reset_link_minutes: raw.reset_link_minutes.value,
+            require_mfa_roles: Vec::new(),
+            token_link_role: None,
+        }
+    }
 }
 
 /// A kind of company and the roles its users may hold.
@@ -482,6 +518,8 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
         }
     }
 
+    let sign_in = sign_in_rules(&mut c, &raw.sign_in, &role_names);
+
     if c.diags.has_errors() {
         return Err(c.diags);
     }
@@ -489,6 +527,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
         file: file.to_owned(),
         cedar: raw.cedar,
         settings: raw.settings,
+        sign_in,
         assign_actions: raw.management.assign_actions,
         manage_actions: raw.management.manage_actions,
         account_types,
@@ -501,6 +540,38 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
 }
 
 /// Map entries in the order they appear in the file.
+/// Checks `[sign_in]`: numbers in range, known roles.
+fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>) -> SignIn {
+    let mut at_least = |field: &str, v: &crate::spanned::Spanned<u32>, min: u32, max: u32| {
+        if v.value < min || v.value > max {
+            let message = format!(
+                "`sign_in.{field}` is {}, expected a number from {min} to {max}",
+                v.value
+            );
+            c.error("roles::invalid-setting", message, v.span.clone());
+        }
+        v.value
+    };
+    let min_password_length = at_least("min_password_length", &raw.min_password_length, 8, 128);
+    let lockout_attempts = at_least("lockout_attempts", &raw.lockout_attempts, 1, 1000);
+    let lockout_minutes = at_least("lockout_minutes", &raw.lockout_minutes, 1, 60 * 24 * 365);
+    let reset_link_minutes = at_least("reset_link_minutes", &raw.reset_link_minutes, 1, 60 * 24 * 30);
+    let require_mfa_roles = c.role_refs(&raw.require_mfa_roles, roles, "`sign_in.require_mfa_roles`");
+    let token_link_role = raw
+        .token_link_role
+        .as_ref()
+        .and_then(|r| c.role_refs(std::slice::from_ref(r), roles, "`sign_in.token_link_role`").pop());
+    SignIn {
+        password_rule: raw.password_rule,
+        min_password_length,
+        lockout_attempts,
+        lockout_minutes,
+        reset_link_minutes,
+        require_mfa_roles,
+        token_link_role,
+    }
+}
+
 fn by_position<V>(map: &BTreeMap<Name, V>) -> Vec<(&Name, &V)> {
     let mut v: Vec<_> = map.iter().collect();
     v.sort_by_key(|(k, _)| k.span.start);

@@ -25,6 +25,9 @@ pub struct RawRoles {
     /// Settings the user store and the server read from the policy folder.
     #[serde(default)]
     pub settings: RawSettings,
+    /// Sign-in rules: passwords, lockout, reset links, two-factor, token links.
+    #[serde(default)]
+    pub sign_in: RawSignIn,
     /// Which Cedar actions create or change users, for `manages` and flag rules.
     #[serde(default)]
     pub management: RawManagement,
@@ -85,6 +88,54 @@ impl Default for RawSettings {
         Self {
             invitation_expiry_days: 7,
             default_user_limit: 0,
+        }
+    }
+}
+
+/// Which passwords a folder accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordRule {
+    /// Current NIST guidance (SP 800-63B): a minimum length and no common password; no
+    /// composition rules.
+    #[default]
+    Nist,
+    /// Seed 000's rule: the minimum length and at least one uppercase letter, one lowercase
+    /// letter, one digit and one special character (and no common password).
+    Composition,
+}
+
+/// Sign-in rules, kept with the policies they go with (`[sign_in]`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSignIn {
+    /// Which passwords are accepted.
+    pub password_rule: PasswordRule,
+    /// Fewest characters in a password (at least 8).
+    pub min_password_length: Spanned<u32>,
+    /// Failed sign-ins in a row that lock the account (000: 5).
+    pub lockout_attempts: Spanned<u32>,
+    /// Minutes an account stays locked (000: 30).
+    pub lockout_minutes: Spanned<u32>,
+    /// Minutes a password-reset link stays valid (000: 60).
+    pub reset_link_minutes: Spanned<u32>,
+    /// Roles whose users must sign in with a second factor (000: "Require 2FA for admin
+    /// accounts").
+    pub require_mfa_roles: Vec<Name>,
+    /// The role of a customer's token-link session (003), if the folder has token links.
+    pub token_link_role: Option<Name>,
+}
+
+impl Default for RawSignIn {
+    fn default() -> Self {
+        Self {
+            password_rule: PasswordRule::Nist,
+            min_password_length: Spanned::detached(8),
+            lockout_attempts: Spanned::detached(5),
+            lockout_minutes: Spanned::detached(30),
+            reset_link_minutes: Spanned::detached(60),
+            require_mfa_roles: Vec::new(),
+            token_link_role: None,
         }
     }
 }
