@@ -24,6 +24,7 @@ pub mod model;
 pub mod postgres;
 mod rows;
 pub mod secret;
+pub mod signin;
 pub mod sqlite;
 mod store;
 
@@ -36,6 +37,9 @@ pub use model::*;
 pub use portcullis_engine::facts::{CompanyFacts, UserFacts};
 pub use postgres::PgStore;
 pub use secret::Secret;
+pub use signin::{
+    Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewSession, Session, SignInStore, Totp,
+};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Backend, UserStore};
 

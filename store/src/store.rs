@@ -22,7 +22,7 @@ pub enum Backend {
 
 /// The user store.
 #[async_trait]
-pub trait UserStore: Send + Sync + std::fmt::Debug {
+pub trait UserStore: crate::signin::SignInStore + Send + Sync + std::fmt::Debug {
     /// Which database this is.
     fn backend(&self) -> Backend;
 

@@ -10,6 +10,7 @@
 //! - `api_keys`: hashed keys, resolution, revocation.
 //! - `audit`: filters, pagination, rows surviving deletion.
 //! - `feed`: the change version and change rows (and NOTIFY on PostgreSQL).
+//! - `sign_in`: lockout, sessions, reset tokens, TOTP steps, recovery codes, token links.
 //! - `open`: the URL picks the backend (SQLite only; backend-independent).
 
 #![expect(clippy::unwrap_used, clippy::panic, reason = "test bodies fail loudly")]
@@ -47,4 +48,5 @@ mod grants;
 mod groups;
 mod invitations;
 mod open;
+mod sign_in;
 mod users;

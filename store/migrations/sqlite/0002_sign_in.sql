@@ -1,0 +1,53 @@
+-- Sign-in: lockout and two-factor state per user, sessions, password-reset links, recovery
+-- codes and customers' token links. Every secret is stored as a SHA-256 digest, the TOTP secret
+-- sealed by the server's key; nothing here can sign anyone in by being read.
+
+CREATE TABLE user_security (
+    user_id        TEXT    NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    failed_logins  INTEGER NOT NULL DEFAULT 0,
+    locked_until   INTEGER,
+    totp_secret    TEXT,
+    totp_enabled   INTEGER NOT NULL DEFAULT 0,
+    totp_last_step INTEGER
+);
+
+CREATE TABLE sessions (
+    id              TEXT    NOT NULL PRIMARY KEY,
+    token_hash      TEXT    NOT NULL,
+    user_id         TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    device          TEXT    NOT NULL DEFAULT '',
+    mfa             INTEGER NOT NULL DEFAULT 0,
+    active_customer TEXT,
+    created_at      INTEGER NOT NULL,
+    last_active_at  INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    revoked_at      INTEGER,
+    CONSTRAINT sessions_token_hash_key UNIQUE (token_hash)
+);
+CREATE INDEX sessions_user_idx ON sessions (user_id, created_at);
+
+CREATE TABLE password_resets (
+    token_hash TEXT    NOT NULL PRIMARY KEY,
+    user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+CREATE INDEX password_resets_user_idx ON password_resets (user_id);
+
+CREATE TABLE recovery_codes (
+    user_id   TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash TEXT    NOT NULL,
+    used_at   INTEGER,
+    PRIMARY KEY (user_id, code_hash)
+);
+
+CREATE TABLE company_links (
+    id         TEXT    NOT NULL PRIMARY KEY,
+    token_hash TEXT    NOT NULL,
+    company_id TEXT    NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    CONSTRAINT company_links_token_hash_key UNIQUE (token_hash)
+);
+CREATE INDEX company_links_company_idx ON company_links (company_id);
