@@ -838,7 +838,8 @@ impl SchemaShapes {
                     .map(|a| a.keys().cloned().collect())
                     .unwrap_or_default();
                 let action_type = qualify(ns, "Action");
-                out.contexts.insert(format!("{action_type}::{}", Value::from(name.as_str())), attrs);
+                out.contexts
+                    .insert(format!("{action_type}::{}", Value::from(name.as_str())), attrs);
             }
         }
         out
@@ -934,13 +935,19 @@ mod tests {
         assert!(!s.context_declares(&uid("b"), "mfa_verified"));
         assert!(s.context_declares(&uid("b"), "reason"));
         assert!(!s.context_declares(&uid("c"), "mfa_verified"));
-        assert_eq!(s.model().map(|m| m.sign_in.require_mfa_roles.clone()), Some(vec!["x".to_owned()]));
+        assert_eq!(
+            s.model().map(|m| m.sign_in.require_mfa_roles.clone()),
+            Some(vec!["x".to_owned()])
+        );
     }
 
     #[test]
     fn sign_in_settings_are_checked() {
-        let bad = "[roles.admin]\nrank = 1\n[sign_in]\nlockout_attempts = 0\nrequire_mfa_roles = [\"admn\"]\n";
-        let d = Snapshot::build(folder(bad)).err().expect("invalid settings are refused");
+        let bad =
+            "[roles.admin]\nrank = 1\n[sign_in]\nlockout_attempts = 0\nrequire_mfa_roles = [\"admn\"]\n";
+        let d = Snapshot::build(folder(bad))
+            .err()
+            .expect("invalid settings are refused");
         let text = d.render_human("");
         assert!(text.contains("`sign_in.lockout_attempts` is 0"), "{text}");
         assert!(text.contains("unknown role `admn`"), "{text}");

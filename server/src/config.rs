@@ -84,6 +84,52 @@ impl Default for Limits {
     }
 }
 
+/// Sign-in settings of the server (the rules themselves live in the policy folder's
+/// `[sign_in]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInConfig {
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after it began, whatever its use.
+    pub session_lifetime: Duration,
+    /// argon2id memory, in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id passes.
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_lanes: u32,
+    /// Password hashes computed at once (each holds `argon2_memory_kib`).
+    pub max_concurrent_hashes: usize,
+    /// The file holding the 256-bit key that seals TOTP secrets (64 hex characters); with a
+    /// SQLite store and no setting, `<database>.key`, created on first use.
+    pub secret_key_file: Option<PathBuf>,
+    /// A program run for each password-reset link, the link's JSON on its standard input
+    /// (the application's mailer); without one, links are issued to no one.
+    pub password_reset_command: Option<PathBuf>,
+}
+
+impl SignInConfig {
+    /// 30 minutes.
+    pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+    /// 12 hours.
+    pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        Self {
+            session_idle: Self::DEFAULT_SESSION_IDLE,
+            session_lifetime: Self::DEFAULT_SESSION_LIFETIME,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_lanes: 1,
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
+            secret_key_file: None,
+            password_reset_command: None,
+        }
+    }
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +162,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The user store (`postgres://…`, or a SQLite file); `None` serves without one.
     pub database_url: Option<String>,
+    /// Sign-in settings.
+    pub sign_in: SignInConfig,
 }
 
 impl Config {
@@ -134,6 +182,7 @@ impl Config {
             watch: true,
             log_format: LogFormat::Text,
             database_url: None,
+            sign_in: SignInConfig::default(),
         }
     }
 
@@ -177,6 +226,31 @@ impl Config {
         }
         if let Some(v) = l.database_url {
             self.database_url = Some(v);
+        }
+        let si = &mut self.sign_in;
+        if let Some(v) = l.session_idle_minutes {
+            si.session_idle = Duration::from_secs(v.saturating_mul(60));
+        }
+        if let Some(v) = l.session_lifetime_minutes {
+            si.session_lifetime = Duration::from_secs(v.saturating_mul(60));
+        }
+        if let Some(v) = l.argon2_memory_kib {
+            si.argon2_memory_kib = v;
+        }
+        if let Some(v) = l.argon2_iterations {
+            si.argon2_iterations = v;
+        }
+        if let Some(v) = l.argon2_lanes {
+            si.argon2_lanes = v;
+        }
+        if let Some(v) = l.max_concurrent_hashes {
+            si.max_concurrent_hashes = v;
+        }
+        if let Some(v) = l.secret_key_file {
+            si.secret_key_file = Some(v);
+        }
+        if let Some(v) = l.password_reset_command {
+            si.password_reset_command = Some(v);
         }
         self
     }
@@ -226,6 +300,12 @@ impl Config {
                 "the API key must be at least 16 characters".to_owned(),
             ));
         }
+        let si = &self.sign_in;
+        if si.session_idle.is_zero() || si.session_lifetime.is_zero() || si.max_concurrent_hashes == 0 {
+            return Err(ConfigError::Invalid(
+                "session lifetimes and `max_concurrent_hashes` must be greater than zero".to_owned(),
+            ));
+        }
         let l = &self.limits;
         if l.max_body_bytes == 0 || l.max_batch == 0 || l.max_json_depth == 0 {
             return Err(ConfigError::Invalid(
@@ -266,6 +346,22 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     /// The user store URL.
     pub database_url: Option<String>,
+    /// Minutes a session may go unused.
+    pub session_idle_minutes: Option<u64>,
+    /// Minutes a session lasts at most.
+    pub session_lifetime_minutes: Option<u64>,
+    /// argon2id memory, in KiB.
+    pub argon2_memory_kib: Option<u32>,
+    /// argon2id passes.
+    pub argon2_iterations: Option<u32>,
+    /// argon2id lanes.
+    pub argon2_lanes: Option<u32>,
+    /// Password hashes computed at once.
+    pub max_concurrent_hashes: Option<usize>,
+    /// The key file sealing TOTP secrets.
+    pub secret_key_file: Option<PathBuf>,
+    /// The program that delivers password-reset links.
+    pub password_reset_command: Option<PathBuf>,
 }
 
 impl Layer {
@@ -296,7 +392,13 @@ impl Layer {
                 | "max_json_depth"
                 | "header_read_timeout_ms"
                 | "request_timeout_ms"
-                | "reload_debounce_ms" => v
+                | "reload_debounce_ms"
+                | "session_idle_minutes"
+                | "session_lifetime_minutes"
+                | "argon2_memory_kib"
+                | "argon2_iterations"
+                | "argon2_lanes"
+                | "max_concurrent_hashes" => v
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,

@@ -7,6 +7,7 @@
 //! shutdown), tied together by [`server::Server`].
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod listen;
 pub mod manage;

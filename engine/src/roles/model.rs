@@ -557,10 +557,10 @@ fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>)
     let lockout_minutes = at_least("lockout_minutes", &raw.lockout_minutes, 1, 60 * 24 * 365);
     let reset_link_minutes = at_least("reset_link_minutes", &raw.reset_link_minutes, 1, 60 * 24 * 30);
     let require_mfa_roles = c.role_refs(&raw.require_mfa_roles, roles, "`sign_in.require_mfa_roles`");
-    let token_link_role = raw
-        .token_link_role
-        .as_ref()
-        .and_then(|r| c.role_refs(std::slice::from_ref(r), roles, "`sign_in.token_link_role`").pop());
+    let token_link_role = raw.token_link_role.as_ref().and_then(|r| {
+        c.role_refs(std::slice::from_ref(r), roles, "`sign_in.token_link_role`")
+            .pop()
+    });
     SignIn {
         password_rule: raw.password_rule,
         min_password_length,

@@ -123,12 +123,51 @@ impl DecisionBody {
     }
 }
 
+/// The body of `POST /v1/authorize`: a query, whose principal may be given as a signed-in
+/// session's token (`"session": "pcs_…"`) instead.
+#[derive(Debug)]
+pub struct AuthorizeBody {
+    /// The session token, when the principal is a session.
+    pub session: Option<String>,
+    /// The query (its principal filled in from the session, once resolved).
+    pub query: AuthzQuery,
+}
+
+impl<'de> Deserialize<'de> for AuthorizeBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let session = match map.remove("session") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(_) => return Err(D::Error::custom("`session` must be a string")),
+        };
+        if session.is_some() {
+            if map.contains_key("principal") {
+                return Err(D::Error::custom("give either `principal` or `session`, not both"));
+            }
+            // A placeholder the session's user replaces before anything is decided.
+            map.insert("principal".to_owned(), serde_json::Value::String(String::new()));
+        }
+        let query = AuthzQuery::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(AuthorizeBody { session, query })
+    }
+}
+
 /// `POST /v1/authorize`.
 pub async fn authorize(
     State(app): State<Arc<AppState>>,
-    ApiJson(q): ApiJson<AuthzQuery>,
+    ApiJson(body): ApiJson<AuthorizeBody>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    let mut q = body.query;
+    let session = match body.session {
+        Some(token) => Some(crate::auth::session_principal(&app, &token, &mut q).await?),
+        None => None,
+    };
+    if let Some(s) = &session {
+        crate::auth::session_context(&app.served(), s, &mut q);
+    }
     if q.explain {
         return explain(app, q).await.map(IntoResponse::into_response);
     }

@@ -76,6 +76,7 @@ impl ServeArgs {
             watch: self.no_watch.then_some(false),
             log_format: self.log_format,
             database_url: self.database_url.clone(),
+            ..Layer::default()
         }
     }
 }

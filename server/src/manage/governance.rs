@@ -15,7 +15,7 @@ use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid};
 use portcullis_engine::{EntityRef, Snapshot};
 use portcullis_store::{
     AccessibleCompany, ApiKey, Audit, AuditEntry, AuditQuery, Company, Deletion, Facts, GrantQuery,
-    Invitation, IssuedInvitation, NewAuditEntry, NewGrant, NewInvitation, NewUser, Outcome, Page, StoreError,
+    Invitation, IssuedInvitation, NewAuditEntry, NewGrant, NewInvitation, NewUser, Outcome, Page, SignInStore, StoreError,
     User, UserPatch, UserQuery, UserStore, VisitorGrant,
 };
 use serde_json::{json, Map, Value};
@@ -116,6 +116,15 @@ governed! {
     RevokeApiKey { user: String, id: String } => "user.update";
     /// List a user's API keys.
     ListApiKeys { user: String } => "user.read";
+    /// Unlock a user locked out by failed sign-ins (decided as an edit of that user).
+    UnlockUser { id: String } => "user.update";
+    /// End every session of a user (decided as an edit of that user).
+    RevokeUserSessions { id: String } => "user.update";
+    /// List a user's sessions.
+    ListUserSessions { id: String } => "user.read";
+    /// Create or revoke a customer's token link (decided as a user creation in it, since the
+    /// link signs in as the customer's token-link user).
+    ManageCompanyLink { company: String } => "user.create";
 }
 
 /// The resource of a governed decision: its uid and the entities it brings.
@@ -192,6 +201,32 @@ impl Reader<'_> {
     pub async fn version(&self) -> Result<i64, StoreError> {
         self.store.version().await
     }
+    /// See [`UserStore::credentials`].
+    pub async fn credentials(&self, login: &str) -> Result<(User, Option<String>), StoreError> {
+        self.store.credentials(login).await
+    }
+    /// See [`UserStore::get_user_by_login`].
+    pub async fn get_user_by_login(&self, login: &str) -> Result<User, StoreError> {
+        self.store.get_user_by_login(login).await
+    }
+}
+
+/// What sign-in may touch: reads, and the sign-in half of the store (lockout, sessions,
+/// reset links, two-factor). Those writes are authenticated by the credentials, session or
+/// token they carry rather than decided by the policies, and change no fact a decision reads;
+/// no management write is reachable from here.
+#[derive(Clone, Copy)]
+pub struct SignInAccess<'a> {
+    /// Reads.
+    pub read: Reader<'a>,
+    /// The sign-in store.
+    pub store: &'a dyn SignInStore,
+}
+
+impl std::fmt::Debug for SignInAccess<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignInAccess")
+    }
 }
 
 fn entity_uid(s: &Snapshot, ty: &str, id: &str) -> Result<EntityUid, ApiError> {
@@ -218,6 +253,14 @@ impl Gate {
     /// Reads.
     pub fn read(&self) -> Reader<'_> {
         Reader { store: &*self.store }
+    }
+
+    /// Sign-in's access to the store.
+    pub fn sign_in(&self) -> SignInAccess<'_> {
+        SignInAccess {
+            read: self.read(),
+            store: &*self.store,
+        }
     }
 
     /// Decides `op` for `caller` on `resource` with `context`: an Allow gives the proof; a
@@ -253,6 +296,10 @@ impl Gate {
             .action(s, &EntityRef::Text(T::ACTION.to_owned()))
             .map_err(|e| ApiError::internal(format!("the policy folder lacks `{}`: {e}", T::ACTION)))?;
         let target = entity_uid(s, &resource.ty, &resource.id)?;
+        let mut context = context;
+        if s.context_declares(&action, "mfa_verified") {
+            context.insert("mfa_verified".to_owned(), json!(caller.mfa()));
+        }
         let request = s
             .request_with(principal, action, target, context)
             .map_err(ApiError::from)?;
@@ -393,6 +440,54 @@ impl Gate {
     /// Deactivates a user.
     pub async fn deactivate(&self, c: &FactsCache, a: Authorized<Deactivate>) -> Result<User, ApiError> {
         let r = self.store.deactivate_user(&a.op.id, &a.audit()).await;
+        let user = self.done(c, &a, r).await?;
+        // Signed out everywhere: a later reactivation does not bring old sessions back.
+        self.store
+            .revoke_sessions(&a.op.id, None, &a.audit())
+            .await
+            .map_err(store_error)?;
+        Ok(user)
+    }
+
+    /// Clears a sign-in lock.
+    pub async fn unlock(&self, c: &FactsCache, a: Authorized<UnlockUser>) -> Result<(), ApiError> {
+        let r = self.store.unlock_user(&a.op.id, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Ends every session of a user; returns how many.
+    pub async fn revoke_user_sessions(&self, c: &FactsCache, a: Authorized<RevokeUserSessions>) -> Result<u64, ApiError> {
+        let r = self.store.revoke_sessions(&a.op.id, None, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// A user's live sessions.
+    pub async fn user_sessions(
+        &self,
+        a: Authorized<ListUserSessions>,
+        idle: time::Duration,
+    ) -> Result<Vec<portcullis_store::Session>, ApiError> {
+        self.store.list_sessions(&a.op.id, idle).await.map_err(store_error)
+    }
+
+    /// Creates a customer's token link; its token is returned once.
+    pub async fn create_link(
+        &self,
+        c: &FactsCache,
+        a: Authorized<ManageCompanyLink>,
+    ) -> Result<(portcullis_store::CompanyLink, portcullis_store::Secret), ApiError> {
+        let r = self.store.create_company_link(&a.op.company, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Revokes a customer's token link.
+    pub async fn revoke_link(
+        &self,
+        c: &FactsCache,
+        a: Authorized<ManageCompanyLink>,
+        id: &str,
+    ) -> Result<portcullis_store::CompanyLink, ApiError> {
+        let r = self.store.revoke_company_link(id, &a.audit()).await;
         self.done(c, &a, r).await
     }
 

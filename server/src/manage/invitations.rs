@@ -140,6 +140,9 @@ pub struct AcceptBody {
     /// Display name.
     #[serde(default)]
     pub name: String,
+    /// The first password (checked against the folder's rule before anything is written).
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// `POST /v1/invitations/accept`: creates the invited user, once, before expiry, within the
@@ -148,15 +151,33 @@ pub async fn accept(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<AcceptBody>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let (m, _) = parts(&app)?;
+    let (m, served) = parts(&app)?;
+    let phc = match body.password {
+        Some(p) => {
+            let rules = crate::auth::handlers::rules(&served);
+            let context = [body.login.as_deref().unwrap_or("")];
+            Some(m.auth.new_password(&rules, zeroize::Zeroizing::new(p), &context).await?)
+        }
+        None => None,
+    };
     let acceptance = Acceptance {
         user_id: body.user_id,
         login: body.login,
         name: body.name,
     };
-    let user = m
+    let mut user = m
         .gate
         .accept_invitation(&m.cache, &body.token, acceptance)
         .await?;
+    if let Some(phc) = phc {
+        let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
+        m.gate
+            .sign_in()
+            .store
+            .change_password(&user.id, phc, None, &audit)
+            .await
+            .map_err(super::store_error)?;
+        user.has_password = true;
+    }
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -47,6 +47,8 @@ pub struct Manage {
     pub gate: Gate,
     /// Stored users' facts, cleared by every write.
     pub cache: FactsCache,
+    /// Sign-in: hashing, sessions, two-factor.
+    pub auth: crate::auth::Auth,
 }
 
 /// Opens a store by URL (`postgres://…` or a SQLite file) and migrates it; with PostgreSQL
@@ -75,9 +77,13 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     };
     let (store, pg) = open_store(&url).await.map_err(|e| e.to_string())?;
     let start = store.version().await.map_err(|e| e.to_string())?;
+    let sign_in = state.config.sign_in.clone();
+    let sealer = crate::auth::load_key(&sign_in, &url)?;
+    let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock))?;
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
         cache: FactsCache::default(),
+        auth,
     });
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
@@ -117,6 +123,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
         .route("/v1/invitations/accept", post(invitations::accept))
         .route("/v1/audit", get(audit::query))
+        .merge(crate::auth::handlers::router())
 }
 
 /// The store of a server, or 503 when it runs without one.
@@ -156,15 +163,25 @@ pub fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// The authenticated user of a management call: an API key bound to a stored user.
+/// The authenticated user of a management call: an API key bound to a stored user, or a
+/// signed-in session (`pcs_…`).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The user's id.
     pub id: String,
     /// The user's company.
     pub company: String,
-    /// The key's id.
+    /// The key's id, or the session's.
     pub key: String,
+    /// The session, when the caller signed in rather than using an API key.
+    pub session: Option<portcullis_store::Session>,
+}
+
+impl Caller {
+    /// Whether the caller's session passed a second factor (API keys have none).
+    pub fn mfa(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.mfa)
+    }
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -191,6 +208,25 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(unauthorized("a user API key is required"));
         };
         let read = m.gate.read();
+        if key.starts_with("pcs_") {
+            let session = match m.auth.session(&m.gate.sign_in(), key).await {
+                Ok(s) => s,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(unauthorized("the session is not valid or has ended"))
+                }
+                Err(e) => return Err(store_error(e)),
+            };
+            let user = read.get_user(&session.user).await.map_err(|e| match e {
+                StoreError::NotFound { .. } => unauthorized("the session is not valid or has ended"),
+                e => store_error(e),
+            })?;
+            return Ok(Caller {
+                id: user.id,
+                company: user.company,
+                key: session.id.clone(),
+                session: Some(session),
+            });
+        }
         let key = match read.resolve_api_key(key).await {
             Ok(k) => k,
             Err(StoreError::NotFound { .. }) => return Err(unauthorized("the API key is not valid")),
@@ -205,6 +241,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             id: user.id,
             company: user.company,
             key: key.id,
+            session: None,
         })
     }
 }

@@ -1,0 +1,626 @@
+//! The HTTP face of sign-in: `/v1/auth/…` for users themselves, and the governed
+//! `/v1/users/{id}/unlock` and `/v1/users/{id}/sessions` for admins. Thin: each handler parses,
+//! calls [`super::Auth`] or the [`crate::manage::Gate`], and maps errors to the envelope.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use portcullis_engine::SignIn;
+use portcullis_store::{Audit, Session, StoreError, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use super::{AuthError, Credentials};
+use crate::api::error::ApiError;
+use crate::api::json::ApiJson;
+use crate::manage::governance::{ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, UnlockUser};
+use crate::manage::users::{parts, stored, user_resource};
+use crate::manage::{manage, store_error, Caller, Manage};
+use crate::state::{AppState, Served};
+
+/// The sign-in routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/session", get(current))
+        .route("/v1/auth/sessions", get(my_sessions))
+        .route("/v1/auth/sessions/{id}", delete(revoke_mine))
+        .route("/v1/auth/sessions/revoke-others", post(revoke_others))
+        .route("/v1/auth/password", post(change_password))
+        .route("/v1/auth/password-reset", post(request_reset))
+        .route("/v1/auth/password-reset/confirm", post(confirm_reset))
+        .route("/v1/auth/totp/enrol", post(totp_enrol))
+        .route("/v1/auth/totp/confirm", post(totp_confirm))
+        .route("/v1/auth/totp/disable", post(totp_disable))
+        .route("/v1/auth/link", post(link_login))
+        .route("/v1/companies/{id}/links", post(create_link))
+        .route("/v1/companies/{id}/links/{link}", delete(revoke_link))
+        .route("/v1/users/{id}/unlock", post(unlock))
+        .route("/v1/users/{id}/sessions", get(user_sessions).delete(revoke_user_sessions))
+}
+
+/// The folder's sign-in rules (the defaults when it has no `roles.toml`).
+pub fn rules(served: &Served) -> SignIn {
+    served.snapshot.model().map(|m| m.sign_in.clone()).unwrap_or_default()
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        match e {
+            AuthError::InvalidCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message),
+            AuthError::MfaRequired => ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", message),
+            AuthError::Weak(_) => ApiError::bad_request("weak_password", message),
+            AuthError::InvalidToken => ApiError::bad_request("invalid_token", message),
+            AuthError::Expired => ApiError::new(StatusCode::GONE, "expired", message),
+            AuthError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            AuthError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+fn session_of(caller: &Caller) -> Result<&Session, ApiError> {
+    caller.session.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "this call needs a signed-in session (`Authorization: Bearer pcs_…`), not an API key",
+        )
+    })
+}
+
+async fn me(m: &Manage, caller: &Caller) -> Result<User, ApiError> {
+    m.gate.read().get_user(&caller.id).await.map_err(store_error)
+}
+
+/// The body of `POST /v1/auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// Login name.
+    pub login: String,
+    /// Password.
+    pub password: String,
+    /// A TOTP code or a recovery code, when two-factor is on.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// A label for the device ("MacBook", "Chrome on Windows").
+    #[serde(default)]
+    pub device: String,
+}
+
+/// A new session.
+#[derive(Debug, Serialize)]
+pub struct LoginAnswer {
+    /// The bearer token, shown once.
+    pub token: String,
+    /// The session.
+    pub session: Session,
+    /// The user.
+    pub user: User,
+    /// The user must enrol a second factor before anything a policy guards with MFA.
+    pub mfa_setup_required: bool,
+}
+
+/// `POST /v1/auth/login`.
+pub async fn login(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<LoginAnswer>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let c = Credentials {
+        login: body.login,
+        password: Zeroizing::new(body.password),
+        code: body.code,
+        device: body.device,
+    };
+    let ok = m.auth.login(&m.gate.sign_in(), &rules(&served), c).await?;
+    Ok(Json(LoginAnswer {
+        token: ok.token.expose().to_owned(),
+        session: ok.session,
+        user: ok.user,
+        mfa_setup_required: ok.mfa_setup_required,
+    }))
+}
+
+/// `POST /v1/auth/logout`: ends the caller's session.
+pub async fn logout(State(app): State<Arc<AppState>>, caller: Caller) -> Result<StatusCode, ApiError> {
+    let m = manage(&app)?;
+    let s = session_of(&caller)?;
+    m.gate
+        .sign_in()
+        .store
+        .revoke_session(&s.id, &Audit::by(caller.id.clone()).in_company(caller.company.clone()))
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/auth/session`: the caller's session and user.
+pub async fn current(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    let s = session_of(&caller)?;
+    let user = me(m, &caller).await?;
+    Ok(Json(json!({ "session": s, "user": user })))
+}
+
+/// `GET /v1/auth/sessions`: the caller's live sessions, newest first.
+pub async fn my_sessions(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    let current = session_of(&caller)?.id.clone();
+    let list = m.auth.sessions(&m.gate.sign_in(), &caller.id).await.map_err(store_error)?;
+    Ok(Json(json!({ "current": current, "sessions": list })))
+}
+
+/// `DELETE /v1/auth/sessions/{id}`: ends one of the caller's sessions.
+pub async fn revoke_mine(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let m = manage(&app)?;
+    session_of(&caller)?;
+    let store = m.gate.sign_in().store;
+    // Someone else's session is answered as a missing one: ids are not probed.
+    match store.get_session(&id).await {
+        Ok(s) if s.user == caller.id => {}
+        Ok(_) | Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found()),
+        Err(e) => return Err(store_error(e)),
+    }
+    store
+        .revoke_session(&id, &Audit::by(caller.id.clone()).in_company(caller.company.clone()))
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/auth/sessions/revoke-others`: signs the caller out everywhere else.
+pub async fn revoke_others(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    let s = session_of(&caller)?;
+    let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
+    let n = m
+        .gate
+        .sign_in()
+        .store
+        .revoke_sessions(&caller.id, Some(&s.id), &audit)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "revoked": n })))
+}
+
+/// The body of `POST /v1/auth/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    /// The password now.
+    pub current_password: String,
+    /// The new password.
+    pub new_password: String,
+}
+
+/// `POST /v1/auth/password`: the signed-in user changes its password; its other sessions end.
+pub async fn change_password(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let (m, served) = parts(&app)?;
+    let s = session_of(&caller)?.id.clone();
+    let user = me(&m, &caller).await?;
+    let r = rules(&served);
+    let access = m.gate.sign_in();
+    m.auth
+        .reverify(&access, &r, &user, Zeroizing::new(body.current_password))
+        .await?;
+    let context = [user.login.as_str(), user.email.as_deref().unwrap_or("")];
+    let phc = m
+        .auth
+        .new_password(&r, Zeroizing::new(body.new_password), &context)
+        .await?;
+    let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
+    access
+        .store
+        .change_password(&user.id, phc, Some(&s), &audit)
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of `POST /v1/auth/password-reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestBody {
+    /// The login (an email address, for self-service).
+    pub login: String,
+}
+
+/// `POST /v1/auth/password-reset`: always the same 202. The link is made and handed to the
+/// `password_reset_command` after the answer, so neither the body nor the time says whether
+/// the login exists. Only logins that are email addresses can self-serve (003); a folder that
+/// declares the action `user.password_reset` decides it too (principal and resource: the user).
+pub async fn request_reset(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<ResetRequestBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (m, served) = parts(&app)?;
+    tokio::spawn(async move {
+        if let Err(e) = issue_reset(&m, &served, body.login.trim()).await {
+            tracing::error!(error = %e, "a password-reset request failed");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "accepted",
+            "message": "if the login exists and is an email address, a reset link is on its way",
+        })),
+    ))
+}
+
+async fn issue_reset(m: &Manage, served: &Served, login: &str) -> Result<(), String> {
+    let read = m.gate.read();
+    let user = match read.get_user_by_login(login).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let is_email = user.login.contains('@') && user.email.as_deref() == Some(user.login.as_str());
+    if !user.active || !is_email || !reset_allowed(m, served, &user).await {
+        tracing::info!(user = %user.id, "a password-reset request was not eligible");
+        return Ok(());
+    }
+    let r = rules(served);
+    let ttl = time::Duration::minutes(i64::from(r.reset_link_minutes));
+    let audit = Audit::by(user.id.clone()).in_company(user.company.clone());
+    let token = m
+        .gate
+        .sign_in()
+        .store
+        .create_reset_token(&user.id, ttl, &audit)
+        .await
+        .map_err(|e| e.to_string())?;
+    m.auth.deliver_reset(&user, &token, r.reset_link_minutes).await;
+    Ok(())
+}
+
+/// Asks the folder when it declares `user.password_reset`; otherwise allowed.
+async fn reset_allowed(m: &Manage, served: &Served, user: &User) -> bool {
+    let s = &served.snapshot;
+    let action = portcullis_engine::EntityRef::Text(format!("{}::Action::\"user.password_reset\"", s.namespace()));
+    let Ok(action_uid) = served.resolver.action(s, &action) else {
+        return true;
+    };
+    let Ok(Some(me)) = m.cache.get(m.gate.read(), &user.id).await else {
+        return false;
+    };
+    let principal = portcullis_engine::EntityRef::Object {
+        ty: s.user_type(),
+        id: user.id.clone(),
+    };
+    let mut context = Map::new();
+    if s.context_declares(&action_uid, "mfa_verified") {
+        context.insert("mfa_verified".to_owned(), json!(false));
+    }
+    let q = portcullis_engine::AuthzQuery {
+        principal: principal.clone(),
+        action,
+        resource: principal,
+        context,
+        entities: crate::manage::entities::values(s, &me.id, &me.user, &me.chain),
+        explain: false,
+    };
+    let Ok(inline) = crate::slice::Inline::parse_cached(q.entities, s.schema(), Some(&served.inline)) else {
+        return false;
+    };
+    let check = crate::api::decide::Check {
+        principal: &q.principal,
+        action: &q.action,
+        resource: &q.resource,
+        context: q.context,
+    };
+    crate::api::decide::decide(served, check, &inline).is_ok_and(|d| d.allowed())
+}
+
+/// The body of `POST /v1/auth/password-reset/confirm`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    /// The token from the link.
+    pub token: String,
+    /// The new password.
+    pub password: String,
+}
+
+/// `POST /v1/auth/password-reset/confirm`: sets the password once, unlocks, ends sessions.
+pub async fn confirm_reset(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<ResetBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let phc = m
+        .auth
+        .new_password(&rules(&served), Zeroizing::new(body.password), &[])
+        .await?;
+    let user = m
+        .gate
+        .sign_in()
+        .store
+        .reset_password(&body.token, phc, &Audit::system())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => AuthError::InvalidToken.into(),
+            StoreError::Expired { .. } => AuthError::Expired.into(),
+            e => store_error(e),
+        })?;
+    Ok(Json(json!({ "user": user.id, "status": "password set" })))
+}
+
+/// `POST /v1/auth/totp/enrol`: a new TOTP secret for the signed-in user.
+pub async fn totp_enrol(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    session_of(&caller)?;
+    let user = me(m, &caller).await?;
+    let e = m.auth.enrol(&m.gate.sign_in(), &user, "Portcullis").await?;
+    Ok(Json(json!(e)))
+}
+
+/// The body of `POST /v1/auth/totp/confirm`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    /// A code from the authenticator app.
+    pub code: String,
+}
+
+/// `POST /v1/auth/totp/confirm`: turns TOTP on with a first code; answers the recovery codes
+/// (shown once) and marks the current session as MFA-verified.
+pub async fn totp_confirm(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    let s = session_of(&caller)?.clone();
+    let user = me(m, &caller).await?;
+    let access = m.gate.sign_in();
+    let codes = m.auth.confirm(&access, &user, &body.code).await?;
+    access
+        .store
+        .update_session(&s.id, true, s.active_customer.clone())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "recovery_codes": codes })))
+}
+
+/// The body of `POST /v1/auth/totp/disable`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableBody {
+    /// The password.
+    pub password: String,
+    /// A TOTP code or a recovery code.
+    pub code: String,
+}
+
+/// `POST /v1/auth/totp/disable`: needs the password and a code (000).
+pub async fn totp_disable(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DisableBody>,
+) -> Result<StatusCode, ApiError> {
+    let (m, served) = parts(&app)?;
+    session_of(&caller)?;
+    let user = me(&m, &caller).await?;
+    let access = m.gate.sign_in();
+    m.auth
+        .reverify(&access, &rules(&served), &user, Zeroizing::new(body.password))
+        .await?;
+    if !m.auth.check_code(&access, &user.id, &body.code).await? {
+        return Err(AuthError::InvalidCredentials.into());
+    }
+    let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
+    access
+        .store
+        .set_totp(&user.id, None, false, &audit)
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of `POST /v1/auth/link`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// The token of the customer's link.
+    pub token: String,
+    /// A label for the device.
+    #[serde(default)]
+    pub device: String,
+}
+
+/// `POST /v1/auth/link` (003): a session as the customer's token-link user, only while the
+/// customer has no portal user of its own; otherwise the link alone is refused.
+pub async fn link_login(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_link", "the link is not valid");
+    let Some(role) = rules(&served).token_link_role else {
+        return Err(refused());
+    };
+    let access = m.gate.sign_in();
+    let link = access.store.resolve_company_link(&body.token).await.map_err(|_| refused())?;
+    let users = m
+        .gate
+        .read()
+        .list_users(&portcullis_store::UserQuery {
+            company: Some(link.company.clone()),
+            ..portcullis_store::UserQuery::default()
+        })
+        .await
+        .map_err(store_error)?;
+    let link_user = format!("link.{}", link.company);
+    let portal_users = users
+        .items
+        .iter()
+        .filter(|u| u.active && u.role != role && u.id != link_user)
+        .count();
+    if portal_users > 0 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "link_superseded",
+            "this customer has portal users: sign in with a login and password",
+        ));
+    }
+    let Some(user) = users.items.into_iter().find(|u| u.id == link_user && u.active) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_link_user",
+            format!("the customer has no active token-link user `{link_user}` (create it with role `{role}`)"),
+        ));
+    };
+    let audit = Audit::by(user.id.clone()).in_company(user.company.clone());
+    let issued = access
+        .store
+        .create_session(
+            portcullis_store::NewSession {
+                user: user.id.clone(),
+                device: body.device,
+                mfa: false,
+                active_customer: None,
+                lifetime: time::Duration::try_from(m.auth.config.session_lifetime).unwrap_or(time::Duration::DAY),
+            },
+            &audit,
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({
+        "token": issued.token.expose(),
+        "session": issued.session,
+        "user": user,
+    })))
+}
+
+/// `POST /v1/companies/{id}/links`: creates the customer's token link (decided as
+/// `user.create` of a token-link user there).
+pub async fn create_link(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (m, served) = parts(&app)?;
+    let resource = link_target(&m, &served, &id).await?;
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, ManageCompanyLink { company: id }, resource.0, resource.1)
+        .await?;
+    let (link, token) = m.gate.create_link(&m.cache, ok).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "link": link, "token": token.expose() })),
+    ))
+}
+
+/// `DELETE /v1/companies/{id}/links/{link}`.
+pub async fn revoke_link(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, link)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let resource = link_target(&m, &served, &id).await?;
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, ManageCompanyLink { company: id }, resource.0, resource.1)
+        .await?;
+    Ok(Json(json!(m.gate.revoke_link(&m.cache, ok, &link).await?)))
+}
+
+/// The token-link user of a company as the resource of a link decision, with the context of
+/// its creation (its role).
+async fn link_target(m: &Manage, served: &Served, company: &str) -> Result<(Resource, Map<String, Value>), ApiError> {
+    let Some(role) = rules(served).token_link_role else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_token_links",
+            "the policy folder sets no `sign_in.token_link_role`",
+        ));
+    };
+    let link_user = format!("link.{company}");
+    let facts = portcullis_store::UserFacts {
+        company: company.to_owned(),
+        role: role.clone(),
+        active: true,
+        flags: Vec::new(),
+        addons: Vec::new(),
+        group: None,
+        attrs: std::collections::BTreeMap::new(),
+    };
+    m.gate.read().get_company(company).await.map_err(store_error)?;
+    let resource = crate::manage::users::prospective(m, served, &link_user, &facts).await?;
+    let mut context = Map::new();
+    context.insert("role".to_owned(), json!({ "__entity": { "type": served.snapshot.role_type(), "id": role } }));
+    context.insert("flags".to_owned(), json!([]));
+    Ok((resource, context))
+}
+
+/// `POST /v1/users/{id}/unlock` (`user.update`): clears a sign-in lock at once (000).
+pub async fn unlock(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let target = stored(&m, &id).await?;
+    let r = user_resource(&served, &target);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, UnlockUser { id: id.clone() }, r, Map::new())
+        .await?;
+    m.gate.unlock(&m.cache, ok).await?;
+    let state = m.gate.sign_in().store.lock_state(&id).await.map_err(store_error)?;
+    Ok(Json(json!(state)))
+}
+
+/// `GET /v1/users/{id}/sessions` (`user.read`).
+pub async fn user_sessions(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let target = stored(&m, &id).await?;
+    let r = user_resource(&served, &target);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, ListUserSessions { id: id.clone() }, r, Map::new())
+        .await?;
+    let idle = time::Duration::try_from(m.auth.config.session_idle).unwrap_or(time::Duration::DAY);
+    let sessions = m.gate.user_sessions(ok, idle).await?;
+    let lock = m.gate.sign_in().store.lock_state(&id).await.map_err(store_error)?;
+    Ok(Json(json!({ "sessions": sessions, "lock": lock })))
+}
+
+/// `DELETE /v1/users/{id}/sessions` (`user.update`): signs a user out everywhere.
+pub async fn revoke_user_sessions(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let target = stored(&m, &id).await?;
+    let r = user_resource(&served, &target);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, RevokeUserSessions { id }, r, Map::new())
+        .await?;
+    let n = m.gate.revoke_user_sessions(&m.cache, ok).await?;
+    Ok(Json(json!({ "revoked": n })))
+}

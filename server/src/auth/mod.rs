@@ -1,0 +1,468 @@
+//! Sign-in and account security under `/v1/auth/`: passwords (argon2id), lockout, reset links,
+//! TOTP with recovery codes, sessions, and customers' token links (003).
+//!
+//! Input: the user store (through [`crate::manage::Gate::sign_in`]) and the policy folder's
+//! `[sign_in]` rules from the snapshot being served. Output: opaque session tokens that
+//! management calls (`Authorization: Bearer pcs_…`) and decisions (`"session"` in
+//! `POST /v1/authorize`) accept in place of a principal.
+//!
+//! ```text
+//! login ─> user? ─no──> dummy verify ──────────────────────────────┐
+//!            └─yes─> begin_sign_in ─Locked─> dummy verify ─────────┤
+//!                          └─Proceed─> verify ─wrong──────────────┴─> 401 invalid_credentials
+//!                                        └─right─> TOTP on? ─> code ok? ─> session (mfa)
+//! ```
+//!
+//! Unknown logins, wrong passwords, locked and deactivated accounts get the same answer and run
+//! one argon2 verification each, so neither the body nor the time tells them apart.
+
+pub mod handlers;
+pub mod password;
+pub mod totp;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portcullis_engine::SignIn;
+use portcullis_store::{Attempt, Clock, Lockout, NewSession, Secret, Session, StoreError, User};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::config::SignInConfig;
+use crate::manage::governance::SignInAccess;
+use password::{HashParams, Hasher};
+use totp::Sealer;
+
+/// Everything sign-in needs besides the s.store.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Password hashing.
+    pub hasher: Hasher,
+    sealer: Option<Sealer>,
+    clock: Arc<dyn Clock>,
+    /// The server's sign-in settings.
+    pub config: SignInConfig,
+}
+
+/// Why a sign-in step failed, as the API answers it.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong login or password, or locked, or deactivated: one answer for all.
+    #[error("the login or password is wrong")]
+    InvalidCredentials,
+    /// The password was right; a second factor is needed.
+    #[error("a two-factor code is required")]
+    MfaRequired,
+    /// The new password breaks the folder's rule.
+    #[error("{0}")]
+    Weak(String),
+    /// The token is unknown, used or revoked.
+    #[error("the token is not valid")]
+    InvalidToken,
+    /// The token has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// A step that does not fit the account's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store or the hasher failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+/// A successful sign-in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The bearer token (shown once).
+    pub token: Secret,
+    /// The session.
+    pub session: Session,
+    /// The user.
+    pub user: User,
+    /// The user must enrol a second factor (its role or its account requires one).
+    pub mfa_setup_required: bool,
+}
+
+/// The sign-in request.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Login name.
+    pub login: String,
+    /// Password (zeroized when dropped).
+    pub password: Zeroizing<String>,
+    /// A TOTP code or a recovery code.
+    pub code: Option<String>,
+    /// A label for the device.
+    pub device: String,
+}
+
+/// A started TOTP enrolment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enrolment {
+    /// The secret in base32, for manual entry.
+    pub secret: String,
+    /// The `otpauth://` URI for a QR code.
+    pub otpauth_uri: String,
+}
+
+/// The lockout rules of a folder.
+pub fn lockout(rules: &SignIn) -> Lockout {
+    Lockout {
+        max_failures: rules.lockout_attempts,
+        lock_for: time::Duration::minutes(i64::from(rules.lockout_minutes)),
+    }
+}
+
+/// Whether a user must use a second factor: by its role (the folder) or by its account (the
+/// store's `require_mfa` attribute).
+pub fn mfa_required(rules: &SignIn, user: &User) -> bool {
+    rules.require_mfa_roles.contains(&user.role)
+        || user.attrs.get("require_mfa").and_then(serde_json::Value::as_bool) == Some(true)
+}
+
+impl Auth {
+    /// Sign-in with these settings; `sealer` is `None` when no key is configured (TOTP
+    /// enrolment is then refused).
+    pub fn new(config: SignInConfig, sealer: Option<Sealer>, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let params = HashParams {
+            memory_kib: config.argon2_memory_kib,
+            iterations: config.argon2_iterations,
+            lanes: config.argon2_lanes,
+        };
+        let hasher = Hasher::new(params, config.max_concurrent_hashes).map_err(|e| e.to_string())?;
+        Ok(Auth {
+            hasher,
+            sealer,
+            clock,
+            config,
+        })
+    }
+
+    fn now_unix(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    fn idle(&self) -> time::Duration {
+        time::Duration::try_from(self.config.session_idle).unwrap_or(time::Duration::MAX)
+    }
+
+    fn lifetime(&self) -> time::Duration {
+        time::Duration::try_from(self.config.session_lifetime).unwrap_or(time::Duration::MAX)
+    }
+
+    /// The live session of a token.
+    pub async fn session(&self, s: &SignInAccess<'_>, token: &str) -> Result<Session, StoreError> {
+        s.store.resolve_session(token, self.idle()).await
+    }
+
+    /// A user's live sessions.
+    pub async fn sessions(&self, s: &SignInAccess<'_>, user: &str) -> Result<Vec<Session>, StoreError> {
+        s.store.list_sessions(user, self.idle()).await
+    }
+
+    /// Signs in: see the module diagram.
+    pub async fn login(
+        &self,
+        s: &SignInAccess<'_>,
+        rules: &SignIn,
+        c: Credentials,
+    ) -> Result<SignedIn, AuthError> {
+        let found = match s.read.credentials(&c.login).await {
+            Ok(f) => Some(f),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some((user, phc)) = found else {
+            self.hasher.verify(None, c.password).await;
+            s.store.audit_sign_in_failure(None, None, "unknown login").await?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let (uid, company) = (user.id.clone(), user.company.clone());
+        let fail = |reason: &'static str| {
+            let (uid, company) = (uid.clone(), company.clone());
+            async move {
+                s.store
+                    .audit_sign_in_failure(Some(&uid), Some(&company), reason)
+                    .await
+                    .map_err(AuthError::from)?;
+                Err::<SignedIn, AuthError>(AuthError::InvalidCredentials)
+            }
+        };
+        if !user.active {
+            self.hasher.verify(None, c.password).await;
+            return fail("deactivated").await;
+        }
+        match s.store.begin_sign_in(&user.id, lockout(rules)).await? {
+            Attempt::Locked { .. } => {
+                self.hasher.verify(None, c.password).await;
+                return fail("locked").await;
+            }
+            Attempt::Proceed { .. } => {}
+        }
+        if !self.hasher.verify(phc, c.password).await {
+            return fail("wrong password").await;
+        }
+        let two_factor = s.store.totp(&user.id).await?;
+        let mut mfa = false;
+        if two_factor.enabled {
+            let Some(code) = c.code.as_deref().filter(|c| !c.trim().is_empty()) else {
+                return Err(AuthError::MfaRequired);
+            };
+            if !self.check_code(s, &user.id, code).await? {
+                return fail("wrong two-factor code").await;
+            }
+            mfa = true;
+        }
+        s.store.sign_in_succeeded(&user.id).await?;
+        let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
+        let issued = s.store
+            .create_session(
+                NewSession {
+                    user: user.id.clone(),
+                    device: c.device,
+                    mfa,
+                    active_customer: None,
+                    lifetime: self.lifetime(),
+                },
+                &audit,
+            )
+            .await?;
+        Ok(SignedIn {
+            token: issued.token,
+            session: issued.session,
+            mfa_setup_required: !mfa && mfa_required(rules, &user),
+            user,
+        })
+    }
+
+    /// A TOTP code (each step once, ±1 step) or a recovery code (once).
+    pub async fn check_code(&self, s: &SignInAccess<'_>, user: &str, code: &str) -> Result<bool, AuthError> {
+        let t = s.store.totp(user).await?;
+        let secret = t
+            .sealed
+            .as_deref()
+            .zip(self.sealer.as_ref())
+            .and_then(|(sealed, sealer)| sealer.open(sealed));
+        let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let Some(secret) = secret else {
+                return Ok(false);
+            };
+            return match totp::matching_step(&secret, &digits, self.now_unix()) {
+                Some(step) => Ok(s.store.use_totp_step(user, step).await?),
+                None => Ok(false),
+            };
+        }
+        Ok(s.store.use_recovery_code(user, code).await?)
+    }
+
+    fn sealer(&self) -> Result<&Sealer, AuthError> {
+        self.sealer.as_ref().ok_or_else(|| {
+            AuthError::Conflict(
+                "two-factor authentication needs the server's secret key (`secret_key_file`)".to_owned(),
+            )
+        })
+    }
+
+    /// Starts TOTP enrolment: a fresh secret, stored sealed and not yet enabled.
+    pub async fn enrol(&self, s: &SignInAccess<'_>, user: &User, issuer: &str) -> Result<Enrolment, AuthError> {
+        if s.store.totp(&user.id).await?.enabled {
+            return Err(AuthError::Conflict("two-factor authentication is already on".to_owned()));
+        }
+        let secret = totp::random::<{ totp::SECRET_BYTES }>().map_err(AuthError::Internal)?;
+        let sealed = self.sealer()?.seal(secret.as_ref()).map_err(AuthError::Internal)?;
+        let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
+        s.store.set_totp(&user.id, Some(sealed), false, &audit).await?;
+        Ok(Enrolment {
+            secret: totp::base32(secret.as_ref()),
+            otpauth_uri: totp::otpauth_uri(issuer, &user.login, secret.as_ref()),
+        })
+    }
+
+    /// Confirms enrolment with a first code; returns the ten recovery codes (shown once).
+    pub async fn confirm(&self, s: &SignInAccess<'_>, user: &User, code: &str) -> Result<Vec<String>, AuthError> {
+        let t = s.store.totp(&user.id).await?;
+        let Some(sealed) = t.sealed.filter(|_| !t.enabled) else {
+            return Err(AuthError::Conflict("no two-factor enrolment is waiting for a code".to_owned()));
+        };
+        let secret = self
+            .sealer()?
+            .open(&sealed)
+            .ok_or_else(|| AuthError::Internal("the TOTP secret cannot be opened with this key".to_owned()))?;
+        let Some(step) = totp::matching_step(&secret, code, self.now_unix()) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
+        s.store.set_totp(&user.id, Some(sealed), true, &audit).await?;
+        s.store.use_totp_step(&user.id, step).await?;
+        let codes = totp::recovery_codes().map_err(AuthError::Internal)?;
+        let secrets: Vec<Secret> = codes.iter().map(Secret::new).collect();
+        s.store.set_recovery_codes(&user.id, &secrets, &audit).await?;
+        Ok(codes)
+    }
+
+    /// Checks a password for a signed-in user's sensitive step (change, disabling TOTP),
+    /// counting failures towards the lockout like a sign-in.
+    pub async fn reverify(
+        &self,
+        s: &SignInAccess<'_>,
+        rules: &SignIn,
+        user: &User,
+        password: Zeroizing<String>,
+    ) -> Result<(), AuthError> {
+        let (_, phc) = s.read.credentials(&user.login).await?;
+        if let Attempt::Locked { .. } = s.store.begin_sign_in(&user.id, lockout(rules)).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        if !self.hasher.verify(phc, password).await {
+            s.store
+                .audit_sign_in_failure(Some(&user.id), Some(&user.company), "wrong password")
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        s.store.sign_in_succeeded(&user.id).await?;
+        Ok(())
+    }
+
+    /// Checks and hashes a new password.
+    pub async fn new_password(
+        &self,
+        rules: &SignIn,
+        password: Zeroizing<String>,
+        context: &[&str],
+    ) -> Result<String, AuthError> {
+        password::check_rule(rules, &password, context).map_err(|e| AuthError::Weak(e.0))?;
+        self.hasher.hash(password).await.map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// Hands a reset link to the configured program (never to the logs).
+    pub async fn deliver_reset(&self, user: &User, token: &Secret, valid_minutes: u32) {
+        let Some(program) = self.config.password_reset_command.clone() else {
+            tracing::warn!(user = %user.id, "a password-reset link was issued but no `password_reset_command` delivers it");
+            return;
+        };
+        let payload = serde_json::json!({
+            "user": user.id,
+            "login": user.login,
+            "email": user.email,
+            "token": token.expose(),
+            "valid_minutes": valid_minutes,
+        });
+        let payload = Zeroizing::new(payload.to_string());
+        if let Err(e) = run_hook(&program, payload.as_bytes()).await {
+            tracing::error!(user = %user.id, error = %e, "the password-reset command failed");
+        }
+    }
+}
+
+async fn run_hook(program: &Path, input: &[u8]) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `{}`: {e}", program.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).await.map_err(|e| e.to_string())?;
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .map_err(|_| "it did not finish within 30 seconds".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("it exited with {status}"))
+    }
+}
+
+/// The key that seals TOTP secrets: from `secret_key_file`, or for a SQLite store
+/// `<database>.key`, created (mode 0600) on first start. `None` without either.
+pub fn load_key(config: &SignInConfig, database_url: &str) -> Result<Option<Sealer>, String> {
+    let (path, create) = match &config.secret_key_file {
+        Some(p) => (p.clone(), false),
+        None if database_url.starts_with("postgres") => return Ok(None),
+        None => {
+            let file = database_url
+                .strip_prefix("sqlite://")
+                .or_else(|| database_url.strip_prefix("sqlite:"))
+                .unwrap_or(database_url);
+            (PathBuf::from(format!("{file}.key")), true)
+        }
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let key = totp::random::<32>()?;
+            write_private(&path, &totp::hex(key.as_ref()))?;
+            return Ok(Some(Sealer::new(&key)));
+        }
+        Err(e) => return Err(format!("cannot read the secret key `{}`: {e}", path.display())),
+    };
+    let bytes = totp::unhex(text.trim())
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| format!("the secret key `{}` must hold 64 hex characters", path.display()))?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&bytes);
+    let sealer = Sealer::new(&key);
+    zeroize::Zeroize::zeroize(&mut key);
+    Ok(Some(sealer))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(path)
+        .map_err(|e| format!("cannot create the secret key `{}`: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write the secret key `{}`: {e}", path.display()))
+}
+
+/// Resolves `"session"` in a decision request: the principal becomes the session's user.
+/// An unknown, ended or revoked session is 401, the same for all three.
+pub async fn session_principal(
+    app: &crate::state::AppState,
+    token: &str,
+    q: &mut portcullis_engine::AuthzQuery,
+) -> Result<Session, crate::api::error::ApiError> {
+    let m = crate::manage::manage(app)?;
+    let session = m.auth.session(&m.gate.sign_in(), token).await.map_err(|e| match e {
+        StoreError::NotFound { .. } => crate::api::error::ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "invalid_session",
+            "the session is not valid or has ended",
+        ),
+        e => crate::manage::store_error(e),
+    })?;
+    q.principal = portcullis_engine::EntityRef::Object {
+        ty: app.served().snapshot.user_type(),
+        id: session.user.clone(),
+    };
+    Ok(session)
+}
+
+/// What a session adds to a decision: `context.mfa_verified` where the action's context
+/// declares it (a caller-supplied value is overwritten: the session knows).
+pub fn session_context(served: &crate::state::Served, session: &Session, q: &mut portcullis_engine::AuthzQuery) {
+    let s = &served.snapshot;
+    let Ok(action) = served.resolver.action(s, &q.action) else {
+        return;
+    };
+    if s.context_declares(&action, "mfa_verified") {
+        q.context.insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
+    }
+}
