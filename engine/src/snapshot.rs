@@ -945,9 +945,7 @@ mod tests {
     fn sign_in_settings_are_checked() {
         let bad =
             "[roles.admin]\nrank = 1\n[sign_in]\nlockout_attempts = 0\nrequire_mfa_roles = [\"admn\"]\n";
-        let d = Snapshot::build(folder(bad))
-            .err()
-            .expect("invalid settings are refused");
+        let d = Snapshot::build(folder(bad)).expect_err("invalid settings are refused");
         let text = d.render_human("");
         assert!(text.contains("`sign_in.lockout_attempts` is 0"), "{text}");
         assert!(text.contains("unknown role `admn`"), "{text}");

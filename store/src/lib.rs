@@ -38,7 +38,8 @@ pub use portcullis_engine::facts::{CompanyFacts, UserFacts};
 pub use postgres::PgStore;
 pub use secret::Secret;
 pub use signin::{
-    Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewSession, Session, SignInStore, Totp,
+    unknown_subject, Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewSession, Session,
+    SignInStore, Totp,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Backend, UserStore};

@@ -105,7 +105,7 @@ fn db_err(err: sqlx::Error) -> StoreError {
 }
 
 crate::backend::impl_user_store!();
-crate::signin::impl_sign_in!(crate::signin::sql::GET_SECURITY_FOR_UPDATE);
+crate::signin::impl_sign_in!(crate::signin::sql::GET_ATTEMPTS_FOR_UPDATE);
 
 /// The PostgreSQL statements.
 mod sql {

@@ -167,9 +167,10 @@ pub mod actions {
 /// The sign-in half of the store; every [`crate::UserStore`] is one.
 #[async_trait]
 pub trait SignInStore: Send + Sync {
-    /// Counts an attempt before its password is verified, locking the account when it is the
-    /// last one allowed; refuses while a lock holds. A lock that has run out is cleared.
-    async fn begin_sign_in(&self, user: &str, rules: Lockout) -> Result<Attempt>;
+    /// Counts an attempt before its password is verified, locking the subject when it is the
+    /// last one allowed; refuses while a lock holds. A lock that has run out is cleared. The
+    /// subject is a user id, or [`unknown_subject`] of a login that names no user.
+    async fn begin_sign_in(&self, subject: &str, rules: Lockout) -> Result<Attempt>;
 
     /// Clears the failure count after a verified sign-in.
     async fn sign_in_succeeded(&self, user: &str) -> Result<()>;
@@ -257,14 +258,16 @@ pub(crate) mod sql {
     pub const ENSURE_SECURITY: &str =
         "INSERT INTO user_security (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING";
     pub const GET_SECURITY: &str =
-        "SELECT failed_logins, locked_until, totp_secret, totp_enabled, totp_last_step \
-         FROM user_security WHERE user_id = $1";
-    /// [`GET_SECURITY`] with PostgreSQL's row lock.
-    pub const GET_SECURITY_FOR_UPDATE: &str =
-        "SELECT failed_logins, locked_until, totp_secret, totp_enabled, totp_last_step \
-         FROM user_security WHERE user_id = $1 FOR UPDATE";
+        "SELECT totp_secret, totp_enabled, totp_last_step FROM user_security WHERE user_id = $1";
+    pub const ENSURE_ATTEMPTS: &str =
+        "INSERT INTO sign_in_attempts (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING";
+    pub const GET_ATTEMPTS: &str =
+        "SELECT failed_logins, locked_until FROM sign_in_attempts WHERE subject = $1";
+    /// [`GET_ATTEMPTS`] with PostgreSQL's row lock.
+    pub const GET_ATTEMPTS_FOR_UPDATE: &str =
+        "SELECT failed_logins, locked_until FROM sign_in_attempts WHERE subject = $1 FOR UPDATE";
     pub const SET_LOCK: &str =
-        "UPDATE user_security SET failed_logins = $2, locked_until = $3 WHERE user_id = $1";
+        "UPDATE sign_in_attempts SET failed_logins = $2, locked_until = $3 WHERE subject = $1";
     pub const SET_TOTP: &str = "UPDATE user_security SET totp_secret = $2, totp_enabled = $3, \
          totp_last_step = NULL WHERE user_id = $1";
     pub const USE_TOTP_STEP: &str = "UPDATE user_security SET totp_last_step = $2 \
@@ -331,9 +334,13 @@ macro_rules! impl_sign_in {
             use time::Duration;
 
             #[derive(sqlx::FromRow)]
-            struct SecurityRow {
+            struct AttemptsRow {
                 failed_logins: i64,
                 locked_until: Option<i64>,
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct SecurityRow {
                 totp_secret: Option<String>,
                 totp_enabled: bool,
                 totp_last_step: Option<i64>,
@@ -440,27 +447,61 @@ macro_rules! impl_sign_in {
                 Ok(())
             }
 
-            async fn security(conn: &mut Conn, user: &str, lock: bool) -> Result<SecurityRow> {
+            /// The security row of a user, created if missing.
+            async fn security(conn: &mut Conn, user: &str) -> Result<SecurityRow> {
                 sqlx::query(sql::ENSURE_SECURITY)
                     .bind(user)
                     .execute(&mut *conn)
                     .await
                     .map_err(db_err)?;
-                let q = if lock { $lock } else { sql::GET_SECURITY };
-                sqlx::query_as::<_, SecurityRow>(q)
+                sqlx::query_as::<_, SecurityRow>(sql::GET_SECURITY)
                     .bind(user)
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(db_err)
             }
 
+            /// The attempts row of a subject, created if missing and locked for the transaction.
+            async fn attempts(conn: &mut Conn, subject: &str) -> Result<AttemptsRow> {
+                sqlx::query(sql::ENSURE_ATTEMPTS)
+                    .bind(subject)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query_as::<_, AttemptsRow>($lock)
+                    .bind(subject)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_err)
+            }
+
+            async fn clear_attempts(conn: &mut Conn, subject: &str) -> Result<()> {
+                sqlx::query(sql::SET_LOCK)
+                    .bind(subject)
+                    .bind(0_i64)
+                    .bind(Option::<i64>::None)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            /// The company of a user, or `None` for a subject that is no user.
+            async fn company_if_user(conn: &mut Conn, subject: &str) -> Result<Option<String>> {
+                sqlx::query_scalar::<_, String>(sql::USER_EXISTS)
+                    .bind(subject)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)
+            }
+
             #[async_trait]
             impl SignInStore for Store {
-                async fn begin_sign_in(&self, user: &str, rules: Lockout) -> Result<Attempt> {
+                async fn begin_sign_in(&self, subject: &str, rules: Lockout) -> Result<Attempt> {
                     let now = to_millis(self.clock.now());
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    let row = security(&mut tx, user, true).await?;
+                    let company = company_if_user(&mut tx, subject).await?;
+                    let row = attempts(&mut tx, subject).await?;
                     if let Some(until) = row.locked_until.filter(|u| *u > now) {
                         return Ok(Attempt::Locked { until: from_millis(until) });
                     }
@@ -470,15 +511,16 @@ macro_rules! impl_sign_in {
                     let locked = failures >= rules.max_failures;
                     let until = locked.then(|| now.saturating_add(millis(rules.lock_for)));
                     sqlx::query(sql::SET_LOCK)
-                        .bind(user)
+                        .bind(subject)
                         .bind(i64::from(failures))
                         .bind(until)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    if let Some(until) = until {
+                    // Locks of real users are audited; an unknown login's is not worth a row.
+                    if let (Some(until), Some(company)) = (until, company) {
                         let own = json!({ "failures": failures, "locked_until": from_millis(until).to_string() });
-                        let target = Some(format!("user:{user}"));
+                        let target = Some(format!("user:{subject}"));
                         let audit = Audit::system();
                         audit_row(&mut tx, now, &audit, actions::LOCK, target, Some(&company), Outcome::Success, own)
                             .await?;
@@ -491,14 +533,8 @@ macro_rules! impl_sign_in {
                     let now = to_millis(self.clock.now());
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let company = company_of(&mut tx, user).await?;
-                    security(&mut tx, user, true).await?;
-                    sqlx::query(sql::SET_LOCK)
-                        .bind(user)
-                        .bind(0_i64)
-                        .bind(Option::<i64>::None)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    attempts(&mut tx, user).await?;
+                    clear_attempts(&mut tx, user).await?;
                     let audit = Audit::by(user.to_owned());
                     let target = Some(format!("user:{user}"));
                     audit_row(&mut tx, now, &audit, actions::LOGIN, target, Some(&company), Outcome::Success, json!({}))
@@ -524,7 +560,7 @@ macro_rules! impl_sign_in {
                     let now = to_millis(self.clock.now());
                     let mut conn = self.reader().acquire().await.map_err(db_err)?;
                     company_of(&mut conn, user).await?;
-                    let row = sqlx::query_as::<_, SecurityRow>(sql::GET_SECURITY)
+                    let row = sqlx::query_as::<_, AttemptsRow>(sql::GET_ATTEMPTS)
                         .bind(user)
                         .fetch_optional(&mut *conn)
                         .await
@@ -549,14 +585,8 @@ macro_rules! impl_sign_in {
                     let now = to_millis(self.clock.now());
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let company = company_of(&mut tx, user).await?;
-                    let before = security(&mut tx, user, true).await?;
-                    sqlx::query(sql::SET_LOCK)
-                        .bind(user)
-                        .bind(0_i64)
-                        .bind(Option::<i64>::None)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    let before = attempts(&mut tx, user).await?;
+                    clear_attempts(&mut tx, user).await?;
                     let own = json!({ "was_locked": before.locked_until.is_some_and(|u| u > now) });
                     let target = Some(format!("user:{user}"));
                     audit_row(&mut tx, now, audit, actions::UNLOCK, target, Some(&company), Outcome::Success, own)
@@ -807,14 +837,8 @@ macro_rules! impl_sign_in {
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    security(&mut tx, &user, true).await?;
-                    sqlx::query(sql::SET_LOCK)
-                        .bind(&user)
-                        .bind(0_i64)
-                        .bind(Option::<i64>::None)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    attempts(&mut tx, &user).await?;
+                    clear_attempts(&mut tx, &user).await?;
                     let n = revoke_all(&mut tx, &user, None, now).await?;
                     let target = Some(format!("user:{user}"));
                     let own = json!({ "sessions_revoked": n, "unlocked": true });
@@ -851,7 +875,7 @@ macro_rules! impl_sign_in {
                     let now = to_millis(self.clock.now());
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let company = company_of(&mut tx, user).await?;
-                    security(&mut tx, user, true).await?;
+                    security(&mut tx, user).await?;
                     let removed = sealed.is_none();
                     sqlx::query(sql::SET_TOTP)
                         .bind(user)
@@ -1004,6 +1028,14 @@ macro_rules! impl_sign_in {
 }
 
 pub(crate) use impl_sign_in;
+
+/// The lockout subject of a login that names no user: unknown logins lock like known ones.
+pub fn unknown_subject(login: &str) -> String {
+    format!(
+        "unknown:{}",
+        crate::secret::hash_token(&login.trim().to_lowercase())
+    )
+}
 
 /// Recovery codes are compared without case, spaces or dashes.
 pub(crate) fn normalize_code(code: &str) -> String {

@@ -176,7 +176,7 @@ fn constraint_name(message: &str) -> Option<String> {
 }
 
 crate::backend::impl_user_store!();
-crate::signin::impl_sign_in!(crate::signin::sql::GET_SECURITY);
+crate::signin::impl_sign_in!(crate::signin::sql::GET_ATTEMPTS);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,9 @@ use zeroize::Zeroizing;
 use super::{AuthError, Credentials};
 use crate::api::error::ApiError;
 use crate::api::json::ApiJson;
-use crate::manage::governance::{ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, UnlockUser};
+use crate::manage::governance::{
+    ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, UnlockUser,
+};
 use crate::manage::users::{parts, stored, user_resource};
 use crate::manage::{manage, store_error, Caller, Manage};
 use crate::state::{AppState, Served};
@@ -41,19 +43,28 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/companies/{id}/links", post(create_link))
         .route("/v1/companies/{id}/links/{link}", delete(revoke_link))
         .route("/v1/users/{id}/unlock", post(unlock))
-        .route("/v1/users/{id}/sessions", get(user_sessions).delete(revoke_user_sessions))
+        .route(
+            "/v1/users/{id}/sessions",
+            get(user_sessions).delete(revoke_user_sessions),
+        )
 }
 
 /// The folder's sign-in rules (the defaults when it has no `roles.toml`).
 pub fn rules(served: &Served) -> SignIn {
-    served.snapshot.model().map(|m| m.sign_in.clone()).unwrap_or_default()
+    served
+        .snapshot
+        .model()
+        .map(|m| m.sign_in.clone())
+        .unwrap_or_default()
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let message = e.to_string();
         match e {
-            AuthError::InvalidCredentials => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message),
+            AuthError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)
+            }
             AuthError::MfaRequired => ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", message),
             AuthError::Weak(_) => ApiError::bad_request("weak_password", message),
             AuthError::InvalidToken => ApiError::bad_request("invalid_token", message),
@@ -135,7 +146,10 @@ pub async fn logout(State(app): State<Arc<AppState>>, caller: Caller) -> Result<
     m.gate
         .sign_in()
         .store
-        .revoke_session(&s.id, &Audit::by(caller.id.clone()).in_company(caller.company.clone()))
+        .revoke_session(
+            &s.id,
+            &Audit::by(caller.id.clone()).in_company(caller.company.clone()),
+        )
         .await
         .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -153,7 +167,11 @@ pub async fn current(State(app): State<Arc<AppState>>, caller: Caller) -> Result
 pub async fn my_sessions(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let m = manage(&app)?;
     let current = session_of(&caller)?.id.clone();
-    let list = m.auth.sessions(&m.gate.sign_in(), &caller.id).await.map_err(store_error)?;
+    let list = m
+        .auth
+        .sessions(&m.gate.sign_in(), &caller.id)
+        .await
+        .map_err(store_error)?;
     Ok(Json(json!({ "current": current, "sessions": list })))
 }
 
@@ -173,14 +191,20 @@ pub async fn revoke_mine(
         Err(e) => return Err(store_error(e)),
     }
     store
-        .revoke_session(&id, &Audit::by(caller.id.clone()).in_company(caller.company.clone()))
+        .revoke_session(
+            &id,
+            &Audit::by(caller.id.clone()).in_company(caller.company.clone()),
+        )
         .await
         .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/auth/sessions/revoke-others`: signs the caller out everywhere else.
-pub async fn revoke_others(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn revoke_others(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     let m = manage(&app)?;
     let s = session_of(&caller)?;
     let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
@@ -292,7 +316,8 @@ async fn issue_reset(m: &Manage, served: &Served, login: &str) -> Result<(), Str
 /// Asks the folder when it declares `user.password_reset`; otherwise allowed.
 async fn reset_allowed(m: &Manage, served: &Served, user: &User) -> bool {
     let s = &served.snapshot;
-    let action = portcullis_engine::EntityRef::Text(format!("{}::Action::\"user.password_reset\"", s.namespace()));
+    let action =
+        portcullis_engine::EntityRef::Text(format!("{}::Action::\"user.password_reset\"", s.namespace()));
     let Ok(action_uid) = served.resolver.action(s, &action) else {
         return true;
     };
@@ -456,7 +481,11 @@ pub async fn link_login(
         return Err(refused());
     };
     let access = m.gate.sign_in();
-    let link = access.store.resolve_company_link(&body.token).await.map_err(|_| refused())?;
+    let link = access
+        .store
+        .resolve_company_link(&body.token)
+        .await
+        .map_err(|_| refused())?;
     let users = m
         .gate
         .read()
@@ -483,7 +512,9 @@ pub async fn link_login(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_link_user",
-            format!("the customer has no active token-link user `{link_user}` (create it with role `{role}`)"),
+            format!(
+                "the customer has no active token-link user `{link_user}` (create it with role `{role}`)"
+            ),
         ));
     };
     let audit = Audit::by(user.id.clone()).in_company(user.company.clone());
@@ -495,7 +526,8 @@ pub async fn link_login(
                 device: body.device,
                 mfa: false,
                 active_customer: None,
-                lifetime: time::Duration::try_from(m.auth.config.session_lifetime).unwrap_or(time::Duration::DAY),
+                lifetime: time::Duration::try_from(m.auth.config.session_lifetime)
+                    .unwrap_or(time::Duration::DAY),
             },
             &audit,
         )
@@ -519,7 +551,14 @@ pub async fn create_link(
     let resource = link_target(&m, &served, &id).await?;
     let ok = m
         .gate
-        .decide(&served, &m.cache, &caller, ManageCompanyLink { company: id }, resource.0, resource.1)
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            ManageCompanyLink { company: id },
+            resource.0,
+            resource.1,
+        )
         .await?;
     let (link, token) = m.gate.create_link(&m.cache, ok).await?;
     Ok((
@@ -538,14 +577,25 @@ pub async fn revoke_link(
     let resource = link_target(&m, &served, &id).await?;
     let ok = m
         .gate
-        .decide(&served, &m.cache, &caller, ManageCompanyLink { company: id }, resource.0, resource.1)
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            ManageCompanyLink { company: id },
+            resource.0,
+            resource.1,
+        )
         .await?;
     Ok(Json(json!(m.gate.revoke_link(&m.cache, ok, &link).await?)))
 }
 
 /// The token-link user of a company as the resource of a link decision, with the context of
 /// its creation (its role).
-async fn link_target(m: &Manage, served: &Served, company: &str) -> Result<(Resource, Map<String, Value>), ApiError> {
+async fn link_target(
+    m: &Manage,
+    served: &Served,
+    company: &str,
+) -> Result<(Resource, Map<String, Value>), ApiError> {
     let Some(role) = rules(served).token_link_role else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -566,7 +616,10 @@ async fn link_target(m: &Manage, served: &Served, company: &str) -> Result<(Reso
     m.gate.read().get_company(company).await.map_err(store_error)?;
     let resource = crate::manage::users::prospective(m, served, &link_user, &facts).await?;
     let mut context = Map::new();
-    context.insert("role".to_owned(), json!({ "__entity": { "type": served.snapshot.role_type(), "id": role } }));
+    context.insert(
+        "role".to_owned(),
+        json!({ "__entity": { "type": served.snapshot.role_type(), "id": role } }),
+    );
     context.insert("flags".to_owned(), json!([]));
     Ok((resource, context))
 }
@@ -582,10 +635,23 @@ pub async fn unlock(
     let r = user_resource(&served, &target);
     let ok = m
         .gate
-        .decide(&served, &m.cache, &caller, UnlockUser { id: id.clone() }, r, Map::new())
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            UnlockUser { id: id.clone() },
+            r,
+            Map::new(),
+        )
         .await?;
     m.gate.unlock(&m.cache, ok).await?;
-    let state = m.gate.sign_in().store.lock_state(&id).await.map_err(store_error)?;
+    let state = m
+        .gate
+        .sign_in()
+        .store
+        .lock_state(&id)
+        .await
+        .map_err(store_error)?;
     Ok(Json(json!(state)))
 }
 
@@ -600,11 +666,24 @@ pub async fn user_sessions(
     let r = user_resource(&served, &target);
     let ok = m
         .gate
-        .decide(&served, &m.cache, &caller, ListUserSessions { id: id.clone() }, r, Map::new())
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            ListUserSessions { id: id.clone() },
+            r,
+            Map::new(),
+        )
         .await?;
     let idle = time::Duration::try_from(m.auth.config.session_idle).unwrap_or(time::Duration::DAY);
     let sessions = m.gate.user_sessions(ok, idle).await?;
-    let lock = m.gate.sign_in().store.lock_state(&id).await.map_err(store_error)?;
+    let lock = m
+        .gate
+        .sign_in()
+        .store
+        .lock_state(&id)
+        .await
+        .map_err(store_error)?;
     Ok(Json(json!({ "sessions": sessions, "lock": lock })))
 }
 
@@ -619,7 +698,14 @@ pub async fn revoke_user_sessions(
     let r = user_resource(&served, &target);
     let ok = m
         .gate
-        .decide(&served, &m.cache, &caller, RevokeUserSessions { id }, r, Map::new())
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            RevokeUserSessions { id },
+            r,
+            Map::new(),
+        )
         .await?;
     let n = m.gate.revoke_user_sessions(&m.cache, ok).await?;
     Ok(Json(json!({ "revoked": n })))

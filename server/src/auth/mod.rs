@@ -7,14 +7,15 @@
 //! `POST /v1/authorize`) accept in place of a principal.
 //!
 //! ```text
-//! login ─> user? ─no──> dummy verify ──────────────────────────────┐
-//!            └─yes─> begin_sign_in ─Locked─> dummy verify ─────────┤
-//!                          └─Proceed─> verify ─wrong──────────────┴─> 401 invalid_credentials
-//!                                        └─right─> TOTP on? ─> code ok? ─> session (mfa)
+//! login ─> begin_sign_in(user id, or unknown:<sha-256 of the login>) ─Locked─> dummy verify ─┐
+//!             └─Proceed─> known and active? ─no─> dummy verify ──────────────────────────────┤
+//!                           └─yes─> verify ─wrong──────────────────────────────────> 401 invalid_credentials
+//!                                     └─right─> TOTP on? ─> code ok? ─> session (mfa)
 //! ```
 //!
-//! Unknown logins, wrong passwords, locked and deactivated accounts get the same answer and run
-//! one argon2 verification each, so neither the body nor the time tells them apart.
+//! Unknown logins, wrong passwords, locked and deactivated accounts take the same steps (one
+//! counted attempt, one argon2 verification, one audit row) and get the same answer, so neither
+//! the body, the time nor the lockout tells them apart.
 
 pub mod handlers;
 pub mod password;
@@ -178,14 +179,33 @@ impl Auth {
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        let Some((user, phc)) = found else {
-            self.hasher.verify(None, c.password).await;
-            s.store.audit_sign_in_failure(None, None, "unknown login").await?;
+        // One path for every failure: count the attempt, run one verification (against the
+        // dummy hash when there is nothing to verify), audit, answer the same.
+        let subject = match &found {
+            Some((u, _)) => u.id.clone(),
+            None => portcullis_store::unknown_subject(&c.login),
+        };
+        let attempt = s.store.begin_sign_in(&subject, lockout(rules)).await?;
+        let (phc, reason) = match (&found, attempt) {
+            (None, _) => (None, "unknown login"),
+            (Some(_), Attempt::Locked { .. }) => (None, "locked"),
+            (Some((u, _)), _) if !u.active => (None, "deactivated"),
+            (Some((_, phc)), Attempt::Proceed { .. }) => (phc.clone(), "wrong password"),
+        };
+        let verified = self.hasher.verify(phc, c.password).await;
+        let (user, company) = match &found {
+            Some((u, _)) => (Some(u.id.as_str()), Some(u.company.as_str())),
+            None => (None, None),
+        };
+        if !verified {
+            s.store.audit_sign_in_failure(user, company, reason).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let Some((user, _)) = found else {
             return Err(AuthError::InvalidCredentials);
         };
-        let (uid, company) = (user.id.clone(), user.company.clone());
         let fail = |reason: &'static str| {
-            let (uid, company) = (uid.clone(), company.clone());
+            let (uid, company) = (user.id.clone(), user.company.clone());
             async move {
                 s.store
                     .audit_sign_in_failure(Some(&uid), Some(&company), reason)
@@ -194,20 +214,6 @@ impl Auth {
                 Err::<SignedIn, AuthError>(AuthError::InvalidCredentials)
             }
         };
-        if !user.active {
-            self.hasher.verify(None, c.password).await;
-            return fail("deactivated").await;
-        }
-        match s.store.begin_sign_in(&user.id, lockout(rules)).await? {
-            Attempt::Locked { .. } => {
-                self.hasher.verify(None, c.password).await;
-                return fail("locked").await;
-            }
-            Attempt::Proceed { .. } => {}
-        }
-        if !self.hasher.verify(phc, c.password).await {
-            return fail("wrong password").await;
-        }
         let two_factor = s.store.totp(&user.id).await?;
         let mut mfa = false;
         if two_factor.enabled {
@@ -221,7 +227,8 @@ impl Auth {
         }
         s.store.sign_in_succeeded(&user.id).await?;
         let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
-        let issued = s.store
+        let issued = s
+            .store
             .create_session(
                 NewSession {
                     user: user.id.clone(),
@@ -271,12 +278,22 @@ impl Auth {
     }
 
     /// Starts TOTP enrolment: a fresh secret, stored sealed and not yet enabled.
-    pub async fn enrol(&self, s: &SignInAccess<'_>, user: &User, issuer: &str) -> Result<Enrolment, AuthError> {
+    pub async fn enrol(
+        &self,
+        s: &SignInAccess<'_>,
+        user: &User,
+        issuer: &str,
+    ) -> Result<Enrolment, AuthError> {
         if s.store.totp(&user.id).await?.enabled {
-            return Err(AuthError::Conflict("two-factor authentication is already on".to_owned()));
+            return Err(AuthError::Conflict(
+                "two-factor authentication is already on".to_owned(),
+            ));
         }
         let secret = totp::random::<{ totp::SECRET_BYTES }>().map_err(AuthError::Internal)?;
-        let sealed = self.sealer()?.seal(secret.as_ref()).map_err(AuthError::Internal)?;
+        let sealed = self
+            .sealer()?
+            .seal(secret.as_ref())
+            .map_err(AuthError::Internal)?;
         let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
         s.store.set_totp(&user.id, Some(sealed), false, &audit).await?;
         Ok(Enrolment {
@@ -286,15 +303,21 @@ impl Auth {
     }
 
     /// Confirms enrolment with a first code; returns the ten recovery codes (shown once).
-    pub async fn confirm(&self, s: &SignInAccess<'_>, user: &User, code: &str) -> Result<Vec<String>, AuthError> {
+    pub async fn confirm(
+        &self,
+        s: &SignInAccess<'_>,
+        user: &User,
+        code: &str,
+    ) -> Result<Vec<String>, AuthError> {
         let t = s.store.totp(&user.id).await?;
         let Some(sealed) = t.sealed.filter(|_| !t.enabled) else {
-            return Err(AuthError::Conflict("no two-factor enrolment is waiting for a code".to_owned()));
+            return Err(AuthError::Conflict(
+                "no two-factor enrolment is waiting for a code".to_owned(),
+            ));
         };
-        let secret = self
-            .sealer()?
-            .open(&sealed)
-            .ok_or_else(|| AuthError::Internal("the TOTP secret cannot be opened with this key".to_owned()))?;
+        let secret = self.sealer()?.open(&sealed).ok_or_else(|| {
+            AuthError::Internal("the TOTP secret cannot be opened with this key".to_owned())
+        })?;
         let Some(step) = totp::matching_step(&secret, code, self.now_unix()) else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -338,7 +361,10 @@ impl Auth {
         context: &[&str],
     ) -> Result<String, AuthError> {
         password::check_rule(rules, &password, context).map_err(|e| AuthError::Weak(e.0))?;
-        self.hasher.hash(password).await.map_err(|e| AuthError::Internal(e.to_string()))
+        self.hasher
+            .hash(password)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
     /// Hands a reset link to the configured program (never to the logs).
@@ -440,14 +466,18 @@ pub async fn session_principal(
     q: &mut portcullis_engine::AuthzQuery,
 ) -> Result<Session, crate::api::error::ApiError> {
     let m = crate::manage::manage(app)?;
-    let session = m.auth.session(&m.gate.sign_in(), token).await.map_err(|e| match e {
-        StoreError::NotFound { .. } => crate::api::error::ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "invalid_session",
-            "the session is not valid or has ended",
-        ),
-        e => crate::manage::store_error(e),
-    })?;
+    let session = m
+        .auth
+        .session(&m.gate.sign_in(), token)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => crate::api::error::ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_session",
+                "the session is not valid or has ended",
+            ),
+            e => crate::manage::store_error(e),
+        })?;
     q.principal = portcullis_engine::EntityRef::Object {
         ty: app.served().snapshot.user_type(),
         id: session.user.clone(),
@@ -457,12 +487,17 @@ pub async fn session_principal(
 
 /// What a session adds to a decision: `context.mfa_verified` where the action's context
 /// declares it (a caller-supplied value is overwritten: the session knows).
-pub fn session_context(served: &crate::state::Served, session: &Session, q: &mut portcullis_engine::AuthzQuery) {
+pub fn session_context(
+    served: &crate::state::Served,
+    session: &Session,
+    q: &mut portcullis_engine::AuthzQuery,
+) {
     let s = &served.snapshot;
     let Ok(action) = served.resolver.action(s, &q.action) else {
         return;
     };
     if s.context_declares(&action, "mfa_verified") {
-        q.context.insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
+        q.context
+            .insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
     }
 }

@@ -48,7 +48,9 @@ pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 5 / 8);
     let (mut buf, mut bits) = (0u32, 0u32);
     for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = BASE32.iter().position(|b| char::from(*b) == c.to_ascii_uppercase())?;
+        let v = BASE32
+            .iter()
+            .position(|b| char::from(*b) == c.to_ascii_uppercase())?;
         buf = (buf << 5) | u32::try_from(v).ok()?;
         bits += 5;
         if bits >= 8 {
@@ -194,7 +196,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The inverse of [`hex`].
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -15,8 +15,8 @@ use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid};
 use portcullis_engine::{EntityRef, Snapshot};
 use portcullis_store::{
     AccessibleCompany, ApiKey, Audit, AuditEntry, AuditQuery, Company, Deletion, Facts, GrantQuery,
-    Invitation, IssuedInvitation, NewAuditEntry, NewGrant, NewInvitation, NewUser, Outcome, Page, SignInStore, StoreError,
-    User, UserPatch, UserQuery, UserStore, VisitorGrant,
+    Invitation, IssuedInvitation, NewAuditEntry, NewGrant, NewInvitation, NewUser, Outcome, Page,
+    SignInStore, StoreError, User, UserPatch, UserQuery, UserStore, VisitorGrant,
 };
 use serde_json::{json, Map, Value};
 
@@ -456,7 +456,11 @@ impl Gate {
     }
 
     /// Ends every session of a user; returns how many.
-    pub async fn revoke_user_sessions(&self, c: &FactsCache, a: Authorized<RevokeUserSessions>) -> Result<u64, ApiError> {
+    pub async fn revoke_user_sessions(
+        &self,
+        c: &FactsCache,
+        a: Authorized<RevokeUserSessions>,
+    ) -> Result<u64, ApiError> {
         let r = self.store.revoke_sessions(&a.op.id, None, &a.audit()).await;
         self.done(c, &a, r).await
     }
@@ -467,7 +471,10 @@ impl Gate {
         a: Authorized<ListUserSessions>,
         idle: time::Duration,
     ) -> Result<Vec<portcullis_store::Session>, ApiError> {
-        self.store.list_sessions(&a.op.id, idle).await.map_err(store_error)
+        self.store
+            .list_sessions(&a.op.id, idle)
+            .await
+            .map_err(store_error)
     }
 
     /// Creates a customer's token link; its token is returned once.

@@ -156,7 +156,11 @@ pub async fn accept(
         Some(p) => {
             let rules = crate::auth::handlers::rules(&served);
             let context = [body.login.as_deref().unwrap_or("")];
-            Some(m.auth.new_password(&rules, zeroize::Zeroizing::new(p), &context).await?)
+            Some(
+                m.auth
+                    .new_password(&rules, zeroize::Zeroizing::new(p), &context)
+                    .await?,
+            )
         }
         None => None,
     };

@@ -14,5 +14,6 @@ mod explain_http;
 mod lifecycle;
 mod manage;
 mod reload;
+mod signin;
 mod stress;
 mod tools;

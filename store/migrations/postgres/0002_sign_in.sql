@@ -1,14 +1,21 @@
--- Sign-in: lockout and two-factor state per user, sessions, password-reset links, recovery
+-- Sign-in: two-factor state per user, the lockout, sessions, password-reset links, recovery
 -- codes and customers' token links. Every secret is stored as a SHA-256 digest, the TOTP secret
 -- sealed by the server's key; nothing here can sign anyone in by being read.
 
 CREATE TABLE user_security (
     user_id        TEXT    NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    failed_logins  BIGINT  NOT NULL DEFAULT 0,
-    locked_until   BIGINT,
     totp_secret    TEXT,
     totp_enabled   BOOLEAN NOT NULL DEFAULT FALSE,
     totp_last_step BIGINT
+);
+
+-- Failed sign-ins in a row and the lock they caused, per subject: a user id, or for a login
+-- that names no user `unknown:<sha-256 of the login>`, so unknown logins lock like known ones
+-- and the lockout tells nobody which logins exist.
+CREATE TABLE sign_in_attempts (
+    subject       TEXT   NOT NULL PRIMARY KEY,
+    failed_logins BIGINT NOT NULL DEFAULT 0,
+    locked_until  BIGINT
 );
 
 CREATE TABLE sessions (

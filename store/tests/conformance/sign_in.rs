@@ -97,10 +97,20 @@ async fn lockout_follows_the_clock(cx: Ctx) {
         .await
         .unwrap();
     assert_eq!(audit_count(s, q("auth.login")).await, 3);
+    // A login that names no user locks the same way, without an audit row.
+    let ghost = unknown_subject("Ghost@Example.com ");
+    assert_eq!(ghost, unknown_subject("ghost@example.com"));
+    for _ in 0..5 {
+        assert!(matches!(
+            s.begin_sign_in(&ghost, RULES).await.unwrap(),
+            Attempt::Proceed { .. }
+        ));
+    }
     assert!(matches!(
-        s.begin_sign_in("ghost", RULES).await.unwrap_err(),
-        StoreError::NotFound { .. }
+        s.begin_sign_in(&ghost, RULES).await.unwrap(),
+        Attempt::Locked { .. }
     ));
+    assert_eq!(audit_count(s, q("auth.lock")).await, 2);
 }
 
 async fn concurrent_attempts_verify_at_most_the_limit(cx: Ctx) {

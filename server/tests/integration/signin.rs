@@ -1,0 +1,707 @@
+//! Sign-in against a real server and a real SQLite store: login, sessions as callers and as
+//! principals, the lockout under concurrent guessing, identical answers for unknown and known
+//! logins, TOTP with recovery codes (manual clock at the service level, real time over HTTP),
+//! reset links through the command hook, invitation acceptance with a password, and no secret
+//! in plaintext anywhere in the database.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_server::auth::totp::{base32_decode, code_at, step_of, Sealer};
+use portcullis_server::auth::{Auth, Credentials};
+use portcullis_server::config::SignInConfig;
+use portcullis_server::manage::Gate;
+use portcullis_store::{Audit, ManualClock, NewUser, SqliteOptions, SqliteStore, StoreLimits, UserStore};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::common::{start, Fixture, Http};
+use crate::manage::{company, sqlite_url};
+
+const PASSWORD: &str = "orange kettle sunrise";
+
+/// A server on the default folder with a SQLite store, fast argon2 parameters unless `real`,
+/// and the reset hook writing each link to `<dir>/reset-<n>.json`.
+async fn env(real_argon2: bool) -> (Fixture, portcullis_server::Server, Arc<dyn UserStore>) {
+    let fx = Fixture::new();
+    let url = sqlite_url(&fx);
+    let hook = fx.dir.path().join("mailer.sh");
+    let outbox = fx.dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ncat > \"{}/reset-$$.json.tmp\" && mv \"{0}/reset-$$.json.tmp\" \"{0}/reset-$$.json\"\n", outbox.display()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut config = fx.config();
+    config.database_url = Some(url.clone());
+    config.sign_in.password_reset_command = Some(hook);
+    if !real_argon2 {
+        config.sign_in.argon2_memory_kib = 1024;
+        config.sign_in.argon2_iterations = 1;
+    }
+    let server = start(config).await;
+    let (store, _) = portcullis_server::manage::open_store(&url).await.unwrap();
+    company(&*store, "acme", "customer", None).await;
+    (fx, server, store)
+}
+
+/// A user with a password set through the server's own hasher and an email login.
+async fn user_with_password(server: &portcullis_server::Server, store: &dyn UserStore, id: &str, role: &str) {
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("scope_all".to_owned(), json!(true));
+    let login = format!("{id}@acme.example");
+    store
+        .create_user(
+            NewUser {
+                id: Some(id.to_owned()),
+                company: "acme".to_owned(),
+                login: login.clone(),
+                email: Some(login),
+                role: role.to_owned(),
+                attrs,
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let m = server.state.manage.get().unwrap();
+    let phc = m
+        .auth
+        .hasher
+        .hash(Zeroizing::new(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    store
+        .set_password_hash(id, Some(phc), &Audit::system())
+        .await
+        .unwrap();
+}
+
+async fn login(http: &Http, login: &str, password: &str, code: Option<&str>) -> (u16, Value) {
+    let mut body = json!({ "login": login, "password": password, "device": "test" });
+    if let Some(c) = code {
+        body["code"] = json!(c);
+    }
+    http.post("/v1/auth/login", &body).await
+}
+
+fn token(body: &Value) -> String {
+    let t = body["token"].as_str();
+    assert!(t.is_some(), "no token in {body}");
+    t.unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_sign_in_act_and_end() {
+    let (_fx, server, store) = env(false).await;
+    user_with_password(&server, &*store, "olivia", "owner").await;
+    let anon = Http::new(&server);
+    let (s, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["mfa_setup_required"], false);
+    let t = token(&b);
+    assert!(t.starts_with("pcs_"));
+    let me = Http::new(&server).with_key(&t);
+
+    // The session is a caller of the management API...
+    let (s, b) = me.get("/v1/auth/session").await;
+    assert_eq!((s, b["user"]["id"].as_str()), (200, Some("olivia")), "{b}");
+    let (s, b) = me.get("/v1/users/olivia").await;
+    assert_eq!(s, 200, "{b}");
+    // ...and a principal of decisions, in place of a principal id.
+    let q = json!({ "session": t, "action": "shipment.create", "resource": "Portal::Shipment::\"s1\"" });
+    let (s, b) = anon.post("/v1/authorize", &q).await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("allow")), "{b}");
+    let both = json!({ "session": t, "principal": "olivia", "action": "shipment.create", "resource": "Portal::Shipment::\"s1\"" });
+    assert_eq!(anon.post("/v1/authorize", &both).await.0, 400);
+
+    // A second session; revoking the others keeps only the current one.
+    let (_, b2) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    let other = Http::new(&server).with_key(&token(&b2));
+    let (s, b) = me.get("/v1/auth/sessions").await;
+    assert_eq!((s, b["sessions"].as_array().map(Vec::len)), (200, Some(2)), "{b}");
+    let (s, b) = me.post("/v1/auth/sessions/revoke-others", &json!({})).await;
+    assert_eq!((s, b["revoked"].as_u64()), (200, Some(1)), "{b}");
+    assert_eq!(other.get("/v1/auth/session").await.0, 401);
+
+    // Logout ends it everywhere: as a caller and as a principal.
+    assert_eq!(me.send("POST", "/v1/auth/logout", Vec::new()).await.0, 204);
+    let (s, b) = me.get("/v1/auth/session").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{b}"
+    );
+    let (s, b) = anon.post("/v1/authorize", &q).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_session")),
+        "{b}"
+    );
+
+    // An API key is no session for self-service.
+    let key = crate::manage::key_for(&*store, "olivia").await;
+    let (s, b) = Http::new(&server).with_key(&key).get("/v1/auth/sessions").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("session_required")),
+        "{b}"
+    );
+
+    // Deactivation signs the user out, and its password no longer opens a session.
+    let (_, b3) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    let third = Http::new(&server).with_key(&token(&b3));
+    store.deactivate_user("olivia", &Audit::system()).await.unwrap();
+    assert_eq!(third.get("/v1/auth/session").await.0, 401);
+    let (s, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_holds_under_fifty_concurrent_guesses_and_an_admin_unlocks() {
+    let (_fx, server, store) = env(false).await;
+    user_with_password(&server, &*store, "olivia", "owner").await;
+    user_with_password(&server, &*store, "victim", "regular").await;
+    let m = server.state.manage.get().unwrap();
+    let before = m.auth.hasher.verifications();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let http = Http::new(&server);
+            tokio::spawn(async move {
+                login(&http, "victim@acme.example", &format!("guess number {i}"), None).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (s, b) = t.await.unwrap();
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (401, Some("invalid_credentials")),
+            "{b}"
+        );
+    }
+    let verified = m.auth.hasher.verifications() - before;
+    assert!(
+        verified <= 5,
+        "{verified} verifications of the account's hash before the lock held"
+    );
+    assert!(verified >= 1);
+
+    // Locked: the right password is refused, with the same answer.
+    let anon = Http::new(&server);
+    let (s, b) = login(&anon, "victim@acme.example", PASSWORD, None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_credentials")),
+        "{b}"
+    );
+
+    // The owner unlocks at once (a governed edit of the user); a regular user may not.
+    let (_, ob) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    let owner = Http::new(&server).with_key(&token(&ob));
+    let (s, b) = owner.get("/v1/users/victim/sessions").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["lock"]["locked_until"].is_string(), "{b}");
+    let (s, b) = owner.post("/v1/users/victim/unlock", &json!({})).await;
+    assert_eq!((s, b["locked_until"].is_null()), (200, true), "{b}");
+    let (s, b) = login(&anon, "victim@acme.example", PASSWORD, None).await;
+    assert_eq!(s, 200, "{b}");
+    let victim = Http::new(&server).with_key(&token(&b));
+    let (s, b) = victim.post("/v1/users/olivia/unlock", &json!({})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
+
+    // Locks and failures are in the audit trail.
+    let (s, b) = owner.get("/v1/audit?action=auth.lock").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["entries"].as_array().map(Vec::len), Some(1), "{b}");
+    let (_, b) = owner.get("/v1/audit?action=auth.unlock").await;
+    assert_eq!(b["entries"].as_array().map(Vec::len), Some(1), "{b}");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_known_logins_get_the_same_bytes_in_the_same_time() {
+    // The default argon2 parameters: the time is the real one.
+    let (fx, server, store) = env(true).await;
+    user_with_password(&server, &*store, "known", "regular").await;
+    let anon = Http::new(&server);
+    let attempt = |login: &'static str| {
+        let anon = anon.clone();
+        async move {
+            let body = json!({ "login": login, "password": "not the password at all" });
+            let started = Instant::now();
+            let r = anon
+                .send_text("POST", "/v1/auth/login", serde_json::to_vec(&body).unwrap())
+                .await;
+            (r, started.elapsed())
+        }
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    // Alternate, so drift in the machine's load hits both alike; the known account locks after
+    // five failures, which is part of what must not show.
+    for _ in 0..25 {
+        let (k, tk) = attempt("known@acme.example").await;
+        let (u, tu) = attempt("nobody@acme.example").await;
+        assert_eq!(k, u, "byte-identical answers");
+        assert_eq!(k.0, 401);
+        known.push(tk);
+        unknown.push(tu);
+    }
+    let (k, u) = (median(known), median(unknown));
+    let diff = k.abs_diff(u).as_secs_f64() / k.max(u).as_secs_f64();
+    eprintln!(
+        "login medians: known {k:?}, unknown {u:?}, difference {:.1}%",
+        diff * 100.0
+    );
+    assert!(diff < 0.10, "known {k:?} vs unknown {u:?}");
+
+    // Reset requests: the same 202 body, answered before any work is done.
+    let (mut rk, mut ru) = (Vec::new(), Vec::new());
+    for _ in 0..25 {
+        let started = Instant::now();
+        let a = anon
+            .send_text(
+                "POST",
+                "/v1/auth/password-reset",
+                br#"{"login":"known@acme.example"}"#.to_vec(),
+            )
+            .await;
+        rk.push(started.elapsed());
+        let started = Instant::now();
+        let b = anon
+            .send_text(
+                "POST",
+                "/v1/auth/password-reset",
+                br#"{"login":"nobody@acme.example"}"#.to_vec(),
+            )
+            .await;
+        ru.push(started.elapsed());
+        assert_eq!(a, b, "byte-identical answers");
+        assert_eq!(a.0, 202);
+    }
+    let (k, u) = (median(rk), median(ru));
+    eprintln!("reset medians: known {k:?}, unknown {u:?}");
+    // Sub-millisecond answers jitter in absolute terms; compare with a floor of 1 ms.
+    let floor = Duration::from_millis(1);
+    assert!(
+        k.abs_diff(u) < floor.max(k.max(u) / 10),
+        "known {k:?} vs unknown {u:?}"
+    );
+    let links = wait_for_links(&fx.dir.path().join("outbox"), 25).await;
+    assert_eq!(
+        links.len(),
+        25,
+        "one link per request for the known login, none for the unknown"
+    );
+}
+
+async fn wait_for_links(dir: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let links: Vec<Value> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+            .collect();
+        if links.len() >= n || Instant::now() > deadline {
+            return links;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_links_work_once_unlock_and_end_sessions() {
+    let (fx, server, store) = env(false).await;
+    user_with_password(&server, &*store, "olivia", "owner").await;
+    let anon = Http::new(&server);
+    let (_, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    let old = Http::new(&server).with_key(&token(&b));
+    for i in 0..5 {
+        login(&anon, "olivia@acme.example", &format!("wrong {i}"), None).await;
+    }
+    assert_eq!(
+        login(&anon, "olivia@acme.example", PASSWORD, None).await.0,
+        401,
+        "locked"
+    );
+
+    let (s, _) = anon
+        .post(
+            "/v1/auth/password-reset",
+            &json!({ "login": "olivia@acme.example" }),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let links = wait_for_links(&fx.dir.path().join("outbox"), 1).await;
+    let link = &links[0];
+    assert_eq!(link["user"], "olivia");
+    assert_eq!(link["valid_minutes"], 60);
+    let t = link["token"].as_str().unwrap();
+
+    let (s, b) = anon
+        .post(
+            "/v1/auth/password-reset/confirm",
+            &json!({ "token": t, "password": "password" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("weak_password")),
+        "{b}"
+    );
+    let (s, b) = anon
+        .post(
+            "/v1/auth/password-reset/confirm",
+            &json!({ "token": t, "password": "violet harbour lantern" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        old.get("/v1/auth/session").await.0,
+        401,
+        "a reset ends every session"
+    );
+    let (s, b) = login(&anon, "olivia@acme.example", "violet harbour lantern", None).await;
+    assert_eq!(s, 200, "a completed reset unlocks: {b}");
+    let (s, b) = anon
+        .post(
+            "/v1/auth/password-reset/confirm",
+            &json!({ "token": t, "password": "another fine passphrase" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_token")),
+        "{b}"
+    );
+
+    // A login that is not an email address cannot self-serve (003): no link is made.
+    store
+        .create_user(
+            NewUser {
+                id: Some("bob".to_owned()),
+                company: "acme".to_owned(),
+                login: "bob".to_owned(),
+                role: "regular".to_owned(),
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let (s, _) = anon
+        .post("/v1/auth/password-reset", &json!({ "login": "bob" }))
+        .await;
+    assert_eq!(s, 202);
+    let (s, _) = anon
+        .post(
+            "/v1/auth/password-reset",
+            &json!({ "login": "olivia@acme.example" }),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let links = wait_for_links(&fx.dir.path().join("outbox"), 2).await;
+    assert_eq!(links.len(), 2);
+    assert!(links.iter().all(|l| l["user"] == "olivia"), "{links:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_over_http_with_recovery_codes() {
+    let (_fx, server, store) = env(false).await;
+    user_with_password(&server, &*store, "olivia", "owner").await;
+    let anon = Http::new(&server);
+    let (_, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    let me = Http::new(&server).with_key(&token(&b));
+    let (s, e) = me.post("/v1/auth/totp/enrol", &json!({})).await;
+    assert_eq!(s, 200, "{e}");
+    let uri = e["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Portcullis:olivia@acme.example?secret="),
+        "{uri}"
+    );
+    let secret = base32_decode(e["secret"].as_str().unwrap()).unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let code = |step: i64| format!("{:06}", code_at(&secret, step));
+    let (s, b) = me
+        .post(
+            "/v1/auth/totp/confirm",
+            &json!({ "code": code(step_of(now()) - 3) }),
+        )
+        .await;
+    assert_eq!(s, 401, "a stale code does not confirm: {b}");
+    let (s, b) = me
+        .post("/v1/auth/totp/confirm", &json!({ "code": code(step_of(now())) }))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let recovery: Vec<String> = serde_json::from_value(b["recovery_codes"].clone()).unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    // Password alone is no longer enough; the password and a fresh code are.
+    let (s, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("mfa_required")),
+        "{b}"
+    );
+    // The code used at confirmation was consumed; the next step's is fresh.
+    let next = code(step_of(now()) + 1);
+    let (s, b) = login(&anon, "olivia@acme.example", PASSWORD, Some(&next)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["session"]["mfa"], true);
+    let (s, _) = login(&anon, "olivia@acme.example", PASSWORD, Some(&next)).await;
+    assert_eq!(s, 401, "the same code twice");
+    let (s, _) = login(&anon, "olivia@acme.example", PASSWORD, Some(&recovery[3])).await;
+    assert_eq!(s, 200, "a recovery code");
+    let (s, _) = login(&anon, "olivia@acme.example", PASSWORD, Some(&recovery[3])).await;
+    assert_eq!(s, 401, "a recovery code once");
+
+    // Disabling needs the password and a code.
+    let (_, b) = login(&anon, "olivia@acme.example", PASSWORD, Some(&recovery[4])).await;
+    let me = Http::new(&server).with_key(&token(&b));
+    let (s, _) = me
+        .post(
+            "/v1/auth/totp/disable",
+            &json!({ "password": PASSWORD, "code": "000000" }),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (s, b) = me
+        .post(
+            "/v1/auth/totp/disable",
+            &json!({ "password": PASSWORD, "code": recovery[5] }),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    assert_eq!(login(&anon, "olivia@acme.example", PASSWORD, None).await.0, 200);
+}
+
+/// The TOTP rules with a manual clock, at the service level (the HTTP test above uses the
+/// real clock): a code once, ±1 step, not ±2, recovery codes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_steps_follow_a_manual_clock() {
+    let fx = Fixture::new();
+    let start = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let clock = ManualClock::new(start);
+    let store = SqliteStore::open(
+        SqliteOptions::new(fx.dir.path().join("s.db")),
+        Arc::new(clock.clone()),
+        StoreLimits::default(),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn UserStore> = Arc::new(store);
+    company(&*store, "acme", "customer", None).await;
+    let config = SignInConfig {
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        ..SignInConfig::default()
+    };
+    let auth = Auth::new(config, Some(Sealer::new(&[9; 32])), Arc::new(clock.clone())).unwrap();
+    let gate = Gate::new(store.clone());
+    let user = store
+        .create_user(
+            NewUser {
+                id: Some("u".to_owned()),
+                company: "acme".to_owned(),
+                login: "u@acme.example".to_owned(),
+                role: "regular".to_owned(),
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let phc = auth
+        .hasher
+        .hash(Zeroizing::new(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    store
+        .set_password_hash("u", Some(phc), &Audit::system())
+        .await
+        .unwrap();
+    let access = gate.sign_in();
+    let e = auth.enrol(&access, &user, "Portcullis").await.unwrap();
+    let secret = base32_decode(&e.secret).unwrap();
+    let at = |offset: i64| {
+        format!(
+            "{:06}",
+            code_at(&secret, step_of(start.unix_timestamp()) + offset)
+        )
+    };
+    let codes = auth.confirm(&access, &user, &at(0)).await.unwrap();
+
+    // Each check moves the clock on by a whole step, so "early" and "late" stay relative.
+    let step = time::Duration::seconds(30);
+    let check = |code: String| {
+        let (auth, access) = (&auth, access);
+        async move { auth.check_code(&access, "u", &code).await.unwrap() }
+    };
+    assert!(!check(at(0)).await, "the confirmation code is used");
+    clock.advance(step);
+    assert!(check(at(2)).await, "one step early");
+    clock.advance(step * 2);
+    assert!(!check(at(2)).await, "refused on reuse");
+    clock.advance(step * 2);
+    assert!(check(at(4)).await, "one step late");
+    clock.advance(step * 2);
+    assert!(check(at(7)).await, "on time");
+    assert!(!check(at(7)).await, "refused on reuse");
+    assert!(!check(at(9)).await, "two steps early");
+    assert!(!check(at(5)).await, "two steps late");
+    assert!(check(codes[0].clone()).await, "a recovery code");
+    assert!(!check(codes[0].clone()).await, "once");
+
+    // And the login path uses the same rules.
+    let rules = portcullis_engine::SignIn::default();
+    let creds = |code: Option<String>| Credentials {
+        login: "u@acme.example".to_owned(),
+        password: Zeroizing::new(PASSWORD.to_owned()),
+        code,
+        device: String::new(),
+    };
+    assert!(matches!(
+        auth.login(&access, &rules, creds(None)).await,
+        Err(portcullis_server::auth::AuthError::MfaRequired)
+    ));
+    clock.advance(step);
+    let ok = auth.login(&access, &rules, creds(Some(at(9)))).await.unwrap();
+    assert!(ok.session.mfa);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_set_the_first_password_and_nothing_is_stored_in_plaintext() {
+    let (fx, server, store) = env(false).await;
+    user_with_password(&server, &*store, "olivia", "owner").await;
+    let anon = Http::new(&server);
+    let (_, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
+    let owner = Http::new(&server).with_key(&token(&b));
+    let (s, inv) = owner
+        .post(
+            "/v1/invitations",
+            &json!({ "email": "nina@acme.example", "role": "regular", "attrs": { "scope_all": true } }),
+        )
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    let invite_token = inv["token"].as_str().unwrap().to_owned();
+    let (s, b) = anon
+        .post(
+            "/v1/invitations/accept",
+            &json!({ "token": invite_token, "password": "qwerty123" }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("weak_password")),
+        "{b}"
+    );
+    let nina_password = "marble otter cinnamon";
+    let (s, b) = anon
+        .post(
+            "/v1/invitations/accept",
+            &json!({ "token": invite_token, "password": nina_password }),
+        )
+        .await;
+    assert_eq!(s, 201, "the refused password left the invitation usable: {b}");
+    assert_eq!(b["has_password"], true);
+    let (s, b) = login(&anon, "nina@acme.example", nina_password, None).await;
+    assert_eq!(s, 200, "{b}");
+    let nina_session = token(&b);
+    let nina = Http::new(&server).with_key(&nina_session);
+    let (_, e) = nina.post("/v1/auth/totp/enrol", &json!({})).await;
+    let totp_secret = e["secret"].as_str().unwrap().to_owned();
+    let raw = base32_decode(&totp_secret).unwrap();
+    let step = step_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let (_, c) = nina
+        .post(
+            "/v1/auth/totp/confirm",
+            &json!({ "code": format!("{:06}", code_at(&raw, step)) }),
+        )
+        .await;
+    let recovery: Vec<String> = serde_json::from_value(c["recovery_codes"].clone()).unwrap();
+    anon.post(
+        "/v1/auth/password-reset",
+        &json!({ "login": "olivia@acme.example" }),
+    )
+    .await;
+    let links = wait_for_links(&fx.dir.path().join("outbox"), 1).await;
+    let reset_token = links[0]["token"].as_str().unwrap().to_owned();
+    login(&anon, "nina@acme.example", "a wrong password here", None).await;
+    let key = crate::manage::key_for(&*store, "olivia").await;
+
+    // Every byte the database holds: the main file and its write-ahead log, after a checkpoint
+    // of what can be checkpointed, and the audit trail through the API.
+    let (_, audit) = owner.get("/v1/audit?limit=500").await;
+    let mut haystack = audit.to_string().into_bytes();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", sqlite_url(&fx));
+        if let Ok(bytes) = std::fs::read(&path) {
+            haystack.extend(bytes);
+        }
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("password", PASSWORD.to_owned()),
+        ("invitee's password", nina_password.to_owned()),
+        ("wrong password", "a wrong password here".to_owned()),
+        ("session token", nina_session[4..].to_owned()),
+        ("invitation token", invite_token.clone()),
+        ("reset token", reset_token[4..].to_owned()),
+        ("API key secret", key.rsplit('_').next().unwrap().to_owned()),
+        ("TOTP secret (base32)", totp_secret.clone()),
+        ("TOTP secret (hex)", hex(&raw)),
+    ];
+    for (i, r) in recovery.iter().enumerate() {
+        secrets.push((
+            if i == 0 {
+                "recovery code"
+            } else {
+                "another recovery code"
+            },
+            r.clone(),
+        ));
+        secrets.push(("recovery code (bare)", r.replace('-', "")));
+    }
+    for (what, s) in &secrets {
+        assert!(s.len() >= 8, "{what} is too short to search for");
+        let found = haystack.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(!found, "the {what} is stored in plaintext");
+    }
+    // The server holds the key that opens the sealed secret; the file beside the database.
+    let key_file = format!("{}.key", sqlite_url(&fx));
+    let meta = std::fs::metadata(&key_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    assert!(meta.len() == 64);
+}
