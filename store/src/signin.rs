@@ -719,6 +719,11 @@ macro_rules! impl_sign_in {
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let company = company_of(&mut tx, user).await?;
                     let n = revoke_all(&mut tx, user, except, now).await?;
+                    if n == 0 {
+                        // Nothing ended, nothing to record.
+                        tx.commit().await.map_err(db_err)?;
+                        return Ok(0);
+                    }
                     let target = Some(format!("user:{user}"));
                     let own = json!({ "sessions": n, "kept": except });
                     audit_row(&mut tx, now, audit, actions::SESSION_REVOKE, target, Some(&company), Outcome::Success, own)

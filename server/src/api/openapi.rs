@@ -91,8 +91,9 @@ pub fn openapi() -> Value {
             "schemas": {
                 "EntityRef": entity_ref,
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "AuthorizeRequest": { "type": "object", "required": ["principal", "action", "resource"], "additionalProperties": false, "properties": {
+                "AuthorizeRequest": { "type": "object", "required": ["action", "resource"], "additionalProperties": false, "description": "`principal`, or `session` (a signed-in session's token, whose user becomes the principal and whose MFA state fills `context.mfa_verified` where the action declares it), but not both", "properties": {
                     "principal": { "$ref": "#/components/schemas/EntityRef" },
+                    "session": { "type": "string", "description": "pcs_… from POST /v1/auth/login" },
                     "action": { "$ref": "#/components/schemas/EntityRef" },
                     "resource": { "$ref": "#/components/schemas/EntityRef" },
                     "context": { "type": "object" },
@@ -155,5 +156,6 @@ pub fn openapi() -> Value {
 pub async fn document() -> Json<Value> {
     let mut doc = openapi();
     crate::manage::openapi::extend(&mut doc);
+    crate::auth::openapi::extend(&mut doc);
     Json(doc)
 }

@@ -18,6 +18,7 @@
 //! the body, the time nor the lockout tells them apart.
 
 pub mod handlers;
+pub mod openapi;
 pub mod password;
 pub mod totp;
 

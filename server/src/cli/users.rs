@@ -86,6 +86,17 @@ enum UsersCommand {
         /// The group.
         name: String,
     },
+    /// Set a user's password, read from the first line of standard input (checked against
+    /// the folder's `[sign_in]` rule, hashed with argon2id); unlocks the user and ends its
+    /// sessions.
+    Password {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// The policy folder whose password rule applies.
+        #[arg(long, default_value = "policies")]
+        folder: std::path::PathBuf,
+    },
     /// List the users of a company, as JSON lines.
     List {
         /// The company.
@@ -193,6 +204,36 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
         Some(k.secret.expose().to_owned())
     };
     Ok(json!({ "user": user, "api_key": key }))
+}
+
+async fn set_password(store: &dyn UserStore, user: &str, folder: &std::path::Path) -> Result<(), String> {
+    let u = store.get_user(user).await.map_err(|e| e.to_string())?;
+    let rules = portcullis_engine::SourceSet::read(folder, portcullis_engine::SourceLimits::default())
+        .ok()
+        .and_then(|set| portcullis_engine::Snapshot::build(set).ok())
+        .and_then(|s| s.model().map(|m| m.sign_in.clone()))
+        .unwrap_or_default();
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    let context = [u.login.as_str(), u.email.as_deref().unwrap_or("")];
+    portcullis_server::auth::password::check_rule(&rules, &password, &context).map_err(|e| e.0)?;
+    let defaults = portcullis_server::config::SignInConfig::default();
+    let params = portcullis_server::auth::password::HashParams {
+        memory_kib: defaults.argon2_memory_kib,
+        iterations: defaults.argon2_iterations,
+        lanes: defaults.argon2_lanes,
+    };
+    let hasher = portcullis_server::auth::password::Hasher::new(params, 1).map_err(|e| e.to_string())?;
+    let phc = hasher.hash(password).await.map_err(|e| e.to_string())?;
+    let audit = Audit::system().with("via", "portcullis users password");
+    store
+        .change_password(user, phc, None, &audit)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.unlock_user(user, &audit).await.map_err(|e| e.to_string())
 }
 
 pub fn run(a: UsersArgs) -> u8 {
@@ -310,6 +351,13 @@ pub fn run(a: UsersArgs) -> u8 {
             UsersCommand::DeleteGroup { name } => match store.delete_group(&name, &audit).await {
                 Ok(()) => {
                     println!("deleted group `{name}`");
+                    EXIT_OK
+                }
+                Err(e) => fail(e),
+            },
+            UsersCommand::Password { user, folder } => match set_password(&*store, &user, &folder).await {
+                Ok(()) => {
+                    println!("password set for user `{user}`");
                     EXIT_OK
                 }
                 Err(e) => fail(e),

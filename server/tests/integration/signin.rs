@@ -705,3 +705,15 @@ async fn invitations_set_the_first_password_and_nothing_is_stored_in_plaintext()
     }
     assert!(meta.len() == 64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_sign_in() {
+    let (_fx, server, _store) = env(false).await;
+    let (s, doc) = Http::new(&server).get("/openapi.json").await;
+    assert_eq!(s, 200);
+    for path in portcullis_server::auth::openapi::PATHS {
+        assert!(doc["paths"][path].is_object(), "{path} is not described");
+    }
+    assert!(doc["components"]["schemas"]["LoginBody"].is_object());
+    assert!(doc["components"]["schemas"]["AuthorizeRequest"]["properties"]["session"].is_object());
+}
