@@ -8,11 +8,13 @@
 mod browser;
 mod cli;
 mod common;
+mod crash;
 mod decisions;
 mod errors;
 mod explain_http;
 mod lifecycle;
 mod manage;
+mod procs;
 mod reload;
 mod stress;
 mod tools;
