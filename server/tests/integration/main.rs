@@ -14,6 +14,7 @@ mod errors;
 mod explain_http;
 mod lifecycle;
 mod manage;
+mod multi;
 mod procs;
 mod reload;
 mod stress;
