@@ -17,5 +17,6 @@ mod manage;
 mod multi;
 mod procs;
 mod reload;
+mod soak;
 mod stress;
 mod tools;
