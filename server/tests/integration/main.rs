@@ -17,6 +17,7 @@ mod manage;
 mod multi;
 mod procs;
 mod reload;
+mod schema_fuzz;
 mod soak;
 mod stress;
 mod tools;
