@@ -39,15 +39,14 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
                 ApiError::bad_request("unreadable_body", e.body_text())
             }
         })?;
-        check_object(&bytes)?;
         parse(&bytes, state.config.limits.max_json_depth).map(ApiJson)
     }
 }
 
 /// Every request body of the API is a JSON object. serde would also build a struct from an
 /// array of its fields in order (`["admin"]` as `{"role": "admin"}`), which no client means.
-/// A body that is not JSON at all is left to [`parse`] to report as `malformed_json` (or
-/// `too_deep`: serde_json's own recursion limit bounds the look here).
+/// A body that is not JSON at all is left to [`parse`] to report as `malformed_json`; run it
+/// after [`check_depth`], which bounds the look.
 pub fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(()),
@@ -74,9 +73,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Parses a body after checking its depth.
+/// Parses a body after checking its depth and that it is an object.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
     check_depth(bytes, max_depth)?;
+    check_object(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let code = match e.classify() {

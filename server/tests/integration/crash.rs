@@ -28,7 +28,7 @@ use crate::procs::{bootstrap_owner, env_u64, ms, percentile, Proc, Rng};
 /// Concurrent writing clients.
 const WRITERS: usize = 3;
 /// Kill delays after the server is up, in ms: from before the first write to well into the stream.
-const KILL_AFTER_MS: (u64, u64) = (5, 300);
+const KILL_AFTER_MS: (u64, u64) = (5, 500);
 
 /// One management write of a client.
 #[derive(Debug, Clone)]
