@@ -72,17 +72,17 @@ impl Proc {
                 l.push_back(line);
             }
         });
-        let url = match rx.recv_timeout(DEADLINE) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "portcullis serve never printed its address:\n{}",
-                    log.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n")
-                );
-            }
-        };
+        let url = rx.recv_timeout(DEADLINE);
+        if url.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let url = url.unwrap_or_default();
+        assert!(
+            !url.is_empty(),
+            "portcullis serve never printed its address:\n{}",
+            log.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n")
+        );
         let took = started.elapsed();
         (Proc { child, url, pid, log }, took)
     }

@@ -186,7 +186,7 @@ async fn soak_decisions_writes_and_policy_edits() {
     let mut edit_times = Vec::new();
     while started.elapsed() < Duration::from_secs(secs) {
         let tick = Instant::now();
-        let want = if edits % 2 == 0 {
+        let want = if edits.is_multiple_of(2) {
             write_atomically(&flip_file, FLIP);
             &deny_version
         } else {
