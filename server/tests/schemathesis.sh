@@ -67,7 +67,10 @@ done
 echo "schemathesis $SCHEMATHESIS_VERSION against $URL/openapi.json, $MAX_EXAMPLES examples per operation, seed $SEED"
 
 status=0
-"$VENV/bin/schemathesis" --config-file server/tests/schemathesis.toml run "$URL/openapi.json" \
+# From the temp folder, so its example database (.schemathesis/) starts empty on every run.
+CONFIG="$PWD/server/tests/schemathesis.toml"
+cd "$WORK"
+"$VENV/bin/schemathesis" --config-file "$CONFIG" run "$URL/openapi.json" \
   --checks all \
   --max-examples "$MAX_EXAMPLES" \
   --seed "$SEED" \
