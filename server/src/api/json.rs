@@ -1,4 +1,5 @@
-//! `ApiJson<T>`: the JSON body extractor whose every rejection is an [`ApiError`].
+//! `ApiJson<T>`: the JSON body extractor whose every rejection is an [`ApiError`], and
+//! `ApiQuery<T>`, the same for query strings (axum's own `Query` answers in plain text).
 //!
 //! The body is read under the configured size limit (413 past it), its nesting depth is
 //! checked before any parsing (400 `too_deep`, so a 100,000-deep array costs one linear scan
@@ -8,7 +9,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -41,9 +43,40 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
     }
 }
 
-/// Parses a body after checking its depth.
+/// Every request body of the API is a JSON object. serde would also build a struct from an
+/// array of its fields in order (`["admin"]` as `{"role": "admin"}`), which no client means.
+/// A body that is not JSON at all is left to [`parse`] to report as `malformed_json`; run it
+/// after [`check_depth`], which bounds the look.
+pub fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() => Ok(()),
+        _ => Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body must be a JSON object",
+        )),
+    }
+}
+
+/// A query string, parsed like axum's `Query`; a bad one is 400 `invalid_query` in the envelope.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::bad_request("invalid_query", crate::lower_first(&e.body_text())))
+    }
+}
+
+/// Parses a body after checking its depth and that it is an object.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
     check_depth(bytes, max_depth)?;
+    check_object(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let code = match e.classify() {
@@ -90,7 +123,18 @@ pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_depth;
+    use super::{check_depth, check_object};
+
+    #[test]
+    fn a_body_must_be_an_object() {
+        assert!(check_object(br#" {"role": "admin"}"#).is_ok());
+        assert!(check_object(br#"["admin"]"#).is_err());
+        assert!(check_object(b"[null, null]").is_err());
+        assert!(check_object(b"null").is_err());
+        // Not JSON: left to the parser's `malformed_json`.
+        assert!(check_object(b"[1,").is_ok());
+        assert!(check_object(b"").is_ok());
+    }
 
     #[test]
     fn depth_ignores_brackets_in_strings() {

@@ -51,7 +51,9 @@ fn op(summary: &str, req: Option<&str>, res: Value, errs: &[&str], secured: bool
         o["requestBody"] = body(r);
     }
     if secured {
-        o["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]);
+        // The service key is optional: required only when one is configured (and it must be
+        // beyond loopback); `{}` says a call without one may be answered.
+        o["security"] = json!([{}, { "bearer": [] }, { "apiKey": [] }]);
     }
     o
 }
@@ -128,17 +130,28 @@ pub fn openapi() -> Value {
                     "version": { "type": "string" },
                     "results": { "type": "array", "items": { "type": "object", "properties": { "id": {}, "decision": { "enum": ["allow", "deny"] }, "reasons": { "type": "array" }, "decision_id": { "type": "string" }, "error": { "type": "object" } } } }
                 } },
+                "AuthzenThing": { "type": "object", "required": ["type", "id"], "properties": { "type": { "type": "string" }, "id": { "type": "string" }, "properties": {} } },
+                "AuthzenAction": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "properties": {} } },
                 "AuthzenEvaluation": { "type": "object", "required": ["subject", "action", "resource"], "properties": {
-                    "subject": { "type": "object", "required": ["type", "id"] },
-                    "action": { "type": "object", "required": ["name"] },
-                    "resource": { "type": "object", "required": ["type", "id"] },
-                    "context": { "type": "object" },
+                    "subject": { "$ref": "#/components/schemas/AuthzenThing" },
+                    "action": { "$ref": "#/components/schemas/AuthzenAction" },
+                    "resource": { "$ref": "#/components/schemas/AuthzenThing" },
+                    "context": { "type": ["object", "null"] },
                     "entities": { "type": "array", "items": { "type": "object" } }
                 } },
                 "AuthzenEvaluations": { "type": "object", "properties": {
-                    "subject": { "type": "object" }, "action": { "type": "object" }, "resource": { "type": "object" }, "context": { "type": "object" },
-                    "evaluations": { "type": "array", "items": { "type": "object" } },
-                    "options": { "type": "object", "properties": { "evaluations_semantic": { "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] } } }
+                    "subject": { "oneOf": [{ "$ref": "#/components/schemas/AuthzenThing" }, { "type": "null" }] },
+                    "action": { "oneOf": [{ "$ref": "#/components/schemas/AuthzenAction" }, { "type": "null" }] },
+                    "resource": { "oneOf": [{ "$ref": "#/components/schemas/AuthzenThing" }, { "type": "null" }] },
+                    "context": { "type": ["object", "null"] },
+                    "evaluations": { "type": "array", "items": { "type": "object", "properties": {
+                        "subject": { "oneOf": [{ "$ref": "#/components/schemas/AuthzenThing" }, { "type": "null" }] },
+                        "action": { "oneOf": [{ "$ref": "#/components/schemas/AuthzenAction" }, { "type": "null" }] },
+                        "resource": { "oneOf": [{ "$ref": "#/components/schemas/AuthzenThing" }, { "type": "null" }] },
+                        "context": { "type": ["object", "null"] }
+                    } } },
+                    "options": { "type": "object", "properties": { "evaluations_semantic": { "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit", null] } } },
+                    "entities": { "type": "array", "items": { "type": "object" } }
                 } },
                 "AuthzenDecision": { "type": "object", "required": ["decision"], "properties": { "decision": { "type": "boolean" }, "context": { "type": "object" } } },
                 "AuthzenDecisions": { "type": "object", "properties": { "evaluations": { "type": "array", "items": { "$ref": "#/components/schemas/AuthzenDecision" } } } },

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_store::{EntityRef, GrantQuery, GrantStatus, NewGrant, VisitorGrant};
@@ -19,7 +19,7 @@ use super::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, Revok
 use super::users::parts;
 use super::{store_error, Caller, Manage};
 use crate::api::error::ApiError;
-use crate::api::json::ApiJson;
+use crate::api::json::{ApiJson, ApiQuery};
 use crate::state::Served;
 
 /// A company as the resource of a decision, with its ancestors and, for grant decisions,
@@ -166,7 +166,7 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, _) = parts(&app)?;
     let query = match q.company {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
@@ -16,7 +16,7 @@ use super::governance::{InviteUser, RevokeInvitation};
 use super::users::{assignment, parts, prospective};
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
-use crate::api::json::ApiJson;
+use crate::api::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 
 fn facts(
@@ -88,7 +88,7 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, _) = parts(&app)?;
     let items = m

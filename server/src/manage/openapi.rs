@@ -64,17 +64,28 @@ fn id_param() -> Value {
 
 /// Adds the management paths and schemas to the document.
 pub fn extend(doc: &mut Value) {
-    let w = ["400", "401", "403", "404", "409"];
+    // Every management call may answer these with the error envelope: a bad body or query,
+    // no or a bad key, a denial, an unknown record, a conflict (taken login, user limit…),
+    // a body over the limit, a server without a store.
+    let w = ["400", "401", "403", "404", "409", "413", "503"];
+    let with_errors = |mut responses: Value| {
+        if let Value::Object(m) = &mut responses {
+            for (code, r) in errors(&w) {
+                m.entry(code).or_insert(r);
+            }
+        }
+        responses
+    };
     let paths = json!({
         "/v1/users": {
-            "get": op("Users of the caller's company", "", None, "200", "UserPage", &["401", "403"]),
+            "get": op("Users of the caller's company", "", None, "200", "UserPage", &w),
             "post": op("Create a user", "user.create", Some("NewUser"), "201", "User", &w)
         },
         "/v1/users/{id}": {
             "parameters": id_param(),
             "get": op("Read a user", "user.read", None, "200", "User", &w),
             "patch": op("Edit a user: login, email, name (user.update), or role, flags, add-ons, group, attrs (user.set_role)", "user.update", Some("UserPatch"), "200", "User", &w),
-            "delete": { "summary": "Delete a user (audit history kept; `?transfer_to=` names who receives its records)", "description": "Decided by action `user.delete`.", "parameters": [{ "name": "transfer_to", "in": "query", "schema": { "type": "string" } }], "responses": { "200": { "description": "the deleted user and the receiver" } }, "security": [{ "bearer": [] }, { "apiKey": [] }] }
+            "delete": { "summary": "Delete a user (audit history kept; `?transfer_to=` names who receives its records)", "description": "Decided by action `user.delete`.", "parameters": [{ "name": "transfer_to", "in": "query", "schema": { "type": "string" } }], "responses": with_errors(json!({ "200": { "description": "the deleted user and the receiver", "content": { "application/json": { "schema": { "type": "object" } } } } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
         },
         "/v1/users/{id}/role": { "parameters": id_param(), "put": op("Change a user's role", "user.set_role", Some("RoleBody"), "200", "User", &w) },
         "/v1/users/{id}/deactivate": { "parameters": id_param(), "post": op("Deactivate a user (then denied everything)", "user.deactivate", None, "200", "User", &w) },
@@ -93,20 +104,20 @@ pub fn extend(doc: &mut Value) {
             ],
             "delete": op("Revoke an API key", "user.update", None, "200", "ApiKey", &w)
         },
-        "/v1/companies/{id}": { "parameters": id_param(), "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &["401", "404"]) },
+        "/v1/companies/{id}": { "parameters": id_param(), "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &w) },
         "/v1/grants": {
-            "get": op("Grants on the caller's company's data (`?company=`) or the caller's own", "", None, "200", "GrantList", &["401", "403"]),
+            "get": op("Grants on the caller's company's data (`?company=`) or the caller's own", "", None, "200", "GrantList", &w),
             "post": op("Request a visitor grant", "grant.request", Some("GrantRequest"), "201", "Grant", &w)
         },
         "/v1/grants/{id}/approve": { "parameters": id_param(), "post": op("Approve a visitor grant", "grant.approve", None, "200", "Grant", &w) },
         "/v1/grants/{id}/refuse": { "parameters": id_param(), "post": op("Refuse a visitor grant", "grant.refuse", None, "200", "Grant", &w) },
         "/v1/grants/{id}/revoke": { "parameters": id_param(), "post": op("Revoke a visitor grant", "grant.revoke", None, "200", "Grant", &w) },
         "/v1/invitations": {
-            "get": op("The caller's company's invitations (`?include_closed=true` for all)", "", None, "200", "InvitationList", &["401"]),
+            "get": op("The caller's company's invitations (`?include_closed=true` for all)", "", None, "200", "InvitationList", &w),
             "post": op("Invite someone with a pre-assigned role; the token is answered once", "user.invite", Some("NewInvitation"), "201", "IssuedInvitation", &w)
         },
         "/v1/invitations/{id}": { "parameters": id_param(), "delete": op("Revoke a pending invitation", "user.invite", None, "200", "Invitation", &w) },
-        "/v1/invitations/accept": { "post": { "summary": "Accept an invitation by its token (the token is the credential; no API key)", "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Acceptance" } } } }, "responses": { "201": { "description": "the new user" }, "404": { "description": "unknown token" }, "410": { "description": "expired" }, "409": { "description": "user limit reached" } } } },
+        "/v1/invitations/accept": { "post": { "summary": "Accept an invitation by its token (the token is the credential; no API key)", "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Acceptance" } } } }, "responses": with_errors(json!({ "201": { "description": "the new user", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/User" } } } }, "410": { "description": "expired", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } })) } },
         "/v1/audit": { "get": {
             "summary": "The audit trail of a company (the caller's by default), newest first; `?format=csv` exports CSV with formula cells neutralised",
             "description": "Decided by action `audit.read` on the company's AuditLog.",
@@ -120,32 +131,45 @@ pub fn extend(doc: &mut Value) {
                 { "name": "limit", "in": "query", "schema": { "type": "integer" } },
                 { "name": "format", "in": "query", "schema": { "enum": ["json", "csv"] } }
             ],
-            "responses": { "200": { "description": "entries", "content": { "application/json": {}, "text/csv": {} } }, "401": { "description": "no key" }, "403": { "description": "denied" } },
+            "responses": with_errors(json!({ "200": { "description": "entries", "content": { "application/json": { "schema": { "type": "object" } }, "text/csv": { "schema": { "type": "string" } } } } })),
             "security": [{ "bearer": [] }, { "apiKey": [] }]
         } }
     });
     let obj = |props: Value| json!({ "type": "object", "properties": props });
+    // Request bodies: the fields and types the server's structs take (unknown fields are
+    // refused, `null` is taken where the field is optional). Names must not be blank; the
+    // store also bounds them (256 bytes, no control characters) and the policies decide
+    // which roles, flags and companies exist, so a well-typed body may still be refused.
+    let name = json!({ "type": "string", "minLength": 1 });
+    let opt_name = json!({ "type": ["string", "null"], "minLength": 1 });
+    let names = json!({ "type": "array", "items": name });
+    let opt_names = json!({ "type": ["array", "null"], "items": name });
+    let entity_refs = json!({ "type": "array", "items": { "type": "object", "required": ["type", "id"], "properties": { "type": { "type": "string" }, "id": { "type": "string" } } } });
+    let attrs = json!({ "type": "object", "description": "scope_all, locations, actors, all_customers, customers (Cedar JSON)" });
+    let actor_locations =
+        json!({ "type": "array", "description": "locations of the given actors, for the scope check" });
+    let closed = |required: Value, props: Value| json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false });
     let schemas = json!({
         "User": obj(json!({ "id": {}, "company": {}, "login": {}, "email": {}, "name": {}, "role": {}, "active": { "type": "boolean" }, "flags": {}, "addons": {}, "group": {}, "attrs": {}, "accessible": {} })),
         "UserPage": obj(json!({ "users": { "type": "array", "items": { "$ref": "#/components/schemas/User" } }, "next": {} })),
-        "NewUser": { "type": "object", "required": ["login", "role"], "properties": { "id": {}, "company": {}, "login": {}, "email": {}, "name": {}, "role": {}, "flags": {}, "addons": {}, "group": {}, "attrs": { "description": "scope_all, locations, actors, all_customers, customers (Cedar JSON)" }, "actor_locations": { "description": "locations of the given actors, for the scope check" } } },
-        "UserPatch": obj(json!({ "login": {}, "email": {}, "name": {}, "role": {}, "flags": {}, "addons": {}, "group": {}, "attrs": {}, "actor_locations": {} })),
-        "RoleBody": { "type": "object", "required": ["role"], "properties": { "role": { "type": "string" } } },
-        "MoveBody": { "type": "object", "required": ["company"], "properties": { "company": { "type": "string" } } },
-        "CompaniesBody": { "type": "object", "required": ["companies"], "properties": { "companies": { "type": "array", "items": obj(json!({ "company": {}, "role": {} })) } } },
+        "NewUser": closed(json!(["login", "role"]), json!({ "id": opt_name, "company": name, "login": name, "email": opt_name, "name": { "type": "string" }, "role": name, "flags": names, "addons": names, "group": opt_name, "attrs": attrs, "actor_locations": actor_locations })),
+        "UserPatch": closed(json!([]), json!({ "login": opt_name, "email": opt_name, "name": { "type": ["string", "null"] }, "role": opt_name, "flags": opt_names, "addons": opt_names, "group": opt_name, "attrs": { "type": ["object", "null"] }, "actor_locations": actor_locations })),
+        "RoleBody": closed(json!(["role"]), json!({ "role": name })),
+        "MoveBody": closed(json!(["company"]), json!({ "company": name })),
+        "CompaniesBody": closed(json!(["companies"]), json!({ "companies": { "type": "array", "items": { "type": "object", "required": ["company"], "properties": { "company": name, "role": opt_name } } } })),
         "Company": obj(json!({ "id": {}, "name": {}, "account_type": {}, "parent": {}, "user_limit": {}, "attrs": {} })),
-        "GrantRequest": { "type": "object", "required": ["company"], "properties": { "company": {}, "locations": {}, "actors": {}, "expires_at": {} } },
+        "GrantRequest": closed(json!(["company"]), json!({ "company": name, "locations": entity_refs, "actors": entity_refs, "expires_at": { "type": ["string", "null"], "format": "date-time" } })),
         "Grant": obj(json!({ "id": {}, "user": {}, "from_company": {}, "company": {}, "locations": {}, "actors": {}, "status": { "enum": ["requested", "approved", "refused", "revoked"] } })),
         "GrantList": obj(json!({ "grants": { "type": "array", "items": { "$ref": "#/components/schemas/Grant" } } })),
-        "NewInvitation": { "type": "object", "required": ["email", "role"], "properties": { "company": {}, "email": {}, "role": {}, "flags": {}, "addons": {}, "group": {}, "attrs": {}, "actor_locations": {} } },
+        "NewInvitation": closed(json!(["email", "role"]), json!({ "company": name, "email": { "type": "string", "format": "email" }, "role": name, "flags": names, "addons": names, "group": opt_name, "attrs": attrs, "actor_locations": actor_locations })),
         "Invitation": obj(json!({ "id": {}, "company": {}, "email": {}, "role": {}, "status": { "enum": ["pending", "accepted", "revoked", "expired"] }, "expires_at": {} })),
         "InvitationList": obj(json!({ "invitations": { "type": "array", "items": { "$ref": "#/components/schemas/Invitation" } } })),
         "IssuedInvitation": obj(json!({ "invitation": { "$ref": "#/components/schemas/Invitation" }, "token": { "type": "string" } })),
-        "KeyBody": obj(json!({ "name": { "type": "string" } })),
+        "KeyBody": closed(json!([]), json!({ "name": { "type": "string" } })),
         "ApiKey": obj(json!({ "id": {}, "user": {}, "name": {}, "created_at": {}, "revoked_at": {} })),
         "ApiKeyList": obj(json!({ "api_keys": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } } })),
         "IssuedApiKey": obj(json!({ "api_key": { "$ref": "#/components/schemas/ApiKey" }, "key": { "type": "string", "description": "pck_<id>_<secret>, shown once" } })),
-        "Acceptance": { "type": "object", "required": ["token"], "properties": { "token": {}, "user_id": {}, "login": {}, "name": {} } }
+        "Acceptance": closed(json!(["token"]), json!({ "token": { "type": "string" }, "user_id": opt_name, "login": opt_name, "name": { "type": "string" }, "password": { "type": ["string", "null"], "description": "the first password, checked against the folder's rule" } }))
     });
     for (key, add) in [("paths", paths), ("schemas", schemas)] {
         let target = if key == "paths" {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
@@ -20,7 +20,7 @@ use super::governance::{
 };
 use super::{manage, store_error, Caller, Manage};
 use crate::api::error::ApiError;
-use crate::api::json::ApiJson;
+use crate::api::json::{ApiJson, ApiQuery};
 use crate::state::{AppState, Served};
 
 /// The store and the bundle of one call.
@@ -136,7 +136,7 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let m = manage(&app)?;
     let company = q.company.unwrap_or_else(|| caller.company.clone());
@@ -366,7 +366,7 @@ pub async fn delete(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;

@@ -81,6 +81,15 @@ impl Http {
         }
     }
 
+    /// A client of a server known by its base URL (e.g. a `portcullis serve` process).
+    pub fn at(base: impl Into<String>) -> Self {
+        Self {
+            base: base.into(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            key: None,
+        }
+    }
+
     pub fn with_key(mut self, key: &str) -> Self {
         self.key = Some(key.to_owned());
         self
@@ -93,6 +102,22 @@ impl Http {
     }
 
     pub async fn send_text(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        self.try_send_text(method, path, body).await.unwrap()
+    }
+
+    /// Like `send`, but a failed connection or a timeout is an `Err` (for servers that die).
+    pub async fn try_send(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Value), String> {
+        let (status, text) = self.try_send_text(method, path, body).await?;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, v))
+    }
+
+    pub async fn try_send_text(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, String), String> {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -103,11 +128,15 @@ impl Http {
         let req = req.body(Full::new(Bytes::from(body))).unwrap();
         let res = tokio::time::timeout(DEADLINE, self.client.request(req))
             .await
-            .expect("request timed out")
-            .expect("request failed");
+            .map_err(|_| format!("{method} {path}: request timed out"))?
+            .map_err(|e| format!("{method} {path}: request failed: {e}"))?;
         let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        let bytes = tokio::time::timeout(DEADLINE, res.into_body().collect())
+            .await
+            .map_err(|_| format!("{method} {path}: response timed out"))?
+            .map_err(|e| format!("{method} {path}: response failed: {e}"))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {

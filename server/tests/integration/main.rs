@@ -8,12 +8,17 @@
 mod browser;
 mod cli;
 mod common;
+mod crash;
 mod decisions;
 mod errors;
 mod explain_http;
 mod lifecycle;
 mod manage;
+mod multi;
+mod procs;
 mod reload;
+mod schema_fuzz;
 mod signin;
+mod soak;
 mod stress;
 mod tools;
