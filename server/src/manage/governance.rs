@@ -286,15 +286,21 @@ impl Gate {
                     "the caller no longer exists",
                 )
             })?;
+        let action = served
+            .resolver
+            .action(s, &EntityRef::Text(T::ACTION.to_owned()))
+            // A folder without the action permits nothing through it: deny, as for any request.
+            .map_err(|e| {
+                denied(format!(
+                    "`{}` is not an action of this policy folder: {e}",
+                    T::ACTION
+                ))
+            })?;
         let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
         super::entities::merge(&mut values, resource.entities.clone());
         let entities = Entities::from_json_value(Value::Array(values), Some(s.schema()))
             .map_err(|e| ApiError::internal(format!("stored entities do not fit the schema: {e}")))?;
         let principal = entity_uid(s, &s.user_type(), &caller.id)?;
-        let action = served
-            .resolver
-            .action(s, &EntityRef::Text(T::ACTION.to_owned()))
-            .map_err(|e| ApiError::internal(format!("the policy folder lacks `{}`: {e}", T::ACTION)))?;
         let target = entity_uid(s, &resource.ty, &resource.id)?;
         let mut context = context;
         if s.context_declares(&action, "mfa_verified") {

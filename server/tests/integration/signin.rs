@@ -717,3 +717,132 @@ async fn the_openapi_document_describes_sign_in() {
     assert!(doc["components"]["schemas"]["LoginBody"].is_object());
     assert!(doc["components"]["schemas"]["AuthorizeRequest"]["properties"]["session"].is_object());
 }
+
+/// 003's token link: a session as the customer's token-link user while the customer has no
+/// portal user; its decisions carry `mfa_verified` from the session; refused once a portal user
+/// exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_links_open_a_customer_without_portal_users() {
+    let fx = Fixture::new();
+    let folder = fx.dir.path().join("service-portal");
+    crate::common::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/service-portal"),
+        &folder,
+    );
+    let url = sqlite_url(&fx);
+    let mut config = fx.config();
+    config.policies = folder;
+    config.entities = None;
+    config.database_url = Some(url.clone());
+    config.sign_in.argon2_memory_kib = 1024;
+    config.sign_in.argon2_iterations = 1;
+    let server = start(config).await;
+    let (store, _) = portcullis_server::manage::open_store(&url).await.unwrap();
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("has_portal_users".to_owned(), json!(false));
+    store
+        .create_company(
+            portcullis_store::NewCompany {
+                id: "acme".to_owned(),
+                name: "Acme".to_owned(),
+                account_type: "customer".to_owned(),
+                attrs,
+                ..portcullis_store::NewCompany::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    store
+        .create_group(
+            portcullis_store::NewGroup {
+                name: "non_portal".to_owned(),
+                description: "Non-Portal Users".to_owned(),
+                features: Vec::new(),
+                is_default: false,
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let mut link_attrs = serde_json::Map::new();
+    link_attrs.insert("login_is_email".to_owned(), json!(false));
+    link_attrs.insert("require_mfa".to_owned(), json!(false));
+    store
+        .create_user(
+            NewUser {
+                id: Some("link.acme".to_owned()),
+                company: "acme".to_owned(),
+                login: "link.acme".to_owned(),
+                role: "token_link".to_owned(),
+                group: Some("non_portal".to_owned()),
+                attrs: link_attrs,
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let (_, link_token) = store.create_company_link("acme", &Audit::system()).await.unwrap();
+    let anon = Http::new(&server);
+    let (s, b) = anon.post("/v1/auth/link", &json!({ "token": "pcl_0000" })).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_link")),
+        "{b}"
+    );
+    let (s, b) = anon
+        .post(
+            "/v1/auth/link",
+            &json!({ "token": link_token.expose(), "device": "browser" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["user"]["id"], "link.acme");
+    let session = token(&b);
+    let invoice = |action: &str| {
+        json!({ "session": session, "action": action, "resource": "Portal::Invoice::\"i1\"",
+                "entities": [{ "uid": { "type": "Portal::Invoice", "id": "i1" }, "attrs": {},
+                               "parents": [{ "type": "Portal::Company", "id": "acme" }] }] })
+    };
+    // The Non-Portal Users group views invoices but does not pay them; `mfa_verified` comes
+    // from the session (the Session context type declares it), so the request needs no context.
+    let (s, b) = anon.post("/v1/authorize", &invoice("invoice.read")).await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("allow")), "{b}");
+    let (s, b) = anon.post("/v1/authorize", &invoice("invoice.pay")).await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("deny")), "{b}");
+
+    // Once the customer has a portal user, the link alone is refused.
+    let mut portal_attrs = serde_json::Map::new();
+    portal_attrs.insert("login_is_email".to_owned(), json!(true));
+    portal_attrs.insert("require_mfa".to_owned(), json!(false));
+    store
+        .create_user(
+            NewUser {
+                id: Some("pat".to_owned()),
+                company: "acme".to_owned(),
+                login: "pat@acme.example".to_owned(),
+                role: "portal_user".to_owned(),
+                attrs: portal_attrs,
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let (s, b) = anon
+        .post("/v1/auth/link", &json!({ "token": link_token.expose() }))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("link_superseded")),
+        "{b}"
+    );
+    // A folder without management actions permits no link management over HTTP.
+    let key = crate::manage::key_for(&*store, "pat").await;
+    let (s, b) = Http::new(&server)
+        .with_key(&key)
+        .post("/v1/companies/acme/links", &json!({}))
+        .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
+}
