@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub(crate) company_attrs: BTreeSet<String>,
     /// Context attribute names per action uid text.
     contexts: HashMap<String, BTreeSet<String>>,
+    /// Entity types of entity-valued attributes, by (entity type, attribute).
+    entity_attrs: HashMap<(String, String), String>,
     /// Entity and action type names of the schema, for resolving references without a scan.
     pub(crate) type_names: HashMap<String, cedar_policy::EntityTypeName>,
     pub(crate) action_uids: std::collections::HashSet<cedar_policy::EntityUid>,
@@ -272,6 +274,7 @@ impl Snapshot {
         let user_attrs = shapes.attrs_of(&qualify(ns, user));
         let company_attrs = shapes.attrs_of(&qualify(ns, company));
         let contexts = shapes.contexts;
+        let entity_attrs = shapes.entity_attrs;
         let mut type_names: HashMap<String, cedar_policy::EntityTypeName> = schema
             .entity_types()
             .map(|t| (t.to_string(), t.clone()))
@@ -293,6 +296,7 @@ impl Snapshot {
             user_attrs,
             company_attrs,
             contexts,
+            entity_attrs,
             type_names,
             action_uids,
             by_action,
@@ -367,6 +371,14 @@ impl Snapshot {
     /// Attribute names the schema declares for companies.
     pub fn company_attributes(&self) -> &BTreeSet<String> {
         &self.company_attrs
+    }
+
+    /// The entity type of an entity-valued attribute the schema declares (e.g. the
+    /// `CustomerProfile` of a user's `active_customer`), qualified.
+    pub fn attribute_entity_type(&self, ty: &str, attr: &str) -> Option<&str> {
+        self.entity_attrs
+            .get(&(ty.to_owned(), attr.to_owned()))
+            .map(String::as_str)
     }
 
     /// Whether the context type of `action` declares the attribute `attr` (so the server may
@@ -779,6 +791,9 @@ struct SchemaShapes {
     attrs: HashMap<String, BTreeSet<String>>,
     /// Context attribute names per action (qualified uid text, `Ns::Action::"name"`).
     contexts: HashMap<String, BTreeSet<String>>,
+    /// The entity type of entity-valued attributes: `(qualified type, attribute)` → qualified
+    /// type of the value.
+    entity_attrs: HashMap<(String, String), String>,
     has_enums: bool,
 }
 
@@ -787,6 +802,7 @@ impl SchemaShapes {
         let mut out = Self {
             attrs: HashMap::new(),
             contexts: HashMap::new(),
+            entity_attrs: HashMap::new(),
             has_enums: true,
         };
         let Ok((fragment, _)) = SchemaFragment::from_cedarschema_str(text) else {
@@ -805,11 +821,21 @@ impl SchemaShapes {
             };
             for (name, def) in types {
                 out.has_enums |= def.get("enum").is_some();
-                let attrs = def
-                    .pointer("/shape/attributes")
-                    .and_then(|a| a.as_object())
-                    .map(|a| a.keys().cloned().collect())
-                    .unwrap_or_default();
+                let declared = def.pointer("/shape/attributes").and_then(|a| a.as_object());
+                let attrs = declared.map(|a| a.keys().cloned().collect()).unwrap_or_default();
+                for (attr, ty) in declared.into_iter().flatten() {
+                    let kind = ty.get("type").and_then(|t| t.as_str());
+                    if let (Some("Entity" | "EntityOrCommon"), Some(target)) =
+                        (kind, ty.get("name").and_then(|n| n.as_str()))
+                    {
+                        let target = if target.contains("::") {
+                            target.to_owned()
+                        } else {
+                            qualify(ns, target)
+                        };
+                        out.entity_attrs.insert((qualify(ns, name), attr.clone()), target);
+                    }
+                }
                 out.attrs.insert(qualify(ns, name), attrs);
             }
             let common = body.get("commonTypes").and_then(|t| t.as_object());

@@ -169,9 +169,13 @@ pub async fn authorize(
         crate::auth::session_context(&app.served(), s, &mut q);
     }
     if q.explain {
-        return explain(app, q).await.map(IntoResponse::into_response);
+        return explain(app, q, session.as_ref())
+            .await
+            .map(IntoResponse::into_response);
     }
-    decide_one(app, q).await.map(IntoResponse::into_response)
+    decide_one(app, q, session.as_ref())
+        .await
+        .map(IntoResponse::into_response)
 }
 
 /// A decision with `"explain": true`: the usual answer plus the explanation.
@@ -185,9 +189,16 @@ pub struct ExplainedBody {
     pub explanation: serde_json::Value,
 }
 
-async fn explain(app: Arc<AppState>, q: AuthzQuery) -> Result<Json<ExplainedBody>, ApiError> {
+async fn explain(
+    app: Arc<AppState>,
+    q: AuthzQuery,
+    session: Option<&portcullis_store::Session>,
+) -> Result<Json<ExplainedBody>, ApiError> {
     let served = app.served();
-    let (q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    let (mut q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    if let Some(s) = session {
+        crate::auth::session_overlay(&served, s, &mut q);
+    }
     let inline = Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline))?;
     let s = &served.snapshot;
     let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
@@ -335,11 +346,18 @@ pub async fn permissions(
     Ok(Json(out))
 }
 
-async fn decide_one(app: Arc<AppState>, q: AuthzQuery) -> Result<Json<DecisionBody>, ApiError> {
+async fn decide_one(
+    app: Arc<AppState>,
+    q: AuthzQuery,
+    session: Option<&portcullis_store::Session>,
+) -> Result<Json<DecisionBody>, ApiError> {
     let started = Instant::now();
     let served = app.served();
     // Stored users: their entities from the user store, their visitor grants linked.
-    let (q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    let (mut q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
+    if let Some(s) = session {
+        crate::auth::session_overlay(&served, s, &mut q);
+    }
     let result =
         Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline)).and_then(|inline| {
             let check = Check {

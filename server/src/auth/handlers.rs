@@ -18,7 +18,7 @@ use super::{AuthError, Credentials};
 use crate::api::error::ApiError;
 use crate::api::json::ApiJson;
 use crate::manage::governance::{
-    ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, UnlockUser,
+    ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, SwitchCustomer, UnlockUser,
 };
 use crate::manage::users::{parts, stored, user_resource};
 use crate::manage::{manage, store_error, Caller, Manage};
@@ -40,6 +40,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/auth/totp/confirm", post(totp_confirm))
         .route("/v1/auth/totp/disable", post(totp_disable))
         .route("/v1/auth/link", post(link_login))
+        .route("/v1/auth/switch", post(switch_customer))
         .route("/v1/companies/{id}/links", post(create_link))
         .route("/v1/companies/{id}/links/{link}", delete(revoke_link))
         .route("/v1/users/{id}/unlock", post(unlock))
@@ -456,6 +457,63 @@ pub async fn totp_disable(
         .await
         .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of `POST /v1/auth/switch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchBody {
+    /// The customer profile to act for.
+    pub customer: String,
+    /// The profile and its ancestors in Cedar JSON, when it is not simply a profile of the
+    /// caller's company.
+    #[serde(default)]
+    pub entities: Vec<Value>,
+}
+
+/// `POST /v1/auth/switch` (000): the session acts for another customer profile, decided as
+/// `customer.switch` on that profile; its decisions then carry it as `active_customer`.
+pub async fn switch_customer(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SwitchBody>,
+) -> Result<Json<Session>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let session = session_of(&caller)?.id.clone();
+    let s = &served.snapshot;
+    let Some(ty) = s
+        .attribute_entity_type(&s.user_type(), "active_customer")
+        .map(str::to_owned)
+    else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_customer_profiles",
+            "this policy folder's users have no `active_customer` to switch",
+        ));
+    };
+    let mut entities = body.entities;
+    if entities.is_empty() {
+        entities.push(json!({
+            "uid": { "type": ty, "id": body.customer },
+            "attrs": {},
+            "parents": [{ "type": s.company_type(), "id": caller.company }],
+        }));
+    }
+    let resource = Resource {
+        ty,
+        id: body.customer.clone(),
+        entities,
+        target: format!("customer:{}", body.customer),
+    };
+    let op = SwitchCustomer {
+        session,
+        customer: body.customer,
+    };
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, op, resource, Map::new())
+        .await?;
+    Ok(Json(m.gate.switch_customer(ok).await?))
 }
 
 /// The body of `POST /v1/auth/link`.

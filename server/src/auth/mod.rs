@@ -502,3 +502,36 @@ pub fn session_context(
             .insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
     }
 }
+
+/// What a session adds to its user's entity: the customer profile it acts for
+/// (`active_customer`, 000), where the schema declares it. Runs after the stored entities are
+/// merged into the query.
+pub fn session_overlay(
+    served: &crate::state::Served,
+    session: &Session,
+    q: &mut portcullis_engine::AuthzQuery,
+) {
+    let s = &served.snapshot;
+    let user_type = s.user_type();
+    let Some(customer) = &session.active_customer else {
+        return;
+    };
+    let Some(ty) = s.attribute_entity_type(&user_type, "active_customer") else {
+        return;
+    };
+    let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
+    for e in &mut q.entities {
+        let uid = e.get("uid");
+        let is_principal = uid.and_then(|u| u.get("id")).and_then(serde_json::Value::as_str)
+            == Some(session.user.as_str())
+            && uid
+                .and_then(|u| u.get("type"))
+                .and_then(serde_json::Value::as_str)
+                == Some(user_type.as_str());
+        if is_principal {
+            if let Some(attrs) = e.get_mut("attrs").and_then(serde_json::Value::as_object_mut) {
+                attrs.insert("active_customer".to_owned(), value.clone());
+            }
+        }
+    }
+}

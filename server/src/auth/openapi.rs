@@ -3,7 +3,8 @@
 use serde_json::{json, Map, Value};
 
 /// Every sign-in path the document describes.
-pub const PATHS: [&str; 17] = [
+pub const PATHS: [&str; 18] = [
+    "/v1/auth/switch",
     "/v1/auth/login",
     "/v1/auth/logout",
     "/v1/auth/session",
@@ -90,6 +91,7 @@ pub fn extend(doc: &mut Value) {
         "/v1/auth/totp/confirm": { "post": op("Turn two-factor on with a first code; answers ten recovery codes, shown once", Some("CodeBody"), "200", Some("RecoveryCodes"), &mine, true) },
         "/v1/auth/totp/disable": { "post": op("Turn two-factor off (password and a code)", Some("DisableBody"), "204", None, &mine, true) },
         "/v1/auth/link": { "post": op("Sign in with a customer's token link (003): refused once the customer has portal users", Some("LinkBody"), "200", Some("LoginAnswer"), &["400", "401", "409", "413", "503"], false) },
+        "/v1/auth/switch": { "post": op("Act for another customer profile (000's forwarders), decided as `customer.switch`; the session's decisions then carry it as `active_customer`", Some("SwitchBody"), "200", Some("Session"), &mine, true) },
         "/v1/companies/{id}/links": { "parameters": params(&["id"]), "post": op("Create a customer's token link (decided as `user.create` of its token-link user); the token is answered once", None, "201", Some("IssuedLink"), &governed, true) },
         "/v1/companies/{id}/links/{link}": { "parameters": params(&["id", "link"]), "delete": op("Revoke a customer's token link", None, "200", Some("Link"), &governed, true) },
         "/v1/users/{id}/unlock": { "parameters": params(&["id"]), "post": op("Clear a sign-in lock (decided as `user.update`)", None, "200", Some("LockState"), &governed, true) },
@@ -122,6 +124,7 @@ pub fn extend(doc: &mut Value) {
         "CodeBody": closed(json!(["code"]), json!({ "code": text })),
         "RecoveryCodes": obj(json!({ "recovery_codes": { "type": "array", "items": text } })),
         "DisableBody": closed(json!(["password", "code"]), json!({ "password": text, "code": text })),
+        "SwitchBody": closed(json!(["customer"]), json!({ "customer": text, "entities": { "type": "array", "items": { "type": "object" } } })),
         "LinkBody": closed(json!(["token"]), json!({ "token": text, "device": text })),
         "Link": obj(json!({ "id": text, "company": text, "created_at": text, "revoked_at": {} })),
         "IssuedLink": obj(json!({ "link": { "$ref": "#/components/schemas/Link" }, "token": { "type": "string", "description": "pcl_…, shown once" } }))

@@ -122,6 +122,8 @@ governed! {
     RevokeUserSessions { id: String } => "user.update";
     /// List a user's sessions.
     ListUserSessions { id: String } => "user.read";
+    /// Make a customer profile the session's active customer (000's forwarders).
+    SwitchCustomer { session: String, customer: String } => "customer.switch";
     /// Create or revoke a customer's token link (decided as a user creation in it, since the
     /// link signs in as the customer's token-link user).
     ManageCompanyLink { company: String } => "user.create";
@@ -453,6 +455,18 @@ impl Gate {
             .await
             .map_err(store_error)?;
         Ok(user)
+    }
+
+    /// Sets the session's active customer.
+    pub async fn switch_customer(
+        &self,
+        a: Authorized<SwitchCustomer>,
+    ) -> Result<portcullis_store::Session, ApiError> {
+        let s = self.store.get_session(&a.op.session).await.map_err(store_error)?;
+        self.store
+            .update_session(&a.op.session, s.mfa, Some(a.op.customer.clone()))
+            .await
+            .map_err(store_error)
     }
 
     /// Clears a sign-in lock.

@@ -846,3 +846,77 @@ async fn token_links_open_a_customer_without_portal_users() {
         .await;
     assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
 }
+
+/// 000: a forwarder's session switches customer profiles through the governed
+/// `customer.switch`, and its decisions then reach only the active customer's declarations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_switches_customer_and_decisions_follow() {
+    let (_fx, server, store) = env(false).await;
+    company(&*store, "freightco", "forwarder", None).await;
+    let mut attrs = serde_json::Map::new();
+    for (k, v) in [
+        ("scope_all", json!(true)),
+        ("locations", json!([])),
+        ("actors", json!([])),
+        ("all_customers", json!(true)),
+        ("customers", json!([])),
+    ] {
+        attrs.insert(k.to_owned(), v);
+    }
+    store
+        .create_user(
+            NewUser {
+                id: Some("lena".to_owned()),
+                company: "freightco".to_owned(),
+                login: "lena@freightco.example".to_owned(),
+                role: "operator".to_owned(),
+                attrs,
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let phc = server
+        .state
+        .manage
+        .get()
+        .unwrap()
+        .auth
+        .hasher
+        .hash(Zeroizing::new(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    store
+        .set_password_hash("lena", Some(phc), &Audit::system())
+        .await
+        .unwrap();
+    let anon = Http::new(&server);
+    let (_, b) = login(&anon, "lena@freightco.example", PASSWORD, None).await;
+    let t = token(&b);
+    let me = Http::new(&server).with_key(&t);
+    let declaration = |id: &str, profile: &str| {
+        json!({ "session": t, "action": "declaration.read", "resource": format!("Portal::Declaration::\"{id}\""),
+                "entities": [
+                    { "uid": { "type": "Portal::Declaration", "id": id }, "attrs": { "owner": { "__entity": { "type": "Portal::User", "id": "lena" } } },
+                      "parents": [{ "type": "Portal::CustomerProfile", "id": profile }, { "type": "Portal::Company", "id": "freightco" }] },
+                    { "uid": { "type": "Portal::CustomerProfile", "id": profile }, "attrs": {},
+                      "parents": [{ "type": "Portal::Company", "id": "freightco" }] }
+                ] })
+    };
+    // All customers, no active one yet: both clients' declarations.
+    let (s, b) = anon.post("/v1/authorize", &declaration("d2", "p2")).await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("allow")), "{b}");
+    // Another company's profile is refused by the policies.
+    let elsewhere = json!({ "customer": "x", "entities": [{ "uid": { "type": "Portal::CustomerProfile", "id": "x" }, "attrs": {},
+                                                          "parents": [{ "type": "Portal::Company", "id": "acme" }] }] });
+    let (s, b) = me.post("/v1/auth/switch", &elsewhere).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
+    // Acting for p1: only p1's declarations.
+    let (s, b) = me.post("/v1/auth/switch", &json!({ "customer": "p1" })).await;
+    assert_eq!((s, b["active_customer"].as_str()), (200, Some("p1")), "{b}");
+    let (s, b) = anon.post("/v1/authorize", &declaration("d1", "p1")).await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("allow")), "{b}");
+    let (s, b) = anon.post("/v1/authorize", &declaration("d2", "p2")).await;
+    assert_eq!((s, b["decision"].as_str()), (200, Some("deny")), "{b}");
+}
