@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod decisions;
 mod errors;
+mod escalation;
 mod explain_http;
 mod lifecycle;
 mod manage;
