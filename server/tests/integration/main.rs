@@ -16,4 +16,5 @@ mod lifecycle;
 mod manage;
 mod reload;
 mod stress;
+mod tenancy;
 mod tools;
