@@ -403,19 +403,32 @@ pub async fn batch(
     let mut results = Vec::with_capacity(req.checks.len());
     let mut cache = BatchSlices::new();
     for c in req.checks {
+        // A stored user as principal decides as in `/v1/authorize`: its facts and grants from
+        // the store, over the batch's and the check's entities.
+        let stored = crate::manage::cache::stored_facts(&app, &served, &c.principal).await?;
         let check = Check {
             principal: &c.principal,
             action: &c.action,
             resource: &c.resource,
             context: c.context,
         };
-        let result = if c.entities.is_empty() {
-            decide_cached(&served, check, &shared, Some(&mut cache))
-        } else {
-            let mut values = req.entities.clone();
-            values.extend(c.entities);
-            Inline::parse_cached(values, schema, Some(&served.inline))
-                .and_then(|own| decide(&served, check, &own))
+        let result = match stored {
+            Some((facts, links)) => {
+                let mut values = req.entities.clone();
+                values.extend(c.entities);
+                crate::manage::entities::merge(&mut values, facts);
+                Inline::parse_cached(values, schema, Some(&served.inline)).and_then(|own| match &links {
+                    Some(set) => crate::manage::cache::decide_linked(&served, check, &own, set),
+                    None => decide(&served, check, &own),
+                })
+            }
+            None if c.entities.is_empty() => decide_cached(&served, check, &shared, Some(&mut cache)),
+            None => {
+                let mut values = req.entities.clone();
+                values.extend(c.entities);
+                Inline::parse_cached(values, schema, Some(&served.inline))
+                    .and_then(|own| decide(&served, check, &own))
+            }
         };
         results.push(match result {
             Ok(d) => {

@@ -124,15 +124,31 @@ pub async fn stored_principal(
     served: &Served,
     mut q: AuthzQuery,
 ) -> Result<(AuthzQuery, Option<Arc<PolicySet>>), ApiError> {
-    let Some(m) = app.manage.get() else {
+    let Some((values, links)) = stored_facts(app, served, &q.principal).await? else {
         return Ok((q, None));
+    };
+    entities::merge(&mut q.entities, values);
+    Ok((q, links))
+}
+
+/// A stored principal's entities (user, company and ancestors, as Cedar JSON) and its policy
+/// set with visitor grants linked (when it holds any); `None` when the principal is not a
+/// stored user, or the server has no store. Every decision endpoint (`/v1/authorize`, its
+/// batch, AuthZEN) goes through this, so a stored id decides the same everywhere.
+pub async fn stored_facts(
+    app: &AppState,
+    served: &Served,
+    principal: &portcullis_engine::EntityRef,
+) -> Result<Option<(Vec<serde_json::Value>, Option<Arc<PolicySet>>)>, ApiError> {
+    let Some(m) = app.manage.get() else {
+        return Ok(None);
     };
     let s = &served.snapshot;
-    let Ok(principal) = served.resolver.entity(s, &q.principal, Slot::Principal) else {
-        return Ok((q, None));
+    let Ok(principal) = served.resolver.entity(s, principal, Slot::Principal) else {
+        return Ok(None);
     };
     if principal.type_name().to_string() != s.user_type() {
-        return Ok((q, None));
+        return Ok(None);
     }
     let id = principal.id().unescaped().to_owned();
     let Some(stored) = m
@@ -141,12 +157,11 @@ pub async fn stored_principal(
         .await
         .map_err(super::store_error)?
     else {
-        return Ok((q, None));
+        return Ok(None);
     };
     let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
-    entities::merge(&mut q.entities, values);
     let links = grant_policies(served, &principal, &stored)?;
-    Ok((q, links))
+    Ok(Some((values, links)))
 }
 
 fn entity(ty: &str, id: &str) -> Option<EntityUid> {

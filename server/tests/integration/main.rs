@@ -15,6 +15,7 @@ mod explain_http;
 mod lifecycle;
 mod manage;
 mod reload;
+mod stored_principals;
 mod stress;
 mod tenancy;
 mod tools;
