@@ -49,7 +49,22 @@ impl FactsCache {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let loaded = match read.user_facts(id).await {
-            Ok(f) => {
+            Ok(mut f) => {
+                entities::strip_reserved(&mut f.user);
+                // A group edited in the store (003: "edit an existing Permission Group")
+                // decides with its stored features, besides those `roles.toml` declares for a
+                // group of that name (joined in `entities::user_value`).
+                if let Some(g) = &f.user.group {
+                    match read.get_group(g).await {
+                        Ok(group) => {
+                            f.user
+                                .attrs
+                                .insert("group_features".to_owned(), serde_json::json!(group.features));
+                        }
+                        Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 let chain = entities::company_chain(&read, &f.user.company).await?;
                 let grants = read.active_grants_for_user(id).await?;
                 Some(Arc::new(Stored {

@@ -47,6 +47,17 @@ pub async fn company_chain(
     Ok(out)
 }
 
+/// The user attributes the store's columns decide (company, role, activity, flags, add-ons,
+/// and the features of the permission group): never taken from a user's free-form `attrs`,
+/// or a manager who may set attributes could give a user another company, another role, a
+/// group's features or, to a deactivated user, activity.
+pub const RESERVED_USER_ATTRS: &[&str] = &["company", "role", "active", "flags", "addons", "group_features"];
+
+/// Drops the reserved attributes from facts the store or a request gave.
+pub fn strip_reserved(f: &mut UserFacts) {
+    f.attrs.retain(|k, _| !RESERVED_USER_ATTRS.contains(&k.as_str()));
+}
+
 /// Defaults for attributes the schema requires of users when the store has none.
 fn user_default(name: &str) -> Option<Value> {
     match name {
@@ -62,10 +73,22 @@ pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
     let declared = s.user_attributes();
     let mut f = f.clone();
     f.attrs.retain(|k, _| declared.contains(k));
+    // A stored group's features (put there by the cache) join those `roles.toml` declares
+    // for a group of the same name.
+    if let Some(Value::Array(stored)) = f.attrs.get_mut("group_features") {
+        let declared_features = f
+            .group
+            .as_deref()
+            .map(|g| s.group_features(g))
+            .unwrap_or_default();
+        for feature in declared_features {
+            if !stored.iter().any(|v| v.as_str() == Some(feature.as_str())) {
+                stored.push(Value::String(feature));
+            }
+        }
+    }
     for name in declared {
-        if !f.attrs.contains_key(name)
-            && !["company", "role", "active", "flags", "addons", "group_features"].contains(&name.as_str())
-        {
+        if !f.attrs.contains_key(name) && !RESERVED_USER_ATTRS.contains(&name.as_str()) {
             if let Some(v) = user_default(name) {
                 f.attrs.insert(name.clone(), v);
             }

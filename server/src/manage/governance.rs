@@ -148,6 +148,21 @@ impl Reader<'_> {
     pub async fn get_user(&self, id: &str) -> Result<User, StoreError> {
         self.store.get_user(id).await
     }
+    /// See [`UserStore::get_group`].
+    pub async fn get_group(&self, name: &str) -> Result<portcullis_store::PermissionGroup, StoreError> {
+        self.store.get_group(name).await
+    }
+    /// See [`UserStore::list_groups`].
+    pub async fn list_groups(&self) -> Result<Vec<portcullis_store::PermissionGroup>, StoreError> {
+        self.store.list_groups().await
+    }
+    /// See [`UserStore::list_companies`].
+    pub async fn list_companies(
+        &self,
+        q: &portcullis_store::CompanyQuery,
+    ) -> Result<Page<Company>, StoreError> {
+        self.store.list_companies(q).await
+    }
     /// See [`UserStore::get_company`].
     pub async fn get_company(&self, id: &str) -> Result<Company, StoreError> {
         self.store.get_company(id).await

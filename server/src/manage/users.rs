@@ -55,6 +55,9 @@ pub fn user_resource(served: &Served, u: &Stored) -> Resource {
 
 /// The resource of a decision on a user that does not exist yet.
 pub async fn prospective(m: &Manage, served: &Served, id: &str, f: &UserFacts) -> Result<Resource, ApiError> {
+    let mut f = f.clone();
+    entities::strip_reserved(&mut f);
+    let f = &f;
     let chain = entities::company_chain(&m.gate.read(), &f.company)
         .await
         .map_err(store_error)?;

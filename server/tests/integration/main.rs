@@ -12,6 +12,7 @@ mod decisions;
 mod errors;
 mod escalation;
 mod explain_http;
+mod groups;
 mod lifecycle;
 mod manage;
 mod reload;
