@@ -82,7 +82,7 @@ pub struct CompanyPatch {
     #[serde(default)]
     pub account_type: Option<String>,
     /// New user limit (`Some(None)` removes it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub user_limit: Option<Option<u32>>,
     /// New attributes (replacing the old ones).
     #[serde(default)]
@@ -191,7 +191,7 @@ pub struct UserPatch {
     #[serde(default)]
     pub login: Option<String>,
     /// New email (`Some(None)` clears it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub email: Option<Option<String>>,
     /// New display name.
     #[serde(default)]
@@ -206,7 +206,7 @@ pub struct UserPatch {
     #[serde(default)]
     pub addons: Option<Vec<String>>,
     /// New group (`Some(None)` clears it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub group: Option<Option<String>>,
     /// New attributes (replacing).
     #[serde(default)]
@@ -740,4 +740,14 @@ pub mod actions {
     pub const API_KEY_CREATE: &str = "api_key.create";
     /// An API key was revoked.
     pub const API_KEY_REVOKE: &str = "api_key.revoke";
+}
+
+/// A field that may be absent (`None`: no change), `null` (`Some(None)`: cleared) or a value:
+/// serde alone reads `null` as absent.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

@@ -116,6 +116,20 @@ governed! {
     RevokeApiKey { user: String, id: String } => "user.update";
     /// List a user's API keys.
     ListApiKeys { user: String } => "user.read";
+
+    // ---- companies and permission groups (`companies.rs`) ----
+    /// Create a company (a sub-company of the caller's enterprise).
+    CreateCompany { new: portcullis_store::NewCompany } => "company.create";
+    /// Change a company's name, account type, user limit or attributes.
+    UpdateCompany { id: String, patch: portcullis_store::CompanyPatch } => "company.update";
+    /// Create a permission group.
+    CreateGroup { new: portcullis_store::NewGroup } => "group.manage";
+    /// Change a permission group's description or features.
+    UpdateGroup { name: String, patch: portcullis_store::GroupPatch } => "group.manage";
+    /// Delete a permission group no user is in.
+    DeleteGroup { name: String } => "group.manage";
+    /// Make a group the default of new users (`None`: no default).
+    SetDefaultGroup { name: Option<String> } => "group.manage";
 }
 
 /// The resource of a governed decision: its uid and the entities it brings.
@@ -510,6 +524,73 @@ impl Gate {
     /// Reads the audit trail.
     pub async fn query_audit(&self, a: Authorized<ReadAudit>) -> Result<Page<AuditEntry, i64>, ApiError> {
         self.store.query_audit(&a.op.query).await.map_err(store_error)
+    }
+
+    // ---- companies and permission groups ----
+
+    /// Creates a company.
+    pub async fn create_company(
+        &self,
+        c: &FactsCache,
+        a: Authorized<CreateCompany>,
+    ) -> Result<Company, ApiError> {
+        let r = self.store.create_company(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Changes a company.
+    pub async fn update_company(
+        &self,
+        c: &FactsCache,
+        a: Authorized<UpdateCompany>,
+    ) -> Result<Company, ApiError> {
+        let r = self
+            .store
+            .update_company(&a.op.id, a.op.patch.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Creates a permission group.
+    pub async fn create_group(
+        &self,
+        c: &FactsCache,
+        a: Authorized<CreateGroup>,
+    ) -> Result<portcullis_store::PermissionGroup, ApiError> {
+        let r = self.store.create_group(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Changes a permission group.
+    pub async fn update_group(
+        &self,
+        c: &FactsCache,
+        a: Authorized<UpdateGroup>,
+    ) -> Result<portcullis_store::PermissionGroup, ApiError> {
+        let r = self
+            .store
+            .update_group(&a.op.name, a.op.patch.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Deletes a permission group.
+    pub async fn delete_group(&self, c: &FactsCache, a: Authorized<DeleteGroup>) -> Result<(), ApiError> {
+        let r = self.store.delete_group(&a.op.name, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Sets the default permission group.
+    pub async fn set_default_group(
+        &self,
+        c: &FactsCache,
+        a: Authorized<SetDefaultGroup>,
+    ) -> Result<(), ApiError> {
+        let r = self
+            .store
+            .set_default_group(a.op.name.as_deref(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
     }
 
     /// Accepts an invitation: the token is the credential and the store enforces it (single

@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod companies;
 pub mod entities;
 pub mod governance;
 pub mod grants;
@@ -117,6 +118,18 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
         .route("/v1/invitations/accept", post(invitations::accept))
         .route("/v1/audit", get(audit::query))
+        // Companies and permission groups (companies.rs).
+        .route("/v1/companies", get(companies::list).post(companies::create))
+        .route("/v1/companies/{id}", axum::routing::patch(companies::update))
+        .route(
+            "/v1/groups",
+            get(companies::list_groups).post(companies::create_group),
+        )
+        .route("/v1/groups/default", put(companies::set_default_group))
+        .route(
+            "/v1/groups/{name}",
+            axum::routing::patch(companies::update_group).delete(companies::delete_group),
+        )
 }
 
 /// The store of a server, or 503 when it runs without one.

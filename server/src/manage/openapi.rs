@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 /// Every management path the document describes.
-pub const PATHS: [&str; 18] = [
+pub const PATHS: [&str; 22] = [
     "/v1/users",
     "/v1/users/{id}",
     "/v1/users/{id}/role",
@@ -22,6 +22,10 @@ pub const PATHS: [&str; 18] = [
     "/v1/audit",
     "/v1/users/{id}/api-keys",
     "/v1/users/{id}/api-keys/{key}",
+    "/v1/companies",
+    "/v1/groups",
+    "/v1/groups/default",
+    "/v1/groups/{name}",
 ];
 
 fn errors(codes: &[&str]) -> Map<String, Value> {
@@ -93,7 +97,25 @@ pub fn extend(doc: &mut Value) {
             ],
             "delete": op("Revoke an API key", "user.update", None, "200", "ApiKey", &w)
         },
-        "/v1/companies/{id}": { "parameters": id_param(), "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &["401", "404"]) },
+        "/v1/companies/{id}": {
+            "parameters": id_param(),
+            "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &["401", "404"]),
+            "patch": op("Change a company's name, account type, user limit or attrs (decided on the company as it will be; context `changes` names the fields set)", "company.update", Some("CompanyPatch"), "200", "Company", &w)
+        },
+        "/v1/companies": {
+            "get": op("The caller's company and the companies of its enterprise below it", "", None, "200", "CompanyList", &["401"]),
+            "post": op("Create a company (`parent` defaults to the caller's company)", "company.create", Some("NewCompany"), "201", "Company", &w)
+        },
+        "/v1/groups": {
+            "get": op("Every permission group", "", None, "200", "GroupList", &["401"]),
+            "post": op("Create a permission group (features declared in roles.toml)", "group.manage", Some("NewGroup"), "201", "Group", &w)
+        },
+        "/v1/groups/default": { "put": op("Make a group the default of new users (`name: null`: none)", "group.manage", Some("DefaultGroupBody"), "200", "DefaultGroup", &w) },
+        "/v1/groups/{name}": {
+            "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "patch": op("Change a permission group's description or features (refused while users of another company are in it)", "group.manage", Some("GroupPatch"), "200", "Group", &w),
+            "delete": { "summary": "Delete a permission group no user is in", "description": "Decided by action `group.manage`.", "responses": { "204": { "description": "deleted" }, "403": { "description": "denied" }, "409": { "description": "users are in it" } }, "security": [{ "bearer": [] }, { "apiKey": [] }] }
+        },
         "/v1/grants": {
             "get": op("Grants on the caller's company's data (`?company=`) or the caller's own", "", None, "200", "GrantList", &["401", "403"]),
             "post": op("Request a visitor grant", "grant.request", Some("GrantRequest"), "201", "Grant", &w)
@@ -145,6 +167,15 @@ pub fn extend(doc: &mut Value) {
         "ApiKey": obj(json!({ "id": {}, "user": {}, "name": {}, "created_at": {}, "revoked_at": {} })),
         "ApiKeyList": obj(json!({ "api_keys": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } } })),
         "IssuedApiKey": obj(json!({ "api_key": { "$ref": "#/components/schemas/ApiKey" }, "key": { "type": "string", "description": "pck_<id>_<secret>, shown once" } })),
+        "CompanyList": obj(json!({ "companies": { "type": "array", "items": { "$ref": "#/components/schemas/Company" } } })),
+        "NewCompany": { "type": "object", "required": ["id", "account_type"], "properties": { "id": {}, "name": {}, "account_type": {}, "parent": {}, "user_limit": {}, "attrs": {} } },
+        "CompanyPatch": obj(json!({ "name": {}, "account_type": {}, "user_limit": {}, "attrs": {} })),
+        "Group": obj(json!({ "name": {}, "description": {}, "features": {}, "is_default": { "type": "boolean" } })),
+        "GroupList": obj(json!({ "groups": { "type": "array", "items": { "$ref": "#/components/schemas/Group" } } })),
+        "NewGroup": { "type": "object", "required": ["name"], "properties": { "name": {}, "description": {}, "features": {}, "is_default": { "type": "boolean" } } },
+        "GroupPatch": obj(json!({ "description": {}, "features": {} })),
+        "DefaultGroupBody": { "type": "object", "required": ["name"], "properties": { "name": { "type": ["string", "null"] } } },
+        "DefaultGroup": obj(json!({ "default": {} })),
         "Acceptance": { "type": "object", "required": ["token"], "properties": { "token": {}, "user_id": {}, "login": {}, "name": {} } }
     });
     for (key, add) in [("paths", paths), ("schemas", schemas)] {

@@ -192,3 +192,184 @@ async fn reserved_attributes_are_ignored() {
         "deny"
     );
 }
+
+async fn send(http: &Http, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
+    http.send(method, path, bytes).await
+}
+
+fn assert_forbidden(s: u16, b: &serde_json::Value) {
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(b["error"]["code"], "forbidden", "{b}");
+    assert!(
+        b["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{b}"
+    );
+}
+
+/// `/v1/companies` and `/v1/groups` on the default folder: allowed and refused calls.
+#[tokio::test]
+async fn companies_and_groups_over_http() {
+    let env = crate::manage::sqlite_env().await;
+    let store = &*env.store;
+    crate::manage::company(store, "acme", "customer", Some(5)).await;
+    crate::manage::company(store, "beta", "customer", None).await;
+    let owner = Http::new(&env.server)
+        .with_key(&crate::manage::user_with_key(store, "oa", "acme", "owner", true).await);
+    let admin = Http::new(&env.server)
+        .with_key(&crate::manage::user_with_key(store, "aa", "acme", "admin", true).await);
+    let beta = Http::new(&env.server)
+        .with_key(&crate::manage::user_with_key(store, "ob", "beta", "owner", true).await);
+
+    // Companies: an Owner creates a sub-company (parent: its own), renames it, sets its limit.
+    let (s, b) = owner
+        .post(
+            "/v1/companies",
+            &json!({ "id": "acme-north", "name": "North", "account_type": "customer" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["parent"], "acme", "{b}");
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/companies/acme-north",
+        json!({ "name": "Nord", "user_limit": 3 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["name"], "Nord");
+    assert_eq!(b["user_limit"], 3);
+    let (s, b) = owner.get("/v1/companies").await;
+    assert_eq!(s, 200, "{b}");
+    let ids: Vec<&str> = b["companies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["acme", "acme-north"], "{b}");
+    // Refused: another account type, a top-level company, another tenant, its own terms,
+    // an Admin of a Customer account.
+    for body in [
+        json!({ "id": "acme-c", "account_type": "carrier" }),
+        json!({ "id": "top", "account_type": "customer", "parent": null }),
+        json!({ "id": "beta-x", "account_type": "customer", "parent": "beta" }),
+    ] {
+        let (s, b) = owner.post("/v1/companies", &body).await;
+        assert_forbidden(s, &b);
+    }
+    let (s, b) = send(&owner, "PATCH", "/v1/companies/beta", json!({ "name": "mine" })).await;
+    assert_forbidden(s, &b);
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/companies/acme",
+        json!({ "user_limit": 500 }),
+    )
+    .await;
+    assert_forbidden(s, &b);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("companies.own-terms"),
+        "{b}"
+    );
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/companies/acme-north",
+        json!({ "account_type": "carrier" }),
+    )
+    .await;
+    assert_forbidden(s, &b);
+    let (s, b) = admin
+        .post(
+            "/v1/companies",
+            &json!({ "id": "acme-south", "account_type": "customer" }),
+        )
+        .await;
+    assert_forbidden(s, &b);
+    let (s, b) = beta.get("/v1/companies").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["companies"].as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(store.get_company("acme").await.unwrap().user_limit, Some(5));
+
+    // Groups: an Owner creates, edits, makes default and deletes; features must be declared.
+    let (s, b) = owner
+        .post(
+            "/v1/groups",
+            &json!({ "name": "reporters", "features": ["read_reports"] }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = owner
+        .post(
+            "/v1/groups",
+            &json!({ "name": "typo", "features": ["read_reportz"] }),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "unknown_feature");
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/groups/reporters",
+        json!({ "features": ["read_reports", "read_shipments"] }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["features"], json!(["read_reports", "read_shipments"]));
+    let (s, b) = send(
+        &owner,
+        "PUT",
+        "/v1/groups/default",
+        json!({ "name": "reporters" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = owner.get("/v1/groups").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["groups"][0]["is_default"], true, "{b}");
+    // An Admin may not; nor may another tenant's Owner touch a group acme's users are in.
+    let (s, b) = admin.post("/v1/groups", &json!({ "name": "x" })).await;
+    assert_forbidden(s, &b);
+    let (s, b) = send(&admin, "PUT", "/v1/groups/default", json!({ "name": null })).await;
+    assert_forbidden(s, &b);
+    let (s, b) = owner
+        .post(
+            "/v1/users",
+            &json!({ "id": "r1", "login": "r1", "role": "regular", "attrs": { "scope_all": true } }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["group"], "reporters", "the default group: {b}");
+    let (s, b) = send(&beta, "PATCH", "/v1/groups/reporters", json!({ "features": [] })).await;
+    assert_forbidden(s, &b);
+    let (s, b) = send(&beta, "DELETE", "/v1/groups/reporters", serde_json::Value::Null).await;
+    assert_forbidden(s, &b);
+    // Deleting a group users are in is a conflict; once empty it goes.
+    let (s, b) = send(&owner, "PUT", "/v1/groups/default", json!({ "name": null })).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(&owner, "DELETE", "/v1/groups/reporters", serde_json::Value::Null).await;
+    assert_eq!(s, 409, "{b}");
+    let (s, b) = send(&owner, "PATCH", "/v1/users/r1", json!({ "group": null })).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(&owner, "DELETE", "/v1/groups/reporters", serde_json::Value::Null).await;
+    assert_eq!(s, 204, "{b}");
+    // Every call above is in the audit trail, refusals as `denied`.
+    let (s, b) = owner.get("/v1/audit?action=company.create").await;
+    assert_eq!(s, 200, "{b}");
+    let outcomes: Vec<&str> = b["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"denied"), "{b}");
+}
