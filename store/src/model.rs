@@ -692,6 +692,32 @@ pub struct Change {
     pub id: String,
 }
 
+/// How much of the change feed [`crate::UserStore::prune_changes`] keeps: a row goes only
+/// when it is both more than `keep_versions` versions behind the current version and older
+/// than `max_age`, so an instance that polls (every 250 ms) or listens never misses a row it
+/// still needs; one whose cursor fell behind the horizon reloads everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRetention {
+    /// Versions always kept behind the current one.
+    pub keep_versions: i64,
+    /// Rows younger than this are always kept.
+    pub max_age: std::time::Duration,
+}
+
+/// Versions the change feed keeps by default.
+pub const DEFAULT_KEEP_VERSIONS: i64 = 100_000;
+/// Age under which change rows are kept by default.
+pub const DEFAULT_CHANGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Default for ChangeRetention {
+    fn default() -> Self {
+        ChangeRetention {
+            keep_versions: DEFAULT_KEEP_VERSIONS,
+            max_age: DEFAULT_CHANGE_MAX_AGE,
+        }
+    }
+}
+
 /// The audit action names the store writes.
 pub mod actions {
     /// A company was created.

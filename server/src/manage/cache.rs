@@ -88,6 +88,8 @@ impl FactsCache {
 }
 
 /// Clears the cache whenever the store's version moves (poll) or PostgreSQL notifies a commit.
+/// The cache clears fully on any move rather than following `changes_since`, so it never
+/// depends on change rows the feed may have pruned (`UserStore::prune_changes`).
 /// `start` is the store's version when the server opened it (so no change after it is
 /// missed).
 pub fn spawn_invalidation(manage: Weak<Manage>, pg: Option<Arc<portcullis_store::PgStore>>, start: i64) {

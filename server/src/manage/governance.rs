@@ -244,6 +244,14 @@ impl Gate {
         Self { store }
     }
 
+    /// Prunes the change feed by the default retention: housekeeping of the feed, not a
+    /// governed write (no user data changes).
+    pub async fn prune_changes(&self) -> Result<u64, StoreError> {
+        self.store
+            .prune_changes(portcullis_store::ChangeRetention::default())
+            .await
+    }
+
     /// Reads.
     pub fn read(&self) -> Reader<'_> {
         Reader { store: &*self.store }

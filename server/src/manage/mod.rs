@@ -41,6 +41,11 @@ pub use governance::{Authorized, Gate};
 /// How often the change feed is polled, besides PostgreSQL notifications.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often a server prunes the change feed (`ChangeRetention::default()`: rows both
+/// 100,000 versions behind and a day old go). Caches here clear fully whenever the version
+/// moves, so no cursor of theirs can fall behind the horizon.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
 /// The store, its gate and its cache.
 #[derive(Debug)]
 pub struct Manage {
@@ -82,6 +87,18 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     });
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
+    let weak = Arc::downgrade(&manage);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PRUNE_INTERVAL).await;
+            let Some(m) = weak.upgrade() else { return };
+            match m.gate.prune_changes().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned the change feed"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the change feed"),
+            }
+        }
+    });
     Ok(())
 }
 
