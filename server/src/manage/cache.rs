@@ -73,6 +73,7 @@ impl FactsCache {
                     chain,
                     grants,
                     links: Mutex::new(None),
+                    slices: Mutex::new(HashMap::new()),
                 }))
             }
             Err(StoreError::NotFound { .. }) => None,
@@ -146,6 +147,77 @@ pub async fn stored_principal(
     };
     entities::merge(&mut q.entities, values);
     Ok((q, links))
+}
+
+/// The fast path of `POST /v1/authorize` for a stored user without visitor grants and a
+/// request without inline entities: the slice comes from the user's cached facts
+/// ([`Stored::slices`]), so a repeated decision builds no entities. `None` when the path does
+/// not apply (the caller then takes [`stored_principal`]).
+pub async fn decide_stored_cached(
+    app: &AppState,
+    served: &Served,
+    q: &AuthzQuery,
+) -> Result<Option<Decision>, ApiError> {
+    if !q.entities.is_empty() {
+        return Ok(None);
+    }
+    let Some(m) = app.manage.get() else {
+        return Ok(None);
+    };
+    let s = &served.snapshot;
+    let Ok(principal) = served.resolver.entity(s, &q.principal, Slot::Principal) else {
+        return Ok(None);
+    };
+    if principal.type_name().to_string() != s.user_type() {
+        return Ok(None);
+    }
+    let Some(stored) = m
+        .cache
+        .get(m.gate.read(), principal.id().unescaped())
+        .await
+        .map_err(super::store_error)?
+    else {
+        return Ok(None);
+    };
+    if grant_policies(served, &principal, &stored)?.is_some() {
+        return Ok(None);
+    }
+    let action = served.resolver.action(s, &q.action)?;
+    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
+    let key = (served.generation, action.clone(), resource.clone());
+    let cached = stored.slices.lock().ok().and_then(|m| m.get(&key).cloned());
+    let slice = match cached {
+        Some(e) => e,
+        None => {
+            let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+            let inline = Inline::parse_cached(values, s.schema(), Some(&served.inline))?;
+            let e = Arc::new(build_slice(
+                &*served.entities.entities,
+                &served.resolver.action_entities,
+                &principal,
+                &action,
+                &resource,
+                &inline,
+            )?);
+            if let Ok(mut m) = stored.slices.lock() {
+                if m.len() >= entities::MAX_STORED_SLICES {
+                    m.clear();
+                }
+                m.insert(key, e.clone());
+            }
+            e
+        }
+    };
+    let fast = served
+        .resolver
+        .request_shapes
+        .get(&action)
+        .and_then(|shape| shape.request(&principal, &action, &resource, q.context.is_empty()));
+    let request = match fast {
+        Some(r) => r,
+        None => s.request_with(principal, action, resource, q.context.clone())?,
+    };
+    Ok(Some(s.decide_parts(&request, &slice)))
 }
 
 /// A stored principal's entities (user, company and ancestors, as Cedar JSON) and its policy

@@ -27,7 +27,19 @@ pub struct Stored {
     pub grants: Vec<VisitorGrant>,
     /// The policy set with its grants linked, for one policy version (built on first use).
     pub links: std::sync::Mutex<Option<(std::sync::Arc<str>, std::sync::Arc<cedar_policy::PolicySet>)>>,
+    /// Slices of this user's decisions without inline entities, by served bundle (its install
+    /// generation), action and resource: dropped with these facts at the next store change.
+    pub slices: std::sync::Mutex<StoredSlices>,
 }
+
+/// See [`Stored::slices`].
+pub type StoredSlices = std::collections::HashMap<
+    (u64, cedar_policy::EntityUid, cedar_policy::EntityUid),
+    std::sync::Arc<cedar_policy::Entities>,
+>;
+
+/// Most slices kept per stored user (the map starts over when full).
+pub const MAX_STORED_SLICES: usize = 64;
 
 /// A company and its ancestors, nearest first.
 pub async fn company_chain(

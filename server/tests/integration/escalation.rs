@@ -14,6 +14,9 @@
 //! - and, whatever the files say, no allowed assignment gives a role ranked above the
 //!   caller's.
 //!
+//! Companies and permission groups too: only an Owner (an Admin where there are no Owners)
+//! shapes its enterprise below its own company, never its own terms or another tenant.
+//!
 //! Sequences: create-then-promote, invite-then-accept with an altered role, set-role on self.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -406,6 +409,64 @@ async fn no_combination_escalates() {
                 format!("/v1/users/{me}/{tail}")
             };
             let (status, b) = send(&http, &method, &path, body).await;
+            out.push(Outcome {
+                what: format!("{who} {what}"),
+                expected,
+                status,
+                body: b,
+            });
+        }
+    }
+
+    // Companies and permission groups: only an Owner (or, where there are no Owners, an
+    // Admin) shapes its own enterprise below its company, never its own terms, never another
+    // tenant; only Owners define groups.
+    for c in &callers {
+        let who = format!("{}/{}/{:?}", c.ty, c.role, c.scope);
+        let shaper = c.role == "owner" || (c.role == "admin" && c.ty != "customer");
+        let mut checks: Vec<(String, String, String, Value, bool)> = Vec::new();
+        for t in &types {
+            let id = fresh("co");
+            checks.push((
+                format!("creates a {t} sub-company"),
+                "POST".into(),
+                "/v1/companies".into(),
+                json!({ "id": id, "account_type": t }),
+                shaper && *t == c.ty,
+            ));
+            let id = fresh("co");
+            checks.push((
+                format!("creates a {t} company under {}", far(t)),
+                "POST".into(),
+                "/v1/companies".into(),
+                json!({ "id": id, "account_type": t, "parent": far(t) }),
+                false,
+            ));
+        }
+        for (company, field, value, expected) in [
+            (home(&c.ty), "name", json!("renamed"), shaper),
+            (home(&c.ty), "user_limit", json!(1000), false),
+            (home(&c.ty), "account_type", json!("customer"), false),
+            (sub(&c.ty), "user_limit", json!(1000), shaper),
+            (far(&c.ty), "name", json!("mine"), false),
+        ] {
+            checks.push((
+                format!("sets {field} of {company}"),
+                "PATCH".into(),
+                format!("/v1/companies/{company}"),
+                json!({ field: value }),
+                expected,
+            ));
+        }
+        checks.push((
+            "creates a permission group".into(),
+            "POST".into(),
+            "/v1/groups".into(),
+            json!({ "name": fresh("g") }),
+            c.role == "owner",
+        ));
+        for (what, method, path, body, expected) in checks {
+            let (status, b) = send(&c.http, &method, &path, body).await;
             out.push(Outcome {
                 what: format!("{who} {what}"),
                 expected,
