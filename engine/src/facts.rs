@@ -118,6 +118,10 @@ impl Snapshot {
         for (k, v) in &f.attrs {
             attrs.insert(k.clone(), v.clone());
         }
+        // A role that requires MFA requires it whatever the user's own attribute says.
+        if mfa_role && declared.contains("require_mfa") {
+            attrs.insert("require_mfa".to_owned(), json!(true));
+        }
         json!({ "uid": uid(&self.user_type(), id), "attrs": attrs, "parents": [role, company] })
     }
 

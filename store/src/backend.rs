@@ -410,6 +410,11 @@ macro_rules! impl_user_store {
             }
 
             async fn changes_since(&self, version: i64, limit: u32) -> Result<Vec<Change>> {
+                let horizon = self.changes_horizon().await?;
+                if version < horizon {
+                    // Its rows were pruned: the reader must drop everything it cached.
+                    return Err(StoreError::Expired { what: "the change feed cursor" });
+                }
                 let rows = sqlx::query_as::<_, ChangeRow>(sql::CHANGES_SINCE)
                     .bind(version)
                     .bind(self.limits.page(Some(limit)))
@@ -417,6 +422,31 @@ macro_rules! impl_user_store {
                     .await
                     .map_err(db_err)?;
                 Ok(rows.into_iter().map(ChangeRow::into_change).collect())
+            }
+
+            async fn prune_changes(&self, keep: ChangeRetention) -> Result<u64> {
+                let now = to_millis(self.clock.now());
+                let max_age = i64::try_from(keep.max_age.as_millis()).unwrap_or(i64::MAX);
+                let cutoff = now.saturating_sub(max_age);
+                let mut tx = self.writer().begin().await.map_err(db_err)?;
+                // The horizon first: the UPDATE takes the write lock before anything is read.
+                sqlx::query(sql::RAISE_HORIZON)
+                    .bind(keep.keep_versions.max(0))
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let gone = sqlx::query(sql::PRUNE_CHANGES)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                tx.commit().await.map_err(db_err)?;
+                Ok(gone)
+            }
+
+            async fn changes_horizon(&self) -> Result<i64> {
+                sqlx::query_scalar(sql::GET_HORIZON).fetch_one(self.reader()).await.map_err(db_err)
             }
 
             // ---- companies ----

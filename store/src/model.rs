@@ -82,7 +82,7 @@ pub struct CompanyPatch {
     #[serde(default)]
     pub account_type: Option<String>,
     /// New user limit (`Some(None)` removes it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub user_limit: Option<Option<u32>>,
     /// New attributes (replacing the old ones).
     #[serde(default)]
@@ -191,7 +191,7 @@ pub struct UserPatch {
     #[serde(default)]
     pub login: Option<String>,
     /// New email (`Some(None)` clears it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub email: Option<Option<String>>,
     /// New display name.
     #[serde(default)]
@@ -206,7 +206,7 @@ pub struct UserPatch {
     #[serde(default)]
     pub addons: Option<Vec<String>>,
     /// New group (`Some(None)` clears it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub group: Option<Option<String>>,
     /// New attributes (replacing).
     #[serde(default)]
@@ -692,6 +692,32 @@ pub struct Change {
     pub id: String,
 }
 
+/// How much of the change feed [`crate::UserStore::prune_changes`] keeps: a row goes only
+/// when it is both more than `keep_versions` versions behind the current version and older
+/// than `max_age`, so an instance that polls (every 250 ms) or listens never misses a row it
+/// still needs; one whose cursor fell behind the horizon reloads everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRetention {
+    /// Versions always kept behind the current one.
+    pub keep_versions: i64,
+    /// Rows younger than this are always kept.
+    pub max_age: std::time::Duration,
+}
+
+/// Versions the change feed keeps by default.
+pub const DEFAULT_KEEP_VERSIONS: i64 = 100_000;
+/// Age under which change rows are kept by default.
+pub const DEFAULT_CHANGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Default for ChangeRetention {
+    fn default() -> Self {
+        ChangeRetention {
+            keep_versions: DEFAULT_KEEP_VERSIONS,
+            max_age: DEFAULT_CHANGE_MAX_AGE,
+        }
+    }
+}
+
 /// The audit action names the store writes.
 pub mod actions {
     /// A company was created.
@@ -740,4 +766,14 @@ pub mod actions {
     pub const API_KEY_CREATE: &str = "api_key.create";
     /// An API key was revoked.
     pub const API_KEY_REVOKE: &str = "api_key.revoke";
+}
+
+/// A field that may be absent (`None`: no change), `null` (`Some(None)`: cleared) or a value:
+/// serde alone reads `null` as absent.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

@@ -209,6 +209,15 @@ mod tests {
 mod sql {
     pub const BUMP_VERSION: &str =
         "UPDATE store_version SET version = version + 1 WHERE id = 1 RETURNING version";
+    // Change-feed pruning (migration 0003_change_horizon): the horizon is the highest version
+    // both `keep_versions` behind the current one and older than the cutoff; rows at or
+    // below it go.
+    pub const RAISE_HORIZON: &str = "UPDATE store_version SET pruned_through = MAX(pruned_through, \
+         COALESCE((SELECT MAX(version) FROM changes WHERE version <= store_version.version - ?1 AND at < ?2), 0)) \
+         WHERE id = 1";
+    pub const PRUNE_CHANGES: &str =
+        "DELETE FROM changes WHERE version <= (SELECT pruned_through FROM store_version WHERE id = 1)";
+    pub const GET_HORIZON: &str = "SELECT pruned_through FROM store_version WHERE id = 1";
     pub const GET_VERSION: &str = "SELECT version FROM store_version WHERE id = 1";
     pub const INSERT_CHANGE: &str =
         "INSERT INTO changes (version, kind, entity_id, at) VALUES (?1, ?2, ?3, ?4) \

@@ -34,8 +34,20 @@ pub trait UserStore: crate::signin::SignInStore + Send + Sync + std::fmt::Debug 
     /// The current change version: it grows with every committed write.
     async fn version(&self) -> Result<i64>;
 
-    /// The entities changed by writes after `version`, oldest first, at most `limit`.
+    /// The entities changed by writes after `version`, oldest first, at most `limit`; a cursor
+    /// below [`UserStore::changes_horizon`] is answered `Expired` (its rows were pruned: the
+    /// reader must drop everything it cached).
     async fn changes_since(&self, version: i64, limit: u32) -> Result<Vec<Change>>;
+
+    // ---- change-feed pruning (branch store-gaps; migration 0003_change_horizon) ----
+
+    /// Deletes the change rows `keep` no longer keeps and moves the horizon past them;
+    /// returns how many rows went. Not a write of the feed: the version does not move.
+    async fn prune_changes(&self, keep: ChangeRetention) -> Result<u64>;
+
+    /// The highest version whose change rows were pruned (0: none): `changes_since(v)`
+    /// answers completely only for `v >= changes_horizon()`.
+    async fn changes_horizon(&self) -> Result<i64>;
 
     // ---- companies ----
 

@@ -125,30 +125,39 @@ fn answer(d: &Decision) -> Value {
     })
 }
 
-fn evaluate(
+/// Decides one evaluation; a stored user as subject decides as in `/v1/authorize` (its facts
+/// and visitor grants from the store, over `raw`, the request's entities).
+async fn evaluate(
     app: &AppState,
     served: &crate::state::Served,
     subject: &Thing,
     action: &Action,
     resource: &Thing,
     context: Option<Map<String, Value>>,
-    inline: &Inline,
+    (inline, raw): (&Inline, &[Value]),
 ) -> Result<Decision, ApiError> {
     let (p, a, r) = (
         entity_ref(subject),
         EntityRef::Text(action.name.clone()),
         entity_ref(resource),
     );
-    let d = decide(
-        served,
-        Check {
-            principal: &p,
-            action: &a,
-            resource: &r,
-            context: context.unwrap_or_default(),
-        },
-        inline,
-    )
+    let check = Check {
+        principal: &p,
+        action: &a,
+        resource: &r,
+        context: context.unwrap_or_default(),
+    };
+    let d = match crate::manage::cache::stored_facts(app, served, &p).await? {
+        Some((facts, links)) => {
+            let mut values = raw.to_vec();
+            crate::manage::entities::merge(&mut values, facts);
+            Inline::parse_owned(values, served.snapshot.schema()).and_then(|own| match &links {
+                Some(set) => crate::manage::cache::decide_linked(served, check, &own, set),
+                None => decide(served, check, &own),
+            })
+        }
+        None => decide(served, check, inline),
+    }
     .inspect_err(|_| app.metrics.rejected())?;
     app.metrics.decision(d.allowed());
     Ok(d)
@@ -161,7 +170,7 @@ pub async fn evaluation(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let served = app.served();
-    let inline = Inline::parse_owned(e.entities, served.snapshot.schema())?;
+    let inline = Inline::parse(&e.entities, served.snapshot.schema())?;
     let d = evaluate(
         &app,
         &served,
@@ -169,8 +178,9 @@ pub async fn evaluation(
         &e.action,
         &e.resource,
         e.context,
-        &inline,
-    );
+        (&inline, &e.entities),
+    )
+    .await;
     app.metrics.latency(started.elapsed());
     Ok(Json(answer(&d?)))
 }
@@ -214,7 +224,16 @@ pub async fn evaluations(
         let (Some(s), Some(a), Some(r)) = (&req.subject, &req.action, &req.resource) else {
             return Err(missing("subject`, `action` or `resource"));
         };
-        let d = evaluate(&app, &served, s, a, r, req.context.clone(), &inline)?;
+        let d = evaluate(
+            &app,
+            &served,
+            s,
+            a,
+            r,
+            req.context.clone(),
+            (&inline, &req.entities),
+        )
+        .await?;
         app.metrics.latency(started.elapsed());
         return Ok(Json(answer(&d)));
     }
@@ -228,7 +247,7 @@ pub async fn evaluations(
         let result = match parts {
             (Some(s), Some(a), Some(r)) => {
                 let context = item.context.clone().or_else(|| req.context.clone());
-                evaluate(&app, &served, s, a, r, context, &inline)
+                evaluate(&app, &served, s, a, r, context, (&inline, &req.entities)).await
             }
             _ => Err(missing("subject`, `action` or `resource")),
         };

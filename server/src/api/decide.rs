@@ -353,6 +353,19 @@ async fn decide_one(
 ) -> Result<Json<DecisionBody>, ApiError> {
     let started = Instant::now();
     let served = app.served();
+    // Stored users without grants asking without inline entities: their cached slices.
+    match crate::manage::cache::decide_stored_cached(&app, &served, &q).await {
+        Ok(Some(d)) => {
+            app.metrics.latency(started.elapsed());
+            app.metrics.decision(d.allowed());
+            return Ok(Json(DecisionBody::new(d)));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            app.metrics.rejected();
+            return Err(e);
+        }
+    }
     // Stored users: their entities from the user store, their visitor grants linked.
     let (mut q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
     if let Some(s) = session {
@@ -460,19 +473,32 @@ pub async fn batch(
     let mut results = Vec::with_capacity(req.checks.len());
     let mut cache = BatchSlices::new();
     for c in req.checks {
+        // A stored user as principal decides as in `/v1/authorize`: its facts and grants from
+        // the store, over the batch's and the check's entities.
+        let stored = crate::manage::cache::stored_facts(&app, &served, &c.principal).await?;
         let check = Check {
             principal: &c.principal,
             action: &c.action,
             resource: &c.resource,
             context: c.context,
         };
-        let result = if c.entities.is_empty() {
-            decide_cached(&served, check, &shared, Some(&mut cache))
-        } else {
-            let mut values = req.entities.clone();
-            values.extend(c.entities);
-            Inline::parse_cached(values, schema, Some(&served.inline))
-                .and_then(|own| decide(&served, check, &own))
+        let result = match stored {
+            Some((facts, links)) => {
+                let mut values = req.entities.clone();
+                values.extend(c.entities);
+                crate::manage::entities::merge(&mut values, facts);
+                Inline::parse_cached(values, schema, Some(&served.inline)).and_then(|own| match &links {
+                    Some(set) => crate::manage::cache::decide_linked(&served, check, &own, set),
+                    None => decide(&served, check, &own),
+                })
+            }
+            None if c.entities.is_empty() => decide_cached(&served, check, &shared, Some(&mut cache)),
+            None => {
+                let mut values = req.entities.clone();
+                values.extend(c.entities);
+                Inline::parse_cached(values, schema, Some(&served.inline))
+                    .and_then(|own| decide(&served, check, &own))
+            }
         };
         results.push(match result {
             Ok(d) => {

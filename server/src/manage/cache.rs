@@ -49,7 +49,22 @@ impl FactsCache {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let loaded = match read.user_facts(id).await {
-            Ok(f) => {
+            Ok(mut f) => {
+                entities::strip_reserved(&mut f.user);
+                // A group edited in the store (003: "edit an existing Permission Group")
+                // decides with its stored features, besides those `roles.toml` declares for a
+                // group of that name (joined in `entities::user_value`).
+                if let Some(g) = &f.user.group {
+                    match read.get_group(g).await {
+                        Ok(group) => {
+                            f.user
+                                .attrs
+                                .insert("group_features".to_owned(), serde_json::json!(group.features));
+                        }
+                        Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 let chain = entities::company_chain(&read, &f.user.company).await?;
                 let grants = read.active_grants_for_user(id).await?;
                 Some(Arc::new(Stored {
@@ -58,6 +73,7 @@ impl FactsCache {
                     chain,
                     grants,
                     links: Mutex::new(None),
+                    slices: Mutex::new(HashMap::new()),
                 }))
             }
             Err(StoreError::NotFound { .. }) => None,
@@ -73,6 +89,8 @@ impl FactsCache {
 }
 
 /// Clears the cache whenever the store's version moves (poll) or PostgreSQL notifies a commit.
+/// The cache clears fully on any move rather than following `changes_since`, so it never
+/// depends on change rows the feed may have pruned (`UserStore::prune_changes`).
 /// `start` is the store's version when the server opened it (so no change after it is
 /// missed).
 pub fn spawn_invalidation(manage: Weak<Manage>, pg: Option<Arc<portcullis_store::PgStore>>, start: i64) {
@@ -124,15 +142,102 @@ pub async fn stored_principal(
     served: &Served,
     mut q: AuthzQuery,
 ) -> Result<(AuthzQuery, Option<Arc<PolicySet>>), ApiError> {
-    let Some(m) = app.manage.get() else {
+    let Some((values, links)) = stored_facts(app, served, &q.principal).await? else {
         return Ok((q, None));
+    };
+    entities::merge(&mut q.entities, values);
+    Ok((q, links))
+}
+
+/// The fast path of `POST /v1/authorize` for a stored user without visitor grants and a
+/// request without inline entities: the slice comes from the user's cached facts
+/// ([`Stored::slices`]), so a repeated decision builds no entities. `None` when the path does
+/// not apply (the caller then takes [`stored_principal`]).
+pub async fn decide_stored_cached(
+    app: &AppState,
+    served: &Served,
+    q: &AuthzQuery,
+) -> Result<Option<Decision>, ApiError> {
+    if !q.entities.is_empty() {
+        return Ok(None);
+    }
+    let Some(m) = app.manage.get() else {
+        return Ok(None);
     };
     let s = &served.snapshot;
     let Ok(principal) = served.resolver.entity(s, &q.principal, Slot::Principal) else {
-        return Ok((q, None));
+        return Ok(None);
     };
     if principal.type_name().to_string() != s.user_type() {
-        return Ok((q, None));
+        return Ok(None);
+    }
+    let Some(stored) = m
+        .cache
+        .get(m.gate.read(), principal.id().unescaped())
+        .await
+        .map_err(super::store_error)?
+    else {
+        return Ok(None);
+    };
+    if grant_policies(served, &principal, &stored)?.is_some() {
+        return Ok(None);
+    }
+    let action = served.resolver.action(s, &q.action)?;
+    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
+    let key = (served.generation, action.clone(), resource.clone());
+    let cached = stored.slices.lock().ok().and_then(|m| m.get(&key).cloned());
+    let slice = match cached {
+        Some(e) => e,
+        None => {
+            let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+            let inline = Inline::parse_cached(values, s.schema(), Some(&served.inline))?;
+            let e = Arc::new(build_slice(
+                &*served.entities.entities,
+                &served.resolver.action_entities,
+                &principal,
+                &action,
+                &resource,
+                &inline,
+            )?);
+            if let Ok(mut m) = stored.slices.lock() {
+                if m.len() >= entities::MAX_STORED_SLICES {
+                    m.clear();
+                }
+                m.insert(key, e.clone());
+            }
+            e
+        }
+    };
+    let fast = served
+        .resolver
+        .request_shapes
+        .get(&action)
+        .and_then(|shape| shape.request(&principal, &action, &resource, q.context.is_empty()));
+    let request = match fast {
+        Some(r) => r,
+        None => s.request_with(principal, action, resource, q.context.clone())?,
+    };
+    Ok(Some(s.decide_parts(&request, &slice)))
+}
+
+/// A stored principal's entities (user, company and ancestors, as Cedar JSON) and its policy
+/// set with visitor grants linked (when it holds any); `None` when the principal is not a
+/// stored user, or the server has no store. Every decision endpoint (`/v1/authorize`, its
+/// batch, AuthZEN) goes through this, so a stored id decides the same everywhere.
+pub async fn stored_facts(
+    app: &AppState,
+    served: &Served,
+    principal: &portcullis_engine::EntityRef,
+) -> Result<Option<(Vec<serde_json::Value>, Option<Arc<PolicySet>>)>, ApiError> {
+    let Some(m) = app.manage.get() else {
+        return Ok(None);
+    };
+    let s = &served.snapshot;
+    let Ok(principal) = served.resolver.entity(s, principal, Slot::Principal) else {
+        return Ok(None);
+    };
+    if principal.type_name().to_string() != s.user_type() {
+        return Ok(None);
     }
     let id = principal.id().unescaped().to_owned();
     let Some(stored) = m
@@ -141,12 +246,11 @@ pub async fn stored_principal(
         .await
         .map_err(super::store_error)?
     else {
-        return Ok((q, None));
+        return Ok(None);
     };
     let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
-    entities::merge(&mut q.entities, values);
     let links = grant_policies(served, &principal, &stored)?;
-    Ok((q, links))
+    Ok(Some((values, links)))
 }
 
 fn entity(ty: &str, id: &str) -> Option<EntityUid> {

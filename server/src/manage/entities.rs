@@ -27,7 +27,19 @@ pub struct Stored {
     pub grants: Vec<VisitorGrant>,
     /// The policy set with its grants linked, for one policy version (built on first use).
     pub links: std::sync::Mutex<Option<(std::sync::Arc<str>, std::sync::Arc<cedar_policy::PolicySet>)>>,
+    /// Slices of this user's decisions without inline entities, by served bundle (its install
+    /// generation), action and resource: dropped with these facts at the next store change.
+    pub slices: std::sync::Mutex<StoredSlices>,
 }
+
+/// See [`Stored::slices`].
+pub type StoredSlices = std::collections::HashMap<
+    (u64, cedar_policy::EntityUid, cedar_policy::EntityUid),
+    std::sync::Arc<cedar_policy::Entities>,
+>;
+
+/// Most slices kept per stored user (the map starts over when full).
+pub const MAX_STORED_SLICES: usize = 64;
 
 /// A company and its ancestors, nearest first.
 pub async fn company_chain(
@@ -47,6 +59,17 @@ pub async fn company_chain(
     Ok(out)
 }
 
+/// The user attributes the store's columns decide (company, role, activity, flags, add-ons,
+/// and the features of the permission group): never taken from a user's free-form `attrs`,
+/// or a manager who may set attributes could give a user another company, another role, a
+/// group's features or, to a deactivated user, activity.
+pub const RESERVED_USER_ATTRS: &[&str] = &["company", "role", "active", "flags", "addons", "group_features"];
+
+/// Drops the reserved attributes from facts the store or a request gave.
+pub fn strip_reserved(f: &mut UserFacts) {
+    f.attrs.retain(|k, _| !RESERVED_USER_ATTRS.contains(&k.as_str()));
+}
+
 /// Defaults for attributes the schema requires of users when the store has none.
 fn user_default(name: &str) -> Option<Value> {
     match name {
@@ -62,10 +85,22 @@ pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
     let declared = s.user_attributes();
     let mut f = f.clone();
     f.attrs.retain(|k, _| declared.contains(k));
+    // A stored group's features (put there by the cache) join those `roles.toml` declares
+    // for a group of the same name.
+    if let Some(Value::Array(stored)) = f.attrs.get_mut("group_features") {
+        let declared_features = f
+            .group
+            .as_deref()
+            .map(|g| s.group_features(g))
+            .unwrap_or_default();
+        for feature in declared_features {
+            if !stored.iter().any(|v| v.as_str() == Some(feature.as_str())) {
+                stored.push(Value::String(feature));
+            }
+        }
+    }
     for name in declared {
-        if !f.attrs.contains_key(name)
-            && !["company", "role", "active", "flags", "addons", "group_features"].contains(&name.as_str())
-        {
+        if !f.attrs.contains_key(name) && !RESERVED_USER_ATTRS.contains(&name.as_str()) {
             if let Some(v) = user_default(name) {
                 f.attrs.insert(name.clone(), v);
             }

@@ -127,6 +127,20 @@ governed! {
     /// Create or revoke a customer's token link (decided as a user creation in it, since the
     /// link signs in as the customer's token-link user).
     ManageCompanyLink { company: String } => "user.create";
+
+    // ---- companies and permission groups (`companies.rs`) ----
+    /// Create a company (a sub-company of the caller's enterprise).
+    CreateCompany { new: portcullis_store::NewCompany } => "company.create";
+    /// Change a company's name, account type, user limit or attributes.
+    UpdateCompany { id: String, patch: portcullis_store::CompanyPatch } => "company.update";
+    /// Create a permission group.
+    CreateGroup { new: portcullis_store::NewGroup } => "group.manage";
+    /// Change a permission group's description or features.
+    UpdateGroup { name: String, patch: portcullis_store::GroupPatch } => "group.manage";
+    /// Delete a permission group no user is in.
+    DeleteGroup { name: String } => "group.manage";
+    /// Make a group the default of new users (`None`: no default).
+    SetDefaultGroup { name: Option<String> } => "group.manage";
 }
 
 /// The resource of a governed decision: its uid and the entities it brings.
@@ -158,6 +172,21 @@ impl Reader<'_> {
     /// See [`UserStore::get_user`].
     pub async fn get_user(&self, id: &str) -> Result<User, StoreError> {
         self.store.get_user(id).await
+    }
+    /// See [`UserStore::get_group`].
+    pub async fn get_group(&self, name: &str) -> Result<portcullis_store::PermissionGroup, StoreError> {
+        self.store.get_group(name).await
+    }
+    /// See [`UserStore::list_groups`].
+    pub async fn list_groups(&self) -> Result<Vec<portcullis_store::PermissionGroup>, StoreError> {
+        self.store.list_groups().await
+    }
+    /// See [`UserStore::list_companies`].
+    pub async fn list_companies(
+        &self,
+        q: &portcullis_store::CompanyQuery,
+    ) -> Result<Page<Company>, StoreError> {
+        self.store.list_companies(q).await
     }
     /// See [`UserStore::get_company`].
     pub async fn get_company(&self, id: &str) -> Result<Company, StoreError> {
@@ -250,6 +279,14 @@ impl Gate {
     /// Guards a store.
     pub fn new(store: Arc<dyn UserStore>) -> Self {
         Self { store }
+    }
+
+    /// Prunes the change feed by the default retention: housekeeping of the feed, not a
+    /// governed write (no user data changes).
+    pub async fn prune_changes(&self) -> Result<u64, StoreError> {
+        self.store
+            .prune_changes(portcullis_store::ChangeRetention::default())
+            .await
     }
 
     /// Reads.
@@ -617,6 +654,73 @@ impl Gate {
     /// Reads the audit trail.
     pub async fn query_audit(&self, a: Authorized<ReadAudit>) -> Result<Page<AuditEntry, i64>, ApiError> {
         self.store.query_audit(&a.op.query).await.map_err(store_error)
+    }
+
+    // ---- companies and permission groups ----
+
+    /// Creates a company.
+    pub async fn create_company(
+        &self,
+        c: &FactsCache,
+        a: Authorized<CreateCompany>,
+    ) -> Result<Company, ApiError> {
+        let r = self.store.create_company(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Changes a company.
+    pub async fn update_company(
+        &self,
+        c: &FactsCache,
+        a: Authorized<UpdateCompany>,
+    ) -> Result<Company, ApiError> {
+        let r = self
+            .store
+            .update_company(&a.op.id, a.op.patch.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Creates a permission group.
+    pub async fn create_group(
+        &self,
+        c: &FactsCache,
+        a: Authorized<CreateGroup>,
+    ) -> Result<portcullis_store::PermissionGroup, ApiError> {
+        let r = self.store.create_group(a.op.new.clone(), &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Changes a permission group.
+    pub async fn update_group(
+        &self,
+        c: &FactsCache,
+        a: Authorized<UpdateGroup>,
+    ) -> Result<portcullis_store::PermissionGroup, ApiError> {
+        let r = self
+            .store
+            .update_group(&a.op.name, a.op.patch.clone(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
+    }
+
+    /// Deletes a permission group.
+    pub async fn delete_group(&self, c: &FactsCache, a: Authorized<DeleteGroup>) -> Result<(), ApiError> {
+        let r = self.store.delete_group(&a.op.name, &a.audit()).await;
+        self.done(c, &a, r).await
+    }
+
+    /// Sets the default permission group.
+    pub async fn set_default_group(
+        &self,
+        c: &FactsCache,
+        a: Authorized<SetDefaultGroup>,
+    ) -> Result<(), ApiError> {
+        let r = self
+            .store
+            .set_default_group(a.op.name.as_deref(), &a.audit())
+            .await;
+        self.done(c, &a, r).await
     }
 
     /// Accepts an invitation: the token is the credential and the store enforces it (single

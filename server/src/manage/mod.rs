@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod companies;
 pub mod entities;
 pub mod governance;
 pub mod grants;
@@ -39,6 +40,11 @@ pub use governance::{Authorized, Gate};
 
 /// How often the change feed is polled, besides PostgreSQL notifications.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often a server prunes the change feed (`ChangeRetention::default()`: rows both
+/// 100,000 versions behind and a day old go). Caches here clear fully whenever the version
+/// moves, so no cursor of theirs can fall behind the horizon.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The store, its gate and its cache.
 #[derive(Debug)]
@@ -87,6 +93,18 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     });
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
+    let weak = Arc::downgrade(&manage);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PRUNE_INTERVAL).await;
+            let Some(m) = weak.upgrade() else { return };
+            match m.gate.prune_changes().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned the change feed"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the change feed"),
+            }
+        }
+    });
     Ok(())
 }
 
@@ -123,6 +141,18 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
         .route("/v1/invitations/accept", post(invitations::accept))
         .route("/v1/audit", get(audit::query))
+        // Companies and permission groups (companies.rs).
+        .route("/v1/companies", get(companies::list).post(companies::create))
+        .route("/v1/companies/{id}", axum::routing::patch(companies::update))
+        .route(
+            "/v1/groups",
+            get(companies::list_groups).post(companies::create_group),
+        )
+        .route("/v1/groups/default", put(companies::set_default_group))
+        .route(
+            "/v1/groups/{name}",
+            axum::routing::patch(companies::update_group).delete(companies::delete_group),
+        )
         .merge(crate::auth::handlers::router())
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 /// Every management path the document describes.
-pub const PATHS: [&str; 18] = [
+pub const PATHS: [&str; 22] = [
     "/v1/users",
     "/v1/users/{id}",
     "/v1/users/{id}/role",
@@ -22,6 +22,10 @@ pub const PATHS: [&str; 18] = [
     "/v1/audit",
     "/v1/users/{id}/api-keys",
     "/v1/users/{id}/api-keys/{key}",
+    "/v1/companies",
+    "/v1/groups",
+    "/v1/groups/default",
+    "/v1/groups/{name}",
 ];
 
 fn errors(codes: &[&str]) -> Map<String, Value> {
@@ -104,7 +108,25 @@ pub fn extend(doc: &mut Value) {
             ],
             "delete": op("Revoke an API key", "user.update", None, "200", "ApiKey", &w)
         },
-        "/v1/companies/{id}": { "parameters": id_param(), "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &w) },
+        "/v1/companies/{id}": {
+            "parameters": id_param(),
+            "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &w),
+            "patch": op("Change a company's name, account type, user limit or attrs (decided on the company as it will be; context `changes` names the fields set)", "company.update", Some("CompanyPatch"), "200", "Company", &w)
+        },
+        "/v1/companies": {
+            "get": op("The caller's company and the companies of its enterprise below it", "", None, "200", "CompanyList", &w),
+            "post": op("Create a company (`parent` defaults to the caller's company)", "company.create", Some("NewCompany"), "201", "Company", &w)
+        },
+        "/v1/groups": {
+            "get": op("Every permission group", "", None, "200", "GroupList", &w),
+            "post": op("Create a permission group (features declared in roles.toml)", "group.manage", Some("NewGroup"), "201", "Group", &w)
+        },
+        "/v1/groups/default": { "put": op("Make a group the default of new users (`name: null`: none)", "group.manage", Some("DefaultGroupBody"), "200", "DefaultGroup", &w) },
+        "/v1/groups/{name}": {
+            "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "patch": op("Change a permission group's description or features (refused while users of another company are in it)", "group.manage", Some("GroupPatch"), "200", "Group", &w),
+            "delete": { "summary": "Delete a permission group no user is in", "description": "Decided by action `group.manage`.", "responses": with_errors(json!({ "204": { "description": "deleted" } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
+        },
         "/v1/grants": {
             "get": op("Grants on the caller's company's data (`?company=`) or the caller's own", "", None, "200", "GrantList", &w),
             "post": op("Request a visitor grant", "grant.request", Some("GrantRequest"), "201", "Grant", &w)
@@ -169,6 +191,15 @@ pub fn extend(doc: &mut Value) {
         "ApiKey": obj(json!({ "id": {}, "user": {}, "name": {}, "created_at": {}, "revoked_at": {} })),
         "ApiKeyList": obj(json!({ "api_keys": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } } })),
         "IssuedApiKey": obj(json!({ "api_key": { "$ref": "#/components/schemas/ApiKey" }, "key": { "type": "string", "description": "pck_<id>_<secret>, shown once" } })),
+        "CompanyList": obj(json!({ "companies": { "type": "array", "items": { "$ref": "#/components/schemas/Company" } } })),
+        "NewCompany": closed(json!(["id", "account_type"]), json!({ "id": name, "name": { "type": "string" }, "account_type": name, "parent": opt_name, "user_limit": { "type": ["integer", "null"], "minimum": 0 }, "attrs": { "type": "object" } })),
+        "CompanyPatch": closed(json!([]), json!({ "name": opt_name, "account_type": opt_name, "user_limit": { "type": ["integer", "null"], "minimum": 0 }, "attrs": { "type": ["object", "null"] } })),
+        "Group": obj(json!({ "name": {}, "description": {}, "features": {}, "is_default": { "type": "boolean" } })),
+        "GroupList": obj(json!({ "groups": { "type": "array", "items": { "$ref": "#/components/schemas/Group" } } })),
+        "NewGroup": closed(json!(["name"]), json!({ "name": name, "description": { "type": "string" }, "features": names, "is_default": { "type": "boolean" } })),
+        "GroupPatch": closed(json!([]), json!({ "description": { "type": ["string", "null"] }, "features": opt_names })),
+        "DefaultGroupBody": closed(json!(["name"]), json!({ "name": { "type": ["string", "null"] } })),
+        "DefaultGroup": obj(json!({ "default": {} })),
         "Acceptance": closed(json!(["token"]), json!({ "token": { "type": "string" }, "user_id": opt_name, "login": opt_name, "name": { "type": "string" }, "password": { "type": ["string", "null"], "description": "the first password, checked against the folder's rule" } }))
     });
     for (key, add) in [("paths", paths), ("schemas", schemas)] {

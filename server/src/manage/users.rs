@@ -55,6 +55,9 @@ pub fn user_resource(served: &Served, u: &Stored) -> Resource {
 
 /// The resource of a decision on a user that does not exist yet.
 pub async fn prospective(m: &Manage, served: &Served, id: &str, f: &UserFacts) -> Result<Resource, ApiError> {
+    let mut f = f.clone();
+    entities::strip_reserved(&mut f);
+    let f = &f;
     let chain = entities::company_chain(&m.gate.read(), &f.company)
         .await
         .map_err(store_error)?;
@@ -397,8 +400,8 @@ pub struct MoveBody {
     pub company: String,
 }
 
-/// `POST /v1/users/{id}/move`: decided as `user.create` of the user in the destination
-/// (the caller must be able to create it there); the store keeps moves inside one enterprise
+/// `POST /v1/users/{id}/move`: decided as `user.delete` of the user where it is and
+/// `user.create` of the user in the destination (the caller must be able to do both); the store keeps moves inside one enterprise
 /// and within the destination's user limit.
 pub async fn move_user(
     State(app): State<Arc<AppState>>,
@@ -409,6 +412,16 @@ pub async fn move_user(
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
     let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
+    // "The user will be removed from the current company" (004): the caller must be able to
+    // remove it where it is, not only to create it in the destination.
+    let here = user_resource(&served, &target);
+    let removal = DeleteUser {
+        id: id.clone(),
+        transfer_to: None,
+    };
+    m.gate
+        .decide(&served, &m.cache, &caller, removal, here, Map::new())
+        .await?;
     let mut facts = target.user.clone();
     facts.company = body.company.clone();
     let r = prospective(&m, &served, &id, &facts).await?;
@@ -429,7 +442,8 @@ pub struct CompaniesBody {
     pub companies: Vec<AccessibleCompany>,
 }
 
-/// `PUT /v1/users/{id}/companies` (`user.set_role`, with the user's current assignment).
+/// `PUT /v1/users/{id}/companies` (`user.set_role`, with the user's current assignment, and
+/// once per listed company with the user as it would be there, holding its role there).
 pub async fn set_companies(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -439,6 +453,22 @@ pub async fn set_companies(
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
     let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
+    // Access to a company gives the user a role there: each is decided as giving that role
+    // to the user in that company, so a caller reaches no company (and gives no role) it could
+    // not assign, besides the decision on the user where it is.
+    for a in &body.companies {
+        let role = a.role.clone().unwrap_or_else(|| user.role.clone());
+        let mut facts = target.user.clone();
+        facts.company = a.company.clone();
+        facts.role = role.clone();
+        let r = prospective(&m, &served, &id, &facts).await?;
+        let context = assignment(&served, &role, &user.flags, &user.attrs, None);
+        let op = SetCompanies {
+            id: id.clone(),
+            companies: body.companies.clone(),
+        };
+        m.gate.decide(&served, &m.cache, &caller, op, r, context).await?;
+    }
     let context = assignment(&served, &user.role, &user.flags, &user.attrs, None);
     let op = SetCompanies {
         id,

@@ -6,7 +6,7 @@ use portcullis_store::*;
 
 use crate::harness::{company, user, Ctx};
 
-conformance!(versions_and_changes, notifications);
+conformance!(versions_and_changes, notifications, pruning);
 
 async fn versions_and_changes(cx: Ctx) {
     let s = &*cx.store;
@@ -50,4 +50,58 @@ async fn notifications(cx: Ctx) {
     assert!(tokio::time::timeout(Duration::from_millis(300), listener.recv())
         .await
         .is_err());
+}
+
+/// Pruning keeps the rows a live reader can still need (recent by version or by age), moves
+/// the horizon past the rest, and a cursor behind the horizon is told so (`expired`).
+async fn pruning(cx: Ctx) {
+    let s = &*cx.store;
+    assert_eq!(s.changes_horizon().await.unwrap(), 0);
+    company(s, "acme", None, None).await;
+    for i in 0..5 {
+        user(s, &format!("u{i}"), "acme", "admin").await;
+    }
+    let v = s.version().await.unwrap();
+    let all = ChangeRetention {
+        keep_versions: 0,
+        max_age: Duration::ZERO,
+    };
+    // Young rows stay whatever the version window says.
+    let young = ChangeRetention {
+        keep_versions: 0,
+        max_age: Duration::from_secs(3600),
+    };
+    assert_eq!(s.prune_changes(young).await.unwrap(), 0);
+    assert_eq!(s.changes_horizon().await.unwrap(), 0);
+    // An hour later, all but the last two versions go.
+    cx.clock.advance(time::Duration::seconds(7200));
+    let window = ChangeRetention {
+        keep_versions: 2,
+        max_age: Duration::from_secs(3600),
+    };
+    assert_eq!(s.prune_changes(window).await.unwrap(), 4);
+    assert_eq!(s.changes_horizon().await.unwrap(), v - 2);
+    assert_eq!(s.version().await.unwrap(), v, "pruning is no write of the feed");
+    let kept: Vec<i64> = s
+        .changes_since(v - 2, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(kept, [v - 1, v]);
+    // A reader behind the horizon learns it missed rows.
+    let err = s.changes_since(v - 3, 100).await.unwrap_err();
+    assert_eq!(err.code(), "expired", "{err}");
+    // Pruning again changes nothing; the horizon never goes back.
+    assert_eq!(s.prune_changes(window).await.unwrap(), 0);
+    assert_eq!(s.prune_changes(ChangeRetention::default()).await.unwrap(), 0);
+    assert_eq!(s.changes_horizon().await.unwrap(), v - 2);
+    // Everything: the horizon is the current version, new writes are seen from it.
+    assert_eq!(s.prune_changes(all).await.unwrap(), 2);
+    assert_eq!(s.changes_horizon().await.unwrap(), v);
+    user(s, "late", "acme", "admin").await;
+    let seen = s.changes_since(v, 100).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].id, "late");
 }

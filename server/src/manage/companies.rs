@@ -1,0 +1,355 @@
+//! `/v1/companies` and `/v1/groups`: companies of an enterprise (004) and permission groups
+//! (003) over HTTP, governed like every other write.
+//!
+//! - `POST /v1/companies` (`company.create`) and `PATCH /v1/companies/{id}`
+//!   (`company.update`) are decided on the company as it will be (its parent chain from the
+//!   store), with `changes` in the context naming the fields the call sets;
+//! - `GET /v1/companies`: the caller's company and the companies below it;
+//! - `POST|PATCH|DELETE /v1/groups…` and `PUT /v1/groups/default` (`group.manage`) are decided
+//!   on the caller's company. Groups belong to the installation (users of every company pick
+//!   from them), so a change to a group some user outside the caller's enterprise is in is
+//!   refused (403) whatever the policies say: no write crosses companies;
+//! - `GET /v1/groups`: every group (names, descriptions, features).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_engine::facts::CompanyFacts;
+use portcullis_store::{
+    Company, CompanyPatch, CompanyQuery, GroupPatch, NewCompany, NewGroup, PermissionGroup, UserQuery,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::entities;
+use super::governance::{
+    CreateCompany, CreateGroup, DeleteGroup, Reader, Resource, SetDefaultGroup, UpdateCompany, UpdateGroup,
+};
+use super::users::{parts, stored};
+use super::{store_error, Caller, Manage};
+use crate::api::error::ApiError;
+use crate::api::json::ApiJson;
+use crate::state::{AppState, Served};
+
+/// Most companies `GET /v1/companies` walks.
+pub const MAX_LISTED_COMPANIES: usize = 10_000;
+
+fn invalid(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string()))
+}
+
+fn forbidden(message: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// The company `id` as it will be (`facts`), with its ancestors from the store.
+async fn company_as(
+    m: &Manage,
+    served: &Served,
+    id: &str,
+    facts: &CompanyFacts,
+) -> Result<Resource, ApiError> {
+    let s = &served.snapshot;
+    let mut values = vec![entities::company_value(s, id, facts)];
+    if let Some(parent) = &facts.parent {
+        let chain = entities::company_chain(&m.gate.read(), parent)
+            .await
+            .map_err(store_error)?;
+        values.extend(chain.iter().map(|(c, f)| entities::company_value(s, c, f)));
+    }
+    Ok(Resource {
+        ty: s.company_type(),
+        id: id.to_owned(),
+        entities: values,
+        target: format!("company:{id}"),
+    })
+}
+
+fn changes(fields: &[(&str, bool)]) -> Map<String, Value> {
+    let set: Vec<&str> = fields.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+    let mut c = Map::new();
+    c.insert("changes".to_owned(), json!(set));
+    c
+}
+
+/// `POST /v1/companies`: a `NewCompany`; `parent` defaults to the caller's company.
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Company>), ApiError> {
+    let (m, served) = parts(&app)?;
+    if let Some(o) = body.as_object_mut() {
+        o.entry("parent").or_insert_with(|| json!(caller.company));
+    }
+    let new: NewCompany = serde_json::from_value(body).map_err(invalid)?;
+    let facts = CompanyFacts {
+        account_type: new.account_type.clone(),
+        parent: new.parent.clone(),
+        attrs: new.attrs.clone().into_iter().collect(),
+    };
+    let r = company_as(&m, &served, &new.id, &facts).await?;
+    let context = changes(&[
+        ("name", true),
+        ("account_type", true),
+        ("parent", new.parent.is_some()),
+        ("user_limit", new.user_limit.is_some()),
+        ("attrs", !new.attrs.is_empty()),
+    ]);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, CreateCompany { new }, r, context)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(m.gate.create_company(&m.cache, ok).await?),
+    ))
+}
+
+/// `PATCH /v1/companies/{id}`: a `CompanyPatch` (name, account type, user limit, attrs).
+pub async fn update(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Company>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let patch: CompanyPatch = serde_json::from_value(body).map_err(invalid)?;
+    let mut facts = m.gate.read().company_facts(&id).await.map_err(store_error)?;
+    if let Some(t) = &patch.account_type {
+        facts.account_type = t.clone();
+    }
+    if let Some(a) = &patch.attrs {
+        facts.attrs = a.clone().into_iter().collect();
+    }
+    let r = company_as(&m, &served, &id, &facts).await?;
+    let context = changes(&[
+        ("name", patch.name.is_some()),
+        ("account_type", patch.account_type.is_some()),
+        ("user_limit", patch.user_limit.is_some()),
+        ("attrs", patch.attrs.is_some()),
+    ]);
+    let ok = m
+        .gate
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            UpdateCompany { id, patch },
+            r,
+            context,
+        )
+        .await?;
+    Ok(Json(m.gate.update_company(&m.cache, ok).await?))
+}
+
+/// The companies at or below `root` (breadth first, bounded).
+async fn below(read: &Reader<'_>, root: &str) -> Result<Vec<Company>, ApiError> {
+    let mut out = vec![read.get_company(root).await.map_err(store_error)?];
+    let mut i = 0;
+    while i < out.len() && out.len() < MAX_LISTED_COMPANIES {
+        let mut after = None;
+        loop {
+            let page = read
+                .list_companies(&CompanyQuery {
+                    parent: Some(out[i].id.clone()),
+                    after: after.clone(),
+                    limit: None,
+                })
+                .await
+                .map_err(store_error)?;
+            out.extend(page.items.into_iter().filter(|c| c.id != root));
+            match page.next {
+                Some(n) if out.len() < MAX_LISTED_COMPANIES => after = Some(n),
+                _ => break,
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// `GET /v1/companies`: the caller's company and the companies of its enterprise below it.
+pub async fn list(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let (m, _) = parts(&app)?;
+    let companies = below(&m.gate.read(), &caller.company).await?;
+    Ok(Json(json!({ "companies": companies })))
+}
+
+/// The caller's company as the resource of a group decision.
+async fn caller_company(m: &Manage, served: &Served, caller: &Caller) -> Result<Resource, ApiError> {
+    let me = stored(m, &caller.id).await?;
+    let s = &served.snapshot;
+    Ok(Resource {
+        ty: s.company_type(),
+        id: caller.company.clone(),
+        entities: me
+            .chain
+            .iter()
+            .map(|(c, f)| entities::company_value(s, c, f))
+            .collect(),
+        target: format!("company:{}", caller.company),
+    })
+}
+
+/// Refuses a change to group `name` while a user outside the caller's enterprise is in it.
+async fn only_own_members(m: &Manage, caller: &Caller, name: &str) -> Result<(), ApiError> {
+    let read = m.gate.read();
+    let me = stored(m, &caller.id).await?;
+    let root = me.chain.last().map_or(caller.company.clone(), |(c, _)| c.clone());
+    let mut after = None;
+    loop {
+        let page = read
+            .list_users(&UserQuery {
+                company: None,
+                include_inactive: true,
+                after,
+                limit: Some(1000),
+            })
+            .await
+            .map_err(store_error)?;
+        for u in page.items.iter().filter(|u| u.group.as_deref() == Some(name)) {
+            let chain = entities::company_chain(&read, &u.company)
+                .await
+                .map_err(store_error)?;
+            if !chain.iter().any(|(c, _)| *c == root) {
+                return Err(forbidden(format!(
+                    "permission group `{name}` has members in another company"
+                )));
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Features a group may hold: those the served policy folder declares.
+fn check_features(served: &Served, features: &[String]) -> Result<(), ApiError> {
+    let Some(model) = served.snapshot.model() else {
+        return Ok(());
+    };
+    for f in features {
+        if !model.features.iter().any(|d| d.name == *f) {
+            return Err(ApiError::bad_request(
+                "unknown_feature",
+                format!("feature `{f}` is not declared in roles.toml"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/groups`.
+pub async fn list_groups(State(app): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Value>, ApiError> {
+    let (m, _) = parts(&app)?;
+    let groups = m.gate.read().list_groups().await.map_err(store_error)?;
+    Ok(Json(json!({ "groups": groups })))
+}
+
+/// `POST /v1/groups`: a `NewGroup` (`group.manage`).
+pub async fn create_group(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<PermissionGroup>), ApiError> {
+    let (m, served) = parts(&app)?;
+    let new: NewGroup = serde_json::from_value(body).map_err(invalid)?;
+    check_features(&served, &new.features)?;
+    let r = caller_company(&m, &served, &caller).await?;
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, CreateGroup { new }, r, Map::new())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(m.gate.create_group(&m.cache, ok).await?),
+    ))
+}
+
+/// `PATCH /v1/groups/{name}`: a `GroupPatch` (`group.manage`).
+pub async fn update_group(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<PermissionGroup>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let patch: GroupPatch = serde_json::from_value(body).map_err(invalid)?;
+    if let Some(f) = &patch.features {
+        check_features(&served, f)?;
+    }
+    m.gate.read().get_group(&name).await.map_err(store_error)?;
+    let r = caller_company(&m, &served, &caller).await?;
+    let ok = m
+        .gate
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            UpdateGroup {
+                name: name.clone(),
+                patch,
+            },
+            r,
+            Map::new(),
+        )
+        .await?;
+    only_own_members(&m, &caller, &name).await?;
+    Ok(Json(m.gate.update_group(&m.cache, ok).await?))
+}
+
+/// `DELETE /v1/groups/{name}` (`group.manage`): only a group no user is in.
+pub async fn delete_group(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (m, served) = parts(&app)?;
+    m.gate.read().get_group(&name).await.map_err(store_error)?;
+    let r = caller_company(&m, &served, &caller).await?;
+    let ok = m
+        .gate
+        .decide(
+            &served,
+            &m.cache,
+            &caller,
+            DeleteGroup { name: name.clone() },
+            r,
+            Map::new(),
+        )
+        .await?;
+    only_own_members(&m, &caller, &name).await?;
+    m.gate.delete_group(&m.cache, ok).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/groups/default` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultBody {
+    /// The group new users get; `null`: none.
+    pub name: Option<String>,
+}
+
+/// `PUT /v1/groups/default` (`group.manage`): the group new users get when they name none.
+pub async fn set_default_group(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DefaultBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (m, served) = parts(&app)?;
+    let r = caller_company(&m, &served, &caller).await?;
+    let op = SetDefaultGroup {
+        name: body.name.clone(),
+    };
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, &caller, op, r, Map::new())
+        .await?;
+    m.gate.set_default_group(&m.cache, ok).await?;
+    Ok(Json(json!({ "default": body.name })))
+}

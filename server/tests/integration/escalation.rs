@@ -1,0 +1,606 @@
+//! Privilege escalation over HTTP: every (caller role, action, target role, account type,
+//! scope) combination of the default folder `policies/` sent to a real server with a SQLite
+//! store, each answer (2xx vs 403) compared with an expectation computed here, independently
+//! of the Cedar files, from `roles.toml` (`manages`, the roles of each account type, ranks) and
+//! the rules the seeds state:
+//!
+//! - a user gives only roles its own role `manages`, to users whose current role it manages,
+//!   in its own company or a company of its enterprise below it, never a role the target
+//!   company's account type forbids (001: carriers are never Owners or Visitors);
+//! - in Customer accounts only the Owner gives the Admin role (001);
+//! - whoever gives a scope holds all of it (001);
+//! - nobody changes its own Admin role or moves itself (004), nobody reaches into another
+//!   company: moves, accessible companies, deactivations and deletions included;
+//! - and, whatever the files say, no allowed assignment gives a role ranked above the
+//!   caller's.
+//!
+//! Companies and permission groups too: only an Owner (an Admin where there are no Owners)
+//! shapes its enterprise below its own company, never its own terms or another tenant.
+//!
+//! Sequences: create-then-promote, invite-then-accept with an altered role, set-role on self.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use portcullis_store::{Audit, NewCompany, NewUser, UserStore};
+use serde_json::{json, Value};
+
+use crate::common::Http;
+use crate::manage::{key_for, loc, sqlite_env};
+
+/// The default folder's role model, read from `roles.toml` with a plain TOML parser.
+struct Model {
+    manages: BTreeMap<String, BTreeSet<String>>,
+    rank: BTreeMap<String, i64>,
+    types: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn model() -> Model {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/roles.toml");
+    let doc: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    let names = |v: Option<&toml::Value>| -> BTreeSet<String> {
+        v.and_then(toml::Value::as_array)
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let mut m = Model {
+        manages: BTreeMap::new(),
+        rank: BTreeMap::new(),
+        types: BTreeMap::new(),
+    };
+    for (name, r) in doc["roles"].as_table().unwrap() {
+        m.manages.insert(name.clone(), names(r.get("manages")));
+        m.rank.insert(
+            name.clone(),
+            r.get("rank").and_then(toml::Value::as_integer).unwrap(),
+        );
+    }
+    for (name, t) in doc["account_types"].as_table().unwrap() {
+        m.types.insert(name.clone(), names(t.get("roles")));
+    }
+    m
+}
+
+/// A scope: everything, or some locations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scope {
+    All,
+    L1,
+    L2,
+}
+
+impl Scope {
+    fn attrs(self) -> serde_json::Map<String, Value> {
+        let v = match self {
+            Scope::All => json!({ "scope_all": true }),
+            Scope::L1 => json!({ "scope_all": false, "locations": [loc("l1")] }),
+            Scope::L2 => json!({ "scope_all": false, "locations": [loc("l2")] }),
+        };
+        v.as_object().unwrap().clone()
+    }
+    /// Whether a holder of `self` may give `given`.
+    fn covers(self, given: Scope) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::L1 => given == Scope::L1,
+            Scope::L2 => given == Scope::L2,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Caller {
+    ty: String,
+    role: String,
+    scope: Scope,
+    http: Http,
+}
+
+/// The companies of one account type: `home-T`, its sub-company `home-T-sub`, and `far-T`,
+/// another tenant.
+fn home(ty: &str) -> String {
+    format!("home-{ty}")
+}
+fn sub(ty: &str) -> String {
+    format!("home-{ty}-sub")
+}
+fn far(ty: &str) -> String {
+    format!("far-{ty}")
+}
+fn type_of(company: &str) -> String {
+    company
+        .trim_start_matches("home-")
+        .trim_start_matches("far-")
+        .trim_end_matches("-sub")
+        .to_owned()
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+fn fresh(prefix: &str) -> String {
+    format!("{prefix}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn stored_user(store: &dyn UserStore, company: &str, role: &str, scope: Scope) -> String {
+    let id = fresh(&format!("t-{company}-{role}"));
+    store
+        .create_user(
+            NewUser {
+                id: Some(id.clone()),
+                company: company.to_owned(),
+                login: id.clone(),
+                role: role.to_owned(),
+                attrs: scope.attrs(),
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    id
+}
+
+/// What one combination is and what came back.
+struct Outcome {
+    what: String,
+    expected: bool,
+    status: u16,
+    body: Value,
+}
+
+impl Model {
+    fn may_give(&self, c: &Caller, company: &str, current: &str, given: &str, scope: Scope) -> bool {
+        let m = &self.manages[&c.role];
+        let inside = company == home(&c.ty) || company == sub(&c.ty);
+        let customer_admin = c.role == "admin" && c.ty == "customer" && given == "admin";
+        let type_allows = self.types[&type_of(company)].contains(given);
+        inside
+            && m.contains(current)
+            && m.contains(given)
+            && !customer_admin
+            && c.scope.covers(scope)
+            && type_allows
+    }
+    fn may_manage(&self, c: &Caller, company: &str, role: &str) -> bool {
+        let inside = company == home(&c.ty) || company == sub(&c.ty);
+        inside && self.manages[&c.role].contains(role)
+    }
+}
+
+async fn send(http: &Http, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
+    http.send(method, path, bytes).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_combination_escalates() {
+    let env = sqlite_env().await;
+    let store = &*env.store;
+    let model = model();
+    let types: Vec<String> = model.types.keys().cloned().collect();
+    let all_roles: Vec<String> = model.rank.keys().cloned().collect();
+    for t in &types {
+        for (id, parent) in [(home(t), None), (sub(t), Some(home(t))), (far(t), None)] {
+            store
+                .create_company(
+                    NewCompany {
+                        id: id.clone(),
+                        name: id.clone(),
+                        account_type: t.clone(),
+                        parent,
+                        ..NewCompany::default()
+                    },
+                    &Audit::system(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    // Callers: every role of every account type, with every location or only `l1`.
+    let mut callers = Vec::new();
+    for t in &types {
+        for r in &model.types[t] {
+            for scope in [Scope::All, Scope::L1] {
+                let id = stored_user(store, &home(t), r, scope).await;
+                let key = key_for(store, &id).await;
+                callers.push(Caller {
+                    ty: t.clone(),
+                    role: r.clone(),
+                    scope,
+                    http: Http::new(&env.server).with_key(&key),
+                });
+            }
+        }
+    }
+    let mut out: Vec<Outcome> = Vec::new();
+    let started = std::time::Instant::now();
+    for c in &callers {
+        let who = format!("{}/{}/{:?}", c.ty, c.role, c.scope);
+        let mut companies = vec![home(&c.ty), sub(&c.ty)];
+        companies.extend(types.iter().map(|t| far(t)));
+
+        // Create and invite: every role, every company, every scope.
+        for company in &companies {
+            for given in &all_roles {
+                for scope in [Scope::All, Scope::L1, Scope::L2] {
+                    let expected = model.may_give(c, company, given, given, scope);
+                    let id = fresh("new");
+                    let body = json!({ "id": id, "login": id, "company": company, "role": given, "attrs": scope.attrs() });
+                    let (status, b) = c.http.post("/v1/users", &body).await;
+                    out.push(Outcome {
+                        what: format!("{who} creates {given} {scope:?} in {company}"),
+                        expected,
+                        status,
+                        body: b,
+                    });
+                    let body = json!({ "email": format!("{id}@x.test"), "company": company, "role": given, "attrs": scope.attrs() });
+                    let (status, b) = c.http.post("/v1/invitations", &body).await;
+                    out.push(Outcome {
+                        what: format!("{who} invites {given} {scope:?} to {company}"),
+                        expected,
+                        status,
+                        body: b,
+                    });
+                }
+            }
+        }
+
+        // Changes to existing users: every role of every company; a fresh target per write.
+        for company in &companies {
+            for current in &model.types[&type_of(company)] {
+                let mut checks: Vec<(String, String, String, Value, bool)> = Vec::new();
+                for given in &all_roles {
+                    checks.push((
+                        format!("sets role {given}"),
+                        "PUT".into(),
+                        "role".into(),
+                        json!({ "role": given }),
+                        model.may_give(c, company, current, given, Scope::L1),
+                    ));
+                }
+                let same = model.may_give(c, company, current, current, Scope::L1);
+                checks.push((
+                    "sets flags".into(),
+                    "PATCH".into(),
+                    String::new(),
+                    json!({ "flags": ["mfa"] }),
+                    same,
+                ));
+                checks.push((
+                    "isolates".into(),
+                    "PATCH".into(),
+                    String::new(),
+                    json!({ "flags": ["isolated"] }),
+                    same,
+                ));
+                checks.push((
+                    "sets add-ons".into(),
+                    "PATCH".into(),
+                    String::new(),
+                    json!({ "addons": ["all_action_centers"] }),
+                    same,
+                ));
+                for scope in [Scope::All, Scope::L2] {
+                    checks.push((
+                        format!("sets scope {scope:?}"),
+                        "PATCH".into(),
+                        String::new(),
+                        json!({ "attrs": scope.attrs() }),
+                        model.may_give(c, company, current, current, scope),
+                    ));
+                }
+                for dest in [sub(&c.ty), far(&c.ty)] {
+                    for role in [None, Some("owner"), Some("admin")] {
+                        let there = role.unwrap_or(current);
+                        checks.push((
+                            format!("gives access to {dest} as {there}"),
+                            "PUT".into(),
+                            "companies".into(),
+                            json!({ "companies": [{ "company": dest, "role": role }] }),
+                            same && model.may_give(c, &dest, there, there, Scope::L1),
+                        ));
+                    }
+                }
+                let elsewhere = if *company == sub(&c.ty) {
+                    home(&c.ty)
+                } else {
+                    sub(&c.ty)
+                };
+                for dest in [elsewhere, far(&c.ty)] {
+                    checks.push((
+                        format!("moves to {dest}"),
+                        "POST".into(),
+                        "move".into(),
+                        json!({ "company": dest }),
+                        model.may_manage(c, company, current)
+                            && model.may_give(c, &dest, current, current, Scope::L1),
+                    ));
+                }
+                let manage = model.may_manage(c, company, current);
+                checks.push((
+                    "deactivates".into(),
+                    "POST".into(),
+                    "deactivate".into(),
+                    json!({}),
+                    manage,
+                ));
+                checks.push((
+                    "reactivates".into(),
+                    "POST".into(),
+                    "reactivate".into(),
+                    json!({}),
+                    manage,
+                ));
+                checks.push((
+                    "deletes".into(),
+                    "DELETE".into(),
+                    String::new(),
+                    Value::Null,
+                    manage,
+                ));
+                for (what, method, tail, body, expected) in checks {
+                    let target = stored_user(store, company, current, Scope::L1).await;
+                    if tail == "reactivate" {
+                        store.deactivate_user(&target, &Audit::system()).await.unwrap();
+                    }
+                    let path = if tail.is_empty() {
+                        format!("/v1/users/{target}")
+                    } else {
+                        format!("/v1/users/{target}/{tail}")
+                    };
+                    let (status, b) = send(&c.http, &method, &path, body).await;
+                    out.push(Outcome {
+                        what: format!("{who} {what} of a {current} of {company}"),
+                        expected,
+                        status,
+                        body: b,
+                    });
+                }
+            }
+        }
+    }
+
+    // On itself: a role change, a move, scopes, add-ons, accessible companies; each on a fresh
+    // copy of the caller.
+    for c in &callers {
+        let who = format!("{}/{}/{:?}", c.ty, c.role, c.scope);
+        let mut checks: Vec<(String, String, String, Value, bool)> = Vec::new();
+        for given in &all_roles {
+            // Keeping one's own role is no change; any other is refused (004).
+            let expected = given == &c.role && model.may_give(c, &home(&c.ty), &c.role, given, c.scope);
+            checks.push((
+                format!("sets its own role to {given}"),
+                "PUT".into(),
+                "role".into(),
+                json!({ "role": given }),
+                expected,
+            ));
+        }
+        checks.push((
+            format!("moves itself to {}", sub(&c.ty)),
+            "POST".into(),
+            "move".into(),
+            json!({ "company": sub(&c.ty) }),
+            false,
+        ));
+        checks.push((
+            "widens its own scope".into(),
+            "PATCH".into(),
+            String::new(),
+            json!({ "attrs": Scope::All.attrs() }),
+            c.scope == Scope::All && model.may_give(c, &home(&c.ty), &c.role, &c.role, Scope::All),
+        ));
+        checks.push((
+            format!("gives itself access to {} as owner", far(&c.ty)),
+            "PUT".into(),
+            "companies".into(),
+            json!({ "companies": [{ "company": far(&c.ty), "role": "owner" }] }),
+            false,
+        ));
+        for (what, method, tail, body, expected) in checks {
+            let me = stored_user(store, &home(&c.ty), &c.role, c.scope).await;
+            let http = Http::new(&env.server).with_key(&key_for(store, &me).await);
+            let path = if tail.is_empty() {
+                format!("/v1/users/{me}")
+            } else {
+                format!("/v1/users/{me}/{tail}")
+            };
+            let (status, b) = send(&http, &method, &path, body).await;
+            out.push(Outcome {
+                what: format!("{who} {what}"),
+                expected,
+                status,
+                body: b,
+            });
+        }
+    }
+
+    // Companies and permission groups: only an Owner (or, where there are no Owners, an
+    // Admin) shapes its own enterprise below its company, never its own terms, never another
+    // tenant; only Owners define groups.
+    for c in &callers {
+        let who = format!("{}/{}/{:?}", c.ty, c.role, c.scope);
+        let shaper = c.role == "owner" || (c.role == "admin" && c.ty != "customer");
+        let mut checks: Vec<(String, String, String, Value, bool)> = Vec::new();
+        for t in &types {
+            let id = fresh("co");
+            checks.push((
+                format!("creates a {t} sub-company"),
+                "POST".into(),
+                "/v1/companies".into(),
+                json!({ "id": id, "account_type": t }),
+                shaper && *t == c.ty,
+            ));
+            let id = fresh("co");
+            checks.push((
+                format!("creates a {t} company under {}", far(t)),
+                "POST".into(),
+                "/v1/companies".into(),
+                json!({ "id": id, "account_type": t, "parent": far(t) }),
+                false,
+            ));
+        }
+        for (company, field, value, expected) in [
+            (home(&c.ty), "name", json!("renamed"), shaper),
+            (home(&c.ty), "user_limit", json!(1000), false),
+            (home(&c.ty), "account_type", json!("customer"), false),
+            (sub(&c.ty), "user_limit", json!(1000), shaper),
+            (far(&c.ty), "name", json!("mine"), false),
+        ] {
+            checks.push((
+                format!("sets {field} of {company}"),
+                "PATCH".into(),
+                format!("/v1/companies/{company}"),
+                json!({ field: value }),
+                expected,
+            ));
+        }
+        checks.push((
+            "creates a permission group".into(),
+            "POST".into(),
+            "/v1/groups".into(),
+            json!({ "name": fresh("g") }),
+            c.role == "owner",
+        ));
+        for (what, method, path, body, expected) in checks {
+            let (status, b) = send(&c.http, &method, &path, body).await;
+            out.push(Outcome {
+                what: format!("{who} {what}"),
+                expected,
+                status,
+                body: b,
+            });
+        }
+    }
+
+    // Whatever the files say: no allowed assignment gives a role ranked above the caller's.
+    let mut wrong: Vec<String> = Vec::new();
+    for o in &out {
+        let allowed = (200..300).contains(&o.status);
+        let refused = o.status == 403;
+        if !(allowed || refused) || allowed != o.expected {
+            wrong.push(format!(
+                "{}: expected {}, got {} {}",
+                o.what,
+                if o.expected { "2xx" } else { "403" },
+                o.status,
+                o.body
+            ));
+        }
+        if allowed {
+            if let Some(role) = o.body.get("role").and_then(Value::as_str).or_else(|| {
+                o.body
+                    .get("invitation")
+                    .and_then(|i| i.get("role"))
+                    .and_then(Value::as_str)
+            }) {
+                let caller_role = o.what.split('/').nth(1).unwrap();
+                assert!(
+                    model.rank[role] <= model.rank[caller_role],
+                    "{}: gave {role}, above {caller_role}",
+                    o.what
+                );
+            }
+        }
+    }
+    let allowed = out.iter().filter(|o| o.expected).count();
+    eprintln!(
+        "escalation: {} combinations checked ({allowed} allowed, {} refused) by {} callers in {:?}",
+        out.len(),
+        out.len() - allowed,
+        callers.len(),
+        started.elapsed()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {} combinations disagree:\n{}",
+        wrong.len(),
+        out.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Sequences: a user created inside the rules and then promoted, an invitation accepted with
+/// another role, set-role on self: none ends above what its creator could grant.
+#[tokio::test]
+async fn no_sequence_escalates() {
+    let env = sqlite_env().await;
+    let store = &*env.store;
+    for (id, ty) in [("acme", "customer"), ("beta", "customer")] {
+        crate::manage::company(store, id, ty, None).await;
+    }
+    let admin_key = crate::manage::user_with_key(store, "adm", "acme", "admin", true).await;
+    let admin = Http::new(&env.server).with_key(&admin_key);
+    // Create-then-promote: the admin creates a regular, then tries to make it admin or owner.
+    let (s, b) = admin
+        .post(
+            "/v1/users",
+            &json!({ "id": "r1", "login": "r1", "role": "regular", "attrs": { "scope_all": true } }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    for role in ["admin", "owner"] {
+        let (s, b) = send(&admin, "PUT", "/v1/users/r1/role", json!({ "role": role })).await;
+        assert_eq!(s, 403, "{role}: {b}");
+        let (s, b) = send(&admin, "PATCH", "/v1/users/r1", json!({ "role": role })).await;
+        assert_eq!(s, 403, "{role}: {b}");
+    }
+    // The created user itself cannot promote itself or its creator.
+    let r1 = Http::new(&env.server).with_key(&key_for(store, "r1").await);
+    for (target, role) in [("r1", "admin"), ("r1", "owner"), ("adm", "owner")] {
+        let (s, b) = send(
+            &r1,
+            "PUT",
+            &format!("/v1/users/{target}/role"),
+            json!({ "role": role }),
+        )
+        .await;
+        assert_eq!(s, 403, "{target} {role}: {b}");
+    }
+    // Invite-then-accept with another role: the token fixes the role; an extra field is refused.
+    let (s, b) = admin
+        .post(
+            "/v1/invitations",
+            &json!({ "email": "i@acme.test", "role": "regular" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let token = b["token"].as_str().unwrap().to_owned();
+    let anon = Http::new(&env.server);
+    let (s, b) = anon
+        .post(
+            "/v1/invitations/accept",
+            &json!({ "token": token, "user_id": "i1", "role": "owner" }),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = anon
+        .post(
+            "/v1/invitations/accept",
+            &json!({ "token": token, "user_id": "i1" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["role"], "regular");
+    // Set-role on self: the admin cannot make itself owner, nor leave its role (004).
+    for role in ["owner", "regular"] {
+        let (s, b) = send(&admin, "PUT", "/v1/users/adm/role", json!({ "role": role })).await;
+        assert_eq!(s, 403, "{role}: {b}");
+    }
+    // Accessible companies: no access to another tenant, no higher role in a sub-company.
+    let (s, b) = send(
+        &admin,
+        "PUT",
+        "/v1/users/r1/companies",
+        json!({ "companies": [{ "company": "beta", "role": "owner" }] }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    // After all that, r1 is still a regular user.
+    let u = store.get_user("r1").await.unwrap();
+    assert_eq!(u.role, "regular");
+    assert!(u.accessible.is_empty(), "{:?}", u.accessible);
+}

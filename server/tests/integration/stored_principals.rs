@@ -1,0 +1,170 @@
+//! Stored user ids as principals on every decision endpoint: `POST /v1/authorize/batch` and
+//! AuthZEN's `POST /access/v1/evaluation(s)` answer exactly as `POST /v1/authorize` does,
+//! visitor grants and cache invalidation included.
+
+use serde_json::{json, Value};
+
+use crate::common::Http;
+use crate::manage::{company, decide, sqlite_env, user_with_key};
+
+fn beta_shipment() -> Value {
+    json!([
+        { "uid": { "type": "Portal::Shipment", "id": "bs1" },
+          "attrs": { "owner": { "__entity": { "type": "Portal::User", "id": "ob" } } },
+          "parents": [ { "type": "Portal::Location", "id": "bl1" }, { "type": "Portal::Company", "id": "beta" } ] },
+        { "uid": { "type": "Portal::Location", "id": "bl1" }, "attrs": {},
+          "parents": [ { "type": "Portal::Company", "id": "beta" } ] }
+    ])
+}
+
+const CASES: &[(&str, &str, &str)] = &[
+    ("oa", "shipping_rule.edit", "Portal::Company::\"acme\""),
+    ("ra", "shipping_rule.edit", "Portal::Company::\"acme\""),
+    ("ra", "report.shipment.create", "Portal::Company::\"acme\""),
+    ("ra", "shipment.read", "Portal::Shipment::\"bs1\""),
+    ("oa", "shipment.export", "Portal::Company::\"beta\""),
+];
+
+async fn batch(http: &Http) -> Vec<String> {
+    let checks: Vec<Value> = CASES
+        .iter()
+        .enumerate()
+        .map(|(i, (p, a, r))| {
+            // Half as Cedar strings, half as objects.
+            let principal = if i % 2 == 0 {
+                json!(p)
+            } else {
+                json!({ "type": "Portal::User", "id": p })
+            };
+            json!({ "id": i, "principal": principal, "action": a, "resource": r })
+        })
+        .collect();
+    let (s, b) = http
+        .post(
+            "/v1/authorize/batch",
+            &json!({ "checks": checks, "entities": beta_shipment() }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["decision"].as_str().unwrap_or("error").to_owned())
+        .collect()
+}
+
+fn thing(r: &str) -> Value {
+    let (ty, id) = r.split_once("::\"").unwrap();
+    json!({ "type": ty, "id": id.trim_end_matches('"') })
+}
+
+async fn authzen(http: &Http) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, a, r) in CASES {
+        let (s, b) = http
+            .post(
+                "/access/v1/evaluation",
+                &json!({ "subject": { "type": "Portal::User", "id": p }, "action": { "name": a },
+                         "resource": thing(r), "entities": beta_shipment() }),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        out.push(if b["decision"] == true { "allow" } else { "deny" }.to_owned());
+    }
+    let evaluations: Vec<Value> = CASES
+        .iter()
+        .map(|(p, a, r)| {
+            json!({ "subject": { "type": "Portal::User", "id": p }, "action": { "name": a }, "resource": thing(r) })
+        })
+        .collect();
+    let (s, b) = http
+        .post(
+            "/access/v1/evaluations",
+            &json!({ "evaluations": evaluations, "entities": beta_shipment() }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let many: Vec<String> = b["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| if e["decision"] == true { "allow" } else { "deny" }.to_owned())
+        .collect();
+    assert_eq!(out, many, "evaluation and evaluations agree: {b}");
+    out
+}
+
+async fn single(http: &Http) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, a, r) in CASES {
+        out.push(decide(http, p, a, r, beta_shipment()).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn batch_and_authzen_decide_stored_users_like_authorize() {
+    let env = sqlite_env().await;
+    let store = &*env.store;
+    company(store, "acme", "customer", None).await;
+    company(store, "beta", "customer", None).await;
+    let oa = Http::new(&env.server).with_key(&user_with_key(store, "oa", "acme", "owner", true).await);
+    let ra = Http::new(&env.server).with_key(&user_with_key(store, "ra", "acme", "regular", true).await);
+    let ob = Http::new(&env.server).with_key(&user_with_key(store, "ob", "beta", "owner", true).await);
+    let anon = Http::new(&env.server);
+
+    let want = ["allow", "deny", "allow", "deny", "deny"];
+    assert_eq!(single(&anon).await, want);
+    assert_eq!(batch(&anon).await, want);
+    assert_eq!(authzen(&anon).await, want);
+
+    // A write through the API reaches every endpoint at once (the cache is shared).
+    let (s, b) = oa
+        .send(
+            "PUT",
+            "/v1/users/ra/role",
+            serde_json::to_vec(&json!({ "role": "admin" })).unwrap(),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let want = ["allow", "allow", "allow", "deny", "deny"];
+    assert_eq!(single(&anon).await, want);
+    assert_eq!(batch(&anon).await, want);
+    assert_eq!(authzen(&anon).await, want);
+
+    // A visitor grant is linked on every endpoint.
+    let (s, b) = ra.post("/v1/grants", &json!({ "company": "beta" })).await;
+    assert_eq!(s, 201, "{b}");
+    let grant = b["id"].as_str().unwrap().to_owned();
+    let (s, b) = ob.post(&format!("/v1/grants/{grant}/approve"), &json!({})).await;
+    assert_eq!(s, 200, "{b}");
+    let want = ["allow", "allow", "allow", "allow", "deny"];
+    assert_eq!(single(&anon).await, want);
+    assert_eq!(batch(&anon).await, want);
+    assert_eq!(authzen(&anon).await, want);
+    let (s, b) = anon
+        .post(
+            "/v1/authorize/batch",
+            &json!({ "checks": [{ "id": "g", "principal": "ra", "action": "shipment.read",
+                                  "resource": "Portal::Shipment::\"bs1\"" }],
+                     "entities": beta_shipment() }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["results"][0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("grant:"),
+        "{b}"
+    );
+
+    // Deactivated: denied everywhere.
+    let (s, _) = oa.post("/v1/users/ra/deactivate", &json!({})).await;
+    assert_eq!(s, 200);
+    let want = ["allow", "deny", "deny", "deny", "deny"];
+    assert_eq!(single(&anon).await, want);
+    assert_eq!(batch(&anon).await, want);
+    assert_eq!(authzen(&anon).await, want);
+}
