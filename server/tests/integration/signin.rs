@@ -234,7 +234,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// A timing comparison needs a quiet machine: `cargo test` runs the other integration tests
+/// (soak, crash cycles, reload storms) in parallel threads of the same process, so this one is
+/// run on its own by `.ci/run` (`-- --ignored --exact signin::unknown_and_known…`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing: run alone, as .ci/run does"]
 async fn unknown_and_known_logins_get_the_same_bytes_in_the_same_time() {
     // The default argon2 parameters: the time is the real one.
     let (fx, server, store) = env(true).await;
@@ -254,7 +258,7 @@ async fn unknown_and_known_logins_get_the_same_bytes_in_the_same_time() {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     // Alternate, so drift in the machine's load hits both alike; the known account locks after
     // five failures, which is part of what must not show.
-    for _ in 0..25 {
+    for _ in 0..40 {
         let (k, tk) = attempt("known@acme.example").await;
         let (u, tu) = attempt("nobody@acme.example").await;
         assert_eq!(k, u, "byte-identical answers");
