@@ -265,20 +265,23 @@ pub struct ResetRequestBody {
     pub login: String,
 }
 
-/// `POST /v1/auth/password-reset`: always the same 202. The link is made and handed to the
-/// `password_reset_command` after the answer, so neither the body nor the time says whether
-/// the login exists. Only logins that are email addresses can self-serve (003); a folder that
-/// declares the action `user.password_reset` decides it too (principal and resource: the user).
+/// Reset requests waiting for the background task; beyond it, requests are dropped (and
+/// logged), so a flood of them costs a bounded amount of work.
+pub const RESET_QUEUE: usize = 1024;
+
+/// `POST /v1/auth/password-reset`: always the same 202. The login is queued and its link made
+/// and handed to the `password_reset_command` by one background task, so neither the body nor
+/// the time of the answer says whether the login exists. Only logins that are email addresses
+/// can self-serve (003); a folder that declares the action `user.password_reset` decides it too
+/// (principal and resource: the user).
 pub async fn request_reset(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<ResetRequestBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (m, served) = parts(&app)?;
-    tokio::spawn(async move {
-        if let Err(e) = issue_reset(&m, &served, body.login.trim()).await {
-            tracing::error!(error = %e, "a password-reset request failed");
-        }
-    });
+    let m = manage(&app)?;
+    if m.resets.try_send(body.login.trim().to_owned()).is_err() {
+        tracing::warn!("the password-reset queue is full; a request was dropped");
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -286,6 +289,19 @@ pub async fn request_reset(
             "message": "if the login exists and is an email address, a reset link is on its way",
         })),
     ))
+}
+
+/// The task that makes and delivers reset links, one at a time, until the server is gone.
+pub fn spawn_resets(app: std::sync::Weak<AppState>, mut queue: tokio::sync::mpsc::Receiver<String>) {
+    tokio::spawn(async move {
+        while let Some(login) = queue.recv().await {
+            let Some(app) = app.upgrade() else { return };
+            let Ok((m, served)) = parts(&app) else { return };
+            if let Err(e) = issue_reset(&m, &served, &login).await {
+                tracing::error!(error = %e, "a password-reset request failed");
+            }
+        }
+    });
 }
 
 async fn issue_reset(m: &Manage, served: &Served, login: &str) -> Result<(), String> {

@@ -55,6 +55,8 @@ pub struct Manage {
     pub cache: FactsCache,
     /// Sign-in: hashing, sessions, two-factor.
     pub auth: crate::auth::Auth,
+    /// Logins whose reset link is to be made and delivered, by one background task.
+    pub resets: tokio::sync::mpsc::Sender<String>,
 }
 
 /// Opens a store by URL (`postgres://…` or a SQLite file) and migrates it; with PostgreSQL
@@ -86,11 +88,14 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     let sign_in = state.config.sign_in.clone();
     let sealer = crate::auth::load_key(&sign_in, &url)?;
     let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock))?;
+    let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::handlers::RESET_QUEUE);
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
         cache: FactsCache::default(),
         auth,
+        resets,
     });
+    crate::auth::handlers::spawn_resets(Arc::downgrade(state), queue);
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
     let weak = Arc::downgrade(&manage);
