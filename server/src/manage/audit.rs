@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,6 +19,7 @@ use super::governance::{ReadAudit, Resource};
 use super::users::parts;
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
+use crate::api::extract::ApiQuery;
 use crate::state::AppState;
 
 /// `GET /v1/audit` query.
@@ -97,7 +98,7 @@ pub fn to_csv(items: &[AuditEntry]) -> String {
 pub async fn query(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Query(p): Query<AuditParams>,
+    ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
     let (m, served) = parts(&app)?;
     let s = &served.snapshot;

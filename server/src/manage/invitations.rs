@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
@@ -16,6 +16,7 @@ use super::governance::{InviteUser, RevokeInvitation};
 use super::users::{assignment, parts, prospective};
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
+use crate::api::extract::{ApiPath, ApiQuery};
 use crate::api::json::ApiJson;
 use crate::state::AppState;
 
@@ -88,7 +89,7 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, _) = parts(&app)?;
     let items = m
@@ -104,7 +105,7 @@ pub async fn list(
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Invitation>, ApiError> {
     let (m, served) = parts(&app)?;
     let inv = m.gate.read().get_invitation(&id).await.map_err(store_error)?;

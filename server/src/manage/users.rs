@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
@@ -20,6 +20,7 @@ use super::governance::{
 };
 use super::{manage, store_error, Caller, Manage};
 use crate::api::error::ApiError;
+use crate::api::extract::{ApiPath, ApiQuery};
 use crate::api::json::ApiJson;
 use crate::state::{AppState, Served};
 
@@ -136,7 +137,7 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let m = manage(&app)?;
     let company = q.company.unwrap_or_else(|| caller.company.clone());
@@ -201,7 +202,7 @@ pub async fn create(
 pub async fn read(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -257,7 +258,7 @@ async fn set_role_with(
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<Json<User>, ApiError> {
     let actor_locations = take_actor_locations(&mut body);
@@ -307,7 +308,7 @@ pub struct RoleBody {
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<Json<User>, ApiError> {
     let patch = UserPatch {
@@ -321,7 +322,7 @@ pub async fn set_role(
 pub async fn deactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -337,7 +338,7 @@ pub async fn deactivate(
 pub async fn reactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -365,8 +366,8 @@ pub struct DeleteQuery {
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -403,7 +404,7 @@ pub struct MoveBody {
 pub async fn move_user(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -433,7 +434,7 @@ pub struct CompaniesBody {
 pub async fn set_companies(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompaniesBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -453,7 +454,7 @@ pub async fn set_companies(
 pub async fn company(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<portcullis_store::Company>, ApiError> {
     let (m, _) = parts(&app)?;
     let me = stored(&m, &caller.id).await?;
@@ -486,7 +487,7 @@ fn default_key_name() -> String {
 pub async fn list_keys(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -509,7 +510,7 @@ pub async fn list_keys(
 pub async fn create_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (m, served) = parts(&app)?;
@@ -534,7 +535,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, key)): Path<(String, String)>,
+    ApiPath((id, key)): ApiPath<(String, String)>,
 ) -> Result<Json<portcullis_store::ApiKey>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
