@@ -4,10 +4,11 @@
 //! documented at the top of `roles/compile.rs`, not from the Cedar it emits.
 //!
 //! The models hold roles with unique ranks and `manages` lists, account types with role
-//! subsets, features with `roles`, `own`, `addon_roles`, `any_company` and a `when` condition,
-//! flags with `owned_only` and `max_rank`, and permission groups; the requests vary the users'
-//! companies (with a sub-company), roles, activity, flags, add-ons and groups, the action, the
-//! record and its owner, the target user, and the role and flags an assignment gives.
+//! subsets, features with `roles`, `own`, `addon_roles`, `account_types`, `any_company` and a
+//! `when` condition, flags with `owned_only` and `max_rank`, and permission groups; the
+//! requests vary the users' companies (with a sub-company), roles, activity, flags, add-ons
+//! and groups, the action, the record and its owner, the target user, and the role and flags
+//! an assignment gives.
 //!
 //! Half the models rely on the default Cedar names (`Portal::User`...), half declare others in
 //! a `[cedar]` section (namespace `Shop`, users `Member`, roles `Position`, companies
@@ -172,6 +173,9 @@ struct FeatureDef {
     any_company: bool,
     /// `when = 'principal.company.account_type == "<TYPE_NAMES[i]>"'`.
     when_type: Option<usize>,
+    /// The feature's `account_types`, over the model's declared account types (every type
+    /// when none is selected).
+    account_types: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +215,11 @@ impl Model {
 
     fn roles_in(&self, mask: u32) -> Vec<&'static str> {
         pick(&ROLE_NAMES, self.n_roles(), mask)
+    }
+
+    /// The declared account types selected by `mask`.
+    fn types_in(&self, mask: u32) -> Vec<&'static str> {
+        pick(&TYPE_NAMES, self.account_types.len(), mask)
     }
 
     fn features_in(&self, mask: u32) -> Vec<&'static str> {
@@ -265,13 +274,14 @@ impl Model {
         for (i, f) in self.features.iter().enumerate() {
             let _ = writeln!(
                 t,
-                "[features.{:?}]\ntitle = \"Feature {i}\"\nactions = {}\nroles = {}\nown = {}\naddon_roles = {}\nany_company = {}",
+                "[features.{:?}]\ntitle = \"Feature {i}\"\nactions = {}\nroles = {}\nown = {}\naddon_roles = {}\nany_company = {}\naccount_types = {}",
                 FEATURE_NAMES[i],
                 list(&pick(&actions, actions.len(), f.actions)),
                 list(&self.roles_in(f.roles)),
                 list(&self.roles_in(f.own)),
                 list(&self.roles_in(f.addon_roles)),
-                f.any_company
+                f.any_company,
+                list(&self.types_in(f.account_types))
             );
             if let Some(ty) = f.when_type {
                 let _ = writeln!(
@@ -315,15 +325,18 @@ fn model_strategy() -> impl Strategy<Value = Model> {
         any::<u8>(),
         prop::bool::weighted(0.2),
         prop::option::weighted(0.3, 0usize..TYPE_NAMES.len()),
+        // Half the features hold every account type; the rest a random subset.
+        prop_oneof![Just(0u32), 0u32..(1 << TYPE_NAMES.len())],
     )
         .prop_map(
-            |(actions, roles, own, addon, any_company, when_type)| FeatureDef {
+            |(actions, roles, own, addon, any_company, when_type, account_types)| FeatureDef {
                 actions,
                 roles: u32::from(roles),
                 own: u32::from(own),
                 addon_roles: u32::from(addon),
                 any_company,
                 when_type,
+                account_types,
             },
         );
     let flag = (prop::bool::weighted(0.5), prop::option::weighted(0.6, -30i64..85))
@@ -629,7 +642,10 @@ impl<'a> World<'a> {
             }
             let tenancy = f.any_company || self.company_in(self.resource_company(), p.company);
             let when = f.when_type.is_none_or(|t| TYPE_NAMES[t] == p_type);
-            if !(tenancy && when) {
+            // The feature's account types: every type when it lists none.
+            let kinds = m.types_in(f.account_types);
+            let kind = kinds.is_empty() || kinds.contains(&p_type);
+            if !(tenancy && when && kind) {
                 continue;
             }
             if m.roles_in(f.roles).contains(&p.role) {

@@ -1,5 +1,5 @@
-//! `ApiJson<T>`: the JSON body extractor whose every rejection is an [`ApiError`], and
-//! `ApiQuery<T>`, the same for query strings (axum's own `Query` answers in plain text).
+//! `ApiJson<T>`: the JSON body extractor whose every rejection is an [`ApiError`] (query
+//! strings and paths: `super::extract`).
 //!
 //! The body is read under the configured size limit (413 past it), its nesting depth is
 //! checked before any parsing (400 `too_deep`, so a 100,000-deep array costs one linear scan
@@ -9,8 +9,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -55,21 +54,6 @@ pub fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
             "invalid_body",
             "the request body must be a JSON object",
         )),
-    }
-}
-
-/// A query string, parsed like axum's `Query`; a bad one is 400 `invalid_query` in the envelope.
-#[derive(Debug)]
-pub struct ApiQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::bad_request("invalid_query", crate::lower_first(&e.body_text())))
     }
 }
 

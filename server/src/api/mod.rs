@@ -7,6 +7,7 @@
 pub mod authzen;
 pub mod decide;
 pub mod error;
+pub mod extract;
 pub mod json;
 pub mod openapi;
 pub mod page;

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::ApiPath;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -180,7 +182,7 @@ pub async fn my_sessions(State(app): State<Arc<AppState>>, caller: Caller) -> Re
 pub async fn revoke_mine(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let m = manage(&app)?;
     session_of(&caller)?;
@@ -619,7 +621,7 @@ pub async fn link_login(
 pub async fn create_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (m, served) = parts(&app)?;
     let resource = link_target(&m, &served, &id).await?;
@@ -645,7 +647,7 @@ pub async fn create_link(
 pub async fn revoke_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, link)): Path<(String, String)>,
+    ApiPath((id, link)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let resource = link_target(&m, &served, &id).await?;
@@ -702,7 +704,7 @@ async fn link_target(
 pub async fn unlock(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -733,7 +735,7 @@ pub async fn unlock(
 pub async fn user_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -765,7 +767,7 @@ pub async fn user_sessions(
 pub async fn revoke_user_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;

@@ -19,7 +19,7 @@ use super::governance::{ReadAudit, Resource};
 use super::users::parts;
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
-use crate::api::json::ApiQuery;
+use crate::api::extract::ApiQuery;
 use crate::state::AppState;
 
 /// `GET /v1/audit` query.

@@ -13,7 +13,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::api::extract::ApiPath;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::CompanyFacts;
@@ -112,7 +114,7 @@ pub async fn create(
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Company>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -274,7 +276,7 @@ pub async fn create_group(
 pub async fn update_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<PermissionGroup>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -306,7 +308,7 @@ pub async fn update_group(
 pub async fn delete_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let (m, served) = parts(&app)?;
     m.gate.read().get_group(&name).await.map_err(store_error)?;

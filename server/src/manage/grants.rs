@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_store::{EntityRef, GrantQuery, GrantStatus, NewGrant, VisitorGrant};
@@ -19,7 +19,8 @@ use super::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, Revok
 use super::users::parts;
 use super::{store_error, Caller, Manage};
 use crate::api::error::ApiError;
-use crate::api::json::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiPath, ApiQuery};
+use crate::api::json::ApiJson;
 use crate::state::Served;
 
 /// A company as the resource of a decision, with its ancestors and, for grant decisions,
@@ -126,7 +127,7 @@ async fn decide_on_grant<T: super::governance::Governed>(
 pub async fn approve(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VisitorGrant>, ApiError> {
     let (m, ok) = decide_on_grant(&app, &caller, id, |id| ApproveGrant { id }).await?;
     Ok(Json(m.gate.approve_grant(&m.cache, ok).await?))
@@ -136,7 +137,7 @@ pub async fn approve(
 pub async fn refuse(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VisitorGrant>, ApiError> {
     let (m, ok) = decide_on_grant(&app, &caller, id, |id| RefuseGrant { id }).await?;
     Ok(Json(m.gate.refuse_grant(&m.cache, ok).await?))
@@ -146,7 +147,7 @@ pub async fn refuse(
 pub async fn revoke(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VisitorGrant>, ApiError> {
     let (m, ok) = decide_on_grant(&app, &caller, id, |id| RevokeGrant { id }).await?;
     Ok(Json(m.gate.revoke_grant(&m.cache, ok).await?))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
@@ -16,7 +16,8 @@ use super::governance::{InviteUser, RevokeInvitation};
 use super::users::{assignment, parts, prospective};
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
-use crate::api::json::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiPath, ApiQuery};
+use crate::api::json::ApiJson;
 use crate::state::AppState;
 
 fn facts(
@@ -104,7 +105,7 @@ pub async fn list(
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Invitation>, ApiError> {
     let (m, served) = parts(&app)?;
     let inv = m.gate.read().get_invitation(&id).await.map_err(store_error)?;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
@@ -20,7 +20,8 @@ use super::governance::{
 };
 use super::{manage, store_error, Caller, Manage};
 use crate::api::error::ApiError;
-use crate::api::json::{ApiJson, ApiQuery};
+use crate::api::extract::{ApiPath, ApiQuery};
+use crate::api::json::ApiJson;
 use crate::state::{AppState, Served};
 
 /// The store and the bundle of one call.
@@ -204,7 +205,7 @@ pub async fn create(
 pub async fn read(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -260,7 +261,7 @@ async fn set_role_with(
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<Json<User>, ApiError> {
     let actor_locations = take_actor_locations(&mut body);
@@ -310,7 +311,7 @@ pub struct RoleBody {
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RoleBody>,
 ) -> Result<Json<User>, ApiError> {
     let patch = UserPatch {
@@ -324,7 +325,7 @@ pub async fn set_role(
 pub async fn deactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -340,7 +341,7 @@ pub async fn deactivate(
 pub async fn reactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -368,7 +369,7 @@ pub struct DeleteQuery {
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -406,7 +407,7 @@ pub struct MoveBody {
 pub async fn move_user(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -447,7 +448,7 @@ pub struct CompaniesBody {
 pub async fn set_companies(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CompaniesBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
@@ -483,7 +484,7 @@ pub async fn set_companies(
 pub async fn company(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<portcullis_store::Company>, ApiError> {
     let (m, _) = parts(&app)?;
     let me = stored(&m, &caller.id).await?;
@@ -516,7 +517,7 @@ fn default_key_name() -> String {
 pub async fn list_keys(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
@@ -539,7 +540,7 @@ pub async fn list_keys(
 pub async fn create_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (m, served) = parts(&app)?;
@@ -564,7 +565,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, key)): Path<(String, String)>,
+    ApiPath((id, key)): ApiPath<(String, String)>,
 ) -> Result<Json<portcullis_store::ApiKey>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;

@@ -843,6 +843,36 @@ async fn without_a_store_management_answers_503() {
     server.shutdown().await;
 }
 
+/// Found by the `http` fuzz target: a query string or a path segment axum could not
+/// deserialize was answered with axum's plain-text 400, not the JSON error envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_strings_and_paths_answer_the_error_envelope() {
+    let env = sqlite_env().await;
+    let store = &*env.store;
+    company(store, "acme", "customer", None).await;
+    let key = user_with_key(store, "own1", "acme", "owner", true).await;
+    let owner = Http::new(&env.server).with_key(&key);
+    for path in [
+        "/v1/users?limit=x",
+        "/v1/users?company=acme&limit=5%00",
+        "/v1/grants?status=nonsense",
+        "/v1/invitations?include_closed=maybe",
+        "/v1/audit?limit=many",
+    ] {
+        let (s, b) = owner.get(path).await;
+        assert_error(s, &b, 400, "invalid_query");
+    }
+    // `%FF` decodes to a byte that is not UTF-8.
+    let (s, b) = owner.get("/v1/users/%FF").await;
+    assert_error(s, &b, 400, "invalid_path");
+    let (s, b) = owner.post("/v1/grants/%FF%FE/approve", &json!({})).await;
+    assert_error(s, &b, 400, "invalid_path");
+    // A well-formed query still works.
+    let (s, b) = owner.get("/v1/users?limit=5").await;
+    assert_eq!(s, 200, "{b}");
+    env.server.shutdown().await;
+}
+
 /// Enterprise accounts: an owner of the parent moves a user between sub-companies and sets the
 /// companies it may switch to; scopes are set through the assignment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
