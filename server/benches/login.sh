@@ -18,20 +18,24 @@ DB="$WORK/portcullis.db"
 for v in $(env | grep -o '^PORTCULLIS_[A-Z_]*' || true); do unset "$v"; done
 
 "$BIN" migrate --database-url "$DB" >/dev/null
-"$BIN" users --database-url "$DB" create --company acme --account-type customer \
-  --id olga --login olga@acme.example --email olga@acme.example --role owner --scope-all --no-key >/dev/null
-echo "orange kettle sunrise" | "$BIN" users --database-url "$DB" password --user olga --folder "$WORK/policies"
+USERS=${USERS:-40}
+export USERS
+"$BIN" users --database-url "$DB" company acme --account-type customer >/dev/null
+for i in $(seq 0 $((USERS - 1))); do
+  "$BIN" users --database-url "$DB" create --company acme --id "u$i" --login "u$i@acme.example" \
+    --email "u$i@acme.example" --role regular --scope-all --no-key >/dev/null
+  echo "orange kettle sunrise" | "$BIN" users --database-url "$DB" password --user "u$i" --folder "$WORK/policies" >/dev/null
+done
 
 (cd "$WORK" && exec "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --database-url "$DB" >"$WORK/log" 2>&1) &
 echo $! >"$WORK/pid"
 for _ in $(seq 200); do curl -sf localhost:$PORT/healthz >/dev/null && break; sleep 0.05; done
 PID=$(cat "$WORK/pid")
-echo '{"login":"olga@acme.example","password":"orange kettle sunrise","device":"wrk"}' >"$WORK/login.json"
 echo '{"login":"nobody@acme.example","password":"orange kettle sunrise","device":"wrk"}' >"$WORK/unknown.json"
 rss() { awk -v what="$1" '$1 == what":" {print $2/1024 " MB"}' /proc/"$PID"/status; }
 echo "== idle: RSS $(rss VmRSS)"
-echo "== successful logins ($CONNS connections, $DUR)"
-BODY="$WORK/login.json" wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:$PORT/v1/auth/login" \
+echo "== successful logins of $USERS users in turn ($CONNS connections, $DUR)"
+wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$HERE/login.lua" "http://127.0.0.1:$PORT/v1/auth/login" \
   | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
 echo "   peak RSS $(rss VmHWM), now $(rss VmRSS)"
 echo "== unknown-login failures ($CONNS connections, $DUR)"
