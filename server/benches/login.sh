@@ -27,7 +27,7 @@ for i in $(seq 0 $((USERS - 1))); do
   echo "orange kettle sunrise" | "$BIN" users --database-url "$DB" password --user "u$i" --folder "$WORK/policies" >/dev/null
 done
 
-(cd "$WORK" && exec "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --database-url "$DB" >"$WORK/log" 2>&1) &
+(cd "$WORK" && exec env ${SERVER_ENV:-} "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --database-url "$DB" >"$WORK/log" 2>&1) &
 echo $! >"$WORK/pid"
 for _ in $(seq 200); do curl -sf localhost:$PORT/healthz >/dev/null && break; sleep 0.05; done
 PID=$(cat "$WORK/pid")
@@ -37,8 +37,8 @@ echo "== idle: RSS $(rss VmRSS)"
 echo "== successful logins of $USERS users in turn ($CONNS connections, $DUR)"
 wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$HERE/login.lua" "http://127.0.0.1:$PORT/v1/auth/login" \
   | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
-echo "   peak RSS $(rss VmHWM), now $(rss VmRSS)"
+echo "   peak RSS $(rss VmHWM), now $(rss VmRSS) (anonymous $(rss RssAnon), files $(rss RssFile))"
 echo "== unknown-login failures ($CONNS connections, $DUR)"
 BODY="$WORK/unknown.json" wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:$PORT/v1/auth/login" \
   | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
-echo "   peak RSS $(rss VmHWM), now $(rss VmRSS)"
+echo "   peak RSS $(rss VmHWM), now $(rss VmRSS) (anonymous $(rss RssAnon), files $(rss RssFile))"
