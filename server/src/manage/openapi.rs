@@ -198,7 +198,7 @@ pub fn extend(doc: &mut Value) {
         "GroupList": obj(json!({ "groups": { "type": "array", "items": { "$ref": "#/components/schemas/Group" } } })),
         "NewGroup": closed(json!(["name"]), json!({ "name": name, "description": { "type": "string" }, "features": names, "is_default": { "type": "boolean" } })),
         "GroupPatch": closed(json!([]), json!({ "description": { "type": ["string", "null"] }, "features": opt_names })),
-        "DefaultGroupBody": closed(json!(["name"]), json!({ "name": { "type": ["string", "null"] } })),
+        "DefaultGroupBody": closed(json!([]), json!({ "name": { "type": ["string", "null"], "description": "the group; absent or null: no default" } })),
         "DefaultGroup": obj(json!({ "default": {} })),
         "Acceptance": closed(json!(["token"]), json!({ "token": { "type": "string" }, "user_id": opt_name, "login": opt_name, "name": { "type": "string" }, "password": { "type": ["string", "null"], "description": "the first password, checked against the folder's rule" } }))
     });
