@@ -136,21 +136,45 @@ pub struct AuthorizeBody {
 impl<'de> Deserialize<'de> for AuthorizeBody {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-        let session = match map.remove("session") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s),
-            Some(_) => return Err(D::Error::custom("`session` must be a string")),
-        };
-        if session.is_some() {
-            if map.contains_key("principal") {
-                return Err(D::Error::custom("give either `principal` or `session`, not both"));
-            }
-            // A placeholder the session's user replaces before anything is decided.
-            map.insert("principal".to_owned(), serde_json::Value::String(String::new()));
+        /// The query's fields with `principal` optional beside `session`: one pass over the
+        /// body, as for a plain `AuthzQuery`.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            principal: Option<EntityRef>,
+            #[serde(default)]
+            session: Option<String>,
+            action: EntityRef,
+            resource: EntityRef,
+            #[serde(default)]
+            context: serde_json::Map<String, serde_json::Value>,
+            #[serde(default)]
+            entities: Vec<serde_json::Value>,
+            #[serde(default)]
+            explain: bool,
         }
-        let query = AuthzQuery::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)?;
-        Ok(AuthorizeBody { session, query })
+        let w = Wire::deserialize(d)?;
+        let principal = match (w.principal, &w.session) {
+            (Some(p), None) => p,
+            // A placeholder the session's user replaces before anything is decided.
+            (None, Some(_)) => EntityRef::Text(String::new()),
+            (Some(_), Some(_)) => {
+                return Err(D::Error::custom("give either `principal` or `session`, not both"))
+            }
+            (None, None) => return Err(D::Error::missing_field("principal")),
+        };
+        let query = AuthzQuery {
+            principal,
+            action: w.action,
+            resource: w.resource,
+            context: w.context,
+            entities: w.entities,
+            explain: w.explain,
+        };
+        Ok(AuthorizeBody {
+            session: w.session,
+            query,
+        })
     }
 }
 
@@ -165,9 +189,6 @@ pub async fn authorize(
         Some(token) => Some(crate::auth::session_principal(&app, &token, &mut q).await?),
         None => None,
     };
-    if let Some(s) = &session {
-        crate::auth::session_context(&app.served(), s, &mut q);
-    }
     if q.explain {
         return explain(app, q, session.as_ref())
             .await

@@ -22,7 +22,7 @@ use crate::api::json::ApiJson;
 use crate::manage::governance::{
     ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, SwitchCustomer, UnlockUser,
 };
-use crate::manage::users::{parts, stored, user_resource};
+use crate::manage::users::{decide_on_user, parts};
 use crate::manage::{manage, store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
@@ -593,20 +593,9 @@ pub async fn link_login(
             ),
         ));
     };
-    let audit = Audit::by(user.id.clone()).in_company(user.company.clone());
-    let issued = access
-        .store
-        .create_session(
-            portcullis_store::NewSession {
-                user: user.id.clone(),
-                device: body.device,
-                mfa: false,
-                active_customer: None,
-                lifetime: time::Duration::try_from(m.auth.config.session_lifetime)
-                    .unwrap_or(time::Duration::DAY),
-            },
-            &audit,
-        )
+    let issued = m
+        .auth
+        .open_session(&access, &user, body.device, false)
         .await
         .map_err(store_error)?;
     Ok(Json(json!({
@@ -706,20 +695,7 @@ pub async fn unlock(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
-    let r = user_resource(&served, &target);
-    let ok = m
-        .gate
-        .decide(
-            &served,
-            &m.cache,
-            &caller,
-            UnlockUser { id: id.clone() },
-            r,
-            Map::new(),
-        )
-        .await?;
+    let (m, ok) = decide_on_user(&app, &caller, &id, UnlockUser { id: id.clone() }).await?;
     m.gate.unlock(&m.cache, ok).await?;
     let state = m
         .gate
@@ -737,22 +713,8 @@ pub async fn user_sessions(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
-    let r = user_resource(&served, &target);
-    let ok = m
-        .gate
-        .decide(
-            &served,
-            &m.cache,
-            &caller,
-            ListUserSessions { id: id.clone() },
-            r,
-            Map::new(),
-        )
-        .await?;
-    let idle = time::Duration::try_from(m.auth.config.session_idle).unwrap_or(time::Duration::DAY);
-    let sessions = m.gate.user_sessions(ok, idle).await?;
+    let (m, ok) = decide_on_user(&app, &caller, &id, ListUserSessions { id: id.clone() }).await?;
+    let sessions = m.gate.user_sessions(ok, m.auth.idle()).await?;
     let lock = m
         .gate
         .sign_in()
@@ -769,20 +731,7 @@ pub async fn revoke_user_sessions(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
-    let r = user_resource(&served, &target);
-    let ok = m
-        .gate
-        .decide(
-            &served,
-            &m.cache,
-            &caller,
-            RevokeUserSessions { id },
-            r,
-            Map::new(),
-        )
-        .await?;
+    let (m, ok) = decide_on_user(&app, &caller, &id, RevokeUserSessions { id: id.clone() }).await?;
     let n = m.gate.revoke_user_sessions(&m.cache, ok).await?;
     Ok(Json(json!({ "revoked": n })))
 }

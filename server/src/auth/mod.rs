@@ -150,12 +150,32 @@ impl Auth {
         self.clock.now().unix_timestamp()
     }
 
-    fn idle(&self) -> time::Duration {
+    /// How long a session may go unused.
+    pub fn idle(&self) -> time::Duration {
         time::Duration::try_from(self.config.session_idle).unwrap_or(time::Duration::MAX)
     }
 
     fn lifetime(&self) -> time::Duration {
         time::Duration::try_from(self.config.session_lifetime).unwrap_or(time::Duration::MAX)
+    }
+
+    /// Opens a session for a user who has proved who it is (a sign-in, a token link).
+    pub async fn open_session(
+        &self,
+        s: &SignInAccess<'_>,
+        user: &User,
+        device: String,
+        mfa: bool,
+    ) -> Result<portcullis_store::IssuedSession, StoreError> {
+        let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
+        let new = NewSession {
+            user: user.id.clone(),
+            device,
+            mfa,
+            active_customer: None,
+            lifetime: self.lifetime(),
+        };
+        s.store.create_session(new, &audit).await
     }
 
     /// The live session of a token.
@@ -227,20 +247,7 @@ impl Auth {
             mfa = true;
         }
         s.store.sign_in_succeeded(&user.id).await?;
-        let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
-        let issued = s
-            .store
-            .create_session(
-                NewSession {
-                    user: user.id.clone(),
-                    device: c.device,
-                    mfa,
-                    active_customer: None,
-                    lifetime: self.lifetime(),
-                },
-                &audit,
-            )
-            .await?;
+        let issued = self.open_session(s, &user, c.device, mfa).await?;
         Ok(SignedIn {
             token: issued.token,
             session: issued.session,
@@ -486,32 +493,22 @@ pub async fn session_principal(
     Ok(session)
 }
 
-/// What a session adds to a decision: `context.mfa_verified` where the action's context
-/// declares it (a caller-supplied value is overwritten: the session knows).
-pub fn session_context(
-    served: &crate::state::Served,
-    session: &Session,
-    q: &mut portcullis_engine::AuthzQuery,
-) {
-    let s = &served.snapshot;
-    let Ok(action) = served.resolver.action(s, &q.action) else {
-        return;
-    };
-    if s.context_declares(&action, "mfa_verified") {
-        q.context
-            .insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
-    }
-}
-
-/// What a session adds to its user's entity: the customer profile it acts for
-/// (`active_customer`, 000), where the schema declares it. Runs after the stored entities are
-/// merged into the query.
+/// What a session adds to a decision, after the stored entities are merged into the query:
+/// `context.mfa_verified` where the action's context declares it (a caller-supplied value is
+/// overwritten: the session knows), and on its user's entity the customer profile it acts for
+/// (`active_customer`, 000) where the schema declares it.
 pub fn session_overlay(
     served: &crate::state::Served,
     session: &Session,
     q: &mut portcullis_engine::AuthzQuery,
 ) {
     let s = &served.snapshot;
+    if let Ok(action) = served.resolver.action(s, &q.action) {
+        if s.context_declares(&action, "mfa_verified") {
+            q.context
+                .insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
+        }
+    }
     let user_type = s.user_type();
     let Some(customer) = &session.active_customer else {
         return;

@@ -22,6 +22,7 @@ use super::{manage, store_error, Caller, Manage};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiPath, ApiQuery};
 use crate::api::json::ApiJson;
+use crate::manage::governance::{Authorized, Governed};
 use crate::state::{AppState, Served};
 
 /// The store and the bundle of one call.
@@ -52,6 +53,24 @@ pub fn user_resource(served: &Served, u: &Stored) -> Resource {
         entities: entities::values(&served.snapshot, &u.id, &u.user, &u.chain),
         target: format!("user:{}", u.id),
     }
+}
+
+/// Decides `op` on an existing stored user, with no context (reads, edits, keys, sessions):
+/// the manager and the proof.
+pub async fn decide_on_user<T: Governed>(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    op: T,
+) -> Result<(Arc<Manage>, Authorized<T>), ApiError> {
+    let (m, served) = parts(app)?;
+    let target = stored(&m, id).await?;
+    let r = user_resource(&served, &target);
+    let ok = m
+        .gate
+        .decide(&served, &m.cache, caller, op, r, Map::new())
+        .await?;
+    Ok((m, ok))
 }
 
 /// The resource of a decision on a user that does not exist yet.
@@ -519,20 +538,7 @@ pub async fn list_keys(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
-    let r = user_resource(&served, &target);
-    let ok = m
-        .gate
-        .decide(
-            &served,
-            &m.cache,
-            &caller,
-            ListApiKeys { user: id },
-            r,
-            Map::new(),
-        )
-        .await?;
+    let (m, ok) = decide_on_user(&app, &caller, &id, ListApiKeys { user: id.clone() }).await?;
     Ok(Json(json!({ "api_keys": m.gate.list_api_keys(ok).await? })))
 }
 
