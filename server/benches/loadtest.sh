@@ -20,11 +20,12 @@ start() { # $1 = entities file; runs in $WORK so the default user-store file lan
 }
 stop() { kill "$(cat "$WORK/pid")"; wait "$(cat "$WORK/pid")" 2>/dev/null || true; }
 rss() { awk '/VmRSS/ {print $2/1024 " MB"}' /proc/"$(cat "$WORK/pid")"/status; }
-run() { # $1 = label, $2 = body file, $3 = path, $4 = connections
+run() { # $1 = label, $2 = body file, $3 = path, $4 = connections; SCRIPT= another wrk script
   echo "== $1 ($4 connections, $DUR)"
-  BODY=$2 wrk -t"$([ "$4" = 1 ] && echo 1 || echo 2)" -c"$4" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:$PORT$3" \
+  BODY=$2 wrk -t"$([ "$4" = 1 ] && echo 1 || echo 2)" -c"$4" -d"$DUR" --latency -s "${SCRIPT:-$HERE/post.lua}" "http://127.0.0.1:$PORT$3" \
     | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
 }
+users() { python3 -c 'import json,sys; print(sum(e["uid"]["type"] == "Portal::User" for e in json.load(open(sys.argv[1]))))' "$1"; }
 
 echo '{"principal":"u0","action":"shipment.create","resource":"Portal::Shipment::\"s0\""}' >"$WORK/stored.json"
 python3 "$HERE/gen_entities.py" 100 "$WORK/e100.json" "$WORK/inline.json"
@@ -46,6 +47,12 @@ for n in 100 100k; do
   run "inline entities, $n" "$WORK/inline.json" /v1/authorize 32
   run "inline entities, $n, one at a time" "$WORK/inline.json" /v1/authorize 1
   run "batch of 100 (x100 decisions/s), $n" "$WORK/batch.json" /v1/authorize/batch 32
+  # Questions never asked before: a random user, action and shipment per check, so neither
+  # the slice cache nor the decisions it keeps answer them (distinct.lua).
+  export N=$(users "$WORK/e$n.json")
+  SCRIPT=$HERE/distinct.lua run "distinct questions, $n" - /v1/authorize 32
+  SCRIPT=$HERE/distinct.lua run "distinct questions, $n, one at a time" - /v1/authorize 1
+  BATCH=100 SCRIPT=$HERE/distinct.lua run "batch of 100 distinct questions (x100 decisions/s), $n" - /v1/authorize/batch 32
   echo "-- $n entities, RSS after load: $(rss)"
   stop
   # The same without the slice cache: every request builds its slice.

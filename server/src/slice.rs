@@ -89,12 +89,27 @@ impl StaticEntities {
     /// Parses a Cedar JSON entity array against the schema, one entity at a time, so the
     /// whole file never exists as one Cedar `Entities` (or one JSON tree).
     pub fn from_json_str(text: &str, schema: &Schema) -> Result<Self, String> {
+        Self::from_json(serde_json::Deserializer::from_str(text), schema)
+    }
+
+    /// Like [`Self::from_json_str`], reading as it parses: a large file never sits in memory
+    /// as text beside the entities it becomes.
+    pub fn from_json_reader(reader: impl std::io::Read, schema: &Schema) -> Result<Self, String> {
+        Self::from_json(
+            serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader)),
+            schema,
+        )
+    }
+
+    fn from_json<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+        schema: &Schema,
+    ) -> Result<Self, String> {
         let mut store = Self::default();
         let mut failure: Option<String> = None;
         let mut i = 0usize;
-        let mut seen_uids: HashSet<(u16, Box<str>)> = HashSet::new();
         let mut each = |v: Value| -> bool {
-            let result = store.add_json(v, schema, &mut seen_uids);
+            let result = store.add_json(v, schema);
             if let Err(m) = result {
                 failure = Some(format!("entity {i}: {m}"));
                 return false;
@@ -102,7 +117,6 @@ impl StaticEntities {
             i += 1;
             true
         };
-        let mut de = serde_json::Deserializer::from_str(text);
         let parsed = EachElement(&mut each)
             .deserialize(&mut de)
             .and_then(|()| de.end());
@@ -117,20 +131,17 @@ impl StaticEntities {
         Ok(store)
     }
 
-    fn add_json(
-        &mut self,
-        v: Value,
-        schema: &Schema,
-        seen: &mut HashSet<(u16, Box<str>)>,
-    ) -> Result<(), String> {
+    fn add_json(&mut self, v: Value, schema: &Schema) -> Result<(), String> {
         let e = Entity::from_json_value(v, Some(schema)).map_err(|e| crate::lower_first(&e.to_string()))?;
         let uid = e.uid();
         // The schema's action entities are served from the schema, never from data.
         if uid.type_name().basename() == "Action" {
             return Ok(());
         }
-        let ty = self.type_idx(uid.type_name());
-        if !seen.insert((ty, uid.id().unescaped().into())) {
+        // A node may exist already, named as a parent or in an attribute; one with data was
+        // given before.
+        let at = self.node(&uid) as usize;
+        if self.nodes.get(at).is_some_and(|n| n.data.is_some()) {
             return Err(format!("`{uid}` is given twice"));
         }
         let mut attrs = Vec::new();
@@ -147,7 +158,6 @@ impl StaticEntities {
         }
         let (_, _, parents) = e.into_inner();
         let parents: Box<[u32]> = parents.iter().map(|p| self.node(p)).collect();
-        let at = self.node(&uid) as usize;
         if let Some(node) = self.nodes.get_mut(at) {
             node.data = Some(Box::new(Data {
                 parents,

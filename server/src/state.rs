@@ -76,14 +76,21 @@ impl RequestShape {
         resource: &EntityUid,
         context_is_empty: bool,
     ) -> Option<Request> {
-        if !context_is_empty
-            || !self.principals.contains(principal.type_name())
-            || !self.resources.contains(resource.type_name())
-        {
+        if !context_is_empty || !self.fits(principal, resource) {
             return None;
         }
         let context = self.empty_context.clone()?;
         Request::new(principal.clone(), action.clone(), resource.clone(), context, None).ok()
+    }
+}
+
+impl RequestShape {
+    /// Whether the action applies to these principal and resource types, with the empty
+    /// context accepted.
+    pub fn fits(&self, principal: &EntityUid, resource: &EntityUid) -> bool {
+        self.empty_context.is_some()
+            && self.principals.contains(principal.type_name())
+            && self.resources.contains(resource.type_name())
     }
 }
 
@@ -298,11 +305,63 @@ impl Served {
 ///
 /// A bundle never changes (a reload installs a new one, with an empty cache), so a cached
 /// slice is exactly the one the request would build; a hit skips building Cedar entities and
-/// Cedar's transitive closure. Bounded: when full it starts over.
+/// Cedar's transitive closure, and for a request without context also Cedar's evaluation
+/// ([`CachedSlice::decide`]). Bounded: when full it starts over.
 #[derive(Debug)]
 pub struct SliceCache {
     capacity: usize,
-    map: Mutex<HashMap<(EntityUid, EntityUid, EntityUid), Arc<cedar_policy::Entities>>>,
+    map: Mutex<HashMap<(EntityUid, EntityUid, EntityUid), Arc<CachedSlice>>>,
+}
+
+/// The entity slice of one (principal, action, resource) under one bundle, and the decision
+/// of that request with the empty context once it has been made.
+///
+/// The decision is a function of the policies, the slice and the request alone (Cedar reads
+/// no clock and no other state), and all three are fixed for the life of the entry, so the
+/// first evaluation's answer is the answer of every later one: a repeat is not evaluated
+/// again. Requests with a context are always evaluated.
+#[derive(Debug)]
+pub struct CachedSlice {
+    /// The entities Cedar decides over.
+    pub entities: cedar_policy::Entities,
+    decision: std::sync::OnceLock<portcullis_engine::Decision>,
+}
+
+impl CachedSlice {
+    /// A slice whose decision is not made yet.
+    pub fn new(entities: cedar_policy::Entities) -> Self {
+        Self {
+            entities,
+            decision: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Decides `principal` `action` `resource` with `context` over this slice (whose request
+    /// it must be). A request the schema is known to accept with the empty context is
+    /// evaluated once and answered from then on; anything else goes through Cedar's request
+    /// validation and evaluation every time.
+    pub fn decide(
+        &self,
+        served: &Served,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<portcullis_engine::Decision, RequestError> {
+        let s = &served.snapshot;
+        let shape = served.resolver.request_shapes.get(&action);
+        if context.is_empty() && shape.is_some_and(|sh| sh.fits(&principal, &resource)) {
+            if let Some(d) = self.decision.get() {
+                return Ok(d.clone());
+            }
+            if let Some(request) = shape.and_then(|sh| sh.request(&principal, &action, &resource, true)) {
+                let d = s.decide_parts(&request, &self.entities);
+                return Ok(self.decision.get_or_init(|| d).clone());
+            }
+        }
+        let request = s.request_with(principal, action, resource, context)?;
+        Ok(s.decide_parts(&request, &self.entities))
+    }
 }
 
 /// Default number of cached slices (and of cached inline entities);
@@ -332,15 +391,15 @@ impl SliceCache {
         action: &EntityUid,
         resource: &EntityUid,
         build: impl FnOnce() -> Result<cedar_policy::Entities, RequestError>,
-    ) -> Result<Arc<cedar_policy::Entities>, RequestError> {
+    ) -> Result<Arc<CachedSlice>, RequestError> {
         if self.capacity == 0 {
-            return build().map(Arc::new);
+            return build().map(|e| Arc::new(CachedSlice::new(e)));
         }
         let key = (principal.clone(), action.clone(), resource.clone());
         if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(hit);
         }
-        let built = Arc::new(build()?);
+        let built = Arc::new(CachedSlice::new(build()?));
         if let Ok(mut m) = self.map.lock() {
             if m.len() >= self.capacity {
                 m.clear();
@@ -442,35 +501,90 @@ fn load_entities(
         }));
     };
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BuildError::one("entities::unreadable", format!("cannot read `{name}`: {e}"), None))?;
-    if text.trim().is_empty() {
+    let unreadable = |e: std::io::Error| {
+        BuildError::one("entities::unreadable", format!("cannot read `{name}`: {e}"), None)
+    };
+    // Read twice, never held whole: once for the stamp (and the empty check), then parsed
+    // as read, hashed again on the way; a file that changed between the two reads is a save
+    // in progress and fails this build (the watcher's next rebuild reads it whole).
+    let (stamp, blank) = file_stamp(path, schema_text).map_err(unreadable)?;
+    if blank {
         return Err(BuildError::one(
             "entities::empty",
             format!("`{name}` is empty; an empty entities file is taken as a save in progress"),
             None,
         ));
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    schema_text.hash(&mut h);
-    let stamp = h.finish();
     if let Some(p) = previous {
         if p.entities.stamp == stamp {
             return Ok(p.entities.clone());
         }
     }
-    let entities = StaticEntities::from_json_str(&text, snapshot.schema()).map_err(|m| {
+    let mut file = Hashing::new(std::fs::File::open(path).map_err(unreadable)?, schema_text);
+    let entities = StaticEntities::from_json_reader(&mut file, snapshot.schema()).map_err(|m| {
         BuildError::one(
             "entities::invalid",
             format!("invalid entities in `{name}`: {m}"),
             None,
         )
     })?;
+    if file.hasher.finish() != stamp {
+        return Err(BuildError::one(
+            "entities::changed",
+            format!("`{name}` changed while it was read; it is read again after the save"),
+            None,
+        ));
+    }
     Ok(Arc::new(EntitySet {
         entities: Arc::new(entities),
         stamp,
     }))
+}
+
+/// A reader that hashes what passes through it, after the schema's text.
+struct Hashing<R> {
+    inner: R,
+    hasher: std::collections::hash_map::DefaultHasher,
+}
+
+impl<R> Hashing<R> {
+    fn new(inner: R, schema_text: &str) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        schema_text.hash(&mut hasher);
+        Self { inner, hasher }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.write(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+}
+
+/// The stamp of an entities file (a hash of its bytes and the schema's text), and whether it
+/// holds only whitespace; read in pieces.
+fn file_stamp(path: &std::path::Path, schema_text: &str) -> std::io::Result<(u64, bool)> {
+    use std::io::Read;
+    let mut file = Hashing::new(std::fs::File::open(path)?, schema_text);
+    let mut blank = true;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        blank = blank
+            && buf
+                .get(..n)
+                .unwrap_or_default()
+                .iter()
+                .all(u8::is_ascii_whitespace);
+    }
+    Ok((file.hasher.finish(), blank))
 }
 
 /// The outcome of the last reload attempt.

@@ -21,7 +21,7 @@ use super::Manage;
 use crate::api::decide::Check;
 use crate::api::error::ApiError;
 use crate::slice::{build_slice, Inline};
-use crate::state::{AppState, Served};
+use crate::state::{AppState, CachedSlice, Served};
 
 /// The template visitor grants link.
 pub const GRANT_TEMPLATE: &str = "visitor-grant";
@@ -191,14 +191,14 @@ pub async fn decide_stored_cached(
         None => {
             let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
             let inline = Inline::parse_cached(values, s.schema(), Some(&served.inline))?;
-            let e = Arc::new(build_slice(
+            let e = Arc::new(CachedSlice::new(build_slice(
                 &*served.entities.entities,
                 &served.resolver.action_entities,
                 &principal,
                 &action,
                 &resource,
                 &inline,
-            )?);
+            )?));
             if let Ok(mut m) = stored.slices.lock() {
                 if m.len() >= entities::MAX_STORED_SLICES {
                     m.clear();
@@ -208,16 +208,13 @@ pub async fn decide_stored_cached(
             e
         }
     };
-    let fast = served
-        .resolver
-        .request_shapes
-        .get(&action)
-        .and_then(|shape| shape.request(&principal, &action, &resource, q.context.is_empty()));
-    let request = match fast {
-        Some(r) => r,
-        None => s.request_with(principal, action, resource, q.context.clone())?,
-    };
-    Ok(Some(s.decide_parts(&request, &slice)))
+    Ok(Some(slice.decide(
+        served,
+        principal,
+        action,
+        resource,
+        q.context.clone(),
+    )?))
 }
 
 /// A stored principal's entities (user, company and ancestors, as Cedar JSON) and its policy

@@ -35,7 +35,7 @@ pub struct Stored {
 /// See [`Stored::slices`].
 pub type StoredSlices = std::collections::HashMap<
     (u64, cedar_policy::EntityUid, cedar_policy::EntityUid),
-    std::sync::Arc<cedar_policy::Entities>,
+    std::sync::Arc<crate::state::CachedSlice>,
 >;
 
 /// Most slices kept per stored user (the map starts over when full).

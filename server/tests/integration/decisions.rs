@@ -156,3 +156,68 @@ async fn authzen_maps_onto_the_engine() {
     );
     server.shutdown().await;
 }
+
+/// Repeated questions are answered from the bundle's slice cache (and a context-free one from
+/// the decision kept with its slice): every answer, first or repeated, with or without a
+/// context, matches the engine deciding over the whole entities file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_questions_match_the_engine_every_time() {
+    let f = Fixture::new();
+    let server = start(f.config()).await;
+    let http = Http::new(&server);
+    let snapshot = server.state.served().snapshot.clone();
+    let assignment = |role: &str| {
+        json!({ "role": { "__entity": { "type": "Portal::Role", "id": role } }, "flags": [], "scope_all": true,
+                "locations": [], "actors": [], "actor_locations": [] })
+    };
+    let mut questions = Vec::new();
+    for action in snapshot.schema().actions() {
+        let name = action.id().unescaped().to_owned();
+        for resource in [
+            "Portal::Shipment::\"s1\"",
+            "Portal::User::\"olivia\"",
+            "Portal::Company::\"acme\"",
+            "Portal::Location::\"oslo\"",
+        ] {
+            let q = json!({ "principal": "olivia", "action": name, "resource": resource });
+            if name.starts_with("user.create") || name == "user.invite" || name == "user.set_role" {
+                for role in ["admin", "owner"] {
+                    let mut q = q.clone();
+                    q["context"] = assignment(role);
+                    questions.push(q);
+                }
+            } else {
+                questions.push(q);
+            }
+        }
+    }
+    let (mut allowed, mut denied) = (0, 0);
+    for round in 0..3 {
+        for q in &questions {
+            let (status, body) = http.post("/v1/authorize", q).await;
+            let mut full = q.clone();
+            full["entities"] = inline_entities();
+            let query: AuthzQuery = serde_json::from_value(full).unwrap();
+            match snapshot.prepare(&query) {
+                Ok(p) => {
+                    let d = snapshot.decide(&p);
+                    assert_eq!(status, 200, "round {round}, {q}: {body}");
+                    assert_eq!(body["decision"], d.decision.as_str(), "round {round}, {q}");
+                    assert_eq!(body["reasons"], json!(d.reason_ids()), "round {round}, {q}");
+                    if d.allowed() {
+                        allowed += 1;
+                    } else {
+                        denied += 1;
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(status, 400, "round {round}, {q}: {body}");
+                    assert_eq!(body["error"]["code"], e.code(), "round {round}, {q}");
+                }
+            }
+        }
+    }
+    // The questions reach past request errors to both answers.
+    assert!(allowed > 0 && denied > 0, "{allowed} allowed, {denied} denied");
+    server.shutdown().await;
+}
