@@ -14,28 +14,50 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
 use crate::state::AppState;
 
-/// Counts file events and wakes the reload loop.
-#[derive(Debug, Default)]
+/// Counts file events, notes when the last one came, and wakes the reload loop.
+#[derive(Debug)]
 pub struct Trigger {
     events: AtomicU64,
+    /// When the last event came, in nanoseconds after `start`.
+    last: AtomicU64,
+    start: Instant,
     wake: Notify,
+}
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Self {
+            events: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            start: Instant::now(),
+            wake: Notify::new(),
+        }
+    }
 }
 
 impl Trigger {
     /// Records an event.
     pub fn fire(&self) {
+        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last.fetch_max(now, Ordering::SeqCst);
         self.events.fetch_add(1, Ordering::SeqCst);
         self.wake.notify_one();
     }
 
     fn count(&self) -> u64 {
         self.events.load(Ordering::SeqCst)
+    }
+
+    /// When the files will have been quiet for `debounce`, counting from the last event.
+    fn quiet_at(&self, debounce: Duration) -> Instant {
+        self.start + Duration::from_nanos(self.last.load(Ordering::SeqCst)) + debounce
     }
 }
 
@@ -124,16 +146,18 @@ async fn run(app: Arc<AppState>, trigger: Arc<Trigger>) {
             trigger.wake.notified().await;
             continue;
         }
-        // Debounce: wait until the files have been quiet for `debounce`.
+        // Debounce: wait until the files have been quiet for `debounce` since the last
+        // event (a truncate and the write after it, microseconds apart, cost one debounce).
         let mut seen = trigger.count();
         loop {
-            tokio::time::sleep(debounce).await;
+            tokio::time::sleep_until(trigger.quiet_at(debounce).into()).await;
             let now = trigger.count();
             if now == seen {
                 break;
             }
             seen = now;
         }
+        tracing::debug!(events = seen - handled, "files quiet; rebuilding");
         let outcome = app.reload_if(|| trigger.count() == seen).await;
         if outcome.is_none() {
             // The files changed while they were read: this build may mix two saves.

@@ -695,7 +695,14 @@ impl AppState {
         let this = self.clone();
         let built = tokio::task::spawn_blocking(move || {
             let previous = this.served();
-            build(&this.config, Some(&previous))
+            let started = std::time::Instant::now();
+            let built = build(&this.config, Some(&previous));
+            tracing::debug!(
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                ok = built.is_ok(),
+                "folder rebuilt"
+            );
+            built
         })
         .await
         .unwrap_or_else(|e| {
