@@ -13,7 +13,7 @@ cp -r "$ROOT/policies" "$WORK/policies"
 HERE=$(dirname "$0")
 
 start() { # $1 = entities file; runs in $WORK so the default user-store file lands there
-  (cd "$WORK" && exec env PORTCULLIS_SLICE_CACHE="${SLICE_CACHE:-1024}" "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --entities "$1" >"$WORK/log" 2>&1) &
+  (cd "$WORK" && exec env ${SLICE_CACHE:+PORTCULLIS_SLICE_CACHE=$SLICE_CACHE} ${DECISION_CACHE:+PORTCULLIS_DECISION_CACHE=$DECISION_CACHE} "$BIN" serve "$WORK/policies" --listen 127.0.0.1:$PORT --entities "$1" >"$WORK/log" 2>&1) &
   echo $! >"$WORK/pid"
   for _ in $(seq 200); do curl -sf localhost:$PORT/healthz >/dev/null && return; sleep 0.05; done
   cat "$WORK/log"; exit 1
@@ -55,11 +55,11 @@ for n in 100 100k; do
   BATCH=100 SCRIPT=$HERE/distinct.lua run "batch of 100 distinct questions (x100 decisions/s), $n" - /v1/authorize/batch 32
   echo "-- $n entities, RSS after load: $(rss)"
   stop
-  # The same without the slice cache: every request builds its slice.
-  SLICE_CACHE=0 start "$WORK/e$n.json"
-  run "stored entities, $n, no slice cache" "$WORK/stored.json" /v1/authorize 32
-  run "stored entities, $n, no slice cache, one at a time" "$WORK/stored.json" /v1/authorize 1
-  run "batch of 100 (x100 decisions/s), $n, no slice cache" "$WORK/batch.json" /v1/authorize/batch 32
+  # The same without the caches: every request builds its slice and is evaluated.
+  SLICE_CACHE=0 DECISION_CACHE=0 start "$WORK/e$n.json"
+  run "stored entities, $n, no caches" "$WORK/stored.json" /v1/authorize 32
+  run "stored entities, $n, no caches, one at a time" "$WORK/stored.json" /v1/authorize 1
+  run "batch of 100 (x100 decisions/s), $n, no caches" "$WORK/batch.json" /v1/authorize/batch 32
   stop
 done
 

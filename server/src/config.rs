@@ -382,8 +382,9 @@ impl Layer {
             };
             let key = key.to_lowercase();
             // `PORTCULLIS_LOG` is the log filter, read by the logger; `PORTCULLIS_SLICE_CACHE`
-            // sizes the slice cache, read when a bundle is built (`state::SliceCache`).
-            if key == "log" || key == "slice_cache" {
+            // and `PORTCULLIS_DECISION_CACHE` size the caches, read when a bundle is built
+            // (`state::SliceCache`).
+            if key == "log" || key == "slice_cache" || key == "decision_cache" {
                 continue;
             }
             let value = match key.as_str() {

@@ -295,36 +295,96 @@ impl Served {
             entities,
             installed_at: SystemTime::now(),
             generation: 0,
-            slices: SliceCache::new(slice_cache_capacity()),
+            slices: SliceCache::new(
+                slice_cache_capacity(),
+                capacity("PORTCULLIS_DECISION_CACHE", DECISION_CACHE_DEFAULT),
+            ),
             inline: crate::slice::InlineCache::new(slice_cache_capacity()),
         }
     }
 }
 
-/// Slices built for requests without inline entities, by principal, action and resource.
+/// What requests without inline entities share under one bundle, by principal, action and
+/// resource: the entity slices Cedar decides over, and the decisions of those asked without
+/// a context.
 ///
-/// A bundle never changes (a reload installs a new one, with an empty cache), so a cached
-/// slice is exactly the one the request would build; a hit skips building Cedar entities and
-/// Cedar's transitive closure, and for a request without context also Cedar's evaluation
-/// ([`CachedSlice::decide`]). Bounded: when full it starts over.
+/// A bundle never changes (a reload installs a new one, with empty caches), so a cached slice
+/// is exactly the one the request would build (a hit skips building Cedar entities and
+/// Cedar's transitive closure), and a cached decision is the one Cedar would make again (it
+/// reads nothing but the policies, the slice and the request): a hit skips evaluation too.
+/// Requests with a context take the slice and are evaluated every time. Both maps are
+/// bounded and start over when full; decisions, a few hundred bytes each, are kept by the
+/// thousand, slices (kilobytes of Cedar entities) by the hundred.
 #[derive(Debug)]
 pub struct SliceCache {
+    slices: Bounded<Arc<CachedSlice>>,
+    decisions: Bounded<portcullis_engine::Decision>,
+}
+
+/// A request's principal, action and resource.
+type Triple = (EntityUid, EntityUid, EntityUid);
+
+/// A map of at most `capacity` entries that starts over when full (0: keeps nothing).
+#[derive(Debug)]
+struct Bounded<V> {
     capacity: usize,
-    map: Mutex<HashMap<(EntityUid, EntityUid, EntityUid), Arc<CachedSlice>>>,
+    map: Mutex<HashMap<Triple, V>>,
+}
+
+impl<V: Clone> Bounded<V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &Triple) -> Option<V> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.map.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    fn insert(&self, key: Triple, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
 }
 
 /// The entity slice of one (principal, action, resource) under one bundle, and the decision
-/// of that request with the empty context once it has been made.
-///
-/// The decision is a function of the policies, the slice and the request alone (Cedar reads
-/// no clock and no other state), and all three are fixed for the life of the entry, so the
-/// first evaluation's answer is the answer of every later one: a repeat is not evaluated
-/// again. Requests with a context are always evaluated.
+/// of that request with the empty context once it has been made (for slices kept per stored
+/// user, and shared within one batch).
 #[derive(Debug)]
 pub struct CachedSlice {
     /// The entities Cedar decides over.
     pub entities: cedar_policy::Entities,
     decision: std::sync::OnceLock<portcullis_engine::Decision>,
+}
+
+/// Whether the decision of this request may be kept: no context, and types the schema is
+/// known to accept for the action with the empty context (so the request needs no
+/// validation, and a request that would fail it is never kept).
+fn keepable(
+    served: &Served,
+    principal: &EntityUid,
+    action: &EntityUid,
+    resource: &EntityUid,
+    context_is_empty: bool,
+) -> bool {
+    context_is_empty
+        && served
+            .resolver
+            .request_shapes
+            .get(action)
+            .is_some_and(|sh| sh.fits(principal, resource))
 }
 
 impl CachedSlice {
@@ -349,11 +409,11 @@ impl CachedSlice {
         context: serde_json::Map<String, serde_json::Value>,
     ) -> Result<portcullis_engine::Decision, RequestError> {
         let s = &served.snapshot;
-        let shape = served.resolver.request_shapes.get(&action);
-        if context.is_empty() && shape.is_some_and(|sh| sh.fits(&principal, &resource)) {
+        if keepable(served, &principal, &action, &resource, context.is_empty()) {
             if let Some(d) = self.decision.get() {
                 return Ok(d.clone());
             }
+            let shape = served.resolver.request_shapes.get(&action);
             if let Some(request) = shape.and_then(|sh| sh.request(&principal, &action, &resource, true)) {
                 let d = s.decide_parts(&request, &self.entities);
                 return Ok(self.decision.get_or_init(|| d).clone());
@@ -365,48 +425,63 @@ impl CachedSlice {
 }
 
 /// Default number of cached slices (and of cached inline entities);
-/// `PORTCULLIS_SLICE_CACHE=0` turns both caches off.
-const SLICE_CACHE_DEFAULT: usize = 1024;
+/// `PORTCULLIS_SLICE_CACHE=0` turns both off.
+const SLICE_CACHE_DEFAULT: usize = 256;
+/// Default number of cached decisions; `PORTCULLIS_DECISION_CACHE=0` turns them off.
+const DECISION_CACHE_DEFAULT: usize = 4096;
 
-fn slice_cache_capacity() -> usize {
-    std::env::var("PORTCULLIS_SLICE_CACHE")
+fn capacity(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(SLICE_CACHE_DEFAULT)
+        .unwrap_or(default)
+}
+
+fn slice_cache_capacity() -> usize {
+    capacity("PORTCULLIS_SLICE_CACHE", SLICE_CACHE_DEFAULT)
 }
 
 impl SliceCache {
-    /// A cache of at most `capacity` slices (0: none).
-    pub fn new(capacity: usize) -> Self {
+    /// At most `slices` slices and `decisions` decisions (0: none).
+    pub fn new(slices: usize, decisions: usize) -> Self {
         Self {
-            capacity,
-            map: Mutex::new(HashMap::new()),
+            slices: Bounded::new(slices),
+            decisions: Bounded::new(decisions),
         }
     }
 
-    /// The slice of `(principal, action, resource)`, built by `build` when not cached.
-    pub fn get_or_build(
+    /// Decides `principal` `action` `resource` with `context` under `served` (whose cache
+    /// this is): from a kept decision, or over the kept slice, or over the slice `build`
+    /// makes.
+    pub fn decide(
         &self,
-        principal: &EntityUid,
-        action: &EntityUid,
-        resource: &EntityUid,
-        build: impl FnOnce() -> Result<cedar_policy::Entities, RequestError>,
-    ) -> Result<Arc<CachedSlice>, RequestError> {
-        if self.capacity == 0 {
-            return build().map(|e| Arc::new(CachedSlice::new(e)));
-        }
+        served: &Served,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: serde_json::Map<String, serde_json::Value>,
+        build: impl FnOnce(&EntityUid, &EntityUid, &EntityUid) -> Result<cedar_policy::Entities, RequestError>,
+    ) -> Result<portcullis_engine::Decision, RequestError> {
+        let keep = keepable(served, &principal, &action, &resource, context.is_empty());
         let key = (principal.clone(), action.clone(), resource.clone());
-        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(hit);
-        }
-        let built = Arc::new(CachedSlice::new(build()?));
-        if let Ok(mut m) = self.map.lock() {
-            if m.len() >= self.capacity {
-                m.clear();
+        if keep {
+            if let Some(d) = self.decisions.get(&key) {
+                return Ok(d);
             }
-            m.insert(key, built.clone());
         }
-        Ok(built)
+        let slice = match self.slices.get(&key) {
+            Some(hit) => hit,
+            None => {
+                let built = Arc::new(CachedSlice::new(build(&principal, &action, &resource)?));
+                self.slices.insert(key.clone(), built.clone());
+                built
+            }
+        };
+        let d = slice.decide(served, principal, action, resource, context)?;
+        if keep {
+            self.decisions.insert(key, d.clone());
+        }
+        Ok(d)
     }
 }
 

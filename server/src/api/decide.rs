@@ -55,27 +55,31 @@ pub fn decide_cached(
     let principal: EntityUid = served.resolver.entity(s, check.principal, Slot::Principal)?;
     let action = served.resolver.action(s, check.action)?;
     let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
-    let slice = || {
+    let slice = |p: &EntityUid, a: &EntityUid, r: &EntityUid| {
         build_slice(
             &*served.entities.entities,
             &served.resolver.action_entities,
-            &principal,
-            &action,
-            &resource,
+            p,
+            a,
+            r,
             inline,
         )
     };
-    let slice: Arc<CachedSlice> = if inline.is_empty() {
-        served
+    if inline.is_empty() {
+        return served
             .slices
-            .get_or_build(&principal, &action, &resource, slice)?
-    } else if let Some(batch) = batch {
+            .decide(served, principal, action, resource, check.context, slice);
+    }
+    let slice: Arc<CachedSlice> = if let Some(batch) = batch {
         match batch.entry((principal.clone(), action.clone(), resource.clone())) {
             Entry::Occupied(o) => o.get().clone(),
-            Entry::Vacant(v) => v.insert(Arc::new(CachedSlice::new(slice()?))).clone(),
+            Entry::Vacant(v) => {
+                let built = slice(&principal, &action, &resource)?;
+                v.insert(Arc::new(CachedSlice::new(built))).clone()
+            }
         }
     } else {
-        Arc::new(CachedSlice::new(slice()?))
+        Arc::new(CachedSlice::new(slice(&principal, &action, &resource)?))
     };
     slice.decide(served, principal, action, resource, check.context)
 }
