@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -62,7 +63,17 @@ struct Data {
 struct Node {
     ty: u16,
     id: Box<str>,
-    data: Option<Box<Data>>,
+    /// Inline rather than boxed: nearly every node is a stored entity.
+    data: Option<Data>,
+}
+
+/// The id of node `i` ("" past the end, which no lookup matches with a real id's hash).
+fn node_id(nodes: &[Node], i: u32) -> &str {
+    nodes.get(i as usize).map_or("", |n| &n.id)
+}
+
+fn id_hash(hasher: &std::collections::hash_map::RandomState, nodes: &[Node], i: u32) -> u64 {
+    hasher.hash_one(node_id(nodes, i))
 }
 
 /// Entities held in memory: the static entities file, parsed once into a compact form.
@@ -70,8 +81,9 @@ struct Node {
 pub struct StaticEntities {
     types: Vec<EntityTypeName>,
     type_index: HashMap<EntityTypeName, u16>,
-    /// Per type, node index by id.
-    ids: Vec<HashMap<Box<str>, u32>>,
+    /// Per type, node indexes hashed by their node's id (the id is kept once, in the node).
+    ids: Vec<hashbrown::HashTable<u32>>,
+    hasher: std::collections::hash_map::RandomState,
     nodes: Vec<Node>,
     /// Interned attribute, record-field and tag names.
     names: Vec<Box<str>>,
@@ -125,7 +137,12 @@ impl StaticEntities {
         }
         parsed.map_err(|e| crate::lower_first(&e.to_string()))?;
         store.check_acyclic()?;
-        store.ids.iter_mut().for_each(HashMap::shrink_to_fit);
+        let StaticEntities {
+            ids, nodes, hasher, ..
+        } = &mut store;
+        for table in ids.iter_mut() {
+            table.shrink_to_fit(|&i| id_hash(hasher, nodes, i));
+        }
         store.nodes.shrink_to_fit();
         store.name_index = HashMap::new();
         Ok(store)
@@ -159,11 +176,11 @@ impl StaticEntities {
         let (_, _, parents) = e.into_inner();
         let parents: Box<[u32]> = parents.iter().map(|p| self.node(p)).collect();
         if let Some(node) = self.nodes.get_mut(at) {
-            node.data = Some(Box::new(Data {
+            node.data = Some(Data {
                 parents,
                 attrs: attrs.into_boxed_slice(),
                 tags: tags.into_boxed_slice(),
-            }));
+            });
         }
         self.count += 1;
         Ok(())
@@ -176,7 +193,7 @@ impl StaticEntities {
         let i = u16::try_from(self.types.len()).unwrap_or(u16::MAX);
         self.types.push(t.clone());
         self.type_index.insert(t.clone(), i);
-        self.ids.push(HashMap::new());
+        self.ids.push(hashbrown::HashTable::new());
         i
     }
 
@@ -194,14 +211,18 @@ impl StaticEntities {
     fn node(&mut self, uid: &EntityUid) -> u32 {
         let ty = self.type_idx(uid.type_name());
         let id = uid.id().unescaped();
-        let Some(ids) = self.ids.get_mut(usize::from(ty)) else {
+        let hash = self.hasher.hash_one(id);
+        let Self {
+            ids, nodes, hasher, ..
+        } = self;
+        let Some(table) = ids.get_mut(usize::from(ty)) else {
             return u32::MAX;
         };
-        if let Some(i) = ids.get(id) {
+        if let Some(i) = table.find(hash, |&i| node_id(nodes, i) == id) {
             return *i;
         }
-        let i = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
-        ids.insert(id.into(), i);
+        let i = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
+        table.insert_unique(hash, i, |&j| id_hash(hasher, nodes, j));
         self.nodes.push(Node {
             ty,
             id: id.into(),
@@ -289,7 +310,11 @@ impl StaticEntities {
 
     fn find(&self, uid: &EntityUid) -> Option<u32> {
         let ty = self.type_index.get(uid.type_name())?;
-        self.ids.get(usize::from(*ty))?.get(uid.id().unescaped()).copied()
+        let id = uid.id().unescaped();
+        self.ids
+            .get(usize::from(*ty))?
+            .find(self.hasher.hash_one(id), |&i| node_id(&self.nodes, i) == id)
+            .copied()
     }
 
     fn uid(&self, i: u32) -> Option<EntityUid> {
@@ -358,7 +383,7 @@ impl EntitySource for StaticEntities {
             if !seen.insert(u.clone()) {
                 continue;
             }
-            let Some(d) = self.nodes.get(i as usize).and_then(|n| n.data.as_deref()) else {
+            let Some(d) = self.nodes.get(i as usize).and_then(|n| n.data.as_ref()) else {
                 continue;
             };
             for p in d.parents.iter() {
