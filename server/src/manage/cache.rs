@@ -27,11 +27,24 @@ use crate::state::{AppState, CachedSlice, Served};
 pub const GRANT_TEMPLATE: &str = "visitor-grant";
 
 /// Stored users by id (`None`: not a stored user), cleared by every change.
+///
+/// Bounded: principals are whatever ids clients send, so the map starts over past
+/// [`MAX_CACHED_USERS`]. While the store holds no user at all (a deployment deciding over a
+/// static entities file with the default embedded store), no principal is looked up in it.
 #[derive(Debug, Default)]
 pub struct FactsCache {
     generation: AtomicU64,
     users: Mutex<HashMap<String, Option<Arc<Stored>>>>,
+    /// Whether the store holds users, for one generation: `generation << 2 | state`, state 1
+    /// none, 2 some (any other generation: not known).
+    holds_users: AtomicU64,
 }
+
+/// Most users (and ids found not to be stored users) the cache keeps.
+pub const MAX_CACHED_USERS: usize = 8192;
+
+const NO_USERS: u64 = 1;
+const SOME_USERS: u64 = 2;
 
 impl FactsCache {
     /// Forgets everything.
@@ -42,10 +55,32 @@ impl FactsCache {
         }
     }
 
+    /// Whether the store holds no user, asked once per generation.
+    async fn store_is_empty(&self, read: &Reader<'_>) -> Result<bool, StoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let known = self.holds_users.load(Ordering::SeqCst);
+        if known >> 2 == generation && known & 3 != 0 {
+            return Ok(known & 3 == NO_USERS);
+        }
+        let q = portcullis_store::UserQuery {
+            include_inactive: true,
+            limit: Some(1),
+            ..Default::default()
+        };
+        let empty = read.list_users(&q).await?.items.is_empty();
+        // Kept under the generation it was read in: a change since makes it unknown again.
+        let state = if empty { NO_USERS } else { SOME_USERS };
+        self.holds_users.store(generation << 2 | state, Ordering::SeqCst);
+        Ok(empty)
+    }
+
     /// A stored user's facts, loaded on a miss.
     pub async fn get(&self, read: Reader<'_>, id: &str) -> Result<Option<Arc<Stored>>, StoreError> {
         if let Some(hit) = self.users.lock().ok().and_then(|m| m.get(id).cloned()) {
             return Ok(hit);
+        }
+        if self.store_is_empty(&read).await? {
+            return Ok(None);
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let loaded = match read.user_facts(id).await {
@@ -81,6 +116,9 @@ impl FactsCache {
         };
         if let Ok(mut m) = self.users.lock() {
             if self.generation.load(Ordering::SeqCst) == generation {
+                if m.len() >= MAX_CACHED_USERS {
+                    m.clear();
+                }
                 m.insert(id.to_owned(), loaded.clone());
             }
         }

@@ -39,7 +39,7 @@ pub type StoredSlices = std::collections::HashMap<
 >;
 
 /// Most slices kept per stored user (the map starts over when full).
-pub const MAX_STORED_SLICES: usize = 64;
+pub const MAX_STORED_SLICES: usize = 16;
 
 /// A company and its ancestors, nearest first.
 pub async fn company_chain(
