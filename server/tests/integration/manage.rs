@@ -950,3 +950,35 @@ async fn move_scopes_and_accessible_companies() {
     assert_eq!(s, 200, "{b}");
     env.server.shutdown().await;
 }
+
+/// While the store holds no user the server asks it about no principal; the first user
+/// written (here behind the server's back, as another instance would) is decided as stored
+/// once the change reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_stored_user_is_seen_after_an_empty_store() {
+    let env = sqlite_env().await;
+    let store = &*env.store;
+    company(store, "acme", "customer", None).await;
+    let anon = Http::new(&env.server);
+    let company = "Portal::Company::\"acme\"";
+    for _ in 0..3 {
+        assert_eq!(
+            decide(&anon, "late1", "shipping_rule.edit", company, json!([])).await,
+            "deny"
+        );
+    }
+    user_with_key(store, "late1", "acme", "owner", true).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let d = decide(&anon, "late1", "shipping_rule.edit", company, json!([])).await;
+        if d == "allow" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first stored user never reached the decisions"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.server.shutdown().await;
+}
