@@ -27,9 +27,12 @@ run() { # $1 = label, $2 = body file, $3 = path, $4 = connections; SCRIPT= anoth
 }
 # One at a time with the server and wrk on the same core: without the cross-core wake-up a
 # virtual machine's idle core adds to every round trip (GET /healthz, which does nothing, pays
-# it alike; it is printed first), so the figure is the server's own latency.
+# it alike: it is measured first, unpinned and pinned), so the figure is the server's own
+# latency.
 pinned() { # $1 = label, $2 = body file, $3 = path
   local all="0-$(($(nproc) - 1))"
+  echo "== GET /healthz, one at a time, unpinned ($DUR)"
+  wrk -t1 -c1 -d"$DUR" --latency "http://127.0.0.1:$PORT/healthz" | grep -E "50%"
   taskset -a -p -c 0 "$(cat "$WORK/pid")" >/dev/null
   echo "== $1, one at a time, server and wrk on core 0 ($DUR)"
   taskset -c 0 wrk -t1 -c1 -d"$DUR" --latency "http://127.0.0.1:$PORT/healthz" | grep -E "50%" | sed 's/^/  GET \/healthz /'
