@@ -312,9 +312,10 @@ impl Served {
 /// is exactly the one the request would build (a hit skips building Cedar entities and
 /// Cedar's transitive closure), and a cached decision is the one Cedar would make again (it
 /// reads nothing but the policies, the slice and the request): a hit skips evaluation too.
-/// Requests with a context take the slice and are evaluated every time. Both maps are
-/// bounded and start over when full; decisions, a few hundred bytes each, are kept by the
-/// thousand, slices (kilobytes of Cedar entities) by the hundred.
+/// Requests with a context take the slice and are evaluated every time; only their slices
+/// are kept (a context-free question needs its slice once). Both maps are bounded and start
+/// over when full; decisions, a few hundred bytes each, are kept by the thousand, slices
+/// (kilobytes of Cedar entities) by the hundred.
 #[derive(Debug)]
 pub struct SliceCache {
     slices: Bounded<Arc<CachedSlice>>,
@@ -462,7 +463,8 @@ impl SliceCache {
         context: serde_json::Map<String, serde_json::Value>,
         build: impl FnOnce(&EntityUid, &EntityUid, &EntityUid) -> Result<cedar_policy::Entities, RequestError>,
     ) -> Result<portcullis_engine::Decision, RequestError> {
-        let keep = keepable(served, &principal, &action, &resource, context.is_empty());
+        let keep = self.decisions.capacity > 0
+            && keepable(served, &principal, &action, &resource, context.is_empty());
         let key = (principal.clone(), action.clone(), resource.clone());
         if keep {
             if let Some(d) = self.decisions.get(&key) {
@@ -473,7 +475,11 @@ impl SliceCache {
             Some(hit) => hit,
             None => {
                 let built = Arc::new(CachedSlice::new(build(&principal, &action, &resource)?));
-                self.slices.insert(key.clone(), built.clone());
+                // A kept decision answers the next such question without its slice; only
+                // questions with a context come back for one.
+                if !keep {
+                    self.slices.insert(key.clone(), built.clone());
+                }
                 built
             }
         };
