@@ -66,31 +66,19 @@ pub struct RequestShape {
 }
 
 impl RequestShape {
-    /// A request for this action, built without validation, when the schema is known to
-    /// accept it: both types apply and the context is empty and allowed empty. `None` when
-    /// the request needs Cedar's full validation (and its error messages).
-    pub fn request(
-        &self,
-        principal: &EntityUid,
-        action: &EntityUid,
-        resource: &EntityUid,
-        context_is_empty: bool,
-    ) -> Option<Request> {
-        if !context_is_empty || !self.fits(principal, resource) {
-            return None;
-        }
-        let context = self.empty_context.clone()?;
-        Request::new(principal.clone(), action.clone(), resource.clone(), context, None).ok()
-    }
-}
-
-impl RequestShape {
     /// Whether the action applies to these principal and resource types, with the empty
-    /// context accepted.
+    /// context accepted: then the request needs no validation of its own.
     pub fn fits(&self, principal: &EntityUid, resource: &EntityUid) -> bool {
         self.empty_context.is_some()
             && self.principals.contains(principal.type_name())
             && self.resources.contains(resource.type_name())
+    }
+
+    /// The request with the empty context, built without validation; only for a principal
+    /// and resource that [`Self::fits`]. `None` when the action takes no empty context.
+    fn request(&self, principal: &EntityUid, action: &EntityUid, resource: &EntityUid) -> Option<Request> {
+        let context = self.empty_context.clone()?;
+        Request::new(principal.clone(), action.clone(), resource.clone(), context, None).ok()
     }
 }
 
@@ -370,22 +358,25 @@ pub struct CachedSlice {
     decision: std::sync::OnceLock<portcullis_engine::Decision>,
 }
 
-/// Whether the decision of this request may be kept: no context, and types the schema is
-/// known to accept for the action with the empty context (so the request needs no
-/// validation, and a request that would fail it is never kept).
-fn keepable(
-    served: &Served,
+/// The schema's shape of a request the schema is known to accept with the empty context:
+/// its decision is built without validation and may be kept. `None` for a request with a
+/// context, or with types the shape does not cover (Cedar validates those, with its
+/// messages, and they are decided every time).
+fn keepable<'a>(
+    served: &'a Served,
     principal: &EntityUid,
     action: &EntityUid,
     resource: &EntityUid,
     context_is_empty: bool,
-) -> bool {
-    context_is_empty
-        && served
-            .resolver
-            .request_shapes
-            .get(action)
-            .is_some_and(|sh| sh.fits(principal, resource))
+) -> Option<&'a RequestShape> {
+    if !context_is_empty {
+        return None;
+    }
+    served
+        .resolver
+        .request_shapes
+        .get(action)
+        .filter(|sh| sh.fits(principal, resource))
 }
 
 impl CachedSlice {
@@ -398,9 +389,8 @@ impl CachedSlice {
     }
 
     /// Decides `principal` `action` `resource` with `context` over this slice (whose request
-    /// it must be). A request the schema is known to accept with the empty context is
-    /// evaluated once and answered from then on; anything else goes through Cedar's request
-    /// validation and evaluation every time.
+    /// it must be). A [`keepable`] request is evaluated once and answered from then on;
+    /// anything else goes through Cedar's request validation and evaluation every time.
     pub fn decide(
         &self,
         served: &Served,
@@ -409,13 +399,26 @@ impl CachedSlice {
         resource: EntityUid,
         context: serde_json::Map<String, serde_json::Value>,
     ) -> Result<portcullis_engine::Decision, RequestError> {
+        let shape = keepable(served, &principal, &action, &resource, context.is_empty());
+        self.decide_as(served, shape, principal, action, resource, context)
+    }
+
+    /// [`Self::decide`] with the request's [`keepable`] shape already looked up.
+    fn decide_as(
+        &self,
+        served: &Served,
+        shape: Option<&RequestShape>,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<portcullis_engine::Decision, RequestError> {
         let s = &served.snapshot;
-        if keepable(served, &principal, &action, &resource, context.is_empty()) {
+        if let Some(shape) = shape {
             if let Some(d) = self.decision.get() {
                 return Ok(d.clone());
             }
-            let shape = served.resolver.request_shapes.get(&action);
-            if let Some(request) = shape.and_then(|sh| sh.request(&principal, &action, &resource, true)) {
+            if let Some(request) = shape.request(&principal, &action, &resource) {
                 let d = s.decide_parts(&request, &self.entities);
                 return Ok(self.decision.get_or_init(|| d).clone());
             }
@@ -463,8 +466,8 @@ impl SliceCache {
         context: serde_json::Map<String, serde_json::Value>,
         build: impl FnOnce(&EntityUid, &EntityUid, &EntityUid) -> Result<cedar_policy::Entities, RequestError>,
     ) -> Result<portcullis_engine::Decision, RequestError> {
-        let keep = self.decisions.capacity > 0
-            && keepable(served, &principal, &action, &resource, context.is_empty());
+        let shape = keepable(served, &principal, &action, &resource, context.is_empty());
+        let keep = shape.is_some() && self.decisions.capacity > 0;
         let key = (principal.clone(), action.clone(), resource.clone());
         if keep {
             if let Some(d) = self.decisions.get(&key) {
@@ -483,7 +486,7 @@ impl SliceCache {
                 built
             }
         };
-        let d = slice.decide(served, principal, action, resource, context)?;
+        let d = slice.decide_as(served, shape, principal, action, resource, context)?;
         if keep {
             self.decisions.insert(key, d.clone());
         }

@@ -1,12 +1,33 @@
 //! Decisions over HTTP: `/v1/authorize`, the batch endpoint and AuthZEN agree with the engine.
 
-use portcullis_engine::AuthzQuery;
+use portcullis_engine::{AuthzQuery, Snapshot};
 use serde_json::{json, Value};
 
 use crate::common::{olivia_creates, start, Fixture, Http};
 
 fn inline_entities() -> Value {
     serde_json::from_str(include_str!("entities.json")).unwrap()
+}
+
+/// Asserts that an HTTP answer (`status`, `body`) to `query` (which carries the entities the
+/// engine needs) is the engine's: its decision and reasons, or its error code with a 400.
+/// Returns whether it allowed, `None` for an error.
+fn engine_answer(snapshot: &Snapshot, query: Value, status: u16, body: &Value, label: &str) -> Option<bool> {
+    let query: AuthzQuery = serde_json::from_value(query).unwrap();
+    match snapshot.prepare(&query) {
+        Ok(p) => {
+            let d = snapshot.decide(&p);
+            assert_eq!(status, 200, "{label}: {body}");
+            assert_eq!(body["decision"], d.decision.as_str(), "{label}");
+            assert_eq!(body["reasons"], json!(d.reason_ids()), "{label}");
+            Some(d.allowed())
+        }
+        Err(e) => {
+            assert_eq!(status, 400, "{label}: {body}");
+            assert_eq!(body["error"]["code"], e.code(), "{label}");
+            None
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,19 +78,7 @@ async fn authorize_with_inline_entities_matches_the_engine() {
             q["resource"] = json!("Portal::User::\"olivia\"");
         }
         let (status, body) = http.post("/v1/authorize", &q).await;
-        let query: AuthzQuery = serde_json::from_value(q).unwrap();
-        match snapshot.prepare(&query) {
-            Ok(p) => {
-                let d = snapshot.decide(&p);
-                assert_eq!(status, 200, "{action}: {body}");
-                assert_eq!(body["decision"], d.decision.as_str(), "{action}");
-                assert_eq!(body["reasons"], json!(d.reason_ids()), "{action}");
-            }
-            Err(e) => {
-                assert_eq!(status, 400, "{action}: {body}");
-                assert_eq!(body["error"]["code"], e.code(), "{action}");
-            }
-        }
+        engine_answer(&snapshot, q, status, &body, action);
     }
     // Without the entities the same request is a default deny.
     let (_, body) = http.post("/v1/authorize", &olivia_creates()).await;
@@ -157,9 +166,9 @@ async fn authzen_maps_onto_the_engine() {
     server.shutdown().await;
 }
 
-/// Repeated questions are answered from the bundle's slice cache (and a context-free one from
-/// the decision kept with its slice): every answer, first or repeated, with or without a
-/// context, matches the engine deciding over the whole entities file.
+/// Repeated questions are answered from the bundle's caches (a context-free one from its kept
+/// decision, one with a context over its kept slice): every answer, first or repeated, with
+/// or without a context, matches the engine deciding over the whole entities file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_questions_match_the_engine_every_time() {
     let f = Fixture::new();
@@ -180,7 +189,7 @@ async fn repeated_questions_match_the_engine_every_time() {
             "Portal::Location::\"oslo\"",
         ] {
             let q = json!({ "principal": "olivia", "action": name, "resource": resource });
-            if name.starts_with("user.create") || name == "user.invite" || name == "user.set_role" {
+            if ["user.create", "user.invite", "user.set_role"].contains(&name.as_str()) {
                 for role in ["admin", "owner"] {
                     let mut q = q.clone();
                     q["context"] = assignment(role);
@@ -197,23 +206,10 @@ async fn repeated_questions_match_the_engine_every_time() {
             let (status, body) = http.post("/v1/authorize", q).await;
             let mut full = q.clone();
             full["entities"] = inline_entities();
-            let query: AuthzQuery = serde_json::from_value(full).unwrap();
-            match snapshot.prepare(&query) {
-                Ok(p) => {
-                    let d = snapshot.decide(&p);
-                    assert_eq!(status, 200, "round {round}, {q}: {body}");
-                    assert_eq!(body["decision"], d.decision.as_str(), "round {round}, {q}");
-                    assert_eq!(body["reasons"], json!(d.reason_ids()), "round {round}, {q}");
-                    if d.allowed() {
-                        allowed += 1;
-                    } else {
-                        denied += 1;
-                    }
-                }
-                Err(e) => {
-                    assert_eq!(status, 400, "round {round}, {q}: {body}");
-                    assert_eq!(body["error"]["code"], e.code(), "round {round}, {q}");
-                }
+            match engine_answer(&snapshot, full, status, &body, &format!("round {round}, {q}")) {
+                Some(true) => allowed += 1,
+                Some(false) => denied += 1,
+                None => {}
             }
         }
     }

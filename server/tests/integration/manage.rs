@@ -153,6 +153,30 @@ pub async fn decide(http: &Http, principal: &str, action: &str, resource: &str, 
     body["decision"].as_str().unwrap().to_owned()
 }
 
+/// Asks until the decision is `want` (a store change reaching the server's cache), failing
+/// after `within`.
+async fn await_decision(
+    http: &Http,
+    principal: &str,
+    action: &str,
+    resource: &str,
+    want: &str,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let d = decide(http, principal, action, resource, json!([])).await;
+        if d == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{principal} {action} {resource}: still {d}, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -664,18 +688,15 @@ async fn decisions_by_stored_id_and_revoked_keys() {
         )
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-    loop {
-        let d = decide(&anon, "own1", "shipping_rule.edit", company, json!([])).await;
-        if d == "deny" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the change never reached the cache"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    await_decision(
+        &anon,
+        "own1",
+        "shipping_rule.edit",
+        company,
+        "deny",
+        Duration::from_secs(1),
+    )
+    .await;
     // Keys over the API: a user issues one for itself (users.self), lists and revokes it.
     let owner = Http::new(&env.server).with_key(&key);
     let (s, b) = owner
@@ -968,17 +989,14 @@ async fn the_first_stored_user_is_seen_after_an_empty_store() {
         );
     }
     user_with_key(store, "late1", "acme", "owner", true).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let d = decide(&anon, "late1", "shipping_rule.edit", company, json!([])).await;
-        if d == "allow" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first stored user never reached the decisions"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    await_decision(
+        &anon,
+        "late1",
+        "shipping_rule.edit",
+        company,
+        "allow",
+        Duration::from_secs(2),
+    )
+    .await;
     env.server.shutdown().await;
 }
