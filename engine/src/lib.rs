@@ -14,6 +14,7 @@ pub mod facts;
 pub mod fixtures;
 pub mod matrix;
 pub mod permissions;
+mod reach;
 mod request;
 pub mod roles;
 pub mod schemas;
@@ -28,6 +29,7 @@ use arc_swap::ArcSwap;
 
 pub use decide::{Decision, Outcome, PolicyError};
 pub use diag::{Diagnostic, Diagnostics, Location, Severity};
+pub use reach::Reach;
 pub use request::{AuthzQuery, EntityRef, Prepared, RequestError, Slot};
 pub use roles::model::{Cell, RoleModel, SignIn};
 pub use roles::raw::PasswordRule;

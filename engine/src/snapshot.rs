@@ -80,6 +80,8 @@ pub struct Snapshot {
     /// evaluates a handful of policies per request instead of the whole folder.
     pub(crate) by_action: HashMap<cedar_policy::EntityUid, PolicySet>,
     pub(crate) authorizer: Authorizer,
+    /// How far the policies can look into the entities (what a slice must hold).
+    pub(crate) reach: crate::reach::Reach,
 }
 
 impl Snapshot {
@@ -284,6 +286,7 @@ impl Snapshot {
         }
         let by_action = by_action.unwrap_or_else(|| index_by_action(&schema, &set, &action_uids));
         let version: Arc<str> = Arc::from(sources.version());
+        let reach = crate::reach::Reach::of(&set);
         Ok(Snapshot {
             version,
             loaded_at: SystemTime::now(),
@@ -301,6 +304,7 @@ impl Snapshot {
             action_uids,
             by_action,
             authorizer: Authorizer::new(),
+            reach,
         })
     }
 
@@ -332,6 +336,11 @@ impl Snapshot {
     /// Every policy and template, compiled and hand-written.
     pub fn policy_set(&self) -> &PolicySet {
         &self.policies
+    }
+
+    /// How far the policies can look into the entities: what a slice of them must hold.
+    pub fn reach(&self) -> &crate::reach::Reach {
+        &self.reach
     }
 
     /// The role model, when the folder has a `roles.toml`.

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use cedar_policy::{
     Entities, Entity, EntityId, EntityTypeName, EntityUid, EvalResult, RestrictedExpression, Schema,
 };
-use portcullis_engine::RequestError;
+use portcullis_engine::{Reach, RequestError};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -32,6 +32,10 @@ pub trait EntitySource: Send + Sync {
         out: &mut Vec<Entity>,
         seen: &mut HashSet<EntityUid>,
     ) -> Result<(), RequestError>;
+
+    /// Pushes the entities that the attributes and tags of the stored entity `uid` name
+    /// (none when the source does not hold it).
+    fn refs_into(&self, uid: &EntityUid, out: &mut Vec<EntityUid>);
 }
 
 /// An attribute or tag value of a stored entity.
@@ -397,6 +401,30 @@ impl EntitySource for StaticEntities {
         }
         Ok(())
     }
+
+    fn refs_into(&self, uid: &EntityUid, out: &mut Vec<EntityUid>) {
+        let Some(d) = self
+            .find(uid)
+            .and_then(|i| self.nodes.get(i as usize))
+            .and_then(|n| n.data.as_ref())
+        else {
+            return;
+        };
+        for (_, v) in d.attrs.iter().chain(d.tags.iter()) {
+            self.val_refs(v, out);
+        }
+    }
+}
+
+impl StaticEntities {
+    fn val_refs(&self, v: &Val, out: &mut Vec<EntityUid>) {
+        match v {
+            Val::Entity(i) => out.extend(self.uid(*i)),
+            Val::Set(s) => s.iter().for_each(|m| self.val_refs(m, out)),
+            Val::Record(r) => r.iter().for_each(|(_, m)| self.val_refs(m, out)),
+            Val::Bool(_) | Val::Long(_) | Val::Str(_) | Val::Ext(_) => {}
+        }
+    }
 }
 
 /// Calls a function on each element of a JSON array while it is being read.
@@ -466,6 +494,9 @@ pub struct Inline {
     uids: HashSet<EntityUid>,
     /// Parents named by inline entities, which the source may know.
     parents: Vec<EntityUid>,
+    /// Entities that the attributes and tags of inline entities name, which the source may
+    /// hold: a policy can reach them (`principal.manager`).
+    refs: Vec<EntityUid>,
 }
 
 impl Inline {
@@ -504,6 +535,11 @@ impl Inline {
                 Some(c) if c.capacity > 0 => c.get_or_parse(v, parse)?,
                 _ => parse(v)?,
             };
+            for (_, v) in e.attrs().chain(e.tags()) {
+                if let Ok(v) = v {
+                    eval_refs(&v, &mut out.refs);
+                }
+            }
             if !out.uids.insert(e.uid()) {
                 return Err(RequestError::Entities(format!(
                     "entity {i}: `{}` is given twice",
@@ -570,15 +606,65 @@ fn parent_uid(v: &Value) -> Option<EntityUid> {
     Some(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
 }
 
-/// Builds the slice of one decision: inline entities, then the principal and the resource
-/// with their ancestors from `source`, then the action and its groups from `actions`.
-/// Inline entities win over stored ones with the same uid.
+/// The entities a Cedar value names, at any depth of sets and records.
+fn eval_refs(v: &EvalResult, out: &mut Vec<EntityUid>) {
+    match v {
+        EvalResult::EntityUid(u) => out.push(u.clone()),
+        EvalResult::Set(s) => s.iter().for_each(|m| eval_refs(m, out)),
+        EvalResult::Record(r) => r.iter().for_each(|(_, m)| eval_refs(m, out)),
+        EvalResult::Bool(_) | EvalResult::Long(_) | EvalResult::String(_) | EvalResult::ExtensionValue(_) => {
+        }
+    }
+}
+
+/// The entities a request context names (Cedar JSON: `{"__entity": {"type", "id"}}` or, where
+/// the schema types the attribute, `{"type", "id"}`). Over-collecting is harmless: a slice
+/// may hold more than a decision reads, never less.
+pub fn context_refs(context: &serde_json::Map<String, Value>) -> Vec<EntityUid> {
+    fn walk(v: &Value, out: &mut Vec<EntityUid>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(u) = parent_uid(v) {
+                    out.push(u);
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    context.values().for_each(|v| walk(v, &mut out));
+    out
+}
+
+/// The roots of one decision's slice besides its inline entities.
+#[derive(Debug, Clone, Copy)]
+pub struct Roots<'a> {
+    /// The request's principal.
+    pub principal: &'a EntityUid,
+    /// The request's action.
+    pub action: &'a EntityUid,
+    /// The request's resource.
+    pub resource: &'a EntityUid,
+    /// Entities the request's context names ([`context_refs`]).
+    pub context: &'a [EntityUid],
+}
+
+/// Builds the slice of one decision: the inline entities, then from `source` every entity
+/// the policies can reach from the request: the principal, the resource, the entities the
+/// context, the inline entities and the policies' literals name, and the entities their
+/// attributes name, as many steps deep as `reach` says the policies can look; each with its
+/// ancestors. Then the action and its groups from `actions`. Inline entities win over stored
+/// ones with the same uid.
+///
+/// Cedar's answer over this slice is its answer over everything the server holds: an entity
+/// left out is one no policy can read (see [`portcullis_engine::Reach`]).
 pub fn build_slice(
     source: &dyn EntitySource,
     actions: &ActionEntities,
-    principal: &EntityUid,
-    action: &EntityUid,
-    resource: &EntityUid,
+    reach: &Reach,
+    roots: Roots<'_>,
     inline: &Inline,
 ) -> Result<Entities, RequestError> {
     let mut out: Vec<Entity> = Vec::with_capacity(inline.entities.len() + 8);
@@ -588,13 +674,36 @@ pub fn build_slice(
     } else {
         inline.uids.clone()
     };
-    for uid in [principal, resource] {
-        source.slice_into(uid, &mut out, &mut seen)?;
+    // (entity, attribute steps from a root); each entity is followed once, at its nearest.
+    let mut todo: Vec<(EntityUid, usize)> = Vec::with_capacity(8);
+    todo.extend(
+        [roots.principal, roots.resource]
+            .into_iter()
+            .map(|u| (u.clone(), 0)),
+    );
+    todo.extend(roots.context.iter().map(|u| (u.clone(), 0)));
+    todo.extend(reach.literals.iter().map(|u| (u.clone(), 0)));
+    todo.extend(inline.parents.iter().map(|u| (u.clone(), 0)));
+    todo.extend(inline.refs.iter().map(|u| (u.clone(), 1)));
+    let mut followed: HashMap<EntityUid, usize> = HashMap::new();
+    let mut refs = Vec::new();
+    while let Some((uid, steps)) = todo.pop() {
+        if !reach.reads(steps) || followed.get(&uid).is_some_and(|&s| s <= steps) {
+            continue;
+        }
+        followed.insert(uid.clone(), steps);
+        source.slice_into(&uid, &mut out, &mut seen)?;
+        if actions.entities.contains_key(&uid) {
+            actions.slice_into(&uid, &mut out, &mut seen);
+        }
+        // An inline entity's own references are in `inline.refs`; a stored one's come from
+        // the source.
+        if !inline.uids.contains(&uid) && reach.reads(steps + 1) {
+            source.refs_into(&uid, &mut refs);
+            todo.extend(refs.drain(..).map(|r| (r, steps + 1)));
+        }
     }
-    for uid in &inline.parents {
-        source.slice_into(uid, &mut out, &mut seen)?;
-    }
-    actions.slice_into(action, &mut out, &mut seen);
+    actions.slice_into(roots.action, &mut out, &mut seen);
     Entities::from_entities(out, None).map_err(|e| RequestError::Entities(crate::lower_first(&e.to_string())))
 }
 
@@ -605,7 +714,9 @@ mod tests {
 
     use cedar_policy::{Entities, EntityUid, Schema};
 
-    use super::{build_slice, ActionEntities, Inline, StaticEntities};
+    use portcullis_engine::Reach;
+
+    use super::{build_slice, ActionEntities, Inline, Roots, StaticEntities};
 
     const SCHEMA: &str = r#"
         namespace N {
@@ -639,20 +750,102 @@ mod tests {
         let store = StaticEntities::from_json_str(DATA, &schema).unwrap();
         assert_eq!(store.len(), 3);
         let actions = ActionEntities::new(&schema.action_entities().unwrap());
-        let slice = build_slice(
-            &store,
-            &actions,
-            &uid(r#"N::U::"u""#),
-            &uid(r#"N::Action::"a""#),
-            &uid(r#"N::G::"root""#),
-            &Inline::default(),
-        )
-        .unwrap();
+        let (p, a, r) = (
+            uid(r#"N::U::"u""#),
+            uid(r#"N::Action::"a""#),
+            uid(r#"N::G::"root""#),
+        );
+        let roots = Roots {
+            principal: &p,
+            action: &a,
+            resource: &r,
+            context: &[],
+        };
+        let reach = Reach {
+            depth: Some(0),
+            literals: Vec::new(),
+        };
+        let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
         let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
         assert_eq!(got.len(), 4, "{got:?}");
         for e in slice.iter() {
             assert_eq!(Some(e), full.get(&e.uid()), "{}", e.uid());
         }
+    }
+
+    /// The server allowed what Cedar denies: `bob`, reached only through `principal.manager`,
+    /// was missing from the slice, so `principal.manager in Group::"blocked"` was false and
+    /// the `forbid` never applied.
+    #[test]
+    fn entities_reached_through_attributes_are_in_the_slice() {
+        let (schema, _) = Schema::from_cedarschema_str(
+            r#"entity Group; entity User in [Group] = { manager: User }; entity Doc;
+               action view appliesTo { principal: User, resource: Doc, context: {} };"#,
+        )
+        .unwrap();
+        let policies: cedar_policy::PolicySet = r#"
+            @id("everyone-views") permit (principal, action == Action::"view", resource);
+            @id("blocked-managers-team") forbid (principal, action == Action::"view", resource)
+              when { principal.manager in Group::"blocked" };"#
+            .parse()
+            .unwrap();
+        let data = r#"[
+            {"uid": {"type": "User", "id": "alice"}, "attrs": {"manager": {"type": "User", "id": "bob"}}, "parents": []},
+            {"uid": {"type": "User", "id": "bob"}, "attrs": {"manager": {"type": "User", "id": "carol"}}, "parents": [{"type": "Group", "id": "blocked"}]},
+            {"uid": {"type": "User", "id": "carol"}, "attrs": {"manager": {"type": "User", "id": "carol"}}, "parents": []},
+            {"uid": {"type": "Group", "id": "blocked"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Doc", "id": "d"}, "attrs": {}, "parents": []}
+        ]"#;
+        let store = StaticEntities::from_json_str(data, &schema).unwrap();
+        let actions = ActionEntities::new(&schema.action_entities().unwrap());
+        let reach = Reach::of(&policies);
+        assert_eq!(reach.depth, Some(2));
+        let (p, a, r) = (
+            uid(r#"User::"alice""#),
+            uid(r#"Action::"view""#),
+            uid(r#"Doc::"d""#),
+        );
+        let roots = Roots {
+            principal: &p,
+            action: &a,
+            resource: &r,
+            context: &[],
+        };
+        let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
+        let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
+        assert!(got.contains(r#"User::"bob""#), "{got:?}");
+        assert!(got.contains(r#"Group::"blocked""#), "{got:?}");
+        let request = cedar_policy::Request::new(
+            p.clone(),
+            a.clone(),
+            r.clone(),
+            cedar_policy::Context::empty(),
+            Some(&schema),
+        )
+        .unwrap();
+        let full = Entities::from_json_str(data, Some(&schema)).unwrap();
+        let authorizer = cedar_policy::Authorizer::new();
+        let expected = authorizer.is_authorized(&request, &policies, &full).decision();
+        assert_eq!(expected, cedar_policy::Decision::Deny);
+        assert_eq!(
+            authorizer.is_authorized(&request, &policies, &slice).decision(),
+            expected
+        );
+
+        // The same through an inline principal: its `manager` is looked up in the store.
+        let inline = Inline::parse_owned(
+            serde_json::from_str(
+                r#"[{"uid": {"type": "User", "id": "alice"}, "attrs": {"manager": {"type": "User", "id": "bob"}}, "parents": []}]"#,
+            )
+            .unwrap(),
+            &schema,
+        )
+        .unwrap();
+        let slice = build_slice(&store, &actions, &reach, roots, &inline).unwrap();
+        assert_eq!(
+            authorizer.is_authorized(&request, &policies, &slice).decision(),
+            expected
+        );
     }
 
     #[test]

@@ -275,6 +275,22 @@ pub struct Served {
 }
 
 impl Served {
+    /// The slice of one decision: `inline` and every held entity the policies can reach from
+    /// `roots` (see [`crate::slice::build_slice`]).
+    pub fn slice(
+        &self,
+        roots: crate::slice::Roots<'_>,
+        inline: &crate::slice::Inline,
+    ) -> Result<cedar_policy::Entities, RequestError> {
+        crate::slice::build_slice(
+            &*self.entities.entities,
+            &self.resolver.action_entities,
+            self.snapshot.reach(),
+            roots,
+            inline,
+        )
+    }
+
     /// Bundles a snapshot with entities already validated against its schema.
     pub fn new(snapshot: Arc<Snapshot>, entities: Arc<EntitySet>) -> Self {
         Self {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::slice::{build_slice, Inline};
+use crate::slice::{context_refs, Inline, Roots};
 use crate::state::{AppState, CachedSlice, Served};
 
 /// The parts of one check, borrowed from whichever request shape carried them.
@@ -55,16 +55,21 @@ pub fn decide_cached(
     let principal: EntityUid = served.resolver.entity(s, check.principal, Slot::Principal)?;
     let action = served.resolver.action(s, check.action)?;
     let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
+    let context = context_refs(&check.context);
     let slice = |p: &EntityUid, a: &EntityUid, r: &EntityUid| {
-        build_slice(
-            &*served.entities.entities,
-            &served.resolver.action_entities,
-            p,
-            a,
-            r,
-            inline,
-        )
+        let roots = Roots {
+            principal: p,
+            action: a,
+            resource: r,
+            context: &context,
+        };
+        served.slice(roots, inline)
     };
+    if !context.is_empty() {
+        // The slice depends on the context's entities: built for this question alone.
+        let built = Arc::new(CachedSlice::new(slice(&principal, &action, &resource)?));
+        return built.decide(served, principal, action, resource, check.context);
+    }
     if inline.is_empty() {
         return served
             .slices
@@ -259,14 +264,14 @@ async fn explain(
     let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
     let action = served.resolver.action(s, &q.action)?;
     let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
-    let entities = build_slice(
-        &*served.entities.entities,
-        &served.resolver.action_entities,
-        &principal,
-        &action,
-        &resource,
-        &inline,
-    )?;
+    let context = context_refs(&q.context);
+    let roots = Roots {
+        principal: &principal,
+        action: &action,
+        resource: &resource,
+        context: &context,
+    };
+    let entities = served.slice(roots, &inline)?;
     let request = s.request_with(principal, action, resource, q.context)?;
     let prepared = portcullis_engine::Prepared { request, entities };
     let e = match &links {
@@ -361,14 +366,14 @@ pub async fn permissions(
                 version: s.version().to_owned(),
             }));
         };
-        let slice = build_slice(
-            &*served.entities.entities,
-            &served.resolver.action_entities,
-            &principal,
-            &any,
-            &principal,
-            &inline,
-        )?;
+        let context = context_refs(&q.context);
+        let roots = Roots {
+            principal: &principal,
+            action: &any,
+            resource: &principal,
+            context: &context,
+        };
+        let slice = served.slice(roots, &inline)?;
         let actions = s
             .schema()
             .action_entities()

@@ -20,7 +20,7 @@ use super::governance::Reader;
 use super::Manage;
 use crate::api::decide::Check;
 use crate::api::error::ApiError;
-use crate::slice::{build_slice, Inline};
+use crate::slice::{Inline, Roots};
 use crate::state::{AppState, CachedSlice, Served};
 
 /// The template visitor grants link.
@@ -196,7 +196,8 @@ pub async fn decide_stored_cached(
     served: &Served,
     q: &AuthzQuery,
 ) -> Result<Option<Decision>, ApiError> {
-    if !q.entities.is_empty() {
+    // A context that names entities needs them in the slice: not a kept slice's question.
+    if !q.entities.is_empty() || !crate::slice::context_refs(&q.context).is_empty() {
         return Ok(None);
     }
     let Some(m) = app.manage.get() else {
@@ -229,14 +230,13 @@ pub async fn decide_stored_cached(
         None => {
             let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
             let inline = Inline::parse_cached(values, s.schema(), Some(&served.inline))?;
-            let e = Arc::new(CachedSlice::new(build_slice(
-                &*served.entities.entities,
-                &served.resolver.action_entities,
-                &principal,
-                &action,
-                &resource,
-                &inline,
-            )?));
+            let roots = Roots {
+                principal: &principal,
+                action: &action,
+                resource: &resource,
+                context: &[],
+            };
+            let e = Arc::new(CachedSlice::new(served.slice(roots, &inline)?));
             if let Ok(mut m) = stored.slices.lock() {
                 if m.len() >= entities::MAX_STORED_SLICES {
                     m.clear();
@@ -360,14 +360,14 @@ pub fn decide_linked(
     let principal = served.resolver.entity(s, check.principal, Slot::Principal)?;
     let action = served.resolver.action(s, check.action)?;
     let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
-    let entities = build_slice(
-        &*served.entities.entities,
-        &served.resolver.action_entities,
-        &principal,
-        &action,
-        &resource,
-        inline,
-    )?;
+    let context = crate::slice::context_refs(&check.context);
+    let roots = Roots {
+        principal: &principal,
+        action: &action,
+        resource: &resource,
+        context: &context,
+    };
+    let entities = served.slice(roots, inline)?;
     let request = s.request_with(principal, action, resource, check.context)?;
     Ok(s.decide_with(&Prepared { request, entities }, policies))
 }

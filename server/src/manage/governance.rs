@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use cedar_policy::{Entities, EntityId, EntityTypeName, EntityUid};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
 use portcullis_engine::{EntityRef, Snapshot};
 use portcullis_store::{
     AccessibleCompany, ApiKey, Audit, AuditEntry, AuditQuery, Company, Deletion, Facts, GrantQuery,
@@ -22,6 +22,7 @@ use serde_json::{json, Map, Value};
 
 use super::{store_error, Caller, FactsCache};
 use crate::api::error::ApiError;
+use crate::slice::{context_refs, Inline, Roots};
 use crate::state::Served;
 
 /// An operation the policies govern, and the action that decides it.
@@ -337,7 +338,7 @@ impl Gate {
             })?;
         let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
         super::entities::merge(&mut values, resource.entities.clone());
-        let entities = Entities::from_json_value(Value::Array(values), Some(s.schema()))
+        let inline = Inline::parse_owned(values, s.schema())
             .map_err(|e| ApiError::internal(format!("stored entities do not fit the schema: {e}")))?;
         let principal = entity_uid(s, &s.user_type(), &caller.id)?;
         let target = entity_uid(s, &resource.ty, &resource.id)?;
@@ -345,6 +346,16 @@ impl Gate {
         if s.context_declares(&action, "mfa_verified") {
             context.insert("mfa_verified".to_owned(), json!(caller.mfa()));
         }
+        // The same slice as every other decision: the stored facts, and every held entity
+        // the policies can reach from them.
+        let context_uids = context_refs(&context);
+        let roots = Roots {
+            principal: &principal,
+            action: &action,
+            resource: &target,
+            context: &context_uids,
+        };
+        let entities = served.slice(roots, &inline).map_err(ApiError::from)?;
         let request = s
             .request_with(principal, action, target, context)
             .map_err(ApiError::from)?;

@@ -1,0 +1,184 @@
+//! What a policy set can reach in the entity store: how many attribute steps away from a
+//! request's entities it can look, and which entities it names outright.
+//!
+//! Input: a validated `PolicySet` (its policies and templates, read as Cedar's JSON form).
+//! Output: a [`Reach`], which a server that decides over a slice of its entities uses to put
+//! into the slice every entity a decision can touch. Cedar treats a missing entity as one
+//! that does not exist (`in` and `has` on it are false), so a slice that misses an entity
+//! reached through `principal.manager` can silently switch a `forbid` off.
+//!
+//! The bound is syntactic and safe: an entity's data (attributes, tags, ancestors) is read
+//! only by `.`, `has`, `getTag`, `hasTag`, `in` and `is ... in` applied to an expression that
+//! evaluates to it, and an expression can only produce an entity found by following at most
+//! as many attribute steps as it nests those operators. Counting every such operator (record
+//! field access included) over-approximates Cedar's entity manifest, never under-approximates
+//! it.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use cedar_policy::{EntityUid, PolicySet};
+use serde_json::Value;
+
+/// Operators that read the data of the entity their left operand evaluates to.
+const READS_DATA: [&str; 6] = [".", "has", "getTag", "hasTag", "in", "is"];
+
+/// How far a policy set can look from the entities of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    /// The longest chain of data-reading operators in any policy or template: an entity
+    /// more attribute steps than this away from a request's entities is never read.
+    /// `None`: unbounded (a policy that could not be read as JSON), follow everything.
+    pub depth: Option<usize>,
+    /// Entities named as literals in policies whose data a policy reads (`Group::"g".owner`),
+    /// each a root like the principal and the resource.
+    pub literals: Vec<EntityUid>,
+}
+
+impl Reach {
+    /// Reads the reach of every policy and template of `set`.
+    pub fn of(set: &PolicySet) -> Reach {
+        let mut depth = Some(0usize);
+        let mut literals = BTreeSet::new();
+        let jsons = set
+            .policies()
+            .map(|p| p.to_json())
+            .chain(set.templates().map(|t| t.to_json()));
+        for json in jsons {
+            match json {
+                Ok(v) => {
+                    depth = depth.map(|d| d.max(chain(&v)));
+                    collect_literals(&v, false, &mut literals);
+                }
+                Err(_) => depth = None,
+            }
+        }
+        Reach {
+            depth,
+            literals: literals.into_iter().collect(),
+        }
+    }
+
+    /// True when an entity `steps` attribute steps away from a root may have its data read.
+    pub fn reads(&self, steps: usize) -> bool {
+        self.depth.is_none_or(|d| steps <= d)
+    }
+}
+
+/// The longest chain of data-reading operators in a JSON policy expression (or any JSON
+/// holding them).
+fn chain(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, inner)| {
+                if READS_DATA.contains(&k.as_str()) {
+                    if let Value::Object(ops) = inner {
+                        let left = ops.get("left").map_or(0, chain);
+                        let rest = ops
+                            .iter()
+                            .filter(|(name, _)| *name != "left")
+                            .map(|(_, x)| chain(x))
+                            .max()
+                            .unwrap_or(0);
+                        return (left + 1).max(rest);
+                    }
+                }
+                chain(inner)
+            })
+            .max()
+            .unwrap_or(0),
+        Value::Array(items) => items.iter().map(chain).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Every entity literal whose data a policy can read: `{"__entity": {...}}` values inside
+/// the left operand of a data-reading operator. A literal anywhere else (`== User::"a"`,
+/// `in Group::"g"`, a scope constraint) is only compared, never looked into.
+fn collect_literals(v: &Value, read: bool, out: &mut BTreeSet<EntityUid>) {
+    match v {
+        Value::Object(m) => {
+            if read {
+                if let Some(e) = m.get("__entity").and_then(uid) {
+                    out.insert(e);
+                }
+            }
+            for (k, inner) in m {
+                match inner {
+                    Value::Object(ops) if READS_DATA.contains(&k.as_str()) => {
+                        for (name, x) in ops {
+                            collect_literals(x, read || name == "left", out);
+                        }
+                    }
+                    _ => collect_literals(inner, read, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| collect_literals(x, read, out)),
+        _ => {}
+    }
+}
+
+fn uid(v: &Value) -> Option<EntityUid> {
+    let ty = v.get("type")?.as_str()?;
+    let id = v.get("id")?.as_str()?;
+    let ty = cedar_policy::EntityTypeName::from_str(ty).ok()?;
+    Some(EntityUid::from_type_name_and_id(
+        ty,
+        cedar_policy::EntityId::new(id),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use cedar_policy::PolicySet;
+
+    use super::Reach;
+
+    fn reach(text: &str) -> Reach {
+        Reach::of(&PolicySet::from_str_checked(text))
+    }
+
+    trait Checked {
+        fn from_str_checked(text: &str) -> PolicySet;
+    }
+
+    impl Checked for PolicySet {
+        #[expect(clippy::expect_used, reason = "test policies are valid")]
+        fn from_str_checked(text: &str) -> PolicySet {
+            text.parse().expect("policies parse")
+        }
+    }
+
+    #[test]
+    fn depth_counts_nested_reads_and_literals_are_collected() {
+        let r = reach(
+            r#"
+            permit (principal, action, resource);
+            forbid (principal, action, resource) when { principal.manager in Group::"blocked" };
+            permit (principal in Team::"ops", action, resource) when { resource.owner.dept.head == principal };
+            permit (principal, action, resource) when { Team::"ops".lead == principal && Team::"x" in Team::"y" };
+            "#,
+        );
+        assert_eq!(r.depth, Some(3));
+        // Only literals whose data is read: not `Group::"blocked"` (compared), not the scope's
+        // `Team::"ops"`, not `Team::"y"`.
+        let names: Vec<String> = r.literals.iter().map(ToString::to_string).collect();
+        assert_eq!(names, vec![r#"Team::"ops""#, r#"Team::"x""#]);
+    }
+
+    #[test]
+    fn a_policy_that_reads_nothing_has_depth_zero() {
+        let r = reach(r#"permit (principal == User::"a", action, resource);"#);
+        assert_eq!(r.depth, Some(0));
+        assert!(r.reads(0));
+        assert!(!r.reads(1));
+    }
+
+    #[test]
+    fn templates_count() {
+        let r = reach(r#"permit (principal == ?principal, action, resource) when { resource.a.b };"#);
+        assert_eq!(r.depth, Some(2));
+    }
+}
