@@ -36,7 +36,20 @@ pub struct UserFacts {
     /// Further attributes the schema declares (scopes, customer access...), in Cedar JSON.
     #[serde(default)]
     pub attrs: BTreeMap<String, Value>,
+    /// The login, as the user store keeps it (for attributes derived from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// Companies besides `company` the user may access (enterprise accounts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accessible: Vec<String>,
 }
+
+/// The user attributes the engine sets from the core facts (and from the role's sign-in rules),
+/// never from stored attributes.
+pub const CORE_USER_ATTRS: &[&str] = &["company", "role", "active", "flags", "addons", "group_features"];
+
+/// The company attributes the engine sets from the core facts.
+pub const CORE_COMPANY_ATTRS: &[&str] = &["account_type"];
 
 fn yes() -> bool {
     true
@@ -54,6 +67,9 @@ pub struct CompanyFacts {
     /// Further attributes the schema declares (subscription...), in Cedar JSON.
     #[serde(default)]
     pub attrs: BTreeMap<String, Value>,
+    /// How many active users it has, when the user store counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_users: Option<u64>,
 }
 
 fn uid(ty: &str, id: &str) -> Value {
@@ -79,6 +95,16 @@ impl Snapshot {
     /// The entity type of roles.
     pub fn role_type(&self) -> String {
         self.type_name(|c| &c.role_type, "Role")
+    }
+
+    /// The stored user attributes the folder declares (`[attributes.user.*]`).
+    pub fn stored_user_attributes(&self) -> &[crate::roles::model::StoredAttribute] {
+        self.model().map_or(&[], |m| &m.user_attributes)
+    }
+
+    /// The stored company attributes the folder declares (`[attributes.company.*]`).
+    pub fn stored_company_attributes(&self) -> &[crate::roles::model::StoredAttribute] {
+        self.model().map_or(&[], |m| &m.company_attributes)
     }
 
     /// The features of a permission group, from the role model.

@@ -117,6 +117,7 @@ impl Snapshot {
                 Ok((m, w)) => {
                     warnings.extend(w);
                     check_conventions(&m, &schema, roles, &mut diags);
+                    check_stored_attributes(&m, &shapes, schema_file, &mut diags);
                     let actions = action_ids(&schema, &m.cedar.namespace);
                     match compile::compile(&m, &actions, &roles.text) {
                         Ok(c) => compiled = c,
@@ -631,6 +632,199 @@ fn check_conventions(m: &RoleModel, schema: &Schema, roles: &SourceFile, diags: 
     }
 }
 
+/// Checks `[attributes.*]` against the schema: every attribute the schema requires of users
+/// and companies beyond the core facts has a default or is `required` of a creation, every
+/// declared one exists, and every default fits the attribute's type.
+fn check_stored_attributes(
+    m: &RoleModel,
+    shapes: &SchemaShapes,
+    schema_file: &SourceFile,
+    diags: &mut Diagnostics,
+) {
+    let ns = m.cedar.namespace.as_str();
+    for (kind, ty, declared, core) in [
+        (
+            "user",
+            &m.cedar.user_type,
+            &m.user_attributes,
+            crate::facts::CORE_USER_ATTRS,
+        ),
+        (
+            "company",
+            &m.cedar.company_type,
+            &m.company_attributes,
+            crate::facts::CORE_COMPANY_ATTRS,
+        ),
+    ] {
+        let full = qualify(ns, ty);
+        let Some(attrs) = shapes.attrs.get(&full) else {
+            continue;
+        };
+        for a in declared {
+            if core.contains(&a.name.as_str()) {
+                diags.push(
+                    Diagnostic::error(
+                        "roles::core-attribute",
+                        format!(
+                            "`{}` is a core fact the user store keeps itself; remove \
+                             `[attributes.{kind}.{}]`",
+                            a.name, a.name
+                        ),
+                    )
+                    .at(a.location.clone()),
+                );
+                continue;
+            }
+            let Some((schema_ty, _)) = shapes.attr_types.get(&(full.clone(), a.name.clone())) else {
+                diags.push(
+                    Diagnostic::error(
+                        "roles::unknown-attribute",
+                        format!(
+                            "`[attributes.{kind}.{}]`: the schema declares no attribute `{}` of `{full}`",
+                            a.name, a.name
+                        ),
+                    )
+                    .at(a.location.clone())
+                    .suggest(&a.name, attrs.iter().map(String::as_str)),
+                );
+                continue;
+            };
+            if let Some(default) = &a.default {
+                if let Err(why) = fits(default, schema_ty, ns) {
+                    diags.push(
+                        Diagnostic::error(
+                            "roles::attribute-default-type",
+                            format!(
+                                "the default of {kind} attribute `{}` does not fit the schema: {why}",
+                                a.name
+                            ),
+                        )
+                        .at(a.default_location.clone().unwrap_or_else(|| a.location.clone())),
+                    );
+                }
+            }
+        }
+        for name in attrs {
+            if core.contains(&name.as_str()) {
+                continue;
+            }
+            let required = shapes
+                .attr_types
+                .get(&(full.clone(), name.clone()))
+                .is_none_or(|(_, r)| *r);
+            let given = declared
+                .iter()
+                .any(|a| a.name == *name && (a.default.is_some() || a.required || a.from.is_some()));
+            if required && !given {
+                let at = schema_attribute_span(&schema_file.text, ty, name);
+                diags.push(
+                    Diagnostic::error(
+                        "roles::attribute-without-default",
+                        format!(
+                            "the schema requires {kind} attribute `{name}`, which the user store keeps, but \
+                             roles.toml gives it no default: a new {kind} could not be stored"
+                        ),
+                    )
+                    .at(Location::new(&schema_file.path, &schema_file.text, at))
+                    .with_help(format!(
+                        "add `[attributes.{kind}.{name}]` to roles.toml with `default = ...`, or \
+                         `required = true` if every creation must give it"
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// Where attribute `attr` of entity type `ty` is written in a schema's text (best effort: the
+/// type's declaration, or the start of the file).
+fn schema_attribute_span(text: &str, ty: &str, attr: &str) -> Range<usize> {
+    let Some(start) = text.find(&format!("entity {ty}")) else {
+        return 0..0;
+    };
+    let end = text[start..].find("};").map_or(text.len(), |e| start + e);
+    let body = &text[start..end];
+    let mut from = 0;
+    while let Some(i) = body[from..].find(attr) {
+        let at = from + i;
+        let before = body[..at].chars().next_back();
+        let after = body[at + attr.len()..].trim_start();
+        if !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && (after.starts_with(':') || after.starts_with("?:"))
+        {
+            return start + at..start + at + attr.len();
+        }
+        from = at + attr.len();
+    }
+    start..start + 7 + ty.len()
+}
+
+/// Whether a Cedar JSON value fits a JSON-schema attribute type, as far as one value can show
+/// (entity types of references are not resolved).
+fn fits(v: &Value, ty: &Value, ns: &str) -> Result<(), String> {
+    let mut kind = ty.get("type").and_then(Value::as_str).unwrap_or("");
+    // The schema's JSON form leaves `Bool`, `Long` and `String` as names to resolve.
+    if kind == "EntityOrCommon" {
+        let name = ty.get("name").and_then(Value::as_str).unwrap_or("");
+        kind = match name.trim_start_matches("__cedar::") {
+            "Bool" => "Boolean",
+            "Long" => "Long",
+            "String" => "String",
+            // An entity or a common type: a reference or a record, an object either way.
+            _ if v.is_object() => return Ok(()),
+            _ => "Entity",
+        };
+    }
+    let ok = match kind {
+        "Boolean" | "Bool" => v.is_boolean(),
+        "Long" => v.is_i64(),
+        "String" => v.is_string(),
+        "Set" => {
+            let Some(items) = v.as_array() else {
+                return Err(format!("expected a set (a TOML array), found `{v}`"));
+            };
+            if let Some(element) = ty.get("element") {
+                for item in items {
+                    fits(item, element, ns)?;
+                }
+            }
+            true
+        }
+        "Entity" => v
+            .get("__entity")
+            .or(Some(v))
+            .is_some_and(|e| e.get("type").is_some() && e.get("id").is_some()),
+        "Record" => {
+            let Some(map) = v.as_object() else {
+                return Err(format!("expected a record (a TOML table), found `{v}`"));
+            };
+            for (name, t) in ty
+                .get("attributes")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                match map.get(name) {
+                    Some(inner) => fits(inner, t, ns)?,
+                    None if t.get("required").and_then(Value::as_bool).unwrap_or(true) => {
+                        return Err(format!("the record lacks `{name}`"))
+                    }
+                    None => {}
+                }
+            }
+            true
+        }
+        // Common types, extension types: not followed here; Cedar checks the stored entity.
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let name = ty.get("name").and_then(Value::as_str).unwrap_or(kind);
+        Err(format!("expected {name}, found `{v}`"))
+    }
+}
+
 /// Where an error at `span` of a compiled policy's text belongs in `roles.toml`.
 fn compiled_location(c: &CompiledPolicy, roles: &SourceFile, span: Range<usize>) -> Location {
     if let Some((in_text, toml_span)) = &c.embedded {
@@ -803,6 +997,9 @@ struct SchemaShapes {
     /// The entity type of entity-valued attributes: `(qualified type, attribute)` → qualified
     /// type of the value.
     entity_attrs: HashMap<(String, String), String>,
+    /// Each attribute's JSON-schema type and whether it is required: `(qualified type,
+    /// attribute)` → (type, required).
+    attr_types: HashMap<(String, String), (Value, bool)>,
     has_enums: bool,
 }
 
@@ -812,6 +1009,7 @@ impl SchemaShapes {
             attrs: HashMap::new(),
             contexts: HashMap::new(),
             entity_attrs: HashMap::new(),
+            attr_types: HashMap::new(),
             has_enums: true,
         };
         let Ok((fragment, _)) = SchemaFragment::from_cedarschema_str(text) else {
@@ -833,6 +1031,9 @@ impl SchemaShapes {
                 let declared = def.pointer("/shape/attributes").and_then(|a| a.as_object());
                 let attrs = declared.map(|a| a.keys().cloned().collect()).unwrap_or_default();
                 for (attr, ty) in declared.into_iter().flatten() {
+                    let required = ty.get("required").and_then(Value::as_bool).unwrap_or(true);
+                    out.attr_types
+                        .insert((qualify(ns, name), attr.clone()), (ty.clone(), required));
                     let kind = ty.get("type").and_then(|t| t.as_str());
                     if let (Some("Entity" | "EntityOrCommon"), Some(target)) =
                         (kind, ty.get("name").and_then(|n| n.as_str()))
@@ -985,5 +1186,86 @@ mod tests {
         assert!(text.contains("`sign_in.lockout_attempts` is 0"), "{text}");
         assert!(text.contains("unknown role `admn`"), "{text}");
         assert!(text.contains("admin"), "{text}");
+    }
+
+    const STORED_SCHEMA: &str = r#"namespace Portal {
+  entity Role;
+  entity Company = { account_type: String, plan: Set<String> };
+  entity User in [Role, Company] = { company: Company, role: Role, active: Bool, flags: Set<String>, addons: Set<String>,
+    scope_all: Bool, places: Set<Company>, nickname?: String };
+  action "a" appliesTo { principal: User, resource: Company, context: {} };
+}"#;
+
+    fn stored_folder(roles: &str) -> SourceSet {
+        let mut f = folder(&format!("[roles.x]\nrank = 1\n{roles}"));
+        if let Some(schema) = f.schema.as_mut() {
+            schema.text = STORED_SCHEMA.to_owned();
+        }
+        f
+    }
+
+    fn codes(d: &Diagnostics) -> Vec<(String, usize)> {
+        d.iter()
+            .map(|x| (x.code.clone(), x.location.as_ref().map_or(0, |l| l.line)))
+            .collect()
+    }
+
+    /// Every attribute the schema requires beyond the core facts needs a default, `required`
+    /// or `from`; each missing one is reported at its line in the schema.
+    #[test]
+    fn required_attributes_without_a_default_are_reported_in_the_schema() {
+        let d = Snapshot::build(stored_folder("")).expect_err("three attributes lack a default");
+        let mut found = codes(&d);
+        found.sort();
+        let expected = |line| ("roles::attribute-without-default".to_owned(), line);
+        // `plan` (line 3), `scope_all` and `places` (line 5); the optional `nickname` needs none.
+        assert_eq!(
+            found,
+            vec![expected(3), expected(5), expected(5)],
+            "{}",
+            d.render_human("")
+        );
+
+        let ok = "[attributes.user.scope_all]\ndefault = false\n[attributes.user.places]\nfrom = \"accessible_companies\"\n\
+                  [attributes.company.plan]\nrequired = true\n";
+        let s = Snapshot::build(stored_folder(ok))
+            .map_err(|d| d.render_human(""))
+            .expect("every attribute is given");
+        assert_eq!(s.stored_user_attributes().len(), 2);
+        assert_eq!(s.stored_company_attributes()[0].name, "plan");
+    }
+
+    /// A default of the wrong type, an unknown or core attribute, and a derived fact of the
+    /// wrong kind are errors at their place in roles.toml.
+    #[test]
+    fn ill_typed_unknown_core_and_misplaced_attributes_are_errors() {
+        let roles = "[attributes.user.scope_all]\ndefault = []\n\
+                     [attributes.user.places]\ndefault = [\"x\"]\n\
+                     [attributes.company.plan]\ndefault = []\n\
+                     [attributes.user.nick]\ndefault = \"n\"\n\
+                     [attributes.user.flags]\ndefault = []\n";
+        let d = Snapshot::build(stored_folder(roles)).expect_err("bad attributes");
+        let found = codes(&d);
+        for (code, line) in [
+            ("roles::attribute-default-type", 4),
+            ("roles::attribute-default-type", 6),
+            ("roles::unknown-attribute", 9),
+            ("roles::core-attribute", 11),
+        ] {
+            assert!(
+                found.contains(&(code.to_owned(), line)),
+                "{code} at {line}: {}",
+                d.render_human("")
+            );
+        }
+        let d = Snapshot::build(stored_folder(
+            "[attributes.company.plan]\nfrom = \"login_is_email\"\n",
+        ))
+        .expect_err("a user fact on a company");
+        assert!(
+            codes(&d).iter().any(|(c, _)| c == "roles::attribute-derived"),
+            "{}",
+            d.render_human("")
+        );
     }
 }

@@ -166,6 +166,18 @@ macro_rules! impl_user_store {
                 .ok_or_else(|| StoreError::not_found("company", id))
         }
 
+        /// A company's facts, with its count of active users.
+        async fn company_facts_of(conn: &mut Conn, id: &str) -> Result<crate::CompanyFacts> {
+            let mut facts = company_row(&mut *conn, id).await?.facts();
+            let count: i64 = sqlx::query_scalar(sql::COUNT_ACTIVE_USERS)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            facts.active_users = Some(u64::try_from(count).unwrap_or(0));
+            Ok(facts)
+        }
+
         /// Fails with `LimitReached` when `company` cannot take one more active user.
         async fn check_limit(conn: &mut Conn, company: &str) -> Result<()> {
             let limit: Option<Option<i64>> = sqlx::query_scalar(sql::LOCK_COMPANY_LIMIT)
@@ -562,7 +574,7 @@ macro_rules! impl_user_store {
 
             async fn company_facts(&self, id: &str) -> Result<crate::CompanyFacts> {
                 let mut conn = self.reader().acquire().await.map_err(db_err)?;
-                Ok(company_row(&mut conn, id).await?.facts())
+                company_facts_of(&mut conn, id).await
             }
 
             // ---- users ----
@@ -647,7 +659,7 @@ macro_rules! impl_user_store {
                         }
                     },
                 };
-                let facts = company_row(&mut conn, &company).await?.facts();
+                let facts = company_facts_of(&mut conn, &company).await?;
                 Ok(Facts { user_id: u.id.clone(), user: user_facts(&u, &company, &role), company: facts })
             }
 

@@ -46,6 +46,7 @@ impl CompanyRow {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<BTreeMap<_, _>>(),
+            active_users: None,
         }
     }
 }
@@ -100,6 +101,18 @@ pub(crate) fn user_facts(user: &User, company: &str, role: &str) -> UserFacts {
         addons: user.addons.clone(),
         group: user.group.clone(),
         attrs: user.attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        login: Some(user.login.clone()),
+        // Every company it may act in besides `company`: its own, when acting in another.
+        accessible: std::iter::once(&user.company)
+            .filter(|c| c.as_str() != company)
+            .chain(
+                user.accessible
+                    .iter()
+                    .map(|a| &a.company)
+                    .filter(|c| c.as_str() != company),
+            )
+            .cloned()
+            .collect(),
     }
 }
 

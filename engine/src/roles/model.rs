@@ -37,6 +37,29 @@ pub struct RoleModel {
     pub flags: Vec<Flag>,
     /// Permission groups, in file order.
     pub groups: Vec<PermissionGroup>,
+    /// Stored user attributes (`[attributes.user.*]`), in file order.
+    pub user_attributes: Vec<StoredAttribute>,
+    /// Stored company attributes (`[attributes.company.*]`), in file order.
+    pub company_attributes: Vec<StoredAttribute>,
+}
+
+/// A stored attribute (`[attributes.user.<name>]`, `[attributes.company.<name>]`).
+#[derive(Debug, Clone)]
+pub struct StoredAttribute {
+    /// The schema's attribute name.
+    pub name: String,
+    /// The value a new entity gets when the request gives none (Cedar JSON).
+    pub default: Option<serde_json::Value>,
+    /// Where the default is written, for diagnostics about its type.
+    pub default_location: Option<Location>,
+    /// A creation must give it.
+    pub required: bool,
+    /// Derived by the store from a core fact, never written.
+    pub from: Option<crate::roles::raw::Derived>,
+    /// What it means.
+    pub description: Option<String>,
+    /// Where it is declared.
+    pub location: Location,
 }
 
 /// Checked sign-in rules (`[sign_in]`).
@@ -519,6 +542,8 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
     }
 
     let sign_in = sign_in_rules(&mut c, &raw.sign_in, &role_names);
+    let user_attributes = stored_attributes(&mut c, "user", &raw.attributes.user);
+    let company_attributes = stored_attributes(&mut c, "company", &raw.attributes.company);
 
     if c.diags.has_errors() {
         return Err(c.diags);
@@ -535,8 +560,59 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
         features,
         flags,
         groups,
+        user_attributes,
+        company_attributes,
     };
     Ok((model, c.diags))
+}
+
+/// Checks `[attributes.<kind>.*]` as far as the file alone allows (the snapshot checks them
+/// against the schema): names, and a default or `required`, not both.
+fn stored_attributes(
+    c: &mut Checker<'_>,
+    kind: &str,
+    raw: &BTreeMap<Name, crate::roles::raw::RawAttribute>,
+) -> Vec<StoredAttribute> {
+    let mut out = Vec::new();
+    for (name, a) in by_position(raw) {
+        c.name("attribute", name);
+        if let Some(from) = &a.from {
+            if from.value.kind() != kind || a.required || a.default.is_some() {
+                c.error(
+                    "roles::attribute-derived",
+                    format!(
+                        "{kind} attribute `{}` is derived (`from`): it takes no default and is not \
+                         `required`, and `{}` is a fact of a {}",
+                        name.value,
+                        from.value.name(),
+                        from.value.kind()
+                    ),
+                    from.span.clone(),
+                );
+            }
+        }
+        if a.required && a.default.is_some() {
+            c.error(
+                "roles::attribute-default-and-required",
+                format!(
+                    "{kind} attribute `{}` has a default and is `required`: a creation that gives \
+                     nothing gets the default, so drop one of them",
+                    name.value
+                ),
+                name.span.clone(),
+            );
+        }
+        out.push(StoredAttribute {
+            name: name.value.clone(),
+            default: a.default.as_ref().map(|d| d.value.clone()),
+            default_location: a.default.as_ref().map(|d| c.loc(d.span.clone())),
+            required: a.required,
+            from: a.from.as_ref().map(|f| f.value),
+            description: a.description.clone(),
+            location: c.loc(name.span.clone()),
+        });
+    }
+    out
 }
 
 /// Map entries in the order they appear in the file.

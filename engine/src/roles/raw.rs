@@ -46,6 +46,72 @@ pub struct RawRoles {
     /// Named feature sets assigned to users by the user store; one may be the default.
     #[serde(default)]
     pub permission_groups: BTreeMap<Name, RawPermissionGroup>,
+    /// The attributes the user store keeps for users and companies beyond the core facts.
+    #[serde(default)]
+    pub attributes: RawAttributes,
+}
+
+/// `[attributes.user.<name>]` and `[attributes.company.<name>]`: the attributes the schema
+/// declares for users and companies beyond the core facts (company, role, active, flags,
+/// add-ons, group; a company's account type), which the user store keeps as they are written.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAttributes {
+    /// Stored user attributes, by the schema's attribute name.
+    pub user: BTreeMap<Name, RawAttribute>,
+    /// Stored company attributes, by the schema's attribute name.
+    pub company: BTreeMap<Name, RawAttribute>,
+}
+
+/// Core facts of the user store an attribute can be derived from (`from = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Derived {
+    /// A user's company and the further companies it may access (a set of companies).
+    AccessibleCompanies,
+    /// Whether a user's login is an email address (a boolean).
+    LoginIsEmail,
+    /// Whether a company has at least one active user (a boolean).
+    HasUsers,
+}
+
+impl Derived {
+    /// Its name in `roles.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Derived::AccessibleCompanies => "accessible_companies",
+            Derived::LoginIsEmail => "login_is_email",
+            Derived::HasUsers => "has_users",
+        }
+    }
+
+    /// The kind of entity the fact belongs to: `user` or `company`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Derived::AccessibleCompanies | Derived::LoginIsEmail => "user",
+            Derived::HasUsers => "company",
+        }
+    }
+}
+
+/// One stored attribute: what a new user or company holds when the request gives nothing.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttribute {
+    /// The value a new entity gets when the request gives none, in Cedar JSON (`false`, `[]`,
+    /// `{ __entity = { type = "Portal::Company", id = "x" } }`); it must fit the schema's type.
+    #[serde(default)]
+    pub default: Option<Spanned<serde_json::Value>>,
+    /// A creation must give the attribute: no default fits (an entity reference, say).
+    #[serde(default)]
+    pub required: bool,
+    /// The attribute is not written by anyone: the user store derives it from a core fact
+    /// it keeps, on every decision.
+    #[serde(default)]
+    pub from: Option<Spanned<Derived>>,
+    /// What the attribute means, for the docs and `portcullis check`.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// Cedar names used by the compiled policies.

@@ -677,6 +677,8 @@ async fn link_target(
         addons: Vec::new(),
         group: None,
         attrs: std::collections::BTreeMap::new(),
+        login: None,
+        accessible: Vec::new(),
     };
     m.gate.read().get_company(company).await.map_err(store_error)?;
     let resource = crate::manage::users::prospective(m, served, &link_user, &facts).await?;

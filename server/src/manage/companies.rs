@@ -91,6 +91,7 @@ pub async fn create(
         account_type: new.account_type.clone(),
         parent: new.parent.clone(),
         attrs: new.attrs.clone().into_iter().collect(),
+        active_users: Some(0),
     };
     let r = company_as(&m, &served, &new.id, &facts).await?;
     let context = changes(&[

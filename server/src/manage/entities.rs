@@ -5,9 +5,9 @@
 //! the engine's `Snapshot::user_entity` / `company_entity`, so the shape is the engine's.
 
 use portcullis_engine::facts::{CompanyFacts, UserFacts};
-use portcullis_engine::Snapshot;
+use portcullis_engine::{Derived, Snapshot};
 use portcullis_store::{StoreError, VisitorGrant};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::governance::Reader;
 
@@ -70,12 +70,43 @@ pub fn strip_reserved(f: &mut UserFacts) {
     f.attrs.retain(|k, _| !RESERVED_USER_ATTRS.contains(&k.as_str()));
 }
 
-/// Defaults for attributes the schema requires of users when the store has none.
-fn user_default(name: &str) -> Option<Value> {
-    match name {
-        "scope_all" | "all_customers" => Some(json!(false)),
-        "locations" | "actors" | "customers" => Some(json!([])),
-        _ => None,
+/// The value of a user attribute derived from a core fact (`from = "..."`), when the facts hold it.
+fn derived_user(s: &Snapshot, from: Derived, f: &UserFacts) -> Option<Value> {
+    match from {
+        Derived::AccessibleCompanies => {
+            let ty = s.company_type();
+            let all = std::iter::once(&f.company).chain(&f.accessible);
+            Some(Value::Array(
+                all.map(|c| serde_json::json!({ "__entity": { "type": ty, "id": c } }))
+                    .collect(),
+            ))
+        }
+        Derived::LoginIsEmail => f.login.as_deref().map(|l| Value::Bool(is_email(l))),
+        Derived::HasUsers => None,
+    }
+}
+
+/// An address of the form `local@domain.tld`.
+fn is_email(login: &str) -> bool {
+    login.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.starts_with('.')
+            && domain.contains('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+    })
+}
+
+/// Adds the folder's default (`[attributes.<kind>.<name>]`) of every declared attribute the
+/// stored facts lack.
+fn fill_defaults(
+    attrs: &mut std::collections::BTreeMap<String, Value>,
+    stored: &[portcullis_engine::StoredAttribute],
+) {
+    for a in stored {
+        if let (false, Some(default)) = (attrs.contains_key(&a.name), &a.default) {
+            attrs.insert(a.name.clone(), default.clone());
+        }
     }
 }
 
@@ -99,10 +130,13 @@ pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
             }
         }
     }
-    for name in declared {
-        if !f.attrs.contains_key(name) && !RESERVED_USER_ATTRS.contains(&name.as_str()) {
-            if let Some(v) = user_default(name) {
-                f.attrs.insert(name.clone(), v);
+    fill_defaults(&mut f.attrs, s.stored_user_attributes());
+    for a in s.stored_user_attributes() {
+        if let Some(from) = a.from {
+            // Never what a manager wrote: only what the store's core facts say.
+            f.attrs.remove(&a.name);
+            if let Some(v) = derived_user(s, from, &f) {
+                f.attrs.insert(a.name.clone(), v);
             }
         }
     }
@@ -114,8 +148,14 @@ pub fn company_value(s: &Snapshot, id: &str, f: &CompanyFacts) -> Value {
     let declared = s.company_attributes();
     let mut f = f.clone();
     f.attrs.retain(|k, _| declared.contains(k));
-    if declared.contains("subscription") && !f.attrs.contains_key("subscription") {
-        f.attrs.insert("subscription".to_owned(), json!([]));
+    fill_defaults(&mut f.attrs, s.stored_company_attributes());
+    for a in s.stored_company_attributes() {
+        if let Some(from) = a.from {
+            f.attrs.remove(&a.name);
+            if let (Derived::HasUsers, Some(n)) = (from, f.active_users) {
+                f.attrs.insert(a.name.clone(), Value::Bool(n > 0));
+            }
+        }
     }
     s.company_entity(id, &f)
 }

@@ -36,6 +36,8 @@ fn facts(
         addons: addons.to_vec(),
         group: group.clone(),
         attrs: attrs.clone().into_iter().collect(),
+        login: None,
+        accessible: Vec::new(),
     }
 }
 

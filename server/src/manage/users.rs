@@ -209,6 +209,8 @@ pub async fn create(
         addons: new.addons.clone(),
         group: new.group.clone(),
         attrs: new.attrs.clone().into_iter().collect(),
+        login: Some(new.login.clone()),
+        accessible: Vec::new(),
     };
     let resource = prospective(&m, &served, &id, &facts).await?;
     let context = assignment(&served, &new.role, &new.flags, &new.attrs, actor_locations);
