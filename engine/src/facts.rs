@@ -67,9 +67,19 @@ pub struct CompanyFacts {
     /// Further attributes the schema declares (subscription...), in Cedar JSON.
     #[serde(default)]
     pub attrs: BTreeMap<String, Value>,
-    /// How many active users it has, when the user store counted them.
+    /// The roles its active users hold, when the user store read them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_users: Option<u64>,
+    pub active_roles: Option<Vec<String>>,
+}
+
+/// Adds the folder's default (`[attributes.<kind>.<name>]`) of every stored attribute the
+/// facts lack.
+fn defaults(attrs: &mut Map<String, Value>, stored: &[crate::roles::model::StoredAttribute]) {
+    for a in stored {
+        if let (false, Some(default)) = (attrs.contains_key(&a.name), &a.default) {
+            attrs.insert(a.name.clone(), default.clone());
+        }
+    }
 }
 
 fn uid(ty: &str, id: &str) -> Value {
@@ -137,16 +147,16 @@ impl Snapshot {
             .map(|g| self.group_features(g))
             .unwrap_or_default();
         put("group_features", json!(group));
-        let mfa_role = self
-            .model()
-            .is_some_and(|m| m.sign_in.require_mfa_roles.contains(&f.role));
-        put("require_mfa", json!(mfa_role));
         for (k, v) in &f.attrs {
             attrs.insert(k.clone(), v.clone());
         }
+        defaults(&mut attrs, self.stored_user_attributes());
         // A role that requires MFA requires it whatever the user's own attribute says.
-        if mfa_role && declared.contains("require_mfa") {
-            attrs.insert("require_mfa".to_owned(), json!(true));
+        let sign_in = self.model().map(|m| &m.sign_in);
+        if let Some(name) = sign_in.and_then(|s| s.require_mfa_attribute.as_deref()) {
+            if sign_in.is_some_and(|s| s.require_mfa_roles.contains(&f.role)) && declared.contains(name) {
+                attrs.insert(name.to_owned(), json!(true));
+            }
         }
         json!({ "uid": uid(&self.user_type(), id), "attrs": attrs, "parents": [role, company] })
     }
@@ -160,6 +170,7 @@ impl Snapshot {
         for (k, v) in &f.attrs {
             attrs.insert(k.clone(), v.clone());
         }
+        defaults(&mut attrs, self.stored_company_attributes());
         let parents: Vec<Value> = f.parent.iter().map(|p| uid(&self.company_type(), p)).collect();
         json!({ "uid": uid(&self.company_type(), id), "attrs": attrs, "parents": parents })
     }

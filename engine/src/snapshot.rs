@@ -690,7 +690,7 @@ fn check_stored_attributes(
                 continue;
             };
             if let Some(default) = &a.default {
-                if let Err(why) = fits(default, schema_ty, ns) {
+                if let Err(why) = fits(default, schema_ty) {
                     diags.push(
                         Diagnostic::error(
                             "roles::attribute-default-type",
@@ -761,7 +761,7 @@ fn schema_attribute_span(text: &str, ty: &str, attr: &str) -> Range<usize> {
 
 /// Whether a Cedar JSON value fits a JSON-schema attribute type, as far as one value can show
 /// (entity types of references are not resolved).
-fn fits(v: &Value, ty: &Value, ns: &str) -> Result<(), String> {
+fn fits(v: &Value, ty: &Value) -> Result<(), String> {
     let mut kind = ty.get("type").and_then(Value::as_str).unwrap_or("");
     // The schema's JSON form leaves `Bool`, `Long` and `String` as names to resolve.
     if kind == "EntityOrCommon" {
@@ -785,7 +785,7 @@ fn fits(v: &Value, ty: &Value, ns: &str) -> Result<(), String> {
             };
             if let Some(element) = ty.get("element") {
                 for item in items {
-                    fits(item, element, ns)?;
+                    fits(item, element)?;
                 }
             }
             true
@@ -805,7 +805,7 @@ fn fits(v: &Value, ty: &Value, ns: &str) -> Result<(), String> {
                 .flatten()
             {
                 match map.get(name) {
-                    Some(inner) => fits(inner, t, ns)?,
+                    Some(inner) => fits(inner, t)?,
                     None if t.get("required").and_then(Value::as_bool).unwrap_or(true) => {
                         return Err(format!("the record lacks `{name}`"))
                     }

@@ -23,7 +23,7 @@ export USERS
 "$BIN" users --database-url "$DB" company acme --account-type customer >/dev/null
 for i in $(seq 0 $((USERS - 1))); do
   "$BIN" users --database-url "$DB" create --company acme --id "u$i" --login "u$i@acme.example" \
-    --email "u$i@acme.example" --role regular --scope-all --no-key >/dev/null
+    --email "u$i@acme.example" --role regular --attr scope_all=true --no-key >/dev/null
   echo "orange kettle sunrise" | "$BIN" users --database-url "$DB" password --user "u$i" --folder "$WORK/policies" >/dev/null
 done
 

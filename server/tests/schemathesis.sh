@@ -49,9 +49,9 @@ cp -r policies "$WORK/policies"
 DB="$WORK/portcullis.db"
 "$BIN" migrate --database-url "$DB" >/dev/null
 KEY="$("$BIN" users --database-url "$DB" create --company acme --account-type customer \
-  --id own1 --login own1 --role owner --scope-all | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')"
+  --id own1 --login own1 --role owner --attr scope_all=true | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')"
 # A second user of the same company, the target of the calls on one user (schemathesis.toml).
-"$BIN" users --database-url "$DB" create --company acme --id adm1 --login adm1 --role admin --scope-all >/dev/null
+"$BIN" users --database-url "$DB" create --company acme --id adm1 --login adm1 --role admin --attr scope_all=true >/dev/null
 
 (cd "$WORK" && PORTCULLIS_LOG=warn exec "$BIN" serve policies --listen 127.0.0.1:0 \
   --database-url "$DB" --no-watch 2>"$WORK/server.log") &

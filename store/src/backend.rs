@@ -166,15 +166,15 @@ macro_rules! impl_user_store {
                 .ok_or_else(|| StoreError::not_found("company", id))
         }
 
-        /// A company's facts, with its count of active users.
+        /// A company's facts, with the roles its active users hold.
         async fn company_facts_of(conn: &mut Conn, id: &str) -> Result<crate::CompanyFacts> {
             let mut facts = company_row(&mut *conn, id).await?.facts();
-            let count: i64 = sqlx::query_scalar(sql::COUNT_ACTIVE_USERS)
+            let roles: Vec<String> = sqlx::query_scalar(sql::ACTIVE_ROLES)
                 .bind(id)
-                .fetch_one(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(db_err)?;
-            facts.active_users = Some(u64::try_from(count).unwrap_or(0));
+            facts.active_roles = Some(roles);
             Ok(facts)
         }
 

@@ -46,7 +46,7 @@ impl CompanyRow {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<BTreeMap<_, _>>(),
-            active_users: None,
+            active_roles: None,
         }
     }
 }

@@ -256,6 +256,8 @@ mod sql {
          WHERE id = ?1";
 
     pub const COUNT_ACTIVE_USERS: &str = "SELECT COUNT(*) FROM users WHERE company_id = ?1 AND active";
+    pub const ACTIVE_ROLES: &str =
+        "SELECT DISTINCT role FROM users WHERE company_id = ?1 AND active ORDER BY role";
     pub const GET_USER: &str =
         "SELECT id, company_id, login, email, name, role, active, flags, addons, group_name, \
          attrs, password_hash IS NOT NULL AS has_password, created_at, updated_at FROM users WHERE id = ?1";

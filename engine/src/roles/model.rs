@@ -79,6 +79,8 @@ pub struct SignIn {
     pub require_mfa_roles: Vec<String>,
     /// The role of token-link sessions, if any.
     pub token_link_role: Option<String>,
+    /// The stored user attribute that requires a second factor of its user, if any.
+    pub require_mfa_attribute: Option<String>,
 }
 
 impl Default for SignIn {
@@ -92,6 +94,7 @@ impl Default for SignIn {
             reset_link_minutes: raw.reset_link_minutes.value,
             require_mfa_roles: Vec::new(),
             token_link_role: None,
+            require_mfa_attribute: None,
         }
     }
 }
@@ -544,6 +547,18 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
     let sign_in = sign_in_rules(&mut c, &raw.sign_in, &role_names);
     let user_attributes = stored_attributes(&mut c, "user", &raw.attributes.user);
     let company_attributes = stored_attributes(&mut c, "company", &raw.attributes.company);
+    if let Some(a) = &raw.sign_in.require_mfa_attribute {
+        if !user_attributes.iter().any(|u| u.name == a.value) {
+            c.error(
+                "roles::unknown-attribute",
+                format!(
+                    "`sign_in.require_mfa_attribute` names `{}`, which `[attributes.user]` does not declare",
+                    a.value
+                ),
+                a.span.clone(),
+            );
+        }
+    }
 
     if c.diags.has_errors() {
         return Err(c.diags);
@@ -645,6 +660,7 @@ fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>)
         reset_link_minutes,
         require_mfa_roles,
         token_link_role,
+        require_mfa_attribute: raw.require_mfa_attribute.as_ref().map(|a| a.value.clone()),
     }
 }
 

@@ -71,7 +71,7 @@ pub enum Derived {
     AccessibleCompanies,
     /// Whether a user's login is an email address (a boolean).
     LoginIsEmail,
-    /// Whether a company has at least one active user (a boolean).
+    /// Whether a company has at least one active user, token-link sessions aside (a boolean).
     HasUsers,
 }
 
@@ -190,6 +190,9 @@ pub struct RawSignIn {
     pub require_mfa_roles: Vec<Name>,
     /// The role of a customer's token-link session (003), if the folder has token links.
     pub token_link_role: Option<Name>,
+    /// A stored boolean user attribute that, when true, requires a second factor of that user
+    /// (003: "Require MFA For This User"), besides `require_mfa_roles`.
+    pub require_mfa_attribute: Option<Name>,
 }
 
 impl Default for RawSignIn {
@@ -202,6 +205,7 @@ impl Default for RawSignIn {
             reset_link_minutes: Spanned::detached(60),
             require_mfa_roles: Vec::new(),
             token_link_role: None,
+            require_mfa_attribute: None,
         }
     }
 }

@@ -697,6 +697,7 @@ impl<'a> World<'a> {
                 account_type: self.company_type(c).to_owned(),
                 parent: (c == 1 && self.req.c1_in_c0).then(|| "c0".to_owned()),
                 attrs: Default::default(),
+                active_roles: None,
             };
             entities.push(snap.company_entity(&format!("c{c}"), &facts));
         }
@@ -709,6 +710,8 @@ impl<'a> World<'a> {
                 addons: u.addons.iter().map(|s| (*s).to_owned()).collect(),
                 group: u.group.map(str::to_owned),
                 attrs: Default::default(),
+                login: None,
+                accessible: Vec::new(),
             };
             entities.push(snap.user_entity(u.id, &facts));
         }

@@ -677,7 +677,7 @@ async fn link_target(
         addons: Vec::new(),
         group: None,
         attrs: std::collections::BTreeMap::new(),
-        login: None,
+        login: Some(link_user.clone()),
         accessible: Vec::new(),
     };
     m.gate.read().get_company(company).await.map_err(store_error)?;

@@ -121,11 +121,14 @@ pub fn lockout(rules: &SignIn) -> Lockout {
     }
 }
 
-/// Whether a user must use a second factor: by its role (the folder) or by its account (the
-/// store's `require_mfa` attribute).
+/// Whether a user must use a second factor: by its role, or by its own stored attribute that
+/// the folder names in `sign_in.require_mfa_attribute`.
 pub fn mfa_required(rules: &SignIn, user: &User) -> bool {
     rules.require_mfa_roles.contains(&user.role)
-        || user.attrs.get("require_mfa").and_then(serde_json::Value::as_bool) == Some(true)
+        || rules
+            .require_mfa_attribute
+            .as_deref()
+            .is_some_and(|a| user.attrs.get(a).and_then(serde_json::Value::as_bool) == Some(true))
 }
 
 impl Auth {

@@ -137,12 +137,29 @@ struct CreateArgs {
     /// Role, e.g. `owner` or `admin`.
     #[arg(long)]
     role: String,
-    /// Give the user every location and actor of its company.
-    #[arg(long)]
-    scope_all: bool,
+    /// A stored attribute the folder declares, as `name=JSON` (Cedar JSON: `true`,
+    /// `["a","b"]`, `{"__entity":{"type":"Portal::Location","id":"l1"}}`); repeat for more.
+    /// Attributes not given get the folder's default when decisions are made.
+    #[arg(long = "attr", value_name = "NAME=JSON", value_parser = parse_attr)]
+    attrs: Vec<(String, serde_json::Value)>,
+    /// An attribute of a new company, as `name=JSON`; repeat for more.
+    #[arg(long = "company-attr", value_name = "NAME=JSON", value_parser = parse_attr)]
+    company_attrs: Vec<(String, serde_json::Value)>,
     /// Do not issue an API key.
     #[arg(long)]
     no_key: bool,
+}
+
+/// `name=JSON`; a value that is not JSON is taken as a string.
+fn parse_attr(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected NAME=JSON, e.g. `locations=[]`"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}`: the attribute name is empty"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+    Ok((name.to_owned(), value))
 }
 
 fn fail(e: impl std::fmt::Display) -> u8 {
@@ -167,7 +184,7 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
                 account_type,
                 parent: a.parent.clone(),
                 user_limit: a.user_limit,
-                attrs: Default::default(),
+                attrs: a.company_attrs.iter().cloned().collect(),
             };
             store
                 .create_company(new, &audit)
@@ -176,8 +193,7 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
         }
         Err(e) => return Err(e.to_string()),
     }
-    let mut attrs = serde_json::Map::new();
-    attrs.insert("scope_all".to_owned(), json!(a.scope_all));
+    let attrs: serde_json::Map<String, serde_json::Value> = a.attrs.into_iter().collect();
     let user = store
         .create_user(
             NewUser {

@@ -54,6 +54,7 @@ async fn company_as(
     facts: &CompanyFacts,
 ) -> Result<Resource, ApiError> {
     let s = &served.snapshot;
+    entities::writable_company(s, facts).map_err(crate::manage::users::unfit)?;
     let mut values = vec![entities::company_value(s, id, facts)];
     if let Some(parent) = &facts.parent {
         let chain = entities::company_chain(&m.gate.read(), parent)
@@ -61,6 +62,7 @@ async fn company_as(
             .map_err(store_error)?;
         values.extend(chain.iter().map(|(c, f)| entities::company_value(s, c, f)));
     }
+    entities::fits_schema(s, &values).map_err(crate::manage::users::unfit)?;
     Ok(Resource {
         ty: s.company_type(),
         id: id.to_owned(),
@@ -91,7 +93,7 @@ pub async fn create(
         account_type: new.account_type.clone(),
         parent: new.parent.clone(),
         attrs: new.attrs.clone().into_iter().collect(),
-        active_users: Some(0),
+        active_roles: Some(Vec::new()),
     };
     let r = company_as(&m, &served, &new.id, &facts).await?;
     let context = changes(&[

@@ -97,19 +97,6 @@ fn is_email(login: &str) -> bool {
     })
 }
 
-/// Adds the folder's default (`[attributes.<kind>.<name>]`) of every declared attribute the
-/// stored facts lack.
-fn fill_defaults(
-    attrs: &mut std::collections::BTreeMap<String, Value>,
-    stored: &[portcullis_engine::StoredAttribute],
-) {
-    for a in stored {
-        if let (false, Some(default)) = (attrs.contains_key(&a.name), &a.default) {
-            attrs.insert(a.name.clone(), default.clone());
-        }
-    }
-}
-
 /// The Cedar JSON entity of a user, keeping only declared attributes and defaulting missing
 /// required ones.
 pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
@@ -130,7 +117,6 @@ pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
             }
         }
     }
-    fill_defaults(&mut f.attrs, s.stored_user_attributes());
     for a in s.stored_user_attributes() {
         if let Some(from) = a.from {
             // Never what a manager wrote: only what the store's core facts say.
@@ -143,17 +129,80 @@ pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
     s.user_entity(id, &f)
 }
 
+/// Refuses attributes a write may not set on a user: ones the schema does not declare, and
+/// ones the store derives from its core facts (`from = ...`).
+pub fn writable(s: &Snapshot, f: &UserFacts) -> Result<(), String> {
+    unwritable(
+        f.attrs.keys(),
+        s.user_attributes(),
+        s.stored_user_attributes(),
+        &s.user_type(),
+    )
+}
+
+/// [`writable`] for a company.
+pub fn writable_company(s: &Snapshot, f: &CompanyFacts) -> Result<(), String> {
+    unwritable(
+        f.attrs.keys(),
+        s.company_attributes(),
+        s.stored_company_attributes(),
+        &s.company_type(),
+    )
+}
+
+fn unwritable<'a>(
+    names: impl Iterator<Item = &'a String>,
+    declared: &std::collections::BTreeSet<String>,
+    stored: &[portcullis_engine::StoredAttribute],
+    ty: &str,
+) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for name in names {
+        if !declared.contains(name) {
+            problems.push(format!("`{name}` is not an attribute of `{ty}` in the schema"));
+        } else if stored.iter().any(|a| a.name == *name && a.from.is_some()) {
+            problems.push(format!(
+                "`{name}` is derived by the user store and cannot be written"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Checks the entities a write would store against the folder's schema: a missing required
+/// attribute or an ill-typed value is named in the error, before anything is written.
+pub fn fits_schema(s: &Snapshot, values: &[Value]) -> Result<(), String> {
+    cedar_policy::Entities::from_json_value(Value::Array(values.to_vec()), Some(s.schema()))
+        .map(drop)
+        .map_err(|e| {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                message.push_str(": ");
+                message.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            format!("the result would not fit the schema: {message}")
+        })
+}
+
 /// The Cedar JSON entity of a company, keeping only declared attributes.
 pub fn company_value(s: &Snapshot, id: &str, f: &CompanyFacts) -> Value {
     let declared = s.company_attributes();
     let mut f = f.clone();
     f.attrs.retain(|k, _| declared.contains(k));
-    fill_defaults(&mut f.attrs, s.stored_company_attributes());
     for a in s.stored_company_attributes() {
         if let Some(from) = a.from {
             f.attrs.remove(&a.name);
-            if let (Derived::HasUsers, Some(n)) = (from, f.active_users) {
-                f.attrs.insert(a.name.clone(), Value::Bool(n > 0));
+            if let (Derived::HasUsers, Some(roles)) = (from, &f.active_roles) {
+                // A token-link session is not a user of the company.
+                let link = s.model().and_then(|m| m.sign_in.token_link_role.as_deref());
+                let has = roles.iter().any(|r| Some(r.as_str()) != link);
+                f.attrs.insert(a.name.clone(), Value::Bool(has));
             }
         }
     }

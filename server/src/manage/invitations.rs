@@ -27,6 +27,7 @@ fn facts(
     addons: &[String],
     group: &Option<String>,
     attrs: &portcullis_store::Attrs,
+    email: &str,
 ) -> UserFacts {
     UserFacts {
         company: company.to_owned(),
@@ -36,7 +37,8 @@ fn facts(
         addons: addons.to_vec(),
         group: group.clone(),
         attrs: attrs.clone().into_iter().collect(),
-        login: None,
+        // The login an accepted invitation gets unless the invitee chooses another.
+        login: Some(email.to_owned()),
         accessible: Vec::new(),
     }
 }
@@ -65,6 +67,7 @@ pub async fn create(
         &new.addons,
         &new.group,
         &new.attrs,
+        &new.email,
     );
     let r = prospective(&m, &served, &format!("invitation:{}", new.email), &f).await?;
     let ctx = assignment(&served, &new.role, &new.flags, &new.attrs, actor_locations);
@@ -118,6 +121,7 @@ pub async fn revoke(
         &inv.addons,
         &inv.group,
         &inv.attrs,
+        &inv.email,
     );
     let r = prospective(&m, &served, &format!("invitation:{}", inv.email), &f).await?;
     let ctx = assignment(&served, &inv.role, &inv.flags, &inv.attrs, None);

@@ -78,15 +78,23 @@ pub async fn prospective(m: &Manage, served: &Served, id: &str, f: &UserFacts) -
     let mut f = f.clone();
     entities::strip_reserved(&mut f);
     let f = &f;
+    entities::writable(&served.snapshot, f).map_err(unfit)?;
     let chain = entities::company_chain(&m.gate.read(), &f.company)
         .await
         .map_err(store_error)?;
+    let values = entities::values(&served.snapshot, id, f, &chain);
+    entities::fits_schema(&served.snapshot, &values).map_err(unfit)?;
     Ok(Resource {
         ty: served.snapshot.user_type(),
         id: id.to_owned(),
-        entities: entities::values(&served.snapshot, id, f, &chain),
+        entities: values,
         target: format!("user:{id}"),
     })
+}
+
+/// 422 for a user or company that would not fit the folder's schema: nothing is written.
+pub fn unfit(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unfit_attributes", message)
 }
 
 fn attr_set(attrs: &Map<String, Value>, key: &str) -> Value {

@@ -17,6 +17,7 @@ mod groups;
 mod lifecycle;
 mod manage;
 mod multi;
+mod portal;
 mod procs;
 mod reload;
 mod schema_fuzz;

@@ -796,7 +796,8 @@ async fn the_cli_migrates_and_bootstraps_an_owner() {
             "olga",
             "--role",
             "owner",
-            "--scope-all",
+            "--attr",
+            "scope_all=true",
         ])
         .output()
         .unwrap();

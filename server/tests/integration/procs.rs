@@ -148,8 +148,22 @@ pub fn run(args: &[&str]) -> String {
 /// `portcullis migrate` then `portcullis users create` of an owner with every scope in a new
 /// customer company; returns the owner's API key.
 pub fn bootstrap_owner(db: &str, company: &str, id: &str) -> String {
+    bootstrap(db, company, "customer", id, "owner", &["scope_all=true"])
+}
+
+/// `portcullis migrate` then `portcullis users create` of user `id` (its login too) with `role`
+/// and the stored attributes `attrs` (`name=JSON`) in `company`, created with `account_type`
+/// when new; returns the user's API key.
+pub fn bootstrap(
+    db: &str,
+    company: &str,
+    account_type: &str,
+    id: &str,
+    role: &str,
+    attrs: &[&str],
+) -> String {
     run(&["migrate", "--database-url", db]);
-    let out = run(&[
+    let mut args = vec![
         "users",
         "--database-url",
         db,
@@ -157,15 +171,18 @@ pub fn bootstrap_owner(db: &str, company: &str, id: &str) -> String {
         "--company",
         company,
         "--account-type",
-        "customer",
+        account_type,
         "--id",
         id,
         "--login",
         id,
         "--role",
-        "owner",
-        "--scope-all",
-    ]);
+        role,
+    ];
+    for a in attrs {
+        args.extend(["--attr", a]);
+    }
+    let out = run(&args);
     let v: Value = serde_json::from_str(&out).unwrap();
     v["api_key"].as_str().unwrap().to_owned()
 }

@@ -51,6 +51,8 @@ async fn create_get_and_facts(cx: Ctx) {
             addons: vec!["cargo_editor".into()],
             group: None,
             attrs: BTreeMap::from([("customers".to_owned(), json!(["c1", "c2"]))]),
+            login: Some("alice@acme.example".into()),
+            accessible: Vec::new(),
         }
     );
     assert_eq!(facts.company.parent.as_deref(), Some("parent"));
