@@ -117,7 +117,10 @@ impl Figures {
                 self.compared[i], self.agreed[i], self.refused[i], self.refused_unvalidated[i], self.differed[i]
             );
         }
-        eprintln!("  requests on which the routes disagree: {}", self.routes_disagree);
+        eprintln!(
+            "  requests on which the routes disagree: {}",
+            self.routes_disagree
+        );
         for d in self.diffs.iter().take(30) {
             eprintln!("  DIFF {d}");
         }
@@ -141,7 +144,10 @@ impl Corpus {
             .unwrap_or_else(|_| PathBuf::from("/work/shared/cedar-integration-tests"));
         let tarball = root.join("corpus-tests.tar.gz");
         if !tarball.is_file() {
-            eprintln!("cedar corpus: no `{}`; the corpus test is skipped", tarball.display());
+            eprintln!(
+                "cedar corpus: no `{}`; the corpus test is skipped",
+                tarball.display()
+            );
             return None;
         }
         let unpacked = tempfile::tempdir().unwrap();
@@ -335,7 +341,10 @@ async fn run_case(case: &Case) -> Result<[Vec<Answer>; 4], String> {
             let env: &[(&str, &str)] = if caches {
                 &[]
             } else {
-                &[("PORTCULLIS_SLICE_CACHE", "0"), ("PORTCULLIS_DECISION_CACHE", "0")]
+                &[
+                    ("PORTCULLIS_SLICE_CACHE", "0"),
+                    ("PORTCULLIS_DECISION_CACHE", "0"),
+                ]
             };
             std::panic::catch_unwind(|| Proc::serve_with_env(&folder, Some(&db), &extra, env).0)
                 .map_err(|_| "portcullis serve does not start".to_owned())
@@ -344,7 +353,11 @@ async fn run_case(case: &Case) -> Result<[Vec<Answer>; 4], String> {
     let plain = start(None, true);
     let cached = start(Some(entities.clone()), true);
     let uncached = start(Some(entities.clone()), false);
-    let (plain, cached, uncached) = (plain.await.unwrap(), cached.await.unwrap(), uncached.await.unwrap());
+    let (plain, cached, uncached) = (
+        plain.await.unwrap(),
+        cached.await.unwrap(),
+        uncached.await.unwrap(),
+    );
     let cli_answers = cli_answers.await.unwrap();
     let (plain, cached, uncached) = match (plain, cached, uncached) {
         (Ok(p), Ok(c), Ok(u)) => (p, c, u),
@@ -357,7 +370,8 @@ async fn run_case(case: &Case) -> Result<[Vec<Answer>; 4], String> {
                     .stdin(Stdio::null())
                     .output()
                     .unwrap();
-                let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+                let text =
+                    String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
                 if out.status.success() {
                     "portcullis serve refuses the entities file".to_owned()
                 } else {
@@ -555,7 +569,10 @@ async fn every_route_decides_as_cedar_over_its_corpus() {
     };
     let not_sampled = generated.len() - generated.len().div_ceil(stride);
     if not_sampled > 0 {
-        f.skipped.insert(format!("not in the sample (every {stride}th generated test)"), not_sampled);
+        f.skipped.insert(
+            format!("not in the sample (every {stride}th generated test)"),
+            not_sampled,
+        );
     }
     let cases: Vec<Result<Case, String>> = hand
         .iter()
@@ -565,7 +582,11 @@ async fn every_route_decides_as_cedar_over_its_corpus() {
     let f = run_all(cases, jobs, f).await;
     f.print(started.elapsed());
     assert!(f.run > 0, "no corpus test ran");
-    assert_eq!(f.differed(), 0, "some route differs from Cedar (see DIFF lines above)");
+    assert_eq!(
+        f.differed(),
+        0,
+        "some route differs from Cedar (see DIFF lines above)"
+    );
 }
 
 /// Runs hand-made cases through every route and asserts Cedar's answers.
@@ -573,7 +594,11 @@ async fn assert_cases(cases: Vec<Case>) {
     let f = run_all(cases.into_iter().map(Ok).collect(), 2, Figures::default()).await;
     f.print(std::time::Duration::ZERO);
     assert!(f.skipped.is_empty(), "{:?}", f.skipped);
-    assert_eq!(f.differed(), 0, "some route differs from Cedar (see DIFF lines above)");
+    assert_eq!(
+        f.differed(),
+        0,
+        "some route differs from Cedar (see DIFF lines above)"
+    );
 }
 
 fn uid(ty: &str, id: &str) -> Value {
@@ -610,7 +635,12 @@ action view appliesTo { principal: User, resource: Doc, context: {} };"#;
   when { principal.manager in Group::"blocked" };"#;
     let entities = json!([
         entity("User", "alice", json!({ "manager": uid("User", "bob") }), &[]),
-        entity("User", "bob", json!({ "manager": uid("User", "carol") }), &[("Group", "blocked")]),
+        entity(
+            "User",
+            "bob",
+            json!({ "manager": uid("User", "carol") }),
+            &[("Group", "blocked")]
+        ),
         entity("User", "carol", json!({ "manager": uid("User", "carol") }), &[]),
         entity("Group", "blocked", json!({}), &[]),
         entity("Doc", "d", json!({}), &[]),
@@ -646,8 +676,16 @@ action view appliesTo { principal: User, resource: Doc, context: { approver: Use
             .to_owned(),
         entities: entities.clone(),
         asks: vec![
-            ask("alice", json!({ "approver": { "__entity": uid("User", "eve") } }), false),
-            ask("alice", json!({ "approver": { "__entity": uid("User", "alice") } }), true),
+            ask(
+                "alice",
+                json!({ "approver": { "__entity": uid("User", "eve") } }),
+                false,
+            ),
+            ask(
+                "alice",
+                json!({ "approver": { "__entity": uid("User", "alice") } }),
+                true,
+            ),
         ],
     };
     let by_literal = Case {
