@@ -86,7 +86,9 @@ struct Figures {
     agreed: [usize; 4],
     refused: [usize; 4],
     differed: [usize; 4],
-    /// Refusals of requests Cedar's harness did not validate.
+    /// Of the refusals, those of requests Cedar's harness did not validate against the schema
+    /// (Portcullis validates every request, so it may refuse what Cedar decides); a refusal of
+    /// a request Cedar validated also counts as a difference.
     refused_unvalidated: [usize; 4],
     /// Requests on which the routes did not all give the same answer.
     routes_disagree: usize,
@@ -486,6 +488,8 @@ fn tally(case: &Case, answers: &[Vec<Answer>; 4], f: &mut Figures) {
                     if !a.validated {
                         f.refused_unvalidated[r] += 1;
                     } else {
+                        // Cedar decided a request that fits the schema: refusing it differs.
+                        f.differed[r] += 1;
                         f.diffs.push(format!(
                             "{} request {i} ({}): {} refused a request Cedar validated: {why}",
                             case.name, a.principal, ROUTES[r]
@@ -686,6 +690,13 @@ action view appliesTo { principal: User, resource: Doc, context: { approver: Use
                 json!({ "approver": { "__entity": uid("User", "alice") } }),
                 true,
             ),
+            // The same principal, action and resource again: a slice kept for the question
+            // before must not answer this one.
+            ask(
+                "alice",
+                json!({ "approver": { "__entity": uid("User", "eve") } }),
+                false,
+            ),
         ],
     };
     let by_literal = Case {
@@ -701,4 +712,71 @@ action view appliesTo { principal: User, resource: Doc, context: {} };"#
         asks: vec![ask("alice", json!({}), false), ask("eve", json!({}), true)],
     };
     assert_cases(vec![by_context, by_literal]).await;
+}
+
+/// Entities further away: two attribute steps, a record field, a tag, the resource's side,
+/// and the attribute of a policy literal. Each forbid holds for one request only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_reached_through_records_tags_and_chains_are_decided_on() {
+    let schema = r#"entity Group;
+entity User in [Group] = { manager: User, info: { boss: User } } tags User;
+entity Doc = { owner: User };
+action view appliesTo { principal: User, resource: Doc, context: {} };"#;
+    let policies = r#"@id("views") permit (principal, action == Action::"view", resource);
+@id("two-steps") forbid (principal, action, resource)
+  when { principal.manager.manager in Group::"blocked" };
+@id("record-field") forbid (principal, action, resource)
+  when { principal.info.boss in Group::"blocked" };
+@id("tag") forbid (principal, action, resource)
+  when { principal.hasTag("sponsor") && principal.getTag("sponsor") in Group::"blocked" };
+@id("owner-side") forbid (principal, action, resource)
+  when { resource.owner.manager in Group::"blocked" };
+@id("literal-attribute") forbid (principal, action, resource)
+  when { User::"chief".manager == principal };"#;
+    // A user with its manager, its boss (`info.boss`) and its groups.
+    let user = |id: &str, manager: &str, boss: &str, groups: &[(&str, &str)]| {
+        entity(
+            "User",
+            id,
+            json!({ "manager": uid("User", manager), "info": { "boss": uid("User", boss) } }),
+            groups,
+        )
+    };
+    let blocked = [("Group", "blocked")];
+    let mut sponsored = user("u4", "ok", "ok", &[]);
+    sponsored["tags"] = json!({ "sponsor": uid("User", "s4") });
+    let entities = json!([
+        entity("Group", "blocked", json!({}), &[]),
+        user("ok", "ok", "ok", &[]),
+        user("u2", "m2", "ok", &[]),
+        user("m2", "m3", "ok", &[]),
+        user("m3", "m3", "m3", &blocked),
+        user("u3", "ok", "b3", &[]),
+        user("b3", "b3", "b3", &blocked),
+        sponsored,
+        user("s4", "s4", "s4", &blocked),
+        user("o5", "p5", "ok", &[]),
+        user("p5", "p5", "p5", &blocked),
+        user("chief", "u6", "ok", &[]),
+        user("u6", "ok", "ok", &[]),
+        entity("Doc", "d", json!({ "owner": uid("User", "ok") }), &[]),
+        entity("Doc", "d5", json!({ "owner": uid("User", "o5") }), &[]),
+    ]);
+    let mut on_d5 = ask("ok", json!({}), false);
+    on_d5.resource = uid("Doc", "d5");
+    assert_cases(vec![Case {
+        name: "records, tags and chains".to_owned(),
+        schema: schema.to_owned(),
+        policies: policies.to_owned(),
+        entities,
+        asks: vec![
+            ask("ok", json!({}), true),
+            ask("u2", json!({}), false),
+            ask("u3", json!({}), false),
+            ask("u4", json!({}), false),
+            on_d5,
+            ask("u6", json!({}), false),
+        ],
+    }])
+    .await;
 }
