@@ -6,6 +6,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 mod browser;
+mod cedar_corpus;
 mod cli;
 mod common;
 mod crash;

@@ -31,6 +31,17 @@ impl Proc {
     /// Starts `portcullis serve FOLDER --database-url DB` on `127.0.0.1:0` with `extra` flags,
     /// and returns once it prints its address, with the time that took.
     pub fn serve(folder: &Path, db: Option<&str>, extra: &[&str]) -> (Proc, Duration) {
+        Self::serve_with_env(folder, db, extra, &[])
+    }
+
+    /// Like `serve`, with `PORTCULLIS_*` variables of the test's choosing (e.g. the cache
+    /// sizes `PORTCULLIS_SLICE_CACHE` and `PORTCULLIS_DECISION_CACHE`).
+    pub fn serve_with_env(
+        folder: &Path,
+        db: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Proc, Duration) {
         let started = Instant::now();
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -49,6 +60,7 @@ impl Proc {
             }
         }
         cmd.env("PORTCULLIS_LOG", "warn");
+        cmd.envs(env.iter().copied());
         if let Some(db) = db {
             cmd.args(["--database-url", db]);
         }
