@@ -477,20 +477,19 @@ pub async fn totp_disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The body of `POST /v1/auth/switch`.
+/// The body of `POST /v1/auth/switch`: an id only. The profile itself (its company, its
+/// attributes) comes from the entities the server holds, never from the caller.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchBody {
     /// The customer profile to act for.
     pub customer: String,
-    /// The profile and its ancestors in Cedar JSON, when it is not simply a profile of the
-    /// caller's company.
-    #[serde(default)]
-    pub entities: Vec<Value>,
 }
 
 /// `POST /v1/auth/switch` (000): the session acts for another customer profile, decided as
-/// `customer.switch` on that profile; its decisions then carry it as `active_customer`.
+/// `customer.switch` on that profile as the server's entities file (`serve --entities`)
+/// holds it; its decisions then carry it as `active_customer`. A profile the server does not
+/// hold cannot be switched to (404, as for any id the caller cannot see).
 pub async fn switch_customer(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -509,18 +508,28 @@ pub async fn switch_customer(
             "this policy folder's users have no `active_customer` to switch",
         ));
     };
-    let mut entities = body.entities;
-    if entities.is_empty() {
-        entities.push(json!({
-            "uid": { "type": ty, "id": body.customer },
-            "attrs": {},
-            "parents": [{ "type": s.company_type(), "id": caller.company }],
-        }));
+    let uid = portcullis_engine::EntityRef::Object {
+        ty: ty.clone(),
+        id: body.customer.clone(),
+    };
+    let held = served
+        .resolver
+        .entity(s, &uid, portcullis_engine::Slot::Resource)
+        .is_ok_and(|uid| served.entities.entities.holds(&uid));
+    if !held {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "customer profile `{}` not found: switching needs the profile in the server's entities file (`portcullis serve --entities`)",
+                body.customer
+            ),
+        ));
     }
     let resource = Resource {
         ty,
         id: body.customer.clone(),
-        entities,
+        entities: Vec::new(),
         target: format!("customer:{}", body.customer),
     };
     let op = SwitchCustomer {
