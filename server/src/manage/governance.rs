@@ -101,6 +101,14 @@ governed! {
     DeleteUser { id: String, transfer_to: Option<String> } => "user.delete";
     /// Read a user.
     ReadUser { id: String } => "user.read";
+    /// Read an invitation (decided as a read of the user it would make).
+    ReadInvitation { id: String } => "user.read";
+    /// Read a company.
+    ReadCompany { id: String } => "company.read";
+    /// Read the permission groups (decided on the caller's company).
+    ReadGroup { name: String } => "group.read";
+    /// Read a visitor grant (decided on the data owner's company).
+    ReadGrant { id: String } => "grant.read";
     /// Request a visitor grant.
     RequestGrant { new: NewGrant } => "grant.request";
     /// Approve a grant.

@@ -14,11 +14,24 @@ use serde_json::{json, Value};
 
 use super::governance::{InviteUser, RevokeInvitation};
 use super::users::{assignment, parts, prospective};
+use super::reads::Reads;
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiPath, ApiQuery};
 use crate::api::json::ApiJson;
 use crate::state::AppState;
+
+/// The user an invitation would make, as the resource of its decisions.
+pub fn invited_facts(inv: &Invitation) -> UserFacts {
+    facts(
+        &inv.company,
+        &inv.role,
+        &inv.flags,
+        &inv.addons,
+        &inv.group,
+        &inv.attrs,
+    )
+}
 
 fn facts(
     company: &str,
@@ -85,20 +98,22 @@ pub struct ListQuery {
     pub include_closed: bool,
 }
 
-/// `GET /v1/invitations`: the caller's company's invitations, newest first.
+/// `GET /v1/invitations`: the caller's company's invitations, newest first, each decided as
+/// `user.read` of the user it would make.
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, _) = parts(&app)?;
-    let items = m
+    let reads = Reads::new(&app, &caller).await?;
+    let items = reads
+        .m
         .gate
         .read()
         .list_invitations(&caller.company, q.include_closed)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "invitations": items })))
+    Ok(Json(json!({ "invitations": reads.invitations(items).await? })))
 }
 
 /// `DELETE /v1/invitations/{id}`: revokes a pending invitation.
@@ -108,15 +123,8 @@ pub async fn revoke(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Invitation>, ApiError> {
     let (m, served) = parts(&app)?;
-    let inv = m.gate.read().get_invitation(&id).await.map_err(store_error)?;
-    let f = facts(
-        &inv.company,
-        &inv.role,
-        &inv.flags,
-        &inv.addons,
-        &inv.group,
-        &inv.attrs,
-    );
+    let inv = Reads::new(&app, &caller).await?.invitation(&id).await?;
+    let f = invited_facts(&inv);
     let r = prospective(&m, &served, &format!("invitation:{}", inv.email), &f).await?;
     let ctx = assignment(&served, &inv.role, &inv.flags, &inv.attrs, None);
     let ok = m

@@ -20,6 +20,7 @@ pub mod governance;
 pub mod grants;
 pub mod invitations;
 pub mod openapi;
+pub mod reads;
 pub mod users;
 
 use std::sync::Arc;
