@@ -1375,7 +1375,13 @@ macro_rules! impl_user_store {
 
             // ---- API keys ----
 
-            async fn create_api_key(&self, user_id: &str, name: &str, audit: &Audit) -> Result<IssuedApiKey> {
+            async fn create_api_key(
+                &self,
+                user_id: &str,
+                name: &str,
+                session: Option<&str>,
+                audit: &Audit,
+            ) -> Result<IssuedApiKey> {
                 let name = v::label(&self.limits, "key name", name)?;
                 let now = to_millis(self.clock.now());
                 let id = uuid::Uuid::new_v4().simple().to_string();
@@ -1388,6 +1394,7 @@ macro_rules! impl_user_store {
                     .bind(&name)
                     .bind(hash_token(&secret))
                     .bind(now)
+                    .bind(session)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;

@@ -328,6 +328,11 @@ async fn issue_reset(m: &Manage, served: &Served, login: &str) -> Result<(), Str
         .create_reset_token(&user.id, ttl, &audit)
         .await
         .map_err(|e| e.to_string())?;
+    // One live link per login: while the last one is valid, a new request sends nothing.
+    let Some(token) = token else {
+        tracing::info!(user = %user.id, "a password-reset link is still live; no new one sent");
+        return Ok(());
+    };
     m.auth.deliver_reset(&user, &token, r.reset_link_minutes).await;
     Ok(())
 }
@@ -381,7 +386,8 @@ pub struct ResetBody {
     pub password: String,
 }
 
-/// `POST /v1/auth/password-reset/confirm`: sets the password once, unlocks, ends sessions.
+/// `POST /v1/auth/password-reset/confirm`: sets the password once, unlocks, ends every
+/// session and revokes the API keys those sessions made.
 pub async fn confirm_reset(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<ResetBody>,
@@ -452,7 +458,8 @@ pub struct DisableBody {
     pub code: String,
 }
 
-/// `POST /v1/auth/totp/disable`: needs the password and a code (000).
+/// `POST /v1/auth/totp/disable`: needs the password and a code (000); a wrong one of
+/// either counts towards the lockout.
 pub async fn totp_disable(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -463,11 +470,14 @@ pub async fn totp_disable(
     let user = me(&m, &caller).await?;
     let access = m.gate.sign_in();
     m.auth
-        .reverify(&access, &rules(&served), &user, Zeroizing::new(body.password))
+        .reverify_with_code(
+            &access,
+            &rules(&served),
+            &user,
+            Zeroizing::new(body.password),
+            &body.code,
+        )
         .await?;
-    if !m.auth.check_code(&access, &user.id, &body.code).await? {
-        return Err(AuthError::InvalidCredentials.into());
-    }
     let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
     access
         .store

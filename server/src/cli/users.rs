@@ -198,7 +198,7 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
         None
     } else {
         let k = store
-            .create_api_key(&user.id, "bootstrap", &audit)
+            .create_api_key(&user.id, "bootstrap", None, &audit)
             .await
             .map_err(|e| e.to_string())?;
         Some(k.secret.expose().to_owned())
@@ -251,7 +251,7 @@ pub fn run(a: UsersArgs) -> u8 {
                 }
                 Err(e) => fail(e),
             },
-            UsersCommand::Key { user, name } => match store.create_api_key(&user, &name, &audit).await {
+            UsersCommand::Key { user, name } => match store.create_api_key(&user, &name, None, &audit).await {
                 Ok(k) => {
                     println!(
                         "{}",

@@ -119,8 +119,9 @@ governed! {
     RevokeGrant { id: String } => "grant.revoke";
     /// Read the audit trail.
     ReadAudit { query: AuditQuery } => "audit.read";
-    /// Issue an API key for a user (decided as an edit of that user).
-    CreateApiKey { user: String, name: String } => "user.update";
+    /// Issue an API key for a user (decided as an edit of that user); `session` is the
+    /// caller's session, if it signed in (a password reset revokes the key with it).
+    CreateApiKey { user: String, name: String, session: Option<String> } => "user.update";
     /// Revoke one of a user's API keys (decided as an edit of that user).
     RevokeApiKey { user: String, id: String } => "user.update";
     /// List a user's API keys.
@@ -642,7 +643,7 @@ impl Gate {
     ) -> Result<portcullis_store::IssuedApiKey, ApiError> {
         let r = self
             .store
-            .create_api_key(&a.op.user, &a.op.name, &a.audit())
+            .create_api_key(&a.op.user, &a.op.name, a.op.session.as_deref(), &a.audit())
             .await;
         self.done(c, &a, r).await
     }

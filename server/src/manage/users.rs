@@ -549,6 +549,7 @@ pub async fn create_key(
     let op = CreateApiKey {
         user: id,
         name: body.name,
+        session: caller.session.as_ref().map(|s| s.id.clone()),
     };
     let ok = m
         .gate
