@@ -1281,7 +1281,18 @@ macro_rules! impl_user_store {
                     group: inv.group_name.clone(),
                     attrs: inv.attrs.0.clone(),
                 })?;
-                let created = self.insert_user(&mut tx, version, now, new).await?;
+                let created = match self.insert_user(&mut tx, version, now, new).await {
+                    Ok(u) => u,
+                    Err(e @ StoreError::Conflict { .. }) => {
+                        // A taken id, login or email closes the invitation: its token cannot
+                        // be replayed to ask which logins exist.
+                        drop(tx);
+                        let closing = audit.clone().with("reason", "acceptance conflict");
+                        self.revoke_invitation(&inv.id, &closing).await?;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                };
                 let done = sqlx::query(sql::ACCEPT_INVITATION)
                     .bind(&inv.id)
                     .bind(now)

@@ -166,6 +166,8 @@ pub trait UserStore: crate::signin::SignInStore + Send + Sync + std::fmt::Debug 
 
     /// Accepts an invitation by token: once, before it expires; creates the user (within the
     /// company's user limit) with the pre-assigned role, flags, add-ons, group and attributes.
+    /// A taken id, login or email (`Conflict`) revokes the invitation, so its token cannot be
+    /// replayed to learn which logins exist; a reached limit leaves it usable.
     async fn accept_invitation(&self, token: &str, acceptance: Acceptance, audit: &Audit) -> Result<User>;
 
     /// Revokes a pending invitation.

@@ -155,7 +155,9 @@ pub struct AcceptBody {
 }
 
 /// `POST /v1/invitations/accept`: creates the invited user, once, before expiry, within the
-/// company's user limit.
+/// company's user limit. A taken id, login or email (409 `already_exists`, `login_taken`,
+/// `email_taken`) closes the invitation, so a token answers that question once: it is no
+/// oracle of the logins that exist.
 pub async fn accept(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<AcceptBody>,
@@ -181,7 +183,15 @@ pub async fn accept(
     let mut user = m
         .gate
         .accept_invitation(&m.cache, &body.token, acceptance)
-        .await?;
+        .await
+        .map_err(|mut e| {
+            // The store closed the invitation: say so, since the token is now spent.
+            if e.status == StatusCode::CONFLICT && e.code != "limit_reached" {
+                e.message
+                    .push_str("; the invitation is now closed: ask for a new one");
+            }
+            e
+        })?;
     if let Some(phc) = phc {
         let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
         m.gate
