@@ -529,7 +529,13 @@ mod tests {
     #[test]
     fn hosts_are_loopback_names_and_the_listen_address_by_default() {
         let c = Config::resolve(None, env(&[]), Layer::default()).unwrap();
-        for ok in ["localhost", "LOCALHOST:8180", "127.0.0.1:8180", "[::1]:8180", "[::1]"] {
+        for ok in [
+            "localhost",
+            "LOCALHOST:8180",
+            "127.0.0.1:8180",
+            "[::1]:8180",
+            "[::1]",
+        ] {
             assert!(c.host_allowed(ok), "{ok}");
         }
         for no in ["evil.example", "evil.example:8180", "localhost.evil.example", ""] {

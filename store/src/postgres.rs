@@ -251,7 +251,8 @@ mod sql {
          invited_by, created_at, expires_at, accepted_at, user_id FROM invitations \
          WHERE company_id = $1 AND ($2 OR status = 'pending') ORDER BY created_at DESC, id";
 
-    pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, user_id, name, key_hash, created_at, session_id) \
+    pub const INSERT_API_KEY: &str =
+        "INSERT INTO api_keys (id, user_id, name, key_hash, created_at, session_id) \
          VALUES ($1, $2, $3, $4, $5, $6)";
     pub const GET_API_KEY: &str =
         "SELECT id, user_id, name, key_hash, created_at, revoked_at, session_id FROM api_keys WHERE id = $1";

@@ -132,10 +132,18 @@ async fn json_only(req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
     let is_json = |v: &str| {
-        let mime = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mime = v
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
     };
-    let typed = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let typed = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if !writes || typed.is_some_and(is_json) || (typed.is_none() && !has_body) {
         return next.run(req).await;
     }

@@ -179,6 +179,12 @@ pub async fn list(
             company: None,
         },
     };
-    let grants = reads.m.gate.read().list_grants(&query).await.map_err(store_error)?;
+    let grants = reads
+        .m
+        .gate
+        .read()
+        .list_grants(&query)
+        .await
+        .map_err(store_error)?;
     Ok(Json(json!({ "grants": reads.grants(grants).await? })))
 }

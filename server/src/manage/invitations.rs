@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::governance::{InviteUser, RevokeInvitation};
-use super::users::{assignment, parts, prospective};
 use super::reads::Reads;
+use super::users::{assignment, parts, prospective};
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiPath, ApiQuery};

@@ -84,7 +84,11 @@ impl Reads {
         }
     }
 
-    fn decide<T: Governed>(&self, resource: &Resource, mut context: Map<String, Value>) -> Result<bool, ApiError> {
+    fn decide<T: Governed>(
+        &self,
+        resource: &Resource,
+        mut context: Map<String, Value>,
+    ) -> Result<bool, ApiError> {
         let served = &*self.served;
         let s = &served.snapshot;
         let action = served
@@ -203,7 +207,10 @@ impl Reads {
         Ok(Resource {
             ty: s.company_type(),
             id: id.to_owned(),
-            entities: chain.iter().map(|(c, f)| entities::company_value(s, c, f)).collect(),
+            entities: chain
+                .iter()
+                .map(|(c, f)| entities::company_value(s, c, f))
+                .collect(),
             target: format!("company:{id}"),
         })
     }
@@ -219,7 +226,10 @@ impl Reads {
             .action(s, &EntityRef::Text(ReadCompany::ACTION.to_owned()))
             .is_ok_and(|a| s.context_declares(&a, "accessible"));
         if declared {
-            c.insert("accessible".to_owned(), json!(self.accessible.iter().any(|a| a == id)));
+            c.insert(
+                "accessible".to_owned(),
+                json!(self.accessible.iter().any(|a| a == id)),
+            );
         }
         c
     }
@@ -275,7 +285,8 @@ impl Reads {
 
     /// Whether the caller may read grant `g` (`grant.read`).
     async fn grant_readable(&self, g: &VisitorGrant) -> Result<bool, ApiError> {
-        let r = super::grants::company_resource(&self.m, &self.served, &g.company, Some(&g.from_company)).await?;
+        let r =
+            super::grants::company_resource(&self.m, &self.served, &g.company, Some(&g.from_company)).await?;
         let ctx = super::grants::requester_context(&self.served, g);
         Ok(self.allows::<ReadGrant>(&r, ctx))
     }

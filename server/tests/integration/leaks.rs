@@ -32,11 +32,7 @@ async fn raw(server: &portcullis_server::Server, head: &str, body: &[u8]) -> (u1
         .unwrap()
         .unwrap();
     let text = String::from_utf8_lossy(&out);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
@@ -248,7 +244,11 @@ async fn an_unreadable_id_answers_as_a_missing_one() {
         let path = format!("/v1/users/{id}");
         async move {
             owner
-                .send("PATCH", &path, serde_json::to_vec(&json!({ "name": "x" })).unwrap())
+                .send(
+                    "PATCH",
+                    &path,
+                    serde_json::to_vec(&json!({ "name": "x" })).unwrap(),
+                )
                 .await
         }
     };
@@ -276,7 +276,11 @@ async fn request_bodies_are_json_only() {
     let env = sqlite_env().await;
     let body = serde_json::to_vec(&crate::common::olivia_creates()).unwrap();
     let host = format!("Host: {}", env.server.addr);
-    for ty in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+    for ty in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
         let (s, b) = raw(
             &env.server,
             &format!("POST /v1/authorize HTTP/1.1\r\n{host}\r\nContent-Type: {ty}"),
@@ -285,8 +289,17 @@ async fn request_bodies_are_json_only() {
         .await;
         assert_eq!((s, code(&b)), (415, Some("unsupported_media_type")), "{ty}: {b}");
     }
-    let (s, b) = raw(&env.server, &format!("POST /v1/authorize HTTP/1.1\r\n{host}"), &body).await;
-    assert_eq!((s, code(&b)), (415, Some("unsupported_media_type")), "untyped: {b}");
+    let (s, b) = raw(
+        &env.server,
+        &format!("POST /v1/authorize HTTP/1.1\r\n{host}"),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (s, code(&b)),
+        (415, Some("unsupported_media_type")),
+        "untyped: {b}"
+    );
     let (s, b) = raw(
         &env.server,
         &format!("POST /v1/authorize HTTP/1.1\r\n{host}\r\nContent-Type: application/json; charset=utf-8"),
@@ -302,11 +315,25 @@ async fn only_allowed_hosts_are_answered() {
     let env = sqlite_env().await;
     let port = env.server.addr.port();
     for host in [format!("rebound.example:{port}"), "evil.example".to_owned()] {
-        let (s, b) = raw(&env.server, &format!("GET /v1/policy HTTP/1.1\r\nHost: {host}"), b"").await;
+        let (s, b) = raw(
+            &env.server,
+            &format!("GET /v1/policy HTTP/1.1\r\nHost: {host}"),
+            b"",
+        )
+        .await;
         assert_eq!((s, code(&b)), (421, Some("host_not_allowed")), "{host}: {b}");
     }
-    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
-        let (s, b) = raw(&env.server, &format!("GET /v1/policy HTTP/1.1\r\nHost: {host}"), b"").await;
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (s, b) = raw(
+            &env.server,
+            &format!("GET /v1/policy HTTP/1.1\r\nHost: {host}"),
+            b"",
+        )
+        .await;
         assert_eq!(s, 200, "{host}: {b}");
     }
 }
@@ -352,7 +379,10 @@ async fn one_live_reset_link_and_a_reset_revokes_session_keys() {
     let (_, b) = login(&anon, "olivia@acme.example", PASSWORD, None).await;
     let session = Http::new(&server).with_key(&token(&b));
     let (s, b) = session
-        .post("/v1/users/olivia/api-keys", &json!({ "name": "made in a session" }))
+        .post(
+            "/v1/users/olivia/api-keys",
+            &json!({ "name": "made in a session" }),
+        )
         .await;
     assert_eq!(s, 201, "{b}");
     let key = Http::new(&server).with_key(b["key"].as_str().unwrap());
@@ -368,7 +398,10 @@ async fn one_live_reset_link_and_a_reset_revokes_session_keys() {
             .await,
         );
     }
-    assert!(answers.iter().all(|a| *a == answers[0] && a.0 == 202), "{answers:?}");
+    assert!(
+        answers.iter().all(|a| *a == answers[0] && a.0 == 202),
+        "{answers:?}"
+    );
     // The queue is worked in order: once the sentinel's link is out, olivia's are handled.
     anon.post(
         "/v1/auth/password-reset",
@@ -389,7 +422,11 @@ async fn one_live_reset_link_and_a_reset_revokes_session_keys() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(session.get("/v1/auth/session").await.0, 401, "the session ended");
     let (s, b) = key.get("/v1/users/olivia").await;
-    assert_eq!((s, code(&b)), (401, Some("unauthorized")), "the session's key went with it: {b}");
+    assert_eq!(
+        (s, code(&b)),
+        (401, Some("unauthorized")),
+        "the session's key went with it: {b}"
+    );
 }
 
 /// Leak 7: wrong codes at `POST /v1/auth/totp/disable` were not counted.

@@ -133,7 +133,10 @@ pub async fn user_with_key(
 }
 
 pub async fn key_for(store: &dyn UserStore, id: &str) -> String {
-    let k = store.create_api_key(id, "test", None, &Audit::system()).await.unwrap();
+    let k = store
+        .create_api_key(id, "test", None, &Audit::system())
+        .await
+        .unwrap();
     k.secret.expose().to_owned()
 }
 

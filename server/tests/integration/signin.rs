@@ -66,7 +66,12 @@ pub async fn env_with(
 }
 
 /// A user with a password set through the server's own hasher and an email login.
-pub async fn user_with_password(server: &portcullis_server::Server, store: &dyn UserStore, id: &str, role: &str) {
+pub async fn user_with_password(
+    server: &portcullis_server::Server,
+    store: &dyn UserStore,
+    id: &str,
+    role: &str,
+) {
     let mut attrs = serde_json::Map::new();
     attrs.insert("scope_all".to_owned(), json!(true));
     let login = format!("{id}@acme.example");
@@ -928,7 +933,11 @@ async fn a_session_switches_customer_and_decisions_follow() {
     };
     let (_fx, server, store) = env_with(
         false,
-        vec![profile("p1", "freightco"), profile("p2", "freightco"), profile("x", "acme")],
+        vec![
+            profile("p1", "freightco"),
+            profile("p2", "freightco"),
+            profile("x", "acme"),
+        ],
     )
     .await;
     company(&*store, "freightco", "forwarder", None).await;

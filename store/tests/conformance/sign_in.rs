@@ -259,7 +259,12 @@ async fn reset_tokens_are_single_use_and_expire(cx: Ctx) {
     }
 
     let key = s
-        .create_api_key("alice", "made in a session", Some(&live.session.id), &Audit::by("alice"))
+        .create_api_key(
+            "alice",
+            "made in a session",
+            Some(&live.session.id),
+            &Audit::by("alice"),
+        )
         .await
         .unwrap();
     let other = s
