@@ -257,7 +257,7 @@ async fn user(store: &dyn UserStore, id: &str, company: &str, role: &str) -> Str
         .await
         .expect("user");
     let key = store
-        .create_api_key(id, "fuzz", &Audit::system())
+        .create_api_key(id, "fuzz", None, &Audit::system())
         .await
         .expect("api key");
     key.secret.expose().to_owned()

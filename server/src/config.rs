@@ -21,6 +21,9 @@ pub const DEFAULT_POLICIES: &str = "policies";
 pub const DEFAULT_DATABASE: &str = "portcullis.db";
 /// The default config file, read when present.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
+/// The `Host` names answered by default (besides the listen address): loopback only, so a
+/// web page that rebinds its own name to 127.0.0.1 reaches nothing.
+pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 /// A secret whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -164,6 +167,9 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Sign-in settings.
     pub sign_in: SignInConfig,
+    /// The names a request's `Host` may carry (ports aside; `*` allows any); the listen
+    /// address is always allowed. Others answer 421 `host_not_allowed`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -183,7 +189,27 @@ impl Config {
             log_format: LogFormat::Text,
             database_url: None,
             sign_in: SignInConfig::default(),
+            allowed_hosts: DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
         }
+    }
+
+    /// Whether a request's `Host` header (`name` or `name:port`) names this server: one of
+    /// `allowed_hosts`, or the listen address. Names compare without case.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let name = match host.rsplit_once(':') {
+            // `[::1]:8180` and `name:8180`; a bare `[::1]` has its colons inside brackets.
+            Some((name, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let listen = match self.listen.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        name.eq_ignore_ascii_case(&listen)
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| h == "*" || h.eq_ignore_ascii_case(name))
     }
 
     /// Applies one layer over this config.
@@ -251,6 +277,9 @@ impl Config {
         }
         if let Some(v) = l.password_reset_command {
             si.password_reset_command = Some(v);
+        }
+        if let Some(v) = l.allowed_hosts {
+            self.allowed_hosts = v;
         }
         self
     }
@@ -362,6 +391,9 @@ pub struct Layer {
     pub secret_key_file: Option<PathBuf>,
     /// The program that delivers password-reset links.
     pub password_reset_command: Option<PathBuf>,
+    /// The `Host` names answered (replacing the loopback defaults; the listen address is
+    /// always allowed). In the environment: comma-separated.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Layer {
@@ -403,6 +435,13 @@ impl Layer {
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,
+                "allowed_hosts" => toml::Value::Array(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .map(|h| toml::Value::String(h.to_owned()))
+                        .collect(),
+                ),
                 "watch" => v
                     .parse::<bool>()
                     .map(toml::Value::Boolean)
@@ -485,5 +524,33 @@ mod tests {
         assert!(e.to_string().contains("API key"), "{e}");
         let c = Config::resolve(None, env(&[("PORTCULLIS_API_KEY", "0123456789abcdef0")]), flags).unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef0"));
+    }
+
+    #[test]
+    fn hosts_are_loopback_names_and_the_listen_address_by_default() {
+        let c = Config::resolve(None, env(&[]), Layer::default()).unwrap();
+        for ok in [
+            "localhost",
+            "LOCALHOST:8180",
+            "127.0.0.1:8180",
+            "[::1]:8180",
+            "[::1]",
+        ] {
+            assert!(c.host_allowed(ok), "{ok}");
+        }
+        for no in ["evil.example", "evil.example:8180", "localhost.evil.example", ""] {
+            assert!(!c.host_allowed(no), "{no}");
+        }
+        let c = Config::resolve(
+            None,
+            env(&[("PORTCULLIS_ALLOWED_HOSTS", "portal.example, api.example")]),
+            Layer::default(),
+        )
+        .unwrap();
+        assert!(c.host_allowed("portal.example:443"));
+        assert!(c.host_allowed("api.example"));
+        // The listen address stays allowed; the loopback names were replaced.
+        assert!(c.host_allowed("127.0.0.1:8180"));
+        assert!(!c.host_allowed("localhost"));
     }
 }

@@ -312,6 +312,13 @@ impl StaticEntities {
         self.count == 0
     }
 
+    /// True when it holds `uid` itself (not only a reference to it from another entity).
+    pub fn holds(&self, uid: &EntityUid) -> bool {
+        self.find(uid)
+            .and_then(|i| self.nodes.get(i as usize))
+            .is_some_and(|n| n.data.is_some())
+    }
+
     fn find(&self, uid: &EntityUid) -> Option<u32> {
         let ty = self.type_index.get(uid.type_name())?;
         let id = uid.id().unescaped();

@@ -1293,7 +1293,18 @@ macro_rules! impl_user_store {
                     group: inv.group_name.clone(),
                     attrs: inv.attrs.0.clone(),
                 })?;
-                let created = self.insert_user(&mut tx, version, now, new).await?;
+                let created = match self.insert_user(&mut tx, version, now, new).await {
+                    Ok(u) => u,
+                    Err(e @ StoreError::Conflict { .. }) => {
+                        // A taken id, login or email closes the invitation: its token cannot
+                        // be replayed to ask which logins exist.
+                        drop(tx);
+                        let closing = audit.clone().with("reason", "acceptance conflict");
+                        self.revoke_invitation(&inv.id, &closing).await?;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                };
                 let done = sqlx::query(sql::ACCEPT_INVITATION)
                     .bind(&inv.id)
                     .bind(now)
@@ -1387,7 +1398,13 @@ macro_rules! impl_user_store {
 
             // ---- API keys ----
 
-            async fn create_api_key(&self, user_id: &str, name: &str, audit: &Audit) -> Result<IssuedApiKey> {
+            async fn create_api_key(
+                &self,
+                user_id: &str,
+                name: &str,
+                session: Option<&str>,
+                audit: &Audit,
+            ) -> Result<IssuedApiKey> {
                 let name = v::label(&self.limits, "key name", name)?;
                 let now = to_millis(self.clock.now());
                 let id = uuid::Uuid::new_v4().simple().to_string();
@@ -1400,6 +1417,7 @@ macro_rules! impl_user_store {
                     .bind(&name)
                     .bind(hash_token(&secret))
                     .bind(now)
+                    .bind(session)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;

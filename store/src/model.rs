@@ -524,6 +524,9 @@ pub struct ApiKey {
     /// When it was revoked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The session it was created with, if a signed-in user made it: a password reset
+    /// revokes it with the session.
+    pub session: Option<String>,
 }
 
 /// An API key just created, with the key itself (shown once).

@@ -253,12 +253,13 @@ mod sql {
          invited_by, created_at, expires_at, accepted_at, user_id FROM invitations \
          WHERE company_id = $1 AND ($2 OR status = 'pending') ORDER BY created_at DESC, id";
 
-    pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, user_id, name, key_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5)";
+    pub const INSERT_API_KEY: &str =
+        "INSERT INTO api_keys (id, user_id, name, key_hash, created_at, session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
     pub const GET_API_KEY: &str =
-        "SELECT id, user_id, name, key_hash, created_at, revoked_at FROM api_keys WHERE id = $1";
+        "SELECT id, user_id, name, key_hash, created_at, revoked_at, session_id FROM api_keys WHERE id = $1";
     pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1";
     pub const LIST_API_KEYS: &str =
-        "SELECT id, user_id, name, key_hash, created_at, revoked_at FROM api_keys \
+        "SELECT id, user_id, name, key_hash, created_at, revoked_at, session_id FROM api_keys \
          WHERE user_id = $1 ORDER BY created_at, id";
 }

@@ -244,6 +244,7 @@ pub(crate) struct ApiKeyRow {
     pub key_hash: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub session_id: Option<String>,
 }
 
 impl ApiKeyRow {
@@ -254,6 +255,7 @@ impl ApiKeyRow {
             name: self.name,
             created_at: from_millis(self.created_at),
             revoked_at: self.revoked_at.map(from_millis),
+            session: self.session_id,
         }
     }
 }

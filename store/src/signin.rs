@@ -217,11 +217,13 @@ pub trait SignInStore: Send + Sync {
     async fn change_password(&self, user: &str, phc: String, keep: Option<&str>, audit: &Audit)
         -> Result<()>;
 
-    /// Issues a single-use password-reset token valid for `ttl`.
-    async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Secret>;
+    /// Issues a single-use password-reset token valid for `ttl`; `None` while an earlier
+    /// token of the user is still unused and valid (one live link per login, so repeated
+    /// requests send no new mail).
+    async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Option<Secret>>;
 
-    /// Uses a reset token: once, before it expires. Sets the password, clears any lock and
-    /// revokes every session, in one transaction.
+    /// Uses a reset token: once, before it expires. Sets the password, clears any lock,
+    /// revokes every session and the API keys made with them, in one transaction.
     async fn reset_password(&self, token: &str, phc: String, audit: &Audit) -> Result<User>;
 
     /// A user's two-factor state.
@@ -288,11 +290,16 @@ pub(crate) mod sql {
         "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
     pub const REVOKE_SESSIONS: &str = "UPDATE sessions SET revoked_at = $2 \
          WHERE user_id = $1 AND revoked_at IS NULL AND (CAST($3 AS TEXT) IS NULL OR id <> CAST($3 AS TEXT))";
+    /// The live API keys made with a user's sessions.
+    pub const REVOKE_SESSION_KEYS: &str = "UPDATE api_keys SET revoked_at = $2 \
+         WHERE revoked_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE user_id = $1)";
     pub const UPDATE_SESSION: &str = "UPDATE sessions SET mfa = $2, active_customer = $3 WHERE id = $1";
 
     pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
     pub const INSERT_RESET: &str =
         "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    pub const LIVE_RESETS: &str = "SELECT COUNT(*) FROM password_resets \
+         WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2";
     pub const GET_RESET: &str =
         "SELECT token_hash, user_id, expires_at, used_at FROM password_resets WHERE token_hash = $1";
     pub const USE_RESET: &str =
@@ -784,11 +791,21 @@ macro_rules! impl_sign_in {
                     tx.commit().await.map_err(db_err)
                 }
 
-                async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Secret> {
+                async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Option<Secret>> {
                     let now = to_millis(self.clock.now());
                     let token = random_token()?;
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let company = company_of(&mut tx, user).await?;
+                    let live: i64 = sqlx::query_scalar(sql::LIVE_RESETS)
+                        .bind(user)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if live > 0 {
+                        tx.commit().await.map_err(db_err)?;
+                        return Ok(None);
+                    }
                     sqlx::query(sql::INSERT_RESET)
                         .bind(hash_token(&token))
                         .bind(user)
@@ -802,7 +819,7 @@ macro_rules! impl_sign_in {
                     audit_row(&mut tx, now, audit, actions::RESET_REQUEST, target, Some(&company), Outcome::Success, own)
                         .await?;
                     tx.commit().await.map_err(db_err)?;
-                    Ok(Secret::new(format!("pcr_{token}")))
+                    Ok(Some(Secret::new(format!("pcr_{token}"))))
                 }
 
                 async fn reset_password(&self, token: &str, phc: String, audit: &Audit) -> Result<User> {
@@ -845,8 +862,17 @@ macro_rules! impl_sign_in {
                     attempts(&mut tx, &user).await?;
                     clear_attempts(&mut tx, &user).await?;
                     let n = revoke_all(&mut tx, &user, None, now).await?;
+                    // The keys those sessions made end with them: whoever held a session
+                    // before the reset keeps no way in.
+                    let keys = sqlx::query(sql::REVOKE_SESSION_KEYS)
+                        .bind(&user)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
                     let target = Some(format!("user:{user}"));
-                    let own = json!({ "sessions_revoked": n, "unlocked": true });
+                    let own = json!({ "sessions_revoked": n, "api_keys_revoked": keys, "unlocked": true });
                     let audit = Audit { actor: audit.actor.clone().or_else(|| Some(user.clone())), ..audit.clone() };
                     audit_row(&mut tx, now, &audit, actions::RESET, target, Some(&company), Outcome::Success, own)
                         .await?;

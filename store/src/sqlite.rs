@@ -83,6 +83,7 @@ impl SqliteStore {
                 "the SQLite store needs a database file, not an in-memory database",
             ));
         }
+        create_private(&options.path)?;
         let connect = SqliteConnectOptions::new()
             .filename(&options.path)
             .create_if_missing(true)
@@ -175,12 +176,46 @@ fn constraint_name(message: &str) -> Option<String> {
     Some(name)
 }
 
+/// Creates a new database file readable by its owner only (it holds password hashes and
+/// sealed secrets); SQLite gives its `-wal` and `-shm` files the same mode. An existing file
+/// keeps its mode.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(format!(
+            "cannot create the database file `{}`: {e}",
+            path.display()
+        ))),
+    }
+}
+
 crate::backend::impl_user_store!();
 crate::signin::impl_sign_in!(crate::signin::sql::GET_ATTEMPTS);
 
 #[cfg(test)]
 mod tests {
     use super::constraint_name;
+
+    #[cfg(unix)]
+    #[test]
+    fn new_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portcullis.db");
+        super::create_private(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // An existing file is left as it is.
+        super::create_private(&path).unwrap();
+    }
 
     #[test]
     fn sqlite_messages_map_to_postgres_names() {
@@ -350,12 +385,13 @@ mod sql {
          invited_by, created_at, expires_at, accepted_at, user_id FROM invitations \
          WHERE company_id = ?1 AND (?2 OR status = 'pending') ORDER BY created_at DESC, id";
 
-    pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, user_id, name, key_hash, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)";
+    pub const INSERT_API_KEY: &str =
+        "INSERT INTO api_keys (id, user_id, name, key_hash, created_at, session_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     pub const GET_API_KEY: &str =
-        "SELECT id, user_id, name, key_hash, created_at, revoked_at FROM api_keys WHERE id = ?1";
+        "SELECT id, user_id, name, key_hash, created_at, revoked_at, session_id FROM api_keys WHERE id = ?1";
     pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1";
     pub const LIST_API_KEYS: &str =
-        "SELECT id, user_id, name, key_hash, created_at, revoked_at FROM api_keys \
+        "SELECT id, user_id, name, key_hash, created_at, revoked_at, session_id FROM api_keys \
          WHERE user_id = ?1 ORDER BY created_at, id";
 }

@@ -166,6 +166,8 @@ pub trait UserStore: crate::signin::SignInStore + Send + Sync + std::fmt::Debug 
 
     /// Accepts an invitation by token: once, before it expires; creates the user (within the
     /// company's user limit) with the pre-assigned role, flags, add-ons, group and attributes.
+    /// A taken id, login or email (`Conflict`) revokes the invitation, so its token cannot be
+    /// replayed to learn which logins exist; a reached limit leaves it usable.
     async fn accept_invitation(&self, token: &str, acceptance: Acceptance, audit: &Audit) -> Result<User>;
 
     /// Revokes a pending invitation.
@@ -179,8 +181,16 @@ pub trait UserStore: crate::signin::SignInStore + Send + Sync + std::fmt::Debug 
 
     // ---- API keys ----
 
-    /// Creates an API key for a user; the key is returned once and stored hashed.
-    async fn create_api_key(&self, user: &str, name: &str, audit: &Audit) -> Result<IssuedApiKey>;
+    /// Creates an API key for a user; the key is returned once and stored hashed. `session`
+    /// is the session it was made with, if any: a password reset revokes the keys of the
+    /// sessions it ends.
+    async fn create_api_key(
+        &self,
+        user: &str,
+        name: &str,
+        session: Option<&str>,
+        audit: &Audit,
+    ) -> Result<IssuedApiKey>;
 
     /// The live key a plaintext key belongs to (hashes compared in constant time).
     async fn resolve_api_key(&self, key: &str) -> Result<ApiKey>;

@@ -64,6 +64,8 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             )
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(json_only))
+        .layer(middleware::from_fn_with_state(state.clone(), allowed_host))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(TraceLayer::new_for_http())
@@ -92,6 +94,65 @@ async fn api_key(State(app): State<Arc<AppState>>, req: Request, next: Next) -> 
         )
         .into_response()
     }
+}
+
+/// Answers only requests whose `Host` names this server (`Config::allowed_hosts`): a page
+/// that rebinds its own name to a loopback address reaches nothing, so it reads nothing.
+/// HTTP/2 requests carry the host in the URI's authority instead.
+async fn allowed_host(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match host {
+        Some(h) if app.config.host_allowed(h) => next.run(req).await,
+        _ => ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            format!(
+                "this server does not answer for host `{}` (see `allowed_hosts`)",
+                host.unwrap_or_default()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Request bodies are JSON only: a `POST`, `PUT` or `PATCH` with a body must say
+/// `Content-Type: application/json` (or a `+json` type). A browser sends `text/plain` and
+/// form bodies cross-site without asking first; JSON it does not.
+async fn json_only(req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let is_json = |v: &str| {
+        let mime = v
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    };
+    let typed = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !writes || typed.is_some_and(is_json) || (typed.is_none() && !has_body) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "request bodies must be JSON, sent with `Content-Type: application/json`",
+    )
+    .into_response()
 }
 
 /// Bounds the time of one request, body included.

@@ -328,6 +328,11 @@ async fn issue_reset(m: &Manage, served: &Served, login: &str) -> Result<(), Str
         .create_reset_token(&user.id, ttl, &audit)
         .await
         .map_err(|e| e.to_string())?;
+    // One live link per login: while the last one is valid, a new request sends nothing.
+    let Some(token) = token else {
+        tracing::info!(user = %user.id, "a password-reset link is still live; no new one sent");
+        return Ok(());
+    };
     m.auth.deliver_reset(&user, &token, r.reset_link_minutes).await;
     Ok(())
 }
@@ -381,7 +386,8 @@ pub struct ResetBody {
     pub password: String,
 }
 
-/// `POST /v1/auth/password-reset/confirm`: sets the password once, unlocks, ends sessions.
+/// `POST /v1/auth/password-reset/confirm`: sets the password once, unlocks, ends every
+/// session and revokes the API keys those sessions made.
 pub async fn confirm_reset(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<ResetBody>,
@@ -452,7 +458,8 @@ pub struct DisableBody {
     pub code: String,
 }
 
-/// `POST /v1/auth/totp/disable`: needs the password and a code (000).
+/// `POST /v1/auth/totp/disable`: needs the password and a code (000); a wrong one of
+/// either counts towards the lockout.
 pub async fn totp_disable(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -463,11 +470,14 @@ pub async fn totp_disable(
     let user = me(&m, &caller).await?;
     let access = m.gate.sign_in();
     m.auth
-        .reverify(&access, &rules(&served), &user, Zeroizing::new(body.password))
+        .reverify_with_code(
+            &access,
+            &rules(&served),
+            &user,
+            Zeroizing::new(body.password),
+            &body.code,
+        )
         .await?;
-    if !m.auth.check_code(&access, &user.id, &body.code).await? {
-        return Err(AuthError::InvalidCredentials.into());
-    }
     let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
     access
         .store
@@ -477,20 +487,19 @@ pub async fn totp_disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The body of `POST /v1/auth/switch`.
+/// The body of `POST /v1/auth/switch`: an id only. The profile itself (its company, its
+/// attributes) comes from the entities the server holds, never from the caller.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchBody {
     /// The customer profile to act for.
     pub customer: String,
-    /// The profile and its ancestors in Cedar JSON, when it is not simply a profile of the
-    /// caller's company.
-    #[serde(default)]
-    pub entities: Vec<Value>,
 }
 
 /// `POST /v1/auth/switch` (000): the session acts for another customer profile, decided as
-/// `customer.switch` on that profile; its decisions then carry it as `active_customer`.
+/// `customer.switch` on that profile as the server's entities file (`serve --entities`)
+/// holds it; its decisions then carry it as `active_customer`. A profile the server does not
+/// hold cannot be switched to (404, as for any id the caller cannot see).
 pub async fn switch_customer(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -509,18 +518,28 @@ pub async fn switch_customer(
             "this policy folder's users have no `active_customer` to switch",
         ));
     };
-    let mut entities = body.entities;
-    if entities.is_empty() {
-        entities.push(json!({
-            "uid": { "type": ty, "id": body.customer },
-            "attrs": {},
-            "parents": [{ "type": s.company_type(), "id": caller.company }],
-        }));
+    let uid = portcullis_engine::EntityRef::Object {
+        ty: ty.clone(),
+        id: body.customer.clone(),
+    };
+    let held = served
+        .resolver
+        .entity(s, &uid, portcullis_engine::Slot::Resource)
+        .is_ok_and(|uid| served.entities.entities.holds(&uid));
+    if !held {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "customer profile `{}` not found: switching needs the profile in the server's entities file (`portcullis serve --entities`)",
+                body.customer
+            ),
+        ));
     }
     let resource = Resource {
         ty,
         id: body.customer.clone(),
-        entities,
+        entities: Vec::new(),
         target: format!("customer:{}", body.customer),
     };
     let op = SwitchCustomer {

@@ -364,6 +364,38 @@ impl Auth {
         Ok(())
     }
 
+    /// Checks a password and a second-factor code together (turning two-factor off): one
+    /// attempt towards the lockout, cleared only when both are right, so wrong codes count
+    /// like wrong passwords.
+    pub async fn reverify_with_code(
+        &self,
+        s: &SignInAccess<'_>,
+        rules: &SignIn,
+        user: &User,
+        password: Zeroizing<String>,
+        code: &str,
+    ) -> Result<(), AuthError> {
+        let (_, phc) = s.read.credentials(&user.login).await?;
+        if let Attempt::Locked { .. } = s.store.begin_sign_in(&user.id, lockout(rules)).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let reason = if !self.hasher.verify(phc, password).await {
+            Some("wrong password")
+        } else if !self.check_code(s, &user.id, code).await? {
+            Some("wrong two-factor code")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            s.store
+                .audit_sign_in_failure(Some(&user.id), Some(&user.company), reason)
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        s.store.sign_in_succeeded(&user.id).await?;
+        Ok(())
+    }
+
     /// Checks and hashes a new password.
     pub async fn new_password(
         &self,

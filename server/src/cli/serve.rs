@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// The user store: `postgres://…` or a SQLite file [default: portcullis.db].
     #[arg(long)]
     database_url: Option<String>,
+    /// A name the `Host` header may carry (repeat it for several; `*` allows any)
+    /// [default: localhost, 127.0.0.1, [::1]; the listen address is always allowed].
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
 }
 
 impl ServeArgs {
@@ -76,6 +80,7 @@ impl ServeArgs {
             watch: self.no_watch.then_some(false),
             log_format: self.log_format,
             database_url: self.database_url.clone(),
+            allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
             ..Layer::default()
         }
     }

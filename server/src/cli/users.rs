@@ -214,7 +214,7 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
         None
     } else {
         let k = store
-            .create_api_key(&user.id, "bootstrap", &audit)
+            .create_api_key(&user.id, "bootstrap", None, &audit)
             .await
             .map_err(|e| e.to_string())?;
         Some(k.secret.expose().to_owned())
@@ -267,16 +267,18 @@ pub fn run(a: UsersArgs) -> u8 {
                 }
                 Err(e) => fail(e),
             },
-            UsersCommand::Key { user, name } => match store.create_api_key(&user, &name, &audit).await {
-                Ok(k) => {
-                    println!(
-                        "{}",
-                        json!({ "id": k.key.id, "user": k.key.user, "api_key": k.secret.expose() })
-                    );
-                    EXIT_OK
+            UsersCommand::Key { user, name } => {
+                match store.create_api_key(&user, &name, None, &audit).await {
+                    Ok(k) => {
+                        println!(
+                            "{}",
+                            json!({ "id": k.key.id, "user": k.key.user, "api_key": k.secret.expose() })
+                        );
+                        EXIT_OK
+                    }
+                    Err(e) => fail(e),
                 }
-                Err(e) => fail(e),
-            },
+            }
             UsersCommand::RevokeKey { id } => match store.revoke_api_key(&id, &audit).await {
                 Ok(k) => {
                     println!("revoked api key `{}` of user `{}`", k.id, k.user);

@@ -29,6 +29,7 @@ use super::entities;
 use super::governance::{
     CreateCompany, CreateGroup, DeleteGroup, Reader, Resource, SetDefaultGroup, UpdateCompany, UpdateGroup,
 };
+use super::reads::Reads;
 use super::users::{parts, stored};
 use super::{store_error, Caller, Manage};
 use crate::api::error::ApiError;
@@ -122,6 +123,9 @@ pub async fn update(
 ) -> Result<Json<Company>, ApiError> {
     let (m, served) = parts(&app)?;
     let patch: CompanyPatch = serde_json::from_value(body).map_err(invalid)?;
+    if !Reads::new(&app, &caller).await?.company_readable(&id).await? {
+        return Err(super::reads::not_found("company", &id));
+    }
     let mut facts = m.gate.read().company_facts(&id).await.map_err(store_error)?;
     if let Some(t) = &patch.account_type {
         facts.account_type = t.clone();
@@ -176,11 +180,12 @@ async fn below(read: &Reader<'_>, root: &str) -> Result<Vec<Company>, ApiError> 
     Ok(out)
 }
 
-/// `GET /v1/companies`: the caller's company and the companies of its enterprise below it.
+/// `GET /v1/companies`: the caller's company and the companies of its enterprise below it,
+/// each decided as `company.read`.
 pub async fn list(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let (m, _) = parts(&app)?;
-    let companies = below(&m.gate.read(), &caller.company).await?;
-    Ok(Json(json!({ "companies": companies })))
+    let reads = Reads::new(&app, &caller).await?;
+    let companies = below(&reads.m.gate.read(), &caller.company).await?;
+    Ok(Json(json!({ "companies": reads.companies(companies).await? })))
 }
 
 /// The caller's company as the resource of a group decision.
@@ -248,11 +253,11 @@ fn check_features(served: &Served, features: &[String]) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// `GET /v1/groups`.
-pub async fn list_groups(State(app): State<Arc<AppState>>, _caller: Caller) -> Result<Json<Value>, ApiError> {
-    let (m, _) = parts(&app)?;
-    let groups = m.gate.read().list_groups().await.map_err(store_error)?;
-    Ok(Json(json!({ "groups": groups })))
+/// `GET /v1/groups`: each decided as `group.read` on the caller's company.
+pub async fn list_groups(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let reads = Reads::new(&app, &caller).await?;
+    let groups = reads.m.gate.read().list_groups().await.map_err(store_error)?;
+    Ok(Json(json!({ "groups": reads.groups(groups) })))
 }
 
 /// `POST /v1/groups`: a `NewGroup` (`group.manage`).

@@ -101,6 +101,14 @@ governed! {
     DeleteUser { id: String, transfer_to: Option<String> } => "user.delete";
     /// Read a user.
     ReadUser { id: String } => "user.read";
+    /// Read an invitation (decided as a read of the user it would make).
+    ReadInvitation { id: String } => "user.read";
+    /// Read a company.
+    ReadCompany { id: String } => "company.read";
+    /// Read the permission groups (decided on the caller's company).
+    ReadGroup { name: String } => "group.read";
+    /// Read a visitor grant (decided on the data owner's company).
+    ReadGrant { id: String } => "grant.read";
     /// Request a visitor grant.
     RequestGrant { new: NewGrant } => "grant.request";
     /// Approve a grant.
@@ -111,8 +119,9 @@ governed! {
     RevokeGrant { id: String } => "grant.revoke";
     /// Read the audit trail.
     ReadAudit { query: AuditQuery } => "audit.read";
-    /// Issue an API key for a user (decided as an edit of that user).
-    CreateApiKey { user: String, name: String } => "user.update";
+    /// Issue an API key for a user (decided as an edit of that user); `session` is the
+    /// caller's session, if it signed in (a password reset revokes the key with it).
+    CreateApiKey { user: String, name: String, session: Option<String> } => "user.update";
     /// Revoke one of a user's API keys (decided as an edit of that user).
     RevokeApiKey { user: String, id: String } => "user.update";
     /// List a user's API keys.
@@ -634,7 +643,7 @@ impl Gate {
     ) -> Result<portcullis_store::IssuedApiKey, ApiError> {
         let r = self
             .store
-            .create_api_key(&a.op.user, &a.op.name, &a.audit())
+            .create_api_key(&a.op.user, &a.op.name, a.op.session.as_deref(), &a.audit())
             .await;
         self.done(c, &a, r).await
     }

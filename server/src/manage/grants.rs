@@ -25,7 +25,7 @@ use crate::state::Served;
 
 /// A company as the resource of a decision, with its ancestors and, for grant decisions,
 /// the requester's company and its ancestors.
-async fn company_resource(
+pub async fn company_resource(
     m: &Manage,
     served: &Served,
     company: &str,
@@ -50,7 +50,8 @@ async fn company_resource(
     })
 }
 
-fn requester_context(served: &Served, g: &VisitorGrant) -> Map<String, Value> {
+/// The context of a grant decision: the requesting company.
+pub fn requester_context(served: &Served, g: &VisitorGrant) -> Map<String, Value> {
     let mut c = Map::new();
     c.insert(
         "requester".to_owned(),
@@ -103,10 +104,6 @@ pub async fn request(
     ))
 }
 
-async fn load(m: &Manage, id: &str) -> Result<VisitorGrant, ApiError> {
-    m.gate.read().get_grant(id).await.map_err(store_error)
-}
-
 /// Decides a change to grant `id` by the owners of the data's company: the shared step of
 /// approve, refuse and revoke.
 async fn decide_on_grant<T: super::governance::Governed>(
@@ -116,7 +113,7 @@ async fn decide_on_grant<T: super::governance::Governed>(
     op: impl FnOnce(String) -> T,
 ) -> Result<(Arc<Manage>, super::governance::Authorized<T>), ApiError> {
     let (m, served) = parts(app)?;
-    let g = load(&m, &id).await?;
+    let g = super::reads::Reads::new(app, caller).await?.grant(&id).await?;
     let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
     let ctx = requester_context(&served, &g);
     let ok = m.gate.decide(&served, &m.cache, caller, op(id), r, ctx).await?;
@@ -156,28 +153,21 @@ pub async fn revoke(
 /// `GET /v1/grants?company=&status=` query.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    /// Grants on this company's data (only the caller's own company); without it, the
-    /// caller's own grants.
+    /// Grants on this company's data; without it, the caller's own grants.
     pub company: Option<String>,
     /// In this state.
     pub status: Option<GrantStatus>,
 }
 
-/// `GET /v1/grants`: grants on the caller's company's data, or the caller's own.
+/// `GET /v1/grants`: grants on a company's data, or the caller's own; each decided as
+/// `grant.read`.
 pub async fn list(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, _) = parts(&app)?;
+    let reads = super::reads::Reads::new(&app, &caller).await?;
     let query = match q.company {
-        Some(c) if c != caller.company => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "only the grants on the caller's company's data can be listed",
-            ))
-        }
         Some(c) => GrantQuery {
             company: Some(c),
             status: q.status,
@@ -189,6 +179,12 @@ pub async fn list(
             company: None,
         },
     };
-    let grants = m.gate.read().list_grants(&query).await.map_err(store_error)?;
-    Ok(Json(json!({ "grants": grants })))
+    let grants = reads
+        .m
+        .gate
+        .read()
+        .list_grants(&query)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "grants": reads.grants(grants).await? })))
 }

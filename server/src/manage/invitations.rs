@@ -13,12 +13,26 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::governance::{InviteUser, RevokeInvitation};
+use super::reads::Reads;
 use super::users::{assignment, parts, prospective};
 use super::{store_error, Caller};
 use crate::api::error::ApiError;
 use crate::api::extract::{ApiPath, ApiQuery};
 use crate::api::json::ApiJson;
 use crate::state::AppState;
+
+/// The user an invitation would make, as the resource of its decisions.
+pub fn invited_facts(inv: &Invitation) -> UserFacts {
+    facts(
+        &inv.company,
+        &inv.role,
+        &inv.flags,
+        &inv.addons,
+        &inv.group,
+        &inv.attrs,
+        &inv.email,
+    )
+}
 
 fn facts(
     company: &str,
@@ -90,20 +104,22 @@ pub struct ListQuery {
     pub include_closed: bool,
 }
 
-/// `GET /v1/invitations`: the caller's company's invitations, newest first.
+/// `GET /v1/invitations`: the caller's company's invitations, newest first, each decided as
+/// `user.read` of the user it would make.
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (m, _) = parts(&app)?;
-    let items = m
+    let reads = Reads::new(&app, &caller).await?;
+    let items = reads
+        .m
         .gate
         .read()
         .list_invitations(&caller.company, q.include_closed)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "invitations": items })))
+    Ok(Json(json!({ "invitations": reads.invitations(items).await? })))
 }
 
 /// `DELETE /v1/invitations/{id}`: revokes a pending invitation.
@@ -113,16 +129,8 @@ pub async fn revoke(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Invitation>, ApiError> {
     let (m, served) = parts(&app)?;
-    let inv = m.gate.read().get_invitation(&id).await.map_err(store_error)?;
-    let f = facts(
-        &inv.company,
-        &inv.role,
-        &inv.flags,
-        &inv.addons,
-        &inv.group,
-        &inv.attrs,
-        &inv.email,
-    );
+    let inv = Reads::new(&app, &caller).await?.invitation(&id).await?;
+    let f = invited_facts(&inv);
     let r = prospective(&m, &served, &format!("invitation:{}", inv.email), &f).await?;
     let ctx = assignment(&served, &inv.role, &inv.flags, &inv.attrs, None);
     let ok = m
@@ -153,7 +161,9 @@ pub struct AcceptBody {
 }
 
 /// `POST /v1/invitations/accept`: creates the invited user, once, before expiry, within the
-/// company's user limit.
+/// company's user limit. A taken id, login or email (409 `already_exists`, `login_taken`,
+/// `email_taken`) closes the invitation, so a token answers that question once: it is no
+/// oracle of the logins that exist.
 pub async fn accept(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<AcceptBody>,
@@ -179,7 +189,15 @@ pub async fn accept(
     let mut user = m
         .gate
         .accept_invitation(&m.cache, &body.token, acceptance)
-        .await?;
+        .await
+        .map_err(|mut e| {
+            // The store closed the invitation: say so, since the token is now spent.
+            if e.status == StatusCode::CONFLICT && e.code != "limit_reached" {
+                e.message
+                    .push_str("; the invitation is now closed: ask for a new one");
+            }
+            e
+        })?;
     if let Some(phc) = phc {
         let audit = portcullis_store::Audit::by(user.id.clone()).in_company(user.company.clone());
         m.gate

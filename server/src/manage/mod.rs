@@ -20,6 +20,7 @@ pub mod governance;
 pub mod grants;
 pub mod invitations;
 pub mod openapi;
+pub mod reads;
 pub mod users;
 
 use std::sync::Arc;
@@ -255,6 +256,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 StoreError::NotFound { .. } => unauthorized("the session is not valid or has ended"),
                 e => store_error(e),
             })?;
+            if !user.active {
+                return Err(unauthorized("the session is not valid or has ended"));
+            }
             return Ok(Caller {
                 id: user.id,
                 company: user.company,
@@ -268,8 +272,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Err(e) => return Err(store_error(e)),
         };
         let user = match read.get_user(&key.user).await {
-            Ok(u) => u,
-            Err(StoreError::NotFound { .. }) => return Err(unauthorized("the API key is not valid")),
+            // A deactivated user's keys authenticate nothing, lists and reads included.
+            Ok(u) if u.active => u,
+            Ok(_) | Err(StoreError::NotFound { .. }) => return Err(unauthorized("the API key is not valid")),
             Err(e) => return Err(store_error(e)),
         };
         Ok(Caller {

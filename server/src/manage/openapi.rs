@@ -71,7 +71,7 @@ pub fn extend(doc: &mut Value) {
     // Every management call may answer these with the error envelope: a bad body or query,
     // no or a bad key, a denial, an unknown record, a conflict (taken login, user limit…),
     // a body over the limit, a server without a store.
-    let w = ["400", "401", "403", "404", "409", "413", "503"];
+    let w = ["400", "401", "403", "404", "409", "413", "415", "421", "503"];
     let with_errors = |mut responses: Value| {
         if let Value::Object(m) = &mut responses {
             for (code, r) in errors(&w) {
@@ -82,7 +82,7 @@ pub fn extend(doc: &mut Value) {
     };
     let paths = json!({
         "/v1/users": {
-            "get": op("Users of the caller's company", "", None, "200", "UserPage", &w),
+            "get": op("The users of a company (the caller's by default) the caller may read, each row decided", "user.read", None, "200", "UserPage", &w),
             "post": op("Create a user", "user.create", Some("NewUser"), "201", "User", &w)
         },
         "/v1/users/{id}": {
@@ -110,15 +110,15 @@ pub fn extend(doc: &mut Value) {
         },
         "/v1/companies/{id}": {
             "parameters": id_param(),
-            "get": op("The caller's company, an ancestor or an accessible company", "", None, "200", "Company", &w),
+            "get": op("A company the caller may read (404 otherwise, as for a missing one)", "company.read", None, "200", "Company", &w),
             "patch": op("Change a company's name, account type, user limit or attrs (decided on the company as it will be; context `changes` names the fields set)", "company.update", Some("CompanyPatch"), "200", "Company", &w)
         },
         "/v1/companies": {
-            "get": op("The caller's company and the companies of its enterprise below it", "", None, "200", "CompanyList", &w),
+            "get": op("The caller's company and the companies of its enterprise below it that the caller may read", "company.read", None, "200", "CompanyList", &w),
             "post": op("Create a company (`parent` defaults to the caller's company)", "company.create", Some("NewCompany"), "201", "Company", &w)
         },
         "/v1/groups": {
-            "get": op("Every permission group", "", None, "200", "GroupList", &w),
+            "get": op("The permission groups the caller may read (decided on its company)", "group.read", None, "200", "GroupList", &w),
             "post": op("Create a permission group (features declared in roles.toml)", "group.manage", Some("NewGroup"), "201", "Group", &w)
         },
         "/v1/groups/default": { "put": op("Make a group the default of new users (`name: null`: none)", "group.manage", Some("DefaultGroupBody"), "200", "DefaultGroup", &w) },
@@ -128,14 +128,14 @@ pub fn extend(doc: &mut Value) {
             "delete": { "summary": "Delete a permission group no user is in", "description": "Decided by action `group.manage`.", "responses": with_errors(json!({ "204": { "description": "deleted" } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
         },
         "/v1/grants": {
-            "get": op("Grants on the caller's company's data (`?company=`) or the caller's own", "", None, "200", "GrantList", &w),
+            "get": op("Grants on a company's data (`?company=`) or the caller's own, those the caller may read", "grant.read", None, "200", "GrantList", &w),
             "post": op("Request a visitor grant", "grant.request", Some("GrantRequest"), "201", "Grant", &w)
         },
         "/v1/grants/{id}/approve": { "parameters": id_param(), "post": op("Approve a visitor grant", "grant.approve", None, "200", "Grant", &w) },
         "/v1/grants/{id}/refuse": { "parameters": id_param(), "post": op("Refuse a visitor grant", "grant.refuse", None, "200", "Grant", &w) },
         "/v1/grants/{id}/revoke": { "parameters": id_param(), "post": op("Revoke a visitor grant", "grant.revoke", None, "200", "Grant", &w) },
         "/v1/invitations": {
-            "get": op("The caller's company's invitations (`?include_closed=true` for all)", "", None, "200", "InvitationList", &w),
+            "get": op("The caller's company's invitations it may read, as the users they would make (`?include_closed=true` for all)", "user.read", None, "200", "InvitationList", &w),
             "post": op("Invite someone with a pre-assigned role; the token is answered once", "user.invite", Some("NewInvitation"), "201", "IssuedInvitation", &w)
         },
         "/v1/invitations/{id}": { "parameters": id_param(), "delete": op("Revoke a pending invitation", "user.invite", None, "200", "Invitation", &w) },

@@ -45,6 +45,12 @@ pub async fn stored(m: &Manage, id: &str) -> Result<Arc<Stored>, ApiError> {
         })
 }
 
+/// A stored user the caller may read (`user.read`), or the 404 of a missing one: the
+/// target of every call on a user id, so no id of another tenant can be probed.
+pub async fn visible(app: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
+    super::reads::Reads::new(app, caller).await?.user(id).await
+}
+
 /// The resource of a decision on a stored user.
 pub fn user_resource(served: &Served, u: &Stored) -> Resource {
     Resource {
@@ -64,7 +70,7 @@ pub async fn decide_on_user<T: Governed>(
     op: T,
 ) -> Result<(Arc<Manage>, Authorized<T>), ApiError> {
     let (m, served) = parts(app)?;
-    let target = stored(&m, id).await?;
+    let target = visible(app, caller, id).await?;
     let r = user_resource(&served, &target);
     let ok = m
         .gate
@@ -149,10 +155,11 @@ fn invalid(e: serde_json::Error) -> ApiError {
     ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string()))
 }
 
-/// `GET /v1/users?company=&include_inactive=`: users of the caller's company.
+/// `GET /v1/users?company=&include_inactive=`: the users of a company (the caller's by
+/// default) that the caller may read.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    /// Company (the caller's by default; only the caller's is visible).
+    /// Company (the caller's by default; rows the caller may not read are left out).
     pub company: Option<String>,
     /// Include deactivated users.
     #[serde(default)]
@@ -163,22 +170,16 @@ pub struct ListQuery {
     pub limit: Option<u32>,
 }
 
-/// `GET /v1/users`.
+/// `GET /v1/users`: each row decided as `user.read`.
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let m = manage(&app)?;
+    let reads = super::reads::Reads::new(&app, &caller).await?;
     let company = q.company.unwrap_or_else(|| caller.company.clone());
-    if company != caller.company {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only the users of the caller's company can be listed",
-        ));
-    }
-    let page = m
+    let page = reads
+        .m
         .gate
         .read()
         .list_users(&UserQuery {
@@ -189,7 +190,9 @@ pub async fn list(
         })
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "users": page.items, "next": page.next })))
+    // Each row is decided (`user.read`); `next` still pages through the company's users.
+    let users = reads.users(page.items).await?;
+    Ok(Json(json!({ "users": users, "next": page.next })))
 }
 
 /// `POST /v1/users`: a `NewUser` (company defaults to the caller's), plus optional
@@ -237,7 +240,7 @@ pub async fn read(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let ok = m
         .gate
         .decide(
@@ -264,7 +267,7 @@ async fn set_role_with(
     actor_locations: Option<Vec<Value>>,
 ) -> Result<User, ApiError> {
     let (m, served) = parts(app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(app, caller, &id).await?;
     let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
     let role = patch.role.clone().unwrap_or(user.role.clone());
     let flags = patch.flags.clone().unwrap_or(user.flags.clone());
@@ -313,7 +316,7 @@ pub async fn update(
         ));
     }
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let ok = m
         .gate
         .decide(
@@ -357,7 +360,7 @@ pub async fn deactivate(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
     let ok = m
         .gate
@@ -373,7 +376,7 @@ pub async fn reactivate(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     // Decided on the user as it will be: an inactive resource is no obstacle to managing it.
     let mut facts = target.user.clone();
     facts.active = true;
@@ -402,7 +405,7 @@ pub async fn delete(
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
     let op = DeleteUser {
         id,
@@ -440,7 +443,7 @@ pub async fn move_user(
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
     // "The user will be removed from the current company" (004): the caller must be able to
     // remove it where it is, not only to create it in the destination.
@@ -481,7 +484,7 @@ pub async fn set_companies(
     ApiJson(body): ApiJson<CompaniesBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
     // Access to a company gives the user a role there: each is decided as giving that role
     // to the user in that company, so a caller reaches no company (and gives no role) it could
@@ -509,24 +512,15 @@ pub async fn set_companies(
     Ok(Json(m.gate.set_companies(&m.cache, ok).await?))
 }
 
-/// `GET /v1/companies/{id}`: the caller's company, its ancestors or a company it may switch to.
+/// `GET /v1/companies/{id}` (`company.read`); a company the caller may not read is answered
+/// as a missing one.
 pub async fn company(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<portcullis_store::Company>, ApiError> {
-    let (m, _) = parts(&app)?;
-    let me = stored(&m, &caller.id).await?;
-    let user = m.gate.read().get_user(&caller.id).await.map_err(store_error)?;
-    let visible = me.chain.iter().any(|(c, _)| *c == id) || user.accessible.iter().any(|a| a.company == id);
-    if !visible {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("company `{id}` not found"),
-        ));
-    }
-    Ok(Json(m.gate.read().get_company(&id).await.map_err(store_error)?))
+    let reads = super::reads::Reads::new(&app, &caller).await?;
+    Ok(Json(reads.company(&id).await?))
 }
 
 /// `POST /v1/users/{id}/api-keys` body.
@@ -560,11 +554,12 @@ pub async fn create_key(
     ApiJson(body): ApiJson<KeyBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
     let op = CreateApiKey {
         user: id,
         name: body.name,
+        session: caller.session.as_ref().map(|s| s.id.clone()),
     };
     let ok = m
         .gate
@@ -584,7 +579,7 @@ pub async fn revoke_key(
     ApiPath((id, key)): ApiPath<(String, String)>,
 ) -> Result<Json<portcullis_store::ApiKey>, ApiError> {
     let (m, served) = parts(&app)?;
-    let target = stored(&m, &id).await?;
+    let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
     let op = RevokeApiKey { user: id, id: key };
     let ok = m

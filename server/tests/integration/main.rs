@@ -15,6 +15,7 @@ mod errors;
 mod escalation;
 mod explain_http;
 mod groups;
+mod leaks;
 mod lifecycle;
 mod manage;
 mod multi;

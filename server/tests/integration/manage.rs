@@ -133,7 +133,10 @@ pub async fn user_with_key(
 }
 
 pub async fn key_for(store: &dyn UserStore, id: &str) -> String {
-    let k = store.create_api_key(id, "test", &Audit::system()).await.unwrap();
+    let k = store
+        .create_api_key(id, "test", None, &Audit::system())
+        .await
+        .unwrap();
     k.secret.expose().to_owned()
 }
 
@@ -959,13 +962,14 @@ async fn move_scopes_and_accessible_companies() {
     )
     .await;
     assert_error(s, &b, 400, "mixed_patch");
-    // A user of a sub-company cannot move users of the enterprise.
+    // A user of a sub-company cannot move users of the enterprise: one it may not read is
+    // answered as a missing one.
     let ukey = key_for(store, "u1").await;
     let u = Http::new(&env.server).with_key(&ukey);
     let (s, b) = u
         .post("/v1/users/eown/move", &json!({ "company": "ent-a" }))
         .await;
-    assert_error(s, &b, 403, "forbidden");
+    assert_error(s, &b, 404, "not_found");
     let (s, b) = owner.get("/v1/companies/ent").await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = u.get("/v1/companies/ent-a").await;

@@ -106,14 +106,16 @@ async fn nothing_crosses_companies_without_a_live_grant() {
         .map(|u| u["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["oa", "ra"], "{b}");
+    // Another company's list: every row is decided, none is readable.
     let (s, b) = oa.get("/v1/users?company=beta").await;
-    assert_eq!(s, 403, "{b}");
-    assert_eq!(b["error"]["code"], "forbidden");
+    assert_eq!(s, 200, "{b}");
+    assert!(b["users"].as_array().unwrap().is_empty(), "{b}");
     let (s, b) = oa.get("/v1/invitations").await;
     assert_eq!(s, 200, "{b}");
     assert!(b["invitations"].as_array().unwrap().is_empty(), "{b}");
     let (s, b) = oa.get("/v1/grants?company=beta").await;
-    assert_eq!(s, 403, "{b}");
+    assert_eq!(s, 200, "{b}");
+    assert!(b["grants"].as_array().unwrap().is_empty(), "{b}");
     let (s, b) = oa.get("/v1/audit?company=beta").await;
     assert_eq!(s, 403, "{b}");
     let (s, b) = oa.get("/v1/audit").await;
@@ -130,12 +132,14 @@ async fn nothing_crosses_companies_without_a_live_grant() {
     assert_eq!(s, 404, "{b}");
     let (s, _) = oa.get("/v1/companies/acme").await;
     assert_eq!(s, 200);
+    // Ids of another tenant are answered as missing ones.
     let (s, b) = oa.get("/v1/users/rb").await;
-    assert_eq!(s, 403, "{b}");
+    assert_eq!(s, 404, "{b}");
     let (s, b) = oa.get("/v1/users/rb/api-keys").await;
-    assert_eq!(s, 403, "{b}");
+    assert_eq!(s, 404, "{b}");
 
-    // Writes on beta's users and invitations, and into beta: all 403.
+    // Writes on beta's users and invitations (404: the caller may not read them), and into
+    // beta (403).
     let writes: Vec<(&str, String, Value)> = vec![
         ("PATCH", "/v1/users/rb".into(), json!({ "name": "x" })),
         ("PATCH", "/v1/users/rb".into(), json!({ "flags": ["isolated"] })),
@@ -163,10 +167,18 @@ async fn nothing_crosses_companies_without_a_live_grant() {
             json!({ "companies": [{ "company": "beta" }] }),
         ),
     ];
+    let refusal = |path: &str| {
+        if path.starts_with("/v1/users/rb") || path.starts_with("/v1/invitations/") {
+            (404, "not_found")
+        } else {
+            (403, "forbidden")
+        }
+    };
     for (method, path, body) in &writes {
         let (s, b) = send(&oa, method, path, body.clone()).await;
-        assert_eq!(s, 403, "{method} {path}: {b}");
-        assert_eq!(b["error"]["code"], "forbidden", "{b}");
+        let (status, code) = refusal(path);
+        assert_eq!(s, status, "{method} {path}: {b}");
+        assert_eq!(b["error"]["code"], code, "{b}");
     }
     assert_eq!(store.get_user("rb").await.unwrap().company, "beta");
 
@@ -192,13 +204,14 @@ async fn nothing_crosses_companies_without_a_live_grant() {
     // Acme's other users hold no grant.
     assert!(decisions(&anon, "oa").await.iter().all(|d| d == "deny"));
     // The grant opens no listing and no write.
-    let (s, _) = ra.get("/v1/users?company=beta").await;
-    assert_eq!(s, 403);
+    let (s, b) = ra.get("/v1/users?company=beta").await;
+    assert_eq!(s, 200);
+    assert!(b["users"].as_array().unwrap().is_empty(), "{b}");
     let (s, _) = ra.get("/v1/audit?company=beta").await;
     assert_eq!(s, 403);
     for (method, path, body) in &writes {
         let (s, b) = send(&ra, method, path, body.clone()).await;
-        assert_eq!(s, 403, "{method} {path} with a grant: {b}");
+        assert_eq!(s, refusal(path).0, "{method} {path} with a grant: {b}");
     }
     // Revoked: gone at once.
     let (s, b) = ob.post(&format!("/v1/grants/{grant}/revoke"), &json!({})).await;

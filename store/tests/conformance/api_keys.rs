@@ -11,7 +11,7 @@ async fn create_resolve_revoke(cx: Ctx) {
     company(s, "acme", None, None).await;
     user(s, "alice", "acme", "admin").await;
     let issued = s
-        .create_api_key("alice", "ci", &Audit::by("alice"))
+        .create_api_key("alice", "ci", None, &Audit::by("alice"))
         .await
         .unwrap();
     let plain = issued.secret.expose().to_owned();
@@ -37,7 +37,7 @@ async fn create_resolve_revoke(cx: Ctx) {
     assert!(s.revoke_api_key(&key.id, &Audit::by("alice")).await.is_err());
     assert_eq!(s.list_api_keys("alice").await.unwrap().len(), 1);
     let err = s
-        .create_api_key("ghost", "x", &Audit::system())
+        .create_api_key("ghost", "x", None, &Audit::system())
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "user `ghost` not found");

@@ -1,4 +1,5 @@
-//! Invitations: single use, expiry with a manual clock, revocation, the user limit at acceptance.
+//! Invitations: single use, expiry with a manual clock, revocation, the user limit at acceptance,
+//! a taken login closing the invitation.
 
 use portcullis_store::*;
 use time::Duration;
@@ -9,7 +10,8 @@ conformance!(
     single_use,
     expiry,
     revocation_and_unknown_tokens,
-    limit_at_acceptance
+    limit_at_acceptance,
+    a_conflict_closes_the_invitation
 );
 
 fn invite(company: &str, email: &str) -> NewInvitation {
@@ -164,4 +166,34 @@ async fn limit_at_acceptance(cx: Ctx) {
         InvitationStatus::Pending,
         "a failed acceptance leaves the invitation usable"
     );
+}
+
+async fn a_conflict_closes_the_invitation(cx: Ctx) {
+    let s = &*cx.store;
+    company(s, "acme", None, None).await;
+    user(s, "taken", "acme", "admin").await;
+    let issued = s
+        .create_invitation(invite("acme", "x@acme.example"), &Audit::by("admin"))
+        .await
+        .unwrap();
+    let taken = Acceptance {
+        user_id: Some("taken".into()),
+        ..Acceptance::default()
+    };
+    let err = s
+        .accept_invitation(issued.token.expose(), taken, &Audit::system())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let inv = s.get_invitation(&issued.invitation.id).await.unwrap();
+    assert_eq!(
+        inv.status,
+        InvitationStatus::Revoked,
+        "a taken id closes the invitation: the token asks nothing twice"
+    );
+    let err = s
+        .accept_invitation(issued.token.expose(), Acceptance::default(), &Audit::system())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }

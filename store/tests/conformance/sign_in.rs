@@ -258,11 +258,34 @@ async fn reset_tokens_are_single_use_and_expire(cx: Ctx) {
         s.begin_sign_in("alice", RULES).await.unwrap();
     }
 
-    // Valid at 59:59, once.
+    let key = s
+        .create_api_key(
+            "alice",
+            "made in a session",
+            Some(&live.session.id),
+            &Audit::by("alice"),
+        )
+        .await
+        .unwrap();
+    let other = s
+        .create_api_key("alice", "made by an admin", None, &Audit::by("root"))
+        .await
+        .unwrap();
+    assert_eq!(key.key.session.as_deref(), Some(live.session.id.as_str()));
+
+    // Valid at 59:59, once; one live token per user at a time.
     let t1 = s
         .create_reset_token("alice", hour, &Audit::system())
         .await
+        .unwrap()
         .unwrap();
+    assert!(
+        s.create_reset_token("alice", hour, &Audit::system())
+            .await
+            .unwrap()
+            .is_none(),
+        "a second request while a link is live issues nothing"
+    );
     cx.clock.advance(hour - Duration::seconds(1));
     let u = s
         .reset_password(t1.expose(), "$argon2id$new".to_owned(), &Audit::system())
@@ -282,6 +305,14 @@ async fn reset_tokens_are_single_use_and_expire(cx: Ctx) {
         s.resolve_session(live.token.expose(), idle).await.is_err(),
         "a reset ends sessions"
     );
+    assert!(
+        s.resolve_api_key(key.secret.expose()).await.is_err(),
+        "a reset revokes the keys its sessions made"
+    );
+    assert!(
+        s.resolve_api_key(other.secret.expose()).await.is_ok(),
+        "keys made without a session stay"
+    );
     assert!(matches!(
         s.reset_password(t1.expose(), "$argon2id$again".to_owned(), &Audit::system())
             .await
@@ -293,6 +324,7 @@ async fn reset_tokens_are_single_use_and_expire(cx: Ctx) {
     let t2 = s
         .create_reset_token("alice", hour, &Audit::system())
         .await
+        .unwrap()
         .unwrap();
     cx.clock.advance(hour);
     assert!(matches!(

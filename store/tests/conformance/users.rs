@@ -231,7 +231,10 @@ async fn delete_keeps_audit_and_records_transfer(cx: Ctx) {
     user(s, "alice", "acme", "admin").await;
     user(s, "bob", "acme", "user").await;
     user(s, "olga", "other", "user").await;
-    let key = s.create_api_key("bob", "ci", &Audit::by("bob")).await.unwrap();
+    let key = s
+        .create_api_key("bob", "ci", None, &Audit::by("bob"))
+        .await
+        .unwrap();
 
     let err = s
         .delete_user("bob", Some("olga"), &Audit::by("alice"))
