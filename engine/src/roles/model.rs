@@ -584,7 +584,10 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
     let sign_in = sign_in_rules(&mut c, &raw.sign_in, &role_names);
     for op in raw.management.operations.keys() {
         let known = OPERATIONS.contains(&op.value.as_str())
-            || op.value.strip_prefix("user.set_attr.").is_some_and(|a| !a.is_empty());
+            || op
+                .value
+                .strip_prefix("user.set_attr.")
+                .is_some_and(|a| !a.is_empty());
         if !known {
             let d = Diagnostic::error(
                 "roles::unknown-operation",

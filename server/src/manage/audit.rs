@@ -115,7 +115,12 @@ pub async fn query(
     let on_company = s
         .model()
         .and_then(|model| model.operation("audit.export"))
-        .and_then(|a| served.resolver.action(s, &portcullis_engine::EntityRef::Text(a.to_owned())).ok())
+        .and_then(|a| {
+            served
+                .resolver
+                .action(s, &portcullis_engine::EntityRef::Text(a.to_owned()))
+                .ok()
+        })
         .and_then(|a| {
             s.schema()
                 .resources_for_action(&a)

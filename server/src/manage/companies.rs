@@ -114,13 +114,17 @@ pub async fn create(
         attrs: new.attrs.clone().into_iter().collect(),
     };
     let r = company_as(&m, &served, &new.id, &facts).await?;
-    let context = changes(&[
-        ("name", true),
-        ("account_type", true),
-        ("parent", new.parent.is_some()),
-        ("user_limit", new.user_limit.is_some()),
-        ("attrs", !new.attrs.is_empty()),
-    ], &BTreeMap::new(), &facts.attrs);
+    let context = changes(
+        &[
+            ("name", true),
+            ("account_type", true),
+            ("parent", new.parent.is_some()),
+            ("user_limit", new.user_limit.is_some()),
+            ("attrs", !new.attrs.is_empty()),
+        ],
+        &BTreeMap::new(),
+        &facts.attrs,
+    );
     let ok = m
         .gate
         .decide(&served, &m.cache, &caller, CreateCompany { new }, r, context)
@@ -149,12 +153,16 @@ pub async fn update(
         facts.attrs = a.clone().into_iter().collect();
     }
     let r = company_as(&m, &served, &id, &facts).await?;
-    let context = changes(&[
-        ("name", patch.name.is_some()),
-        ("account_type", patch.account_type.is_some()),
-        ("user_limit", patch.user_limit.is_some()),
-        ("attrs", patch.attrs.is_some()),
-    ], &old, &facts.attrs);
+    let context = changes(
+        &[
+            ("name", patch.name.is_some()),
+            ("account_type", patch.account_type.is_some()),
+            ("user_limit", patch.user_limit.is_some()),
+            ("attrs", patch.attrs.is_some()),
+        ],
+        &old,
+        &facts.attrs,
+    );
     let ok = m
         .gate
         .decide(

@@ -300,19 +300,39 @@ fn assignment_changes(old: &UserFacts, patch: &UserPatch) -> (Vec<String>, UserF
         let mut names: Vec<&String> = attrs.keys().chain(old.attrs.keys()).collect();
         names.sort();
         names.dedup();
+        let before = ops.len();
         for name in names {
             if !reserved(name) && attrs.get(name) != old.attrs.get(name) {
                 ops.push(format!("user.set_attr.{name}"));
             }
         }
+        // Setting attributes to what they are is still asking to set them: decided as such,
+        // so the answer does not tell who may change them from who may not.
+        if ops.len() == before {
+            ops.extend(
+                attrs
+                    .keys()
+                    .filter(|k| !reserved(k))
+                    .map(|k| format!("user.set_attr.{k}")),
+            );
+        }
         new.attrs.retain(|k, _| reserved(k));
-        new.attrs
-            .extend(attrs.iter().filter(|(k, _)| !reserved(k)).map(|(k, v)| (k.clone(), v.clone())));
+        new.attrs.extend(
+            attrs
+                .iter()
+                .filter(|(k, _)| !reserved(k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
     }
     (ops, new)
 }
 
-async fn set_role_with(app: &AppState, caller: &Caller, id: String, patch: UserPatch) -> Result<User, ApiError> {
+async fn set_role_with(
+    app: &AppState,
+    caller: &Caller,
+    id: String,
+    patch: UserPatch,
+) -> Result<User, ApiError> {
     let (m, served) = parts(app)?;
     let target = stored(&m, &id).await?;
     let (ops, new) = assignment_changes(&target.user, &patch);
@@ -506,8 +526,7 @@ pub async fn move_user(
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = stored(&m, &id).await?;
-    let destination =
-        json!({ "__entity": { "type": served.snapshot.company_type(), "id": body.company } });
+    let destination = json!({ "__entity": { "type": served.snapshot.company_type(), "id": body.company } });
     // "The user will be removed from the current company" (004): the caller must be able to
     // remove it where it is, not only to place it in the destination.
     let here = user_resource(&served, &target);
@@ -518,7 +537,15 @@ pub async fn move_user(
     let mut removal_context = Map::new();
     removal_context.insert("target".to_owned(), destination.clone());
     m.gate
-        .decide_as(&served, &m.cache, &caller, "user.remove", removal, here, removal_context)
+        .decide_as(
+            &served,
+            &m.cache,
+            &caller,
+            "user.remove",
+            removal,
+            here,
+            removal_context,
+        )
         .await?;
     let mut facts = target.user.clone();
     facts.company = body.company.clone();
