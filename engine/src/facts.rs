@@ -92,6 +92,11 @@ impl Snapshot {
         qualify(self.namespace(), t)
     }
 
+    /// An entity type of the folder's namespace, qualified (`Location` -> `Portal::Location`).
+    pub fn qualified_type(&self, ty: &str) -> String {
+        qualify(self.namespace(), ty)
+    }
+
     /// The entity type of users.
     pub fn user_type(&self) -> String {
         self.type_name(|c| &c.user_type, "User")

@@ -328,6 +328,31 @@ impl StaticEntities {
             .copied()
     }
 
+    /// The held ancestors of `uid` (not itself), nearest first; none when it is not held.
+    pub fn ancestors(&self, uid: &EntityUid) -> Vec<EntityUid> {
+        let mut out: Vec<EntityUid> = Vec::new();
+        let Some(start) = self.find(uid) else {
+            return out;
+        };
+        let mut stack = vec![start];
+        let mut seen = HashSet::new();
+        while let Some(i) = stack.pop() {
+            if !seen.insert(i) {
+                continue;
+            }
+            let Some(d) = self.nodes.get(i as usize).and_then(|n| n.data.as_ref()) else {
+                continue;
+            };
+            for p in d.parents.iter() {
+                if let Some(pu) = self.uid(*p) {
+                    out.push(pu);
+                    stack.push(*p);
+                }
+            }
+        }
+        out
+    }
+
     fn uid(&self, i: u32) -> Option<EntityUid> {
         let n = self.nodes.get(i as usize)?;
         let ty = self.types.get(usize::from(n.ty))?;

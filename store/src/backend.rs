@@ -178,25 +178,38 @@ macro_rules! impl_user_store {
             Ok(facts)
         }
 
-        /// Fails with `LimitReached` when `company` cannot take one more active user.
-        async fn check_limit(conn: &mut Conn, company: &str) -> Result<()> {
-            let limit: Option<Option<i64>> = sqlx::query_scalar(sql::LOCK_COMPANY_LIMIT)
-                .bind(company)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            let Some(limit) = limit else {
-                return Err(StoreError::not_found("company", company));
-            };
-            if let Some(limit) = limit {
-                let count: i64 = sqlx::query_scalar(sql::COUNT_ACTIVE_USERS)
-                    .bind(company)
-                    .fetch_one(&mut *conn)
+        /// Fails with `LimitReached` when `company` cannot take one more active user: its own
+        /// limit and the limit of each company above it, each counting the active users of its
+        /// whole tree, so a sub-company does not escape its enterprise's limit. `except` is a
+        /// user already counted (one moving inside the enterprise).
+        async fn check_limit(conn: &mut Conn, company: &str, except: Option<&str>) -> Result<()> {
+            let mut next = Some(company.to_owned());
+            let mut seen: Vec<String> = Vec::new();
+            while let Some(id) = next.take() {
+                if seen.contains(&id) || seen.len() >= $crate::limits::MAX_ENTERPRISE_DEPTH {
+                    break;
+                }
+                let limit: Option<Option<i64>> = sqlx::query_scalar(sql::LOCK_COMPANY_LIMIT)
+                    .bind(&id)
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(db_err)?;
-                if count >= limit {
-                    return Err(StoreError::LimitReached { company: company.to_owned(), limit });
+                let Some(limit) = limit else {
+                    return Err(StoreError::not_found("company", &id));
+                };
+                if let Some(limit) = limit {
+                    let count: i64 = sqlx::query_scalar(sql::COUNT_ACTIVE_USERS)
+                        .bind(&id)
+                        .bind(except.unwrap_or(""))
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    if count >= limit {
+                        return Err(StoreError::LimitReached { company: id, limit });
+                    }
                 }
+                next = company_row(conn, &id).await?.parent_id;
+                seen.push(id);
             }
             Ok(())
         }
@@ -287,7 +300,7 @@ macro_rules! impl_user_store {
                 now: i64,
                 new: NewUser,
             ) -> Result<User> {
-                check_limit(conn, &new.company).await?;
+                check_limit(conn, &new.company, None).await?;
                 let group = group_for_new_user(conn, new.group).await?;
                 let id = new.id.unwrap_or_else(new_id);
                 sqlx::query(sql::INSERT_USER)
@@ -314,7 +327,7 @@ macro_rules! impl_user_store {
                 let (mut tx, version) = self.begin_write().await?;
                 let before = user(&mut tx, id).await?;
                 if active && !before.active {
-                    check_limit(&mut tx, &before.company).await?;
+                    check_limit(&mut tx, &before.company, None).await?;
                 }
                 sqlx::query(sql::SET_ACTIVE)
                     .bind(id)
@@ -800,7 +813,7 @@ macro_rules! impl_user_store {
                     )));
                 }
                 if u.active {
-                    check_limit(&mut tx, company).await?;
+                    check_limit(&mut tx, company, Some(id)).await?;
                 }
                 sqlx::query(sql::MOVE_USER)
                     .bind(id)

@@ -11,6 +11,8 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 pub const MAX_ATTRS_BYTES: usize = 64 * 1024;
 /// Longest id, login, email, name, role or flag, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// Most levels of an enterprise's company tree followed (user limits, roots).
+pub const MAX_ENTERPRISE_DEPTH: usize = 64;
 /// Default invitation lifetime (the seeds use 7 and 14 days).
 pub const DEFAULT_INVITATION_TTL: Duration = Duration::days(14);
 

@@ -158,7 +158,10 @@ mod sql {
         "UPDATE companies SET name = $2, account_type = $3, user_limit = $4, attrs = $5 \
          WHERE id = $1";
 
-    pub const COUNT_ACTIVE_USERS: &str = "SELECT COUNT(*) FROM users WHERE company_id = $1 AND active";
+    /// Active users of a company and every company below it, but one (`$2`, '' for none).
+    pub const COUNT_ACTIVE_USERS: &str = "WITH RECURSIVE tree(id) AS (SELECT CAST($1 AS TEXT) UNION \
+         SELECT c.id FROM companies c JOIN tree t ON c.parent_id = t.id) \
+         SELECT COUNT(*) FROM users WHERE active AND id <> $2 AND company_id IN (SELECT id FROM tree)";
     pub const ACTIVE_ROLES: &str =
         "SELECT DISTINCT role FROM users WHERE company_id = $1 AND active ORDER BY role";
     pub const GET_USER: &str =

@@ -131,6 +131,8 @@ pub fn compile(
     };
     check_actions(&model.assign_actions, &mut diags, "`management.assign_actions`");
     check_actions(&model.manage_actions, &mut diags, "`management.manage_actions`");
+    let mapped: Vec<Name> = model.operations.values().cloned().collect();
+    check_actions(&mapped, &mut diags, "`management.operations`");
     for f in &model.features {
         check_actions(&f.actions, &mut diags, &format!("feature `{}`", f.name));
     }

@@ -12,6 +12,68 @@ use crate::diag::{Diagnostic, Diagnostics, LineIndex, Location};
 use crate::roles::raw::{Name, PasswordRule, RawCedar, RawRoles, RawSettings, RawSignIn};
 use crate::spanned::Spanned;
 
+/// The operations of the management API a folder may map to its own actions
+/// (`[management.operations]`); `user.set_attr.<name>` keys are also accepted.
+pub const OPERATIONS: &[&str] = &[
+    "user.create",
+    "user.invite",
+    "user.revoke_invitation",
+    "user.read",
+    "company.read",
+    "group.read",
+    "grant.read",
+    "user.update",
+    "user.set_role",
+    "user.set_flags",
+    "user.set_addons",
+    "user.set_group",
+    "user.set_attr",
+    "user.set_companies",
+    "user.move",
+    "user.remove",
+    "user.deactivate",
+    "user.reactivate",
+    "user.delete",
+    "user.unlock",
+    "user.api_keys",
+    "user.sessions",
+    "audit.export",
+    "link.create",
+    "company.create",
+    "company.update",
+    "group.manage",
+    "grant.request",
+    "grant.approve",
+    "grant.refuse",
+    "grant.revoke",
+    "customer.switch",
+];
+
+/// A context value the server derives from the entities it holds (`[management.derived]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    /// The context attribute it fills.
+    pub name: String,
+    /// The user attribute whose entities are looked up.
+    pub parents_of: String,
+    /// The entity type of the parents kept.
+    pub ty: String,
+}
+
+impl RoleModel {
+    /// The folder's action for `operation`: its own entry, else (for `user.set_attr.<name>`)
+    /// the `user.set_attr` entry; `None` when the folder does not map it.
+    pub fn operation(&self, operation: &str) -> Option<&str> {
+        if let Some(a) = self.operations.get(operation) {
+            return Some(&a.value);
+        }
+        operation
+            .strip_prefix("user.set_attr.")
+            .and_then(|_| self.operations.get("user.set_attr"))
+            .map(|a| a.value.as_str())
+    }
+}
+
 /// A checked role model.
 #[derive(Debug, Clone)]
 pub struct RoleModel {
@@ -27,6 +89,10 @@ pub struct RoleModel {
     pub assign_actions: Vec<Name>,
     /// Actions on existing users.
     pub manage_actions: Vec<Name>,
+    /// The folder's action of each management operation (`[management.operations]`).
+    pub operations: BTreeMap<String, Name>,
+    /// Context values derived from held entities (`[management.derived]`).
+    pub derived: Vec<Derived>,
     /// Account types, in file order.
     pub account_types: Vec<AccountType>,
     /// Roles, highest rank first.
@@ -559,6 +625,22 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
             );
         }
     }
+    for op in raw.management.operations.keys() {
+        let known = OPERATIONS.contains(&op.value.as_str())
+            || op
+                .value
+                .strip_prefix("user.set_attr.")
+                .is_some_and(|a| !a.is_empty());
+        if !known {
+            let d = Diagnostic::error(
+                "roles::unknown-operation",
+                format!("unknown operation `{}` in `management.operations`", op.value),
+            )
+            .at(c.loc(op.span.clone()))
+            .suggest(&op.value, OPERATIONS.iter().copied());
+            c.diags.push(d);
+        }
+    }
 
     if c.diags.has_errors() {
         return Err(c.diags);
@@ -570,6 +652,22 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
         sign_in,
         assign_actions: raw.management.assign_actions,
         manage_actions: raw.management.manage_actions,
+        operations: raw
+            .management
+            .operations
+            .into_iter()
+            .map(|(k, v)| (k.value, v))
+            .collect(),
+        derived: raw
+            .management
+            .derived
+            .into_iter()
+            .map(|(name, d)| Derived {
+                name: name.value,
+                parents_of: d.parents_of.value,
+                ty: d.ty.value,
+            })
+            .collect(),
         account_types,
         roles,
         features,

@@ -220,6 +220,27 @@ pub struct RawManagement {
     /// Actions on an existing user (edit, deactivate, delete...): allowed on users whose role
     /// the caller's role `manages`.
     pub manage_actions: Vec<Name>,
+    /// Which of the folder's actions decides each operation of the management API, e.g.
+    /// `"user.move" = "user.move"`, `"audit.export" = "access_log.download"`. An operation not
+    /// listed is refused. `user.set_attr.<name>` decides changing one stored attribute
+    /// (`user.set_attr` every attribute without its own entry).
+    pub operations: BTreeMap<Name, Name>,
+    /// Context values the server derives from the entities it holds, never from the caller:
+    /// e.g. `actor_locations = { parents_of = "actors", type = "Location" }` puts in the context
+    /// the `Location` parents of the entities of the user's `actors`.
+    pub derived: BTreeMap<Name, RawDerived>,
+}
+
+/// A context value derived from held entities: the parents of one type of the entities an
+/// attribute of the user (as it will be) names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDerived {
+    /// The user attribute (a set of entities, or one entity) whose entities are looked up.
+    pub parents_of: Name,
+    /// The entity type of the parents kept (bare, in the folder's namespace).
+    #[serde(rename = "type")]
+    pub ty: Name,
 }
 
 /// A kind of company.

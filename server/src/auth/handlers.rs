@@ -624,8 +624,8 @@ pub async fn link_login(
     })))
 }
 
-/// `POST /v1/companies/{id}/links`: creates the customer's token link (decided as
-/// `user.create` of a token-link user there).
+/// `POST /v1/companies/{id}/links`: creates the customer's token link (`link.create`, decided
+/// on the token-link user there, as it will be).
 pub async fn create_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -701,12 +701,7 @@ async fn link_target(
     };
     m.gate.read().get_company(company).await.map_err(store_error)?;
     let resource = crate::manage::users::prospective(m, served, &link_user, &facts).await?;
-    let mut context = Map::new();
-    context.insert(
-        "role".to_owned(),
-        json!({ "__entity": { "type": served.snapshot.role_type(), "id": role } }),
-    );
-    context.insert("flags".to_owned(), json!([]));
+    let context = crate::manage::users::assignment(served, &facts);
     Ok((resource, context))
 }
 

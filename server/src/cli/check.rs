@@ -22,6 +22,17 @@ pub fn run(a: CheckArgs) -> u8 {
                 policies.len(),
                 s.version()
             );
+            // The management operations the folder enables, each with the action deciding it.
+            let operations = s.model().map(|m| &m.operations);
+            match operations {
+                Some(ops) if !ops.is_empty() => {
+                    println!("operations ({}):", ops.len());
+                    for (op, action) in ops {
+                        println!("  {op} -> {}", action.value);
+                    }
+                }
+                _ => println!("operations: none (the management API refuses every call)"),
+            }
             EXIT_OK
         }
         Err(code) => code,

@@ -110,21 +110,43 @@ pub async fn query(
         .iter()
         .map(|(id, f)| entities::company_value(s, id, f))
         .collect();
-    let log_type = if s.namespace().is_empty() {
-        "AuditLog".to_owned()
+    // The folder's action for the export decides on the company itself when it applies to
+    // companies (e.g. `access_log.download`), else on the company's audit log.
+    let on_company = s
+        .model()
+        .and_then(|model| model.operation("audit.export"))
+        .and_then(|a| {
+            served
+                .resolver
+                .action(s, &portcullis_engine::EntityRef::Text(a.to_owned()))
+                .ok()
+        })
+        .and_then(|a| {
+            s.schema()
+                .resources_for_action(&a)
+                .map(|mut r| r.any(|t| t.to_string() == s.company_type()))
+        })
+        .unwrap_or(false);
+    let resource = if on_company {
+        Resource {
+            ty: s.company_type(),
+            id: company.clone(),
+            entities: values,
+            target: format!("audit:{company}"),
+        }
     } else {
-        format!("{}::AuditLog", s.namespace())
-    };
-    values.push(json!({
-        "uid": { "type": log_type, "id": company },
-        "attrs": {},
-        "parents": [{ "type": s.company_type(), "id": company }],
-    }));
-    let resource = Resource {
-        ty: log_type,
-        id: company.clone(),
-        entities: values,
-        target: format!("audit:{company}"),
+        let log_type = s.qualified_type("AuditLog");
+        values.push(json!({
+            "uid": { "type": log_type, "id": company },
+            "attrs": {},
+            "parents": [{ "type": s.company_type(), "id": company }],
+        }));
+        Resource {
+            ty: log_type,
+            id: company.clone(),
+            entities: values,
+            target: format!("audit:{company}"),
+        }
     };
     let query = AuditQuery {
         user: p.user,

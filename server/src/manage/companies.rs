@@ -11,6 +11,7 @@
 //!   refused (403) whatever the policies say: no write crosses companies;
 //! - `GET /v1/groups`: every group (names, descriptions, features).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -72,8 +73,28 @@ async fn company_as(
     })
 }
 
-fn changes(fields: &[(&str, bool)]) -> Map<String, Value> {
-    let set: Vec<&str> = fields.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+/// The `changes` context: the fields the call sets, and `attrs.<name>` for each attribute
+/// whose value it changes (from `old` to `new`, both from the server), so a policy can
+/// reserve one attribute (a subscription, say) to whoever it names.
+fn changes(
+    fields: &[(&str, bool)],
+    old: &BTreeMap<String, Value>,
+    new: &BTreeMap<String, Value>,
+) -> Map<String, Value> {
+    let mut set: Vec<String> = fields
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| (*f).to_owned())
+        .collect();
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    set.extend(
+        names
+            .into_iter()
+            .filter(|n| old.get(*n) != new.get(*n))
+            .map(|n| format!("attrs.{n}")),
+    );
     let mut c = Map::new();
     c.insert("changes".to_owned(), json!(set));
     c
@@ -97,13 +118,17 @@ pub async fn create(
         active_roles: Some(Vec::new()),
     };
     let r = company_as(&m, &served, &new.id, &facts).await?;
-    let context = changes(&[
-        ("name", true),
-        ("account_type", true),
-        ("parent", new.parent.is_some()),
-        ("user_limit", new.user_limit.is_some()),
-        ("attrs", !new.attrs.is_empty()),
-    ]);
+    let context = changes(
+        &[
+            ("name", true),
+            ("account_type", true),
+            ("parent", new.parent.is_some()),
+            ("user_limit", new.user_limit.is_some()),
+            ("attrs", !new.attrs.is_empty()),
+        ],
+        &BTreeMap::new(),
+        &facts.attrs,
+    );
     let ok = m
         .gate
         .decide(&served, &m.cache, &caller, CreateCompany { new }, r, context)
@@ -127,6 +152,7 @@ pub async fn update(
         return Err(super::reads::not_found("company", &id));
     }
     let mut facts = m.gate.read().company_facts(&id).await.map_err(store_error)?;
+    let old = facts.attrs.clone();
     if let Some(t) = &patch.account_type {
         facts.account_type = t.clone();
     }
@@ -134,12 +160,16 @@ pub async fn update(
         facts.attrs = a.clone().into_iter().collect();
     }
     let r = company_as(&m, &served, &id, &facts).await?;
-    let context = changes(&[
-        ("name", patch.name.is_some()),
-        ("account_type", patch.account_type.is_some()),
-        ("user_limit", patch.user_limit.is_some()),
-        ("attrs", patch.attrs.is_some()),
-    ]);
+    let context = changes(
+        &[
+            ("name", patch.name.is_some()),
+            ("account_type", patch.account_type.is_some()),
+            ("user_limit", patch.user_limit.is_some()),
+            ("attrs", patch.attrs.is_some()),
+        ],
+        &old,
+        &facts.attrs,
+    );
     let ok = m
         .gate
         .decide(

@@ -25,10 +25,11 @@ use crate::api::error::ApiError;
 use crate::slice::{context_refs, Inline, Roots};
 use crate::state::Served;
 
-/// An operation the policies govern, and the action that decides it.
+/// An operation the policies govern. The folder's `[management.operations]` names the action
+/// that decides it; an operation the folder does not map is refused.
 pub trait Governed {
-    /// The schema action, e.g. `user.create`.
-    const ACTION: &'static str;
+    /// The operation of the management API, e.g. `user.create`.
+    const OPERATION: &'static str;
 }
 
 /// Proof that the engine allowed `op` for `caller`: only [`Gate::decide`] makes one, so a
@@ -50,6 +51,8 @@ pub struct Authorized<T> {
     caller: String,
     company: String,
     decision_id: String,
+    /// The folder's action that decided it.
+    action: String,
 }
 
 impl<T> Authorized<T> {
@@ -72,7 +75,7 @@ macro_rules! governed {
             #[derive(Debug, Clone)]
             pub struct $name { $($(#[$fm])* #[doc = concat!("The `", stringify!($f), "` of the operation.")] pub $f: $t),* }
             impl Governed for $name {
-                const ACTION: &'static str = $action;
+                const OPERATION: &'static str = $action;
             }
         )*
     };
@@ -84,15 +87,16 @@ governed! {
     /// Invite someone.
     InviteUser { new: NewInvitation } => "user.invite";
     /// Revoke an invitation (decided as the invitation it revokes).
-    RevokeInvitation { id: String } => "user.invite";
-    /// Change a user's role, flags, add-ons, group or scopes.
+    RevokeInvitation { id: String } => "user.revoke_invitation";
+    /// Change a user's role, flags, add-ons, group or attributes (one decision per kind of
+    /// change, each with its own operation).
     SetRole { id: String, patch: UserPatch } => "user.set_role";
     /// Change a user's login, email or name.
     UpdateUser { id: String, patch: UserPatch } => "user.update";
     /// Replace the companies a user may switch to.
-    SetCompanies { id: String, companies: Vec<AccessibleCompany> } => "user.set_role";
-    /// Move a user to another company (decided as its creation there).
-    MoveUser { id: String, company: String } => "user.create";
+    SetCompanies { id: String, companies: Vec<AccessibleCompany> } => "user.set_companies";
+    /// Move a user to another company (and, as `user.remove`, its removal where it is).
+    MoveUser { id: String, company: String } => "user.move";
     /// Deactivate a user.
     Deactivate { id: String } => "user.deactivate";
     /// Reactivate a user.
@@ -118,25 +122,24 @@ governed! {
     /// Revoke a grant.
     RevokeGrant { id: String } => "grant.revoke";
     /// Read the audit trail.
-    ReadAudit { query: AuditQuery } => "audit.read";
-    /// Issue an API key for a user (decided as an edit of that user); `session` is the
-    /// caller's session, if it signed in (a password reset revokes the key with it).
-    CreateApiKey { user: String, name: String, session: Option<String> } => "user.update";
-    /// Revoke one of a user's API keys (decided as an edit of that user).
-    RevokeApiKey { user: String, id: String } => "user.update";
+    ReadAudit { query: AuditQuery } => "audit.export";
+    /// Issue an API key for a user; `session` is the caller's session, if it signed in (a
+    /// password reset revokes the key with it).
+    CreateApiKey { user: String, name: String, session: Option<String> } => "user.api_keys";
+    /// Revoke one of a user's API keys.
+    RevokeApiKey { user: String, id: String } => "user.api_keys";
     /// List a user's API keys.
     ListApiKeys { user: String } => "user.read";
-    /// Unlock a user locked out by failed sign-ins (decided as an edit of that user).
-    UnlockUser { id: String } => "user.update";
-    /// End every session of a user (decided as an edit of that user).
-    RevokeUserSessions { id: String } => "user.update";
+    /// Unlock a user locked out by failed sign-ins.
+    UnlockUser { id: String } => "user.unlock";
+    /// End every session of a user.
+    RevokeUserSessions { id: String } => "user.sessions";
     /// List a user's sessions.
     ListUserSessions { id: String } => "user.read";
     /// Make a customer profile the session's active customer (000's forwarders).
     SwitchCustomer { session: String, customer: String } => "customer.switch";
-    /// Create or revoke a customer's token link (decided as a user creation in it, since the
-    /// link signs in as the customer's token-link user).
-    ManageCompanyLink { company: String } => "user.create";
+    /// Create or revoke a customer's token link.
+    ManageCompanyLink { company: String } => "link.create";
 
     // ---- companies and permission groups (`companies.rs`) ----
     /// Create a company (a sub-company of the caller's enterprise).
@@ -312,8 +315,8 @@ impl Gate {
         }
     }
 
-    /// Decides `op` for `caller` on `resource` with `context`: an Allow gives the proof; a
-    /// Deny is audited (`denied`) and answered 403.
+    /// Decides `op` for `caller` on `resource` with `context`, as the folder's action of
+    /// `T::OPERATION`: an Allow gives the proof; a Deny is audited (`denied`) and answered 403.
     pub async fn decide<T: Governed>(
         &self,
         served: &Served,
@@ -323,7 +326,35 @@ impl Gate {
         resource: Resource,
         context: Map<String, Value>,
     ) -> Result<Authorized<T>, ApiError> {
+        self.decide_as(served, cache, caller, T::OPERATION, op, resource, context)
+            .await
+    }
+
+    /// [`Gate::decide`] as `operation` (one kind of change of a larger call, e.g.
+    /// `user.set_attr.<name>`). `context` offers every value the server computed; the
+    /// decision gets those the action's context type declares.
+    #[expect(clippy::too_many_arguments, reason = "one decision's inputs, each distinct")]
+    pub async fn decide_as<T: Governed>(
+        &self,
+        served: &Served,
+        cache: &FactsCache,
+        caller: &Caller,
+        operation: &str,
+        op: T,
+        resource: Resource,
+        context: Map<String, Value>,
+    ) -> Result<Authorized<T>, ApiError> {
         let s = &served.snapshot;
+        let mapped = s
+            .model()
+            .and_then(|m| m.operation(operation))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                denied(format!(
+                    "operation `{operation}` is not enabled by this policy folder: \
+                     map it to an action in `[management.operations]` of roles.toml"
+                ))
+            })?;
         let me = cache
             .get(self.read(), &caller.id)
             .await
@@ -337,14 +368,9 @@ impl Gate {
             })?;
         let action = served
             .resolver
-            .action(s, &EntityRef::Text(T::ACTION.to_owned()))
+            .action(s, &EntityRef::Text(mapped.clone()))
             // A folder without the action permits nothing through it: deny, as for any request.
-            .map_err(|e| {
-                denied(format!(
-                    "`{}` is not an action of this policy folder: {e}",
-                    T::ACTION
-                ))
-            })?;
+            .map_err(|e| denied(format!("`{mapped}` is not an action of this policy folder: {e}")))?;
         let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
         super::entities::merge(&mut values, resource.entities.clone());
         let inline = Inline::parse_owned(values, s.schema())
@@ -352,6 +378,7 @@ impl Gate {
         let principal = entity_uid(s, &s.user_type(), &caller.id)?;
         let target = entity_uid(s, &resource.ty, &resource.id)?;
         let mut context = context;
+        context.retain(|k, _| s.context_declares(&action, k));
         if s.context_declares(&action, "mfa_verified") {
             context.insert("mfa_verified".to_owned(), json!(caller.mfa()));
         }
@@ -377,6 +404,7 @@ impl Gate {
                 caller: caller.id.clone(),
                 company: caller.company.clone(),
                 decision_id,
+                action: mapped,
             });
         }
         let reasons: Vec<String> = decision.reasons.iter().map(|r| r.id.clone()).collect();
@@ -387,7 +415,7 @@ impl Gate {
         let entry = NewAuditEntry {
             actor: Some(caller.id.clone()),
             company: Some(caller.company.clone()),
-            action: T::ACTION.to_owned(),
+            action: mapped.clone(),
             target: Some(resource.target.clone()),
             outcome: Outcome::Denied,
             details,
@@ -401,8 +429,7 @@ impl Gate {
             format!("forbidden by {}", reasons.join(", "))
         };
         Err(denied(format!(
-            "`{}` on `{}` is denied: {why}",
-            T::ACTION,
+            "`{mapped}` on `{}` is denied: {why}",
             resource.target
         )))
     }
@@ -429,7 +456,7 @@ impl Gate {
                     let entry = NewAuditEntry {
                         actor: Some(a.caller.clone()),
                         company: Some(a.company.clone()),
-                        action: T::ACTION.to_owned(),
+                        action: a.action.clone(),
                         target: Some(a.target.clone()),
                         outcome: Outcome::Failed,
                         details,

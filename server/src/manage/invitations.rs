@@ -57,18 +57,14 @@ fn facts(
     }
 }
 
-/// `POST /v1/invitations`: a `NewInvitation` (company defaults to the caller's), plus
-/// optional `actor_locations`. Answers the invitation and its token, shown once.
+/// `POST /v1/invitations`: a `NewInvitation` (company defaults to the caller's), decided with
+/// the user as it will be. Answers the invitation and its token, shown once.
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (m, served) = parts(&app)?;
-    let actor_locations = body
-        .as_object_mut()
-        .and_then(|o| o.remove("actor_locations"))
-        .and_then(|v| v.as_array().cloned());
     if let Some(o) = body.as_object_mut() {
         o.entry("company").or_insert_with(|| json!(caller.company));
     }
@@ -84,7 +80,7 @@ pub async fn create(
         &new.email,
     );
     let r = prospective(&m, &served, &format!("invitation:{}", new.email), &f).await?;
-    let ctx = assignment(&served, &new.role, &new.flags, &new.attrs, actor_locations);
+    let ctx = assignment(&served, &f);
     let ok = m
         .gate
         .decide(&served, &m.cache, &caller, InviteUser { new }, r, ctx)
@@ -132,7 +128,7 @@ pub async fn revoke(
     let inv = Reads::new(&app, &caller).await?.invitation(&id).await?;
     let f = invited_facts(&inv);
     let r = prospective(&m, &served, &format!("invitation:{}", inv.email), &f).await?;
-    let ctx = assignment(&served, &inv.role, &inv.flags, &inv.attrs, None);
+    let ctx = assignment(&served, &f);
     let ok = m
         .gate
         .decide(&served, &m.cache, &caller, RevokeInvitation { id }, r, ctx)

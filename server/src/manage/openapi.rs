@@ -167,15 +167,13 @@ pub fn extend(doc: &mut Value) {
     let names = json!({ "type": "array", "items": name });
     let opt_names = json!({ "type": ["array", "null"], "items": name });
     let entity_refs = json!({ "type": "array", "items": { "type": "object", "required": ["type", "id"], "properties": { "type": { "type": "string" }, "id": { "type": "string" } } } });
-    let attrs = json!({ "type": "object", "description": "scope_all, locations, actors, all_customers, customers (Cedar JSON)" });
-    let actor_locations =
-        json!({ "type": "array", "description": "locations of the given actors, for the scope check" });
+    let attrs = json!({ "type": "object", "description": "the stored attributes the folder's schema declares (Cedar JSON)" });
     let closed = |required: Value, props: Value| json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false });
     let schemas = json!({
         "User": obj(json!({ "id": {}, "company": {}, "login": {}, "email": {}, "name": {}, "role": {}, "active": { "type": "boolean" }, "flags": {}, "addons": {}, "group": {}, "attrs": {}, "accessible": {} })),
         "UserPage": obj(json!({ "users": { "type": "array", "items": { "$ref": "#/components/schemas/User" } }, "next": {} })),
-        "NewUser": closed(json!(["login", "role"]), json!({ "id": opt_name, "company": name, "login": name, "email": opt_name, "name": { "type": "string" }, "role": name, "flags": names, "addons": names, "group": opt_name, "attrs": attrs, "actor_locations": actor_locations })),
-        "UserPatch": closed(json!([]), json!({ "login": opt_name, "email": opt_name, "name": { "type": ["string", "null"] }, "role": opt_name, "flags": opt_names, "addons": opt_names, "group": opt_name, "attrs": { "type": ["object", "null"] }, "actor_locations": actor_locations })),
+        "NewUser": closed(json!(["login", "role"]), json!({ "id": opt_name, "company": name, "login": name, "email": opt_name, "name": { "type": "string" }, "role": name, "flags": names, "addons": names, "group": opt_name, "attrs": attrs })),
+        "UserPatch": closed(json!([]), json!({ "login": opt_name, "email": opt_name, "name": { "type": ["string", "null"] }, "role": opt_name, "flags": opt_names, "addons": opt_names, "group": opt_name, "attrs": { "type": ["object", "null"] } })),
         "RoleBody": closed(json!(["role"]), json!({ "role": name })),
         "MoveBody": closed(json!(["company"]), json!({ "company": name })),
         "CompaniesBody": closed(json!(["companies"]), json!({ "companies": { "type": "array", "items": { "type": "object", "required": ["company"], "properties": { "company": name, "role": opt_name } } } })),
@@ -183,7 +181,7 @@ pub fn extend(doc: &mut Value) {
         "GrantRequest": closed(json!(["company"]), json!({ "company": name, "locations": entity_refs, "actors": entity_refs, "expires_at": { "type": ["string", "null"], "format": "date-time" } })),
         "Grant": obj(json!({ "id": {}, "user": {}, "from_company": {}, "company": {}, "locations": {}, "actors": {}, "status": { "enum": ["requested", "approved", "refused", "revoked"] } })),
         "GrantList": obj(json!({ "grants": { "type": "array", "items": { "$ref": "#/components/schemas/Grant" } } })),
-        "NewInvitation": closed(json!(["email", "role"]), json!({ "company": name, "email": { "type": "string", "format": "email" }, "role": name, "flags": names, "addons": names, "group": opt_name, "attrs": attrs, "actor_locations": actor_locations })),
+        "NewInvitation": closed(json!(["email", "role"]), json!({ "company": name, "email": { "type": "string", "format": "email" }, "role": name, "flags": names, "addons": names, "group": opt_name, "attrs": attrs })),
         "Invitation": obj(json!({ "id": {}, "company": {}, "email": {}, "role": {}, "status": { "enum": ["pending", "accepted", "revoked", "expired"] }, "expires_at": {} })),
         "InvitationList": obj(json!({ "invitations": { "type": "array", "items": { "$ref": "#/components/schemas/Invitation" } } })),
         "IssuedInvitation": obj(json!({ "invitation": { "$ref": "#/components/schemas/Invitation" }, "token": { "type": "string" } })),

@@ -78,7 +78,7 @@ impl Reads {
         match self.decide::<T>(resource, context) {
             Ok(allowed) => allowed,
             Err(e) => {
-                tracing::debug!(action = T::ACTION, target = %resource.target, error = ?e, "a read was not decided");
+                tracing::debug!(operation = T::OPERATION, target = %resource.target, error = ?e, "a read was not decided");
                 false
             }
         }
@@ -91,9 +91,13 @@ impl Reads {
     ) -> Result<bool, ApiError> {
         let served = &*self.served;
         let s = &served.snapshot;
+        // An operation the folder does not map reads nothing.
+        let Some(mapped) = s.model().and_then(|m| m.operation(T::OPERATION)) else {
+            return Ok(false);
+        };
         let action = served
             .resolver
-            .action(s, &EntityRef::Text(T::ACTION.to_owned()))
+            .action(s, &EntityRef::Text(mapped.to_owned()))
             .map_err(ApiError::from)?;
         let mut values = entities::values(s, &self.me.id, &self.me.user, &self.me.chain);
         entities::merge(&mut values, resource.entities.clone());
@@ -220,11 +224,16 @@ impl Reads {
     fn company_context(&self, id: &str) -> Map<String, Value> {
         let mut c = Map::new();
         let s = &self.served.snapshot;
-        let declared = self
-            .served
-            .resolver
-            .action(s, &EntityRef::Text(ReadCompany::ACTION.to_owned()))
-            .is_ok_and(|a| s.context_declares(&a, "accessible"));
+        let declared = s
+            .model()
+            .and_then(|m| m.operation(ReadCompany::OPERATION))
+            .and_then(|mapped| {
+                self.served
+                    .resolver
+                    .action(s, &EntityRef::Text(mapped.to_owned()))
+                    .ok()
+            })
+            .is_some_and(|a| s.context_declares(&a, "accessible"));
         if declared {
             c.insert(
                 "accessible".to_owned(),

@@ -3,6 +3,7 @@
 //! engine (principal = the caller, resource = the target user, or the prospective user of a
 //! creation) before the gate writes.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -103,52 +104,79 @@ pub fn unfit(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unfit_attributes", message)
 }
 
-fn attr_set(attrs: &Map<String, Value>, key: &str) -> Value {
-    attrs.get(key).cloned().unwrap_or_else(|| json!([]))
+/// The entity a Cedar JSON value names (`{"__entity": {...}}` or `{"type", "id"}`).
+fn entity_of(v: &Value) -> Option<cedar_policy::EntityUid> {
+    let e = v.get("__entity").unwrap_or(v);
+    let ty = e.get("type")?.as_str()?;
+    let id = e.get("id")?.as_str()?;
+    let ty = cedar_policy::EntityTypeName::from_str(ty).ok()?;
+    Some(cedar_policy::EntityUid::from_type_name_and_id(
+        ty,
+        cedar_policy::EntityId::new(id),
+    ))
 }
 
-/// The `Assignment` context of `user.create`, `user.invite` and `user.set_role`: the role,
-/// flags and scope the user will have. `actor_locations` are the locations of the given
-/// actors; when the caller does not give them, an unknown location stands in, so only a
-/// caller holding the actors themselves (or every location) passes `scope.assign-within`.
-pub fn assignment(
-    served: &Served,
-    role: &str,
-    flags: &[String],
-    attrs: &Map<String, Value>,
-    actor_locations: Option<Vec<Value>>,
-) -> Map<String, Value> {
+fn entity_json(uid: &cedar_policy::EntityUid) -> Value {
+    json!({ "__entity": { "type": uid.type_name().to_string(), "id": uid.id().unescaped() } })
+}
+
+/// The context of a decision that gives a user something: the user as it will be, computed
+/// by the server from the store and the requested change, never from the caller's claims.
+/// It offers the core facts (`role`, `flags`, `addons`, `group`), every stored attribute by
+/// its own name, and the values `[management.derived]` derives from the held entities (e.g.
+/// the locations of the actors the user will have); the decision keeps those its action's
+/// context declares. An entity the server does not hold derives an unknown entity of the
+/// declared type, which no caller holds.
+pub fn assignment(served: &Served, user: &UserFacts) -> Map<String, Value> {
     let s = &served.snapshot;
-    let actors = attr_set(attrs, "actors");
-    let has_actors = actors.as_array().is_some_and(|a| !a.is_empty());
-    let actor_locations = match actor_locations {
-        Some(v) => Value::Array(v),
-        None if has_actors => {
-            let ty = format!("{}::Location", s.namespace());
-            json!([{ "__entity": { "type": ty, "id": "(unknown location)" } }])
-        }
-        None => json!([]),
-    };
     let mut c = Map::new();
+    // The attributes as the user's entity will hold them: stored values, else defaults.
+    let entity = entities::user_value(s, "", user);
+    if let Some(Value::Object(attrs)) = entity.get("attrs") {
+        for (k, v) in attrs {
+            if !entities::RESERVED_USER_ATTRS.contains(&k.as_str()) {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+    }
     c.insert(
         "role".to_owned(),
-        json!({ "__entity": { "type": s.role_type(), "id": role } }),
+        json!({ "__entity": { "type": s.role_type(), "id": user.role } }),
     );
-    c.insert("flags".to_owned(), json!(flags));
-    c.insert(
-        "scope_all".to_owned(),
-        attrs.get("scope_all").cloned().unwrap_or(json!(false)),
-    );
-    c.insert("locations".to_owned(), attr_set(attrs, "locations"));
-    c.insert("actors".to_owned(), actors);
-    c.insert("actor_locations".to_owned(), actor_locations);
+    c.insert("flags".to_owned(), json!(user.flags));
+    c.insert("addons".to_owned(), json!(user.addons));
+    if let Some(g) = &user.group {
+        c.insert("group".to_owned(), json!(g));
+    }
+    let derived = s.model().map(|m| m.derived.as_slice()).unwrap_or_default();
+    for d in derived {
+        let ty = s.qualified_type(&d.ty);
+        let named: Vec<&Value> = match user.attrs.get(&d.parents_of) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        let mut out: Vec<Value> = Vec::new();
+        for v in named {
+            let parents: Vec<Value> = entity_of(v)
+                .map(|uid| served.entities.entities.ancestors(&uid))
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| p.type_name().to_string() == ty)
+                .map(entity_json)
+                .collect();
+            if parents.is_empty() {
+                out.push(json!({ "__entity": { "type": ty, "id": "(unknown)" } }));
+            }
+            for p in parents {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        c.insert(d.name.clone(), Value::Array(out));
+    }
     c
-}
-
-fn take_actor_locations(body: &mut Value) -> Option<Vec<Value>> {
-    body.as_object_mut()
-        .and_then(|o| o.remove("actor_locations"))
-        .and_then(|v| v.as_array().cloned())
 }
 
 fn invalid(e: serde_json::Error) -> ApiError {
@@ -195,15 +223,14 @@ pub async fn list(
     Ok(Json(json!({ "users": users, "next": page.next })))
 }
 
-/// `POST /v1/users`: a `NewUser` (company defaults to the caller's), plus optional
-/// `actor_locations` for the scope check.
+/// `POST /v1/users`: a `NewUser` (company defaults to the caller's), decided with the user
+/// as it will be.
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let (m, served) = parts(&app)?;
-    let actor_locations = take_actor_locations(&mut body);
     if let Some(o) = body.as_object_mut() {
         o.entry("company").or_insert_with(|| json!(caller.company));
     }
@@ -224,7 +251,7 @@ pub async fn create(
         accessible: Vec::new(),
     };
     let resource = prospective(&m, &served, &id, &facts).await?;
-    let context = assignment(&served, &new.role, &new.flags, &new.attrs, actor_locations);
+    let context = assignment(&served, &facts);
     let ok = m
         .gate
         .decide(&served, &m.cache, &caller, CreateUser { new }, resource, context)
@@ -259,44 +286,109 @@ fn changes_assignment(p: &UserPatch) -> bool {
     p.role.is_some() || p.flags.is_some() || p.addons.is_some() || p.group.is_some() || p.attrs.is_some()
 }
 
+/// The operations of an assignment change, one per kind of change, and the user as it will
+/// be: `user.set_role`, `user.set_flags`, `user.set_addons`, `user.set_group`, and
+/// `user.set_attr.<name>` for each attribute whose value changes.
+fn assignment_changes(old: &UserFacts, patch: &UserPatch) -> (Vec<String>, UserFacts) {
+    let mut new = old.clone();
+    let mut ops: Vec<String> = Vec::new();
+    if let Some(r) = &patch.role {
+        new.role = r.clone();
+        ops.push("user.set_role".to_owned());
+    }
+    if let Some(f) = &patch.flags {
+        new.flags = f.clone();
+        ops.push("user.set_flags".to_owned());
+    }
+    if let Some(a) = &patch.addons {
+        new.addons = a.clone();
+        ops.push("user.set_addons".to_owned());
+    }
+    if let Some(g) = &patch.group {
+        new.group = g.clone();
+        ops.push("user.set_group".to_owned());
+    }
+    if let Some(attrs) = &patch.attrs {
+        let reserved = |k: &str| entities::RESERVED_USER_ATTRS.contains(&k);
+        let mut names: Vec<&String> = attrs.keys().chain(old.attrs.keys()).collect();
+        names.sort();
+        names.dedup();
+        let before = ops.len();
+        for name in names {
+            if !reserved(name) && attrs.get(name) != old.attrs.get(name) {
+                ops.push(format!("user.set_attr.{name}"));
+            }
+        }
+        // Setting attributes to what they are is still asking to set them: decided as such,
+        // so the answer does not tell who may change them from who may not.
+        if ops.len() == before {
+            ops.extend(
+                attrs
+                    .keys()
+                    .filter(|k| !reserved(k))
+                    .map(|k| format!("user.set_attr.{k}")),
+            );
+        }
+        new.attrs.retain(|k, _| reserved(k));
+        new.attrs.extend(
+            attrs
+                .iter()
+                .filter(|(k, _)| !reserved(k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    (ops, new)
+}
+
 async fn set_role_with(
     app: &AppState,
     caller: &Caller,
     id: String,
     patch: UserPatch,
-    actor_locations: Option<Vec<Value>>,
 ) -> Result<User, ApiError> {
     let (m, served) = parts(app)?;
     let target = visible(app, caller, &id).await?;
-    let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
-    let role = patch.role.clone().unwrap_or(user.role.clone());
-    let flags = patch.flags.clone().unwrap_or(user.flags.clone());
-    let attrs = patch.attrs.clone().unwrap_or(user.attrs.clone());
-    let context = assignment(&served, &role, &flags, &attrs, actor_locations);
-    let ok = m
-        .gate
-        .decide(
-            &served,
-            &m.cache,
-            caller,
-            SetRole { id, patch },
-            user_resource(&served, &target),
-            context,
-        )
-        .await?;
-    m.gate.set_role(&m.cache, ok).await
+    let (ops, new) = assignment_changes(&target.user, &patch);
+    let context = assignment(&served, &new);
+    let mut proof = None;
+    // One decision per kind of change, each as the folder's own action for it, each with the
+    // user as it will be after the whole call.
+    for op in &ops {
+        let r = user_resource(&served, &target);
+        let change = SetRole {
+            id: id.clone(),
+            patch: patch.clone(),
+        };
+        proof = Some(
+            m.gate
+                .decide_as(&served, &m.cache, caller, op, change, r, context.clone())
+                .await?,
+        );
+    }
+    match proof {
+        Some(ok) => m.gate.set_role(&m.cache, ok).await,
+        // Nothing changes: answered as a read of the user.
+        None => {
+            let r = user_resource(&served, &target);
+            let ok = m
+                .gate
+                .decide(&served, &m.cache, caller, ReadUser { id }, r, Map::new())
+                .await?;
+            m.gate.read_user(ok).await
+        }
+    }
 }
 
 /// `PATCH /v1/users/{id}`: a `UserPatch`. Login, email and name are `user.update`; role,
-/// flags (isolation), add-ons, group and attributes (scopes, customer access) are
-/// `user.set_role`, decided with the resulting assignment.
+/// flags, add-ons, group and each attribute are decided one by one (`user.set_role`,
+/// `user.set_flags`, `user.set_addons`, `user.set_group`, `user.set_attr.<name>`), each with
+/// the user as it will be.
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    ApiJson(mut body): ApiJson<Value>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<User>, ApiError> {
-    let actor_locations = take_actor_locations(&mut body);
     let patch: UserPatch = serde_json::from_value(body).map_err(invalid)?;
     if changes_assignment(&patch) {
         let profile = UserPatch {
@@ -311,9 +403,7 @@ pub async fn update(
                 "change the profile (login, email, name) and the assignment (role, flags, add-ons, group, attrs) in separate calls",
             ));
         }
-        return Ok(Json(
-            set_role_with(&app, &caller, id, patch, actor_locations).await?,
-        ));
+        return Ok(Json(set_role_with(&app, &caller, id, patch).await?));
     }
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
@@ -339,7 +429,7 @@ pub struct RoleBody {
     pub role: String,
 }
 
-/// `PUT /v1/users/{id}/role` (`user.set_role`).
+/// `PUT /v1/users/{id}/role` (`user.set_role`), decided with the user as it will be.
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -350,7 +440,7 @@ pub async fn set_role(
         role: Some(body.role),
         ..UserPatch::default()
     };
-    Ok(Json(set_role_with(&app, &caller, id, patch, None).await?))
+    Ok(Json(set_role_with(&app, &caller, id, patch).await?))
 }
 
 /// `POST /v1/users/{id}/deactivate` (`user.deactivate`): the user is then denied everything.
@@ -407,14 +497,18 @@ pub async fn delete(
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
+    let mut context = Map::new();
+    if let Some(t) = &q.transfer_to {
+        context.insert(
+            "transfer_to".to_owned(),
+            json!({ "__entity": { "type": served.snapshot.user_type(), "id": t } }),
+        );
+    }
     let op = DeleteUser {
         id,
         transfer_to: q.transfer_to,
     };
-    let ok = m
-        .gate
-        .decide(&served, &m.cache, &caller, op, r, Map::new())
-        .await?;
+    let ok = m.gate.decide(&served, &m.cache, &caller, op, r, context).await?;
     let d = m.gate.delete_user(&m.cache, ok).await?;
     tracing::info!(
         target: "portcullis::records",
@@ -433,9 +527,10 @@ pub struct MoveBody {
     pub company: String,
 }
 
-/// `POST /v1/users/{id}/move`: decided as `user.delete` of the user where it is and
-/// `user.create` of the user in the destination (the caller must be able to do both); the store keeps moves inside one enterprise
-/// and within the destination's user limit.
+/// `POST /v1/users/{id}/move`: decided as `user.remove` of the user where it is and
+/// `user.move` of the user as it will be in the destination (context: the user as it will be
+/// and the destination as `target`); the store keeps moves inside one enterprise and within
+/// the enterprise's user limit.
 pub async fn move_user(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -444,21 +539,32 @@ pub async fn move_user(
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
-    let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
+    let destination = json!({ "__entity": { "type": served.snapshot.company_type(), "id": body.company } });
     // "The user will be removed from the current company" (004): the caller must be able to
-    // remove it where it is, not only to create it in the destination.
+    // remove it where it is, not only to place it in the destination.
     let here = user_resource(&served, &target);
     let removal = DeleteUser {
         id: id.clone(),
         transfer_to: None,
     };
+    let mut removal_context = Map::new();
+    removal_context.insert("target".to_owned(), destination.clone());
     m.gate
-        .decide(&served, &m.cache, &caller, removal, here, Map::new())
+        .decide_as(
+            &served,
+            &m.cache,
+            &caller,
+            "user.remove",
+            removal,
+            here,
+            removal_context,
+        )
         .await?;
     let mut facts = target.user.clone();
     facts.company = body.company.clone();
     let r = prospective(&m, &served, &id, &facts).await?;
-    let context = assignment(&served, &user.role, &user.flags, &user.attrs, None);
+    let mut context = assignment(&served, &facts);
+    context.insert("target".to_owned(), destination);
     let op = MoveUser {
         id,
         company: body.company,
@@ -475,8 +581,9 @@ pub struct CompaniesBody {
     pub companies: Vec<AccessibleCompany>,
 }
 
-/// `PUT /v1/users/{id}/companies` (`user.set_role`, with the user's current assignment, and
-/// once per listed company with the user as it would be there, holding its role there).
+/// `PUT /v1/users/{id}/companies` (`user.set_companies`): decided once per listed company
+/// with the user as it would be there, holding its role there, and once on the user where it
+/// is; the context also names every listed company (`companies`).
 pub async fn set_companies(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -485,24 +592,32 @@ pub async fn set_companies(
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
-    let user = m.gate.read().get_user(&id).await.map_err(store_error)?;
+    let company_type = served.snapshot.company_type();
+    let listed: Vec<Value> = body
+        .companies
+        .iter()
+        .map(|a| json!({ "__entity": { "type": company_type, "id": a.company } }))
+        .collect();
     // Access to a company gives the user a role there: each is decided as giving that role
     // to the user in that company, so a caller reaches no company (and gives no role) it could
     // not assign, besides the decision on the user where it is.
     for a in &body.companies {
-        let role = a.role.clone().unwrap_or_else(|| user.role.clone());
         let mut facts = target.user.clone();
         facts.company = a.company.clone();
-        facts.role = role.clone();
+        if let Some(role) = &a.role {
+            facts.role = role.clone();
+        }
         let r = prospective(&m, &served, &id, &facts).await?;
-        let context = assignment(&served, &role, &user.flags, &user.attrs, None);
+        let mut context = assignment(&served, &facts);
+        context.insert("companies".to_owned(), Value::Array(listed.clone()));
         let op = SetCompanies {
             id: id.clone(),
             companies: body.companies.clone(),
         };
         m.gate.decide(&served, &m.cache, &caller, op, r, context).await?;
     }
-    let context = assignment(&served, &user.role, &user.flags, &user.attrs, None);
+    let mut context = assignment(&served, &target.user);
+    context.insert("companies".to_owned(), Value::Array(listed));
     let op = SetCompanies {
         id,
         companies: body.companies,

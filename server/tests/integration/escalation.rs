@@ -607,3 +607,412 @@ async fn no_sequence_escalates() {
     assert_eq!(u.role, "regular");
     assert!(u.accessible.is_empty(), "{:?}", u.accessible);
 }
+
+// ---- Issue 13: each escalation reproduced over HTTP, now refused ----------------------------
+
+/// A server on `policies/` with the test entities and `extra` held entities, and a SQLite
+/// store.
+async fn env_holding(extra: Vec<Value>) -> crate::manage::Env {
+    let fx = crate::common::Fixture::new();
+    let path = fx.entities();
+    let mut all: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    all.extend(extra);
+    std::fs::write(&path, serde_json::to_vec(&all).unwrap()).unwrap();
+    let url = crate::manage::sqlite_url(&fx);
+    crate::manage::env_at(fx, url).await
+}
+
+/// A server on a copy of `examples/<name>` (no held entities) with a SQLite store.
+async fn env_on_example(name: &str) -> crate::manage::Env {
+    let fx = crate::common::Fixture::new();
+    let policies = fx.policies();
+    std::fs::remove_dir_all(&policies).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    crate::common::copy_dir(&src, &policies);
+    std::fs::write(fx.entities(), "[]").unwrap();
+    let url = crate::manage::sqlite_url(&fx);
+    crate::manage::env_at(fx, url).await
+}
+
+fn entity(ty: &str, id: &str, parents: &[(&str, &str)]) -> Value {
+    let parents: Vec<Value> = parents
+        .iter()
+        .map(|(t, i)| json!({ "type": format!("Portal::{t}"), "id": i }))
+        .collect();
+    json!({ "uid": { "type": format!("Portal::{ty}"), "id": id }, "attrs": {}, "parents": parents })
+}
+
+fn reference(ty: &str, id: &str) -> Value {
+    json!({ "__entity": { "type": format!("Portal::{ty}"), "id": id } })
+}
+
+/// A user created by the operator (the store, no decision), and its API client.
+async fn user_with(env: &crate::manage::Env, id: &str, company: &str, role: &str, attrs: Value) -> Http {
+    let store = &*env.store;
+    store
+        .create_user(
+            NewUser {
+                id: Some(id.to_owned()),
+                company: company.to_owned(),
+                login: id.to_owned(),
+                role: role.to_owned(),
+                attrs: attrs.as_object().unwrap().clone(),
+                ..NewUser::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    Http::new(&env.server).with_key(&key_for(store, id).await)
+}
+
+fn message(b: &Value) -> String {
+    b["error"]["message"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Escalation 1: an admin with locations `[l1]` gave a user an actor of `l2` by sending
+/// `"actor_locations": [l1]`. The body field is refused, and the server derives the actors'
+/// locations from the entities it holds (`[management.derived]`).
+#[tokio::test]
+async fn actor_locations_come_from_held_entities_not_the_body() {
+    let env = env_holding(vec![
+        entity("Location", "l1", &[("Company", "acme")]),
+        entity("Location", "l2", &[("Company", "acme")]),
+        entity("Actor", "a1", &[("Location", "l1")]),
+        entity("Actor", "a2", &[("Location", "l2")]),
+    ])
+    .await;
+    crate::manage::company(&*env.store, "acme", "customer", None).await;
+    let admin = user_with(
+        &env,
+        "adm-l1",
+        "acme",
+        "admin",
+        json!({ "scope_all": false, "locations": [loc("l1")] }),
+    )
+    .await;
+    let new_user = |id: &str, actor: &str| {
+        json!({ "id": id, "login": id, "role": "regular",
+                "attrs": { "scope_all": false, "locations": [loc("l1")], "actors": [reference("Actor", actor)] } })
+    };
+    // The old trick: a trusted fact in the body.
+    let mut body = new_user("u-a2", "a2");
+    body["actor_locations"] = json!([loc("l1")]);
+    let (s, b) = admin.post("/v1/users", &body).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(message(&b).contains("actor_locations"), "{b}");
+    // Derived by the server: `a2` is at `l2`, outside the admin's scope.
+    let (s, b) = admin.post("/v1/users", &new_user("u-a2", "a2")).await;
+    assert_eq!(s, 403, "{b}");
+    assert!(message(&b).contains("scope.assign-within"), "{b}");
+    // An actor the server does not hold is at no location the admin holds.
+    let (s, b) = admin.post("/v1/users", &new_user("u-a9", "a9")).await;
+    assert_eq!(s, 403, "{b}");
+    // The same on a change of an existing user's scope, and on an invitation.
+    let (s, b) = admin.post("/v1/users", &new_user("u-a1", "a1")).await;
+    assert_eq!(s, 201, "an actor at the admin's own location: {b}");
+    let patch = json!({ "attrs": { "scope_all": false, "locations": [loc("l1")], "actors": [reference("Actor", "a2")] } });
+    let (s, b) = send(&admin, "PATCH", "/v1/users/u-a1", patch).await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = admin
+        .post(
+            "/v1/invitations",
+            &json!({ "email": "a2@acme.test", "role": "regular",
+                     "attrs": { "scope_all": false, "actors": [reference("Actor", "a2")] } }),
+        )
+        .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(env.store.get_user("u-a2").await.is_err());
+}
+
+/// Escalation 2: a forwarder admin limited to customer `c1` gave itself every customer with
+/// `PATCH /v1/users/<self>`. Customer access is decided with the access the user will have
+/// (`customers.assign-within`), to itself as to anyone.
+#[tokio::test]
+async fn limited_forwarder_admin_gives_no_customer_it_lacks() {
+    let env = env_holding(Vec::new()).await;
+    crate::manage::company(&*env.store, "fw", "forwarder", None).await;
+    let limited = json!({ "scope_all": true, "all_customers": false, "customers": [reference("CustomerProfile", "c1")] });
+    let admin = user_with(&env, "fw-adm", "fw", "admin", limited.clone()).await;
+    let (s, b) = send(
+        &admin,
+        "PATCH",
+        "/v1/users/fw-adm",
+        json!({ "attrs": { "all_customers": true } }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(message(&b).contains("customers.assign-within"), "{b}");
+    let wider = json!({ "attrs": { "scope_all": true, "all_customers": false,
+                                   "customers": [reference("CustomerProfile", "c1"), reference("CustomerProfile", "c2")] } });
+    let (s, b) = send(&admin, "PATCH", "/v1/users/fw-adm", wider).await;
+    assert_eq!(s, 403, "{b}");
+    // Nor to another user, on creation or later.
+    let op = |customers: Value, all: bool| {
+        json!({ "id": "fw-op", "login": "fw-op", "role": "operator",
+                "attrs": { "scope_all": true, "all_customers": all, "customers": customers } })
+    };
+    let (s, b) = admin.post("/v1/users", &op(json!([]), true)).await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = admin
+        .post(
+            "/v1/users",
+            &op(json!([reference("CustomerProfile", "c2")]), false),
+        )
+        .await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = admin
+        .post(
+            "/v1/users",
+            &op(json!([reference("CustomerProfile", "c1")]), false),
+        )
+        .await;
+    assert_eq!(s, 201, "its own customer: {b}");
+    let (s, b) = send(
+        &admin,
+        "PATCH",
+        "/v1/users/fw-op",
+        json!({ "attrs": { "scope_all": true, "all_customers": true } }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    let me = env.store.get_user("fw-adm").await.unwrap();
+    assert_eq!(me.attrs.get("all_customers"), Some(&json!(false)));
+    let op = env.store.get_user("fw-op").await.unwrap();
+    assert_eq!(op.attrs.get("all_customers"), Some(&json!(false)));
+}
+
+/// Escalation 4: an owner bought paid subscriptions with `PATCH /v1/companies/<own>`, and an
+/// owner at its user limit kept adding users in a sub-company it created.
+#[tokio::test]
+async fn owners_buy_no_subscription_and_sub_companies_share_the_limit() {
+    let env = env_holding(Vec::new()).await;
+    crate::manage::company(&*env.store, "shop", "customer", Some(2)).await;
+    let owner = user_with(&env, "shop-own", "shop", "owner", json!({ "scope_all": true })).await;
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/companies/shop",
+        json!({ "attrs": { "subscription": ["insights", "action_centers"] } }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(message(&b).contains("companies.subscription-by-platform"), "{b}");
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/companies/shop",
+        json!({ "name": "Shop AS" }),
+    )
+    .await;
+    assert_eq!(s, 200, "a rename is the owner's: {b}");
+    let (s, b) = owner
+        .post(
+            "/v1/companies",
+            &json!({ "id": "shop-paid", "name": "paid", "account_type": "customer", "attrs": { "subscription": ["insights"] } }),
+        )
+        .await;
+    assert_eq!(s, 403, "a sub-company with a subscription: {b}");
+    let company = env.store.get_company("shop").await.unwrap();
+    assert!(
+        company.attrs.get("subscription").is_none_or(|v| v == &json!([])),
+        "{company:?}"
+    );
+
+    // The limit: two users, the owner and one more.
+    let (s, b) = owner
+        .post("/v1/users", &json!({ "id": "shop-r1", "login": "shop-r1", "role": "regular", "attrs": { "scope_all": true } }))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = owner
+        .post("/v1/users", &json!({ "id": "shop-r2", "login": "shop-r2", "role": "regular", "attrs": { "scope_all": true } }))
+        .await;
+    assert_eq!(s, 409, "{b}");
+    let (s, b) = owner
+        .post(
+            "/v1/companies",
+            &json!({ "id": "shop-sub", "name": "sub", "account_type": "customer" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = send(
+        &owner,
+        "PATCH",
+        "/v1/companies/shop-sub",
+        json!({ "user_limit": 50 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = owner
+        .post(
+            "/v1/users",
+            &json!({ "id": "shop-r3", "login": "shop-r3", "company": "shop-sub", "role": "regular", "attrs": { "scope_all": true } }),
+        )
+        .await;
+    assert_eq!(
+        s, 409,
+        "the sub-company does not escape the enterprise's limit: {b}"
+    );
+    assert_eq!(b["error"]["code"], "limit_reached", "{b}");
+    // A move inside the enterprise does not count twice.
+    let (s, b) = send(
+        &owner,
+        "POST",
+        "/v1/users/shop-r1/move",
+        json!({ "company": "shop-sub" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
+/// Escalation 5: finer folder rules were never consulted (add-ons, the Usage Profile, moves,
+/// all decided as `user.set_role`), so an admin gave a regular user a feature withheld from
+/// the admin itself. Each kind of change is now decided as the folder's own action.
+#[tokio::test]
+async fn each_change_is_decided_as_the_folders_own_action() {
+    let env = on_shipping_platform().await;
+    let admin = user_with(
+        &env,
+        "sp-adm",
+        "sp",
+        "admin",
+        json!({ "scope_all": true, "locations": [], "actors": [], "withheld": ["shipping_rules"] }),
+    )
+    .await;
+    let regular =
+        |withheld: Value| json!({ "scope_all": true, "locations": [], "actors": [], "withheld": withheld });
+    user_with(
+        &env,
+        "sp-reg",
+        "sp",
+        "regular",
+        regular(json!(["shipping_rules"])),
+    )
+    .await;
+    // The Usage Profile (`user.set_usage_profile`): nothing withheld from the admin is given.
+    let (s, b) = send(
+        &admin,
+        "PATCH",
+        "/v1/users/sp-reg",
+        json!({ "attrs": regular(json!([])) }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(message(&b).contains("user.set_usage_profile"), "{b}");
+    let (s, b) = send(
+        &admin,
+        "PATCH",
+        "/v1/users/sp-reg",
+        json!({ "attrs": regular(json!(["shipping_rules", "actors"])) }),
+    )
+    .await;
+    assert_eq!(s, 200, "narrowing is the admin's: {b}");
+    // Add-ons (`user.set_addons`): the Owner's alone.
+    let (s, b) = send(
+        &admin,
+        "PATCH",
+        "/v1/users/sp-reg",
+        json!({ "addons": ["all_action_centers"] }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert!(message(&b).contains("user.set_addons"), "{b}");
+    // A PATCH of several kinds is decided once per kind: the role passes, the add-on does not.
+    let (s, b) = send(
+        &admin,
+        "PATCH",
+        "/v1/users/sp-reg",
+        json!({ "role": "regular", "addons": ["all_action_centers"] }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    let reg = env.store.get_user("sp-reg").await.unwrap();
+    assert!(reg.addons.is_empty(), "{reg:?}");
+    assert_eq!(
+        reg.attrs.get("withheld"),
+        Some(&json!(["shipping_rules", "actors"]))
+    );
+    // An operation the folder does not map is refused, naming the mapping.
+    let (s, b) = send(
+        &admin,
+        "POST",
+        "/v1/users/sp-reg/move",
+        json!({ "company": "sp" }),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    let m = message(&b);
+    assert!(
+        (m.contains("`user.remove`") || m.contains("`user.move`")) && m.contains("[management.operations]"),
+        "{b}"
+    );
+}
+
+/// Escalation 5 on `examples/load-planner`: a move is decided as its `user.move`, the audit
+/// export as its `access_log.download`, add-ons as its `user.set_addons`.
+#[tokio::test]
+async fn load_planner_operations_use_its_own_actions() {
+    let env = env_on_example("load-planner").await;
+    let store = &*env.store;
+    for (id, parent) in [("lp", None), ("lp-b", Some("lp"))] {
+        store
+            .create_company(
+                NewCompany {
+                    id: id.to_owned(),
+                    name: id.to_owned(),
+                    account_type: "enterprise".to_owned(),
+                    parent: parent.map(str::to_owned),
+                    ..NewCompany::default()
+                },
+                &Audit::system(),
+            )
+            .await
+            .unwrap();
+    }
+    // `accessible` is derived by the store: the own company and those the user may switch to.
+    let admin = user_with(&env, "lp-adm", "lp", "administrator", json!({})).await;
+    store
+        .set_accessible_companies(
+            "lp-adm",
+            vec![portcullis_store::AccessibleCompany {
+                company: "lp-b".to_owned(),
+                role: None,
+            }],
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let planner = user_with(&env, "lp-pl", "lp", "planner", json!({})).await;
+    // The audit export: the administrator's `access_log.download`, not the planner's.
+    let (s, b) = admin.get("/v1/audit").await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = planner.get("/v1/audit").await;
+    assert_eq!(s, 403, "{b}");
+    assert!(message(&b).contains("access_log.download"), "{b}");
+    // A move: `user.move` (and the removal as `user.delete`). The administrator the planner
+    // cannot read answers the 404 of a missing user; the administrator moves the planner.
+    let (s, b) = send(
+        &planner,
+        "POST",
+        "/v1/users/lp-adm/move",
+        json!({ "company": "lp-b" }),
+    )
+    .await;
+    assert_eq!(s, 404, "{b}");
+    let (s, b) = send(
+        &admin,
+        "POST",
+        "/v1/users/lp-pl/move",
+        json!({ "company": "lp-b" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
+async fn on_shipping_platform() -> crate::manage::Env {
+    let env = env_on_example("shipping-platform").await;
+    crate::manage::company(&*env.store, "sp", "customer", None).await;
+    env
+}

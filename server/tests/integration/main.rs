@@ -11,6 +11,7 @@ mod cli;
 mod common;
 mod crash;
 mod decisions;
+mod delegation;
 mod errors;
 mod escalation;
 mod explain_http;

@@ -10,6 +10,7 @@ use crate::harness::{audit_count, company, new_user, user, Ctx};
 conformance!(
     create_get_and_facts,
     twenty_concurrent_creations_against_a_limit_of_ten,
+    sub_companies_count_toward_the_enterprise_limit,
     failed_writes_leave_no_trace,
     update_deactivate_reactivate,
     delete_keeps_audit_and_records_transfer,
@@ -73,6 +74,38 @@ async fn create_get_and_facts(cx: Ctx) {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "company `ghost-co` not found");
+}
+
+/// Issue 13: an owner at its limit who creates a sub-company does not escape the limit there,
+/// whatever the sub-company's own limit; a move inside the enterprise counts once.
+async fn sub_companies_count_toward_the_enterprise_limit(cx: Ctx) {
+    let s = cx.store.clone();
+    company(&*s, "acme", None, Some(2)).await;
+    company(&*s, "acme-sub", Some("acme"), Some(50)).await;
+    company(&*s, "acme-sub-sub", Some("acme-sub"), None).await;
+    s.create_user(new_user("a1", "acme", "user"), &Audit::system())
+        .await
+        .unwrap();
+    s.create_user(new_user("a2", "acme-sub-sub", "user"), &Audit::system())
+        .await
+        .unwrap();
+    for c in ["acme", "acme-sub", "acme-sub-sub"] {
+        let err = s
+            .create_user(new_user(&format!("x-{c}"), c, "user"), &Audit::system())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::LimitReached { company, limit: 2 } if company == "acme"),
+            "{c}: {err:?}"
+        );
+    }
+    s.move_user("a1", "acme-sub", &Audit::system()).await.unwrap();
+    s.deactivate_user("a2", &Audit::system()).await.unwrap();
+    s.create_user(new_user("a3", "acme-sub", "user"), &Audit::system())
+        .await
+        .unwrap();
+    let err = s.reactivate_user("a2", &Audit::system()).await.unwrap_err();
+    assert!(matches!(err, StoreError::LimitReached { .. }), "{err:?}");
 }
 
 async fn twenty_concurrent_creations_against_a_limit_of_ten(cx: Ctx) {
