@@ -147,6 +147,10 @@ pub struct SignIn {
     pub token_link_role: Option<String>,
     /// The stored user attribute that requires a second factor of its user, if any.
     pub require_mfa_attribute: Option<String>,
+    /// The context attribute that carries whether the session passed a second factor, if any.
+    pub mfa_context: Option<String>,
+    /// The user attribute that holds a session's active customer profile, if any.
+    pub switch_attribute: Option<String>,
 }
 
 impl Default for SignIn {
@@ -161,6 +165,8 @@ impl Default for SignIn {
             require_mfa_roles: Vec::new(),
             token_link_role: None,
             require_mfa_attribute: None,
+            mfa_context: None,
+            switch_attribute: None,
         }
     }
 }
@@ -759,6 +765,8 @@ fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>)
         require_mfa_roles,
         token_link_role,
         require_mfa_attribute: raw.require_mfa_attribute.as_ref().map(|a| a.value.clone()),
+        mfa_context: raw.mfa_context.as_ref().map(|a| a.value.clone()),
+        switch_attribute: raw.switch_attribute.as_ref().map(|a| a.value.clone()),
     }
 }
 

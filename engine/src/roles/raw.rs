@@ -193,6 +193,12 @@ pub struct RawSignIn {
     /// A stored boolean user attribute that, when true, requires a second factor of that user
     /// (003: "Require MFA For This User"), besides `require_mfa_roles`.
     pub require_mfa_attribute: Option<Name>,
+    /// The context attribute (a `Bool`) that tells a decision whether the signed-in session
+    /// passed a second factor; the server fills it wherever an action's context declares it.
+    pub mfa_context: Option<Name>,
+    /// The optional user attribute (an entity) that holds the customer profile a session acts
+    /// for after `POST /v1/auth/switch`; a folder without it has no switching.
+    pub switch_attribute: Option<Name>,
 }
 
 impl Default for RawSignIn {
@@ -206,6 +212,8 @@ impl Default for RawSignIn {
             require_mfa_roles: Vec::new(),
             token_link_role: None,
             require_mfa_attribute: None,
+            mfa_context: None,
+            switch_attribute: None,
         }
     }
 }

@@ -93,7 +93,7 @@ pub fn openapi() -> Value {
             "schemas": {
                 "EntityRef": entity_ref,
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "AuthorizeRequest": { "type": "object", "required": ["action", "resource"], "additionalProperties": false, "description": "`principal`, or `session` (a signed-in session's token, whose user becomes the principal and whose MFA state fills `context.mfa_verified` where the action declares it), but not both", "properties": {
+                "AuthorizeRequest": { "type": "object", "required": ["action", "resource"], "additionalProperties": false, "description": "`principal`, or `session` (a signed-in session's token, whose user becomes the principal and whose MFA state fills the folder's `sign_in.mfa_context` attribute where the action's context declares it), but not both", "properties": {
                     "principal": { "$ref": "#/components/schemas/EntityRef" },
                     "session": { "type": "string", "description": "pcs_… from POST /v1/auth/login" },
                     "action": { "$ref": "#/components/schemas/EntityRef" },

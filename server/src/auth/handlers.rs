@@ -353,8 +353,8 @@ async fn reset_allowed(m: &Manage, served: &Served, user: &User) -> bool {
         id: user.id.clone(),
     };
     let mut context = Map::new();
-    if s.context_declares(&action_uid, "mfa_verified") {
-        context.insert("mfa_verified".to_owned(), json!(false));
+    if let Some(name) = crate::auth::mfa_context(s, &action_uid) {
+        context.insert(name, json!(false));
     }
     let q = portcullis_engine::AuthzQuery {
         principal: principal.clone(),
@@ -498,7 +498,7 @@ pub struct SwitchBody {
 
 /// `POST /v1/auth/switch` (000): the session acts for another customer profile, decided as
 /// `customer.switch` on that profile as the server's entities file (`serve --entities`)
-/// holds it; its decisions then carry it as `active_customer`. A profile the server does not
+/// holds it; its decisions then carry it in the folder's `sign_in.switch_attribute`. A profile the server does not
 /// hold cannot be switched to (404, as for any id the caller cannot see).
 pub async fn switch_customer(
     State(app): State<Arc<AppState>>,
@@ -508,14 +508,14 @@ pub async fn switch_customer(
     let (m, served) = parts(&app)?;
     let session = session_of(&caller)?.id.clone();
     let s = &served.snapshot;
-    let Some(ty) = s
-        .attribute_entity_type(&s.user_type(), "active_customer")
-        .map(str::to_owned)
-    else {
+    let ty = rules(&served)
+        .switch_attribute
+        .and_then(|name| s.attribute_entity_type(&s.user_type(), &name).map(str::to_owned));
+    let Some(ty) = ty else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_customer_profiles",
-            "this policy folder's users have no `active_customer` to switch",
+            "this policy folder has no `sign_in.switch_attribute` (an entity attribute of its users) to switch",
         ));
     };
     let uid = portcullis_engine::EntityRef::Object {

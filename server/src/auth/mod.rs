@@ -528,10 +528,17 @@ pub async fn session_principal(
     Ok(session)
 }
 
+/// The context attribute in which the folder's policies read whether the session passed a
+/// second factor (`sign_in.mfa_context`), when the action's context declares it.
+pub fn mfa_context(s: &portcullis_engine::Snapshot, action: &cedar_policy::EntityUid) -> Option<String> {
+    let name = s.model()?.sign_in.mfa_context.clone()?;
+    s.context_declares(action, &name).then_some(name)
+}
+
 /// What a session adds to a decision, after the stored entities are merged into the query:
-/// `context.mfa_verified` where the action's context declares it (a caller-supplied value is
-/// overwritten: the session knows), and on its user's entity the customer profile it acts for
-/// (`active_customer`, 000) where the schema declares it.
+/// the folder's `sign_in.mfa_context` attribute where the action's context declares it (a
+/// caller-supplied value is overwritten: the session knows), and on its user's entity the
+/// customer profile it acts for (the folder's `sign_in.switch_attribute`) where the schema declares it.
 pub fn session_overlay(
     served: &crate::state::Served,
     session: &Session,
@@ -539,16 +546,18 @@ pub fn session_overlay(
 ) {
     let s = &served.snapshot;
     if let Ok(action) = served.resolver.action(s, &q.action) {
-        if s.context_declares(&action, "mfa_verified") {
-            q.context
-                .insert("mfa_verified".to_owned(), serde_json::Value::Bool(session.mfa));
+        if let Some(name) = mfa_context(s, &action) {
+            q.context.insert(name, serde_json::Value::Bool(session.mfa));
         }
     }
     let user_type = s.user_type();
     let Some(customer) = &session.active_customer else {
         return;
     };
-    let Some(ty) = s.attribute_entity_type(&user_type, "active_customer") else {
+    let Some(name) = s.model().and_then(|m| m.sign_in.switch_attribute.clone()) else {
+        return;
+    };
+    let Some(ty) = s.attribute_entity_type(&user_type, &name) else {
         return;
     };
     let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
@@ -562,7 +571,7 @@ pub fn session_overlay(
                 == Some(user_type.as_str());
         if is_principal {
             if let Some(attrs) = e.get_mut("attrs").and_then(serde_json::Value::as_object_mut) {
-                attrs.insert("active_customer".to_owned(), value.clone());
+                attrs.insert(name.clone(), value.clone());
             }
         }
     }

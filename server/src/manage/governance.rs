@@ -379,8 +379,8 @@ impl Gate {
         let target = entity_uid(s, &resource.ty, &resource.id)?;
         let mut context = context;
         context.retain(|k, _| s.context_declares(&action, k));
-        if s.context_declares(&action, "mfa_verified") {
-            context.insert("mfa_verified".to_owned(), json!(caller.mfa()));
+        if let Some(name) = crate::auth::mfa_context(s, &action) {
+            context.insert(name, json!(caller.mfa()));
         }
         // The same slice as every other decision: the stored facts, and every held entity
         // the policies can reach from them.

@@ -124,8 +124,8 @@ impl Reads {
                 Slot::Resource,
             )
             .map_err(ApiError::from)?;
-        if s.context_declares(&action, "mfa_verified") {
-            context.insert("mfa_verified".to_owned(), json!(self.caller.mfa()));
+        if let Some(name) = crate::auth::mfa_context(s, &action) {
+            context.insert(name, json!(self.caller.mfa()));
         }
         let context_uids = context_refs(&context);
         let roots = Roots {
