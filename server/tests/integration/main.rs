@@ -15,6 +15,7 @@ mod delegation;
 mod errors;
 mod escalation;
 mod explain_http;
+mod folder_delegation;
 mod groups;
 mod leaks;
 mod lifecycle;
