@@ -62,7 +62,15 @@ async fn company_as(
         let chain = entities::company_chain(&m.gate.read(), parent)
             .await
             .map_err(store_error)?;
-        values.extend(chain.iter().map(|(c, f)| entities::company_value(s, c, f)));
+        // A new company that takes the id of its parent or an ancestor is decided as asked
+        // and refused by the store (409 `already_exists`): the chain keeps the company as it
+        // will be, once.
+        values.extend(
+            chain
+                .iter()
+                .filter(|(c, _)| c != id)
+                .map(|(c, f)| entities::company_value(s, c, f)),
+        );
     }
     entities::fits_schema(s, &values).map_err(crate::manage::users::unfit)?;
     Ok(Resource {

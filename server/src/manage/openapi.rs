@@ -39,8 +39,16 @@ fn errors(codes: &[&str]) -> Map<String, Value> {
     m
 }
 
-/// An operation: `action` is the schema action that decides it (empty: none).
-fn op(summary: &str, action: &str, body: Option<&str>, status: &str, result: &str, errs: &[&str]) -> Value {
+/// An operation: `operation` is the management operation the folder maps to the action that
+/// decides it (empty: none).
+fn op(
+    summary: &str,
+    operation: &str,
+    body: Option<&str>,
+    status: &str,
+    result: &str,
+    errs: &[&str],
+) -> Value {
     let mut responses = errors(errs);
     responses.insert(
         status.to_owned(),
@@ -51,9 +59,9 @@ fn op(summary: &str, action: &str, body: Option<&str>, status: &str, result: &st
         "responses": responses,
         "security": [{ "bearer": [] }, { "apiKey": [] }],
     });
-    if !action.is_empty() {
+    if !operation.is_empty() {
         o["description"] = json!(format!(
-            "Decided by the engine first: action `{action}`, principal the caller. A denial answers 403 and is audited with outcome `denied`."
+            "Decided by the engine first: operation `{operation}` (the action `[management.operations]` of roles.toml maps it to), principal the caller. A denial answers 403 and is audited with outcome `denied`; an operation the folder does not map answers 403."
         ));
     }
     if let Some(b) = body {
@@ -70,8 +78,11 @@ fn id_param() -> Value {
 pub fn extend(doc: &mut Value) {
     // Every management call may answer these with the error envelope: a bad body or query,
     // no or a bad key, a denial, an unknown record, a conflict (taken login, user limit…),
-    // a body over the limit, a server without a store.
-    let w = ["400", "401", "403", "404", "409", "413", "415", "421", "503"];
+    // a body over the limit, attributes that would not fit the folder's schema (422), a server
+    // without a store.
+    let w = [
+        "400", "401", "403", "404", "409", "413", "415", "421", "422", "503",
+    ];
     let with_errors = |mut responses: Value| {
         if let Value::Object(m) = &mut responses {
             for (code, r) in errors(&w) {
@@ -88,25 +99,25 @@ pub fn extend(doc: &mut Value) {
         "/v1/users/{id}": {
             "parameters": id_param(),
             "get": op("Read a user", "user.read", None, "200", "User", &w),
-            "patch": op("Edit a user: login, email, name (user.update), or role, flags, add-ons, group, attrs (user.set_role)", "user.update", Some("UserPatch"), "200", "User", &w),
-            "delete": { "summary": "Delete a user (audit history kept; `?transfer_to=` names who receives its records)", "description": "Decided by action `user.delete`.", "parameters": [{ "name": "transfer_to", "in": "query", "schema": { "type": "string" } }], "responses": with_errors(json!({ "200": { "description": "the deleted user and the receiver", "content": { "application/json": { "schema": { "type": "object" } } } } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
+            "patch": op("Edit a user: login, email, name (`user.update`), or role, flags, add-ons, group, attrs (one decision per kind: `user.set_role`, `user.set_flags`, `user.set_addons`, `user.set_group`, `user.set_attr.<name>`)", "user.update", Some("UserPatch"), "200", "User", &w),
+            "delete": { "summary": "Delete a user (audit history kept; `?transfer_to=` names who receives its records)", "description": "Decided by operation `user.delete`.", "parameters": [{ "name": "transfer_to", "in": "query", "schema": { "type": "string" } }], "responses": with_errors(json!({ "200": { "description": "the deleted user and the receiver", "content": { "application/json": { "schema": { "type": "object" } } } } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
         },
         "/v1/users/{id}/role": { "parameters": id_param(), "put": op("Change a user's role", "user.set_role", Some("RoleBody"), "200", "User", &w) },
         "/v1/users/{id}/deactivate": { "parameters": id_param(), "post": op("Deactivate a user (then denied everything)", "user.deactivate", None, "200", "User", &w) },
         "/v1/users/{id}/reactivate": { "parameters": id_param(), "post": op("Reactivate a user (within the user limit)", "user.reactivate", None, "200", "User", &w) },
-        "/v1/users/{id}/move": { "parameters": id_param(), "post": op("Move a user to another company of its enterprise", "user.create", Some("MoveBody"), "200", "User", &w) },
-        "/v1/users/{id}/companies": { "parameters": id_param(), "put": op("Set the companies a user may switch to", "user.set_role", Some("CompaniesBody"), "200", "User", &w) },
+        "/v1/users/{id}/move": { "parameters": id_param(), "post": op("Move a user to another company of its enterprise (and `user.remove` where it is)", "user.move", Some("MoveBody"), "200", "User", &w) },
+        "/v1/users/{id}/companies": { "parameters": id_param(), "put": op("Set the companies a user may switch to", "user.set_companies", Some("CompaniesBody"), "200", "User", &w) },
         "/v1/users/{id}/api-keys": {
             "parameters": id_param(),
             "get": op("A user's API keys (never their secrets)", "user.read", None, "200", "ApiKeyList", &w),
-            "post": op("Issue an API key for a user; the key is answered once", "user.update", Some("KeyBody"), "201", "IssuedApiKey", &w)
+            "post": op("Issue an API key for a user; the key is answered once", "user.api_keys", Some("KeyBody"), "201", "IssuedApiKey", &w)
         },
         "/v1/users/{id}/api-keys/{key}": {
             "parameters": [
                 { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                 { "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }
             ],
-            "delete": op("Revoke an API key", "user.update", None, "200", "ApiKey", &w)
+            "delete": op("Revoke an API key", "user.api_keys", None, "200", "ApiKey", &w)
         },
         "/v1/companies/{id}": {
             "parameters": id_param(),
@@ -125,7 +136,7 @@ pub fn extend(doc: &mut Value) {
         "/v1/groups/{name}": {
             "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
             "patch": op("Change a permission group's description or features (refused while users of another company are in it)", "group.manage", Some("GroupPatch"), "200", "Group", &w),
-            "delete": { "summary": "Delete a permission group no user is in", "description": "Decided by action `group.manage`.", "responses": with_errors(json!({ "204": { "description": "deleted" } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
+            "delete": { "summary": "Delete a permission group no user is in", "description": "Decided by operation `group.manage`.", "responses": with_errors(json!({ "204": { "description": "deleted" } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
         },
         "/v1/grants": {
             "get": op("Grants on a company's data (`?company=`) or the caller's own, those the caller may read", "grant.read", None, "200", "GrantList", &w),
@@ -138,11 +149,11 @@ pub fn extend(doc: &mut Value) {
             "get": op("The caller's company's invitations it may read, as the users they would make (`?include_closed=true` for all)", "user.read", None, "200", "InvitationList", &w),
             "post": op("Invite someone with a pre-assigned role; the token is answered once", "user.invite", Some("NewInvitation"), "201", "IssuedInvitation", &w)
         },
-        "/v1/invitations/{id}": { "parameters": id_param(), "delete": op("Revoke a pending invitation", "user.invite", None, "200", "Invitation", &w) },
+        "/v1/invitations/{id}": { "parameters": id_param(), "delete": op("Revoke a pending invitation", "user.revoke_invitation", None, "200", "Invitation", &w) },
         "/v1/invitations/accept": { "post": { "summary": "Accept an invitation by its token (the token is the credential; no API key)", "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Acceptance" } } } }, "responses": with_errors(json!({ "201": { "description": "the new user", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/User" } } } }, "410": { "description": "expired", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } })) } },
         "/v1/audit": { "get": {
             "summary": "The audit trail of a company (the caller's by default), newest first; `?format=csv` exports CSV with formula cells neutralised",
-            "description": "Decided by action `audit.read` on the company's AuditLog.",
+            "description": "Decided by operation `audit.export` (mapped in `[management.operations]`) on the company's AuditLog.",
             "parameters": [
                 { "name": "user", "in": "query", "schema": { "type": "string" } },
                 { "name": "company", "in": "query", "schema": { "type": "string" } },
