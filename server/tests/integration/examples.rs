@@ -277,3 +277,280 @@ async fn load_planner_runs_as_a_portal_on_postgres() {
     load_planner_story(&url).await;
     drop_postgres(&url).await;
 }
+
+// ---- customs-portal -------------------------------------------------------------------------
+
+fn profile(id: &str) -> Value {
+    json!({ "customer": { "__entity": { "type": "Portal::CustomerProfile", "id": id } } })
+}
+
+/// Lena's `action` on a declaration filed for `filed_for`, with `context`.
+fn declaration(action: &str, filed_for: &str, context: Value) -> Value {
+    json!({
+        "principal": user("lena"), "action": action, "resource": "Portal::Declaration::\"d1\"",
+        "context": context,
+        "entities": [{
+            "uid": { "type": "Portal::Declaration", "id": "d1" },
+            "parents": [{ "type": "Portal::CustomerProfile", "id": filed_for },
+                        { "type": "Portal::Company", "id": "freightco" }],
+            "attrs": { "owner": { "__entity": { "type": "Portal::User", "id": "fay" } } }
+        }]
+    })
+}
+
+fn ids(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn login(anon: &Http, login: &str, password: &str) -> (u16, Value) {
+    anon.post("/v1/auth/login", &json!({ "login": login, "password": password }))
+        .await
+}
+
+fn set_password(db: &str, folder: &std::path::Path, user: &str, password: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(crate::procs::BIN)
+        .args([
+            "users",
+            "--database-url",
+            db,
+            "password",
+            "--user",
+            user,
+            "--folder",
+        ])
+        .arg(folder)
+        .env_remove("PORTCULLIS_DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn customs_portal_story(db: &str) {
+    let key = bootstrap(
+        db,
+        "freightco",
+        "forwarder",
+        "fay",
+        "admin",
+        &["all_customers=true"],
+    );
+    let dir = folder("customs-portal");
+    let profiles = dir.join("profiles.json");
+    let (server, _) = Proc::serve(&dir, Some(db), &["--entities", profiles.to_str().unwrap()]);
+    let anon = Http::at(server.url.clone());
+    let fay = Http::at(server.url.clone()).with_key(&key);
+
+    // Lena, an Operator with Limited Customer Access; a forwarder has no User role.
+    let acme_only =
+        json!({ "customers": [{ "__entity": { "type": "Portal::CustomerProfile", "id": "fc-acme" } }] });
+    let (s, b) = fay
+        .post(
+            "/v1/users",
+            &json!({ "id": "lena", "login": "lena", "role": "operator", "attrs": acme_only }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (b["role"].clone(), b["attrs"].clone()),
+        (json!("operator"), acme_only),
+        "{b}"
+    );
+    forbidden(
+        fay.post(
+            "/v1/users",
+            &json!({ "id": "ulf", "login": "ulf", "role": "user" }),
+        )
+        .await,
+        "account_type.forwarder.assign",
+    );
+
+    // Her declarations, the active customer in the context.
+    let d = decide(
+        &anon,
+        declaration("declaration.read", "fc-acme", profile("fc-acme")),
+    )
+    .await;
+    assert_eq!(d, ("allow".to_owned(), ids(&["feature.declarations_read"])));
+    let d = decide(
+        &anon,
+        declaration("declaration.read", "fc-beta", profile("fc-acme")),
+    )
+    .await;
+    assert_eq!(
+        d,
+        (
+            "deny".to_owned(),
+            ids(&["customers.active-context", "customers.limited-access"])
+        )
+    );
+    let d = decide(
+        &anon,
+        declaration("declaration.read", "fc-beta", profile("fc-beta")),
+    )
+    .await;
+    assert_eq!(
+        d,
+        (
+            "deny".to_owned(),
+            ids(&["customers.limited-access", "customers.session-customer"])
+        )
+    );
+    let d = decide(&anon, declaration("declaration.read", "fc-acme", json!({}))).await;
+    assert_eq!(d, ("deny".to_owned(), ids(&["customers.context-required"])));
+    let d = decide(
+        &anon,
+        declaration("declaration.delete", "fc-acme", profile("fc-acme")),
+    )
+    .await;
+    assert_eq!(d, ("deny".to_owned(), ids(&[])));
+
+    // Customer Access changed.
+    let beta_only =
+        json!({ "customers": [{ "__entity": { "type": "Portal::CustomerProfile", "id": "fc-beta" } }] });
+    let (s, b) = call(
+        &fay,
+        "PATCH",
+        "/v1/users/lena",
+        Some(json!({ "attrs": beta_only })),
+    )
+    .await;
+    assert_eq!((s, b["attrs"].clone()), (200, beta_only), "{b}");
+    let beta = || declaration("declaration.read", "fc-beta", profile("fc-beta"));
+    assert_eq!(
+        decide(&anon, beta()).await,
+        ("allow".to_owned(), ids(&["feature.declarations_read"]))
+    );
+
+    // An external user: a Viewer for 7 days of invitation, never more.
+    forbidden(
+        fay.post(
+            "/v1/invitations",
+            &json!({ "email": "eddie@partner.example", "role": "operator", "flags": ["external"] }),
+        )
+        .await,
+        "flag.external.max-rank.assign",
+    );
+    let (s, inv) = fay
+        .post(
+            "/v1/invitations",
+            &json!({ "email": "eddie@partner.example", "role": "viewer", "flags": ["external"] }),
+        )
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    let days = |field: &str| {
+        let t = inv["invitation"][field].as_str().unwrap();
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    assert_eq!(
+        days("expires_at") - days("created_at"),
+        time::Duration::days(7),
+        "{inv}"
+    );
+    let accept = |password: &str| json!({ "token": inv["token"], "user_id": "eddie", "password": password });
+    let (s, b) = anon.post("/v1/invitations/accept", &accept("weakpass")).await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (400, json!("weak_password")),
+        "{b}"
+    );
+    let (s, b) = anon
+        .post("/v1/invitations/accept", &accept("Partner-Audit-7"))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (b["role"].clone(), b["flags"].clone()),
+        (json!("viewer"), json!(["external"])),
+        "{b}"
+    );
+    forbidden(
+        call(
+            &fay,
+            "PUT",
+            "/v1/users/eddie/role",
+            Some(json!({ "role": "operator" })),
+        )
+        .await,
+        "flag.external.max-rank.assign",
+    );
+
+    // Sign-in: locked after 5 failures, unlocked by the Admin.
+    set_password(db, &dir, "lena", "Lena-Pass-2026!");
+    for _ in 0..5 {
+        let (s, b) = login(&anon, "lena", "wrong").await;
+        assert_eq!(
+            (s, b["error"]["code"].clone()),
+            (401, json!("invalid_credentials")),
+            "{b}"
+        );
+    }
+    let (s, b) = login(&anon, "lena", "Lena-Pass-2026!").await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (401, json!("invalid_credentials")),
+        "locked: {b}"
+    );
+    let (s, b) = call(&fay, "POST", "/v1/users/lena/unlock", None).await;
+    assert_eq!((s, b["locked_until"].clone()), (200, Value::Null), "{b}");
+    let (s, b) = login(&anon, "lena", "Lena-Pass-2026!").await;
+    assert_eq!((s, b["session"]["user"].clone()), (200, json!("lena")), "{b}");
+
+    // Deactivate, reactivate, delete; the audit log keeps the history.
+    let (s, b) = call(&fay, "POST", "/v1/users/lena/deactivate", None).await;
+    assert_eq!((s, b["active"].clone()), (200, json!(false)), "{b}");
+    assert_eq!(
+        decide(&anon, beta()).await,
+        ("deny".to_owned(), ids(&["core.deactivated"]))
+    );
+    let (s, _) = login(&anon, "lena", "Lena-Pass-2026!").await;
+    assert_eq!(s, 401);
+    let (s, b) = call(&fay, "POST", "/v1/users/lena/reactivate", None).await;
+    assert_eq!((s, b["active"].clone()), (200, json!(true)), "{b}");
+    assert_eq!(
+        decide(&anon, beta()).await,
+        ("allow".to_owned(), ids(&["feature.declarations_read"]))
+    );
+    let (s, b) = call(&fay, "DELETE", "/v1/users/lena", None).await;
+    assert_eq!((s, b["deleted"]["id"].clone()), (200, json!("lena")), "{b}");
+    assert_eq!(fay.get("/v1/users/lena").await.0, 404);
+    let (s, csv) = fay.send_text("GET", "/v1/audit?format=csv", Vec::new()).await;
+    assert_eq!(s, 200, "{csv}");
+    assert!(
+        csv.starts_with("id,at,actor,company,action,target,outcome,version,details\n"),
+        "{csv}"
+    );
+    for action in [
+        "user.delete",
+        "user.reactivate",
+        "user.deactivate",
+        "auth.unlock",
+        "auth.lock",
+    ] {
+        assert!(
+            csv.lines()
+                .any(|l| l.contains(&format!(",{action},user:lena,success,"))),
+            "{action}: {csv}"
+        );
+    }
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customs_portal_runs_as_a_portal_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    customs_portal_story(&sqlite(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customs_portal_runs_as_a_portal_on_postgres() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    customs_portal_story(&url).await;
+    drop_postgres(&url).await;
+}
