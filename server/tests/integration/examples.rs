@@ -554,3 +554,288 @@ async fn customs_portal_runs_as_a_portal_on_postgres() {
     customs_portal_story(&url).await;
     drop_postgres(&url).await;
 }
+
+// ---- shipping-platform ----------------------------------------------------------------------
+
+fn entity(ty: &str, id: &str) -> Value {
+    json!({ "__entity": { "type": format!("Portal::{ty}"), "id": id } })
+}
+
+async fn may(anon: &Http, who: &str, action: &str, resource: &str) -> (String, Vec<String>) {
+    decide(
+        anon,
+        json!({ "principal": user(who), "action": action, "resource": resource }),
+    )
+    .await
+}
+
+/// `portcullis users create` of a company's Owner with every scope, and the company's
+/// attributes; returns its API key.
+fn owner_of(db: &str, company: &str, id: &str, company_attrs: &[&str]) -> String {
+    run(&["migrate", "--database-url", db]);
+    let mut args = vec![
+        "users",
+        "--database-url",
+        db,
+        "create",
+        "--company",
+        company,
+        "--account-type",
+        "customer",
+        "--id",
+        id,
+        "--login",
+        id,
+        "--role",
+        "owner",
+        "--attr",
+        "scope_all=true",
+    ];
+    for a in company_attrs {
+        args.extend(["--company-attr", a]);
+    }
+    let v: Value = serde_json::from_str(&run(&args)).unwrap();
+    v["api_key"].as_str().unwrap().to_owned()
+}
+
+/// `POST /v1/users/{id}/api-keys` by `by`: the new key.
+async fn key_of(by: &Http, id: &str, server: &Proc) -> Http {
+    let (s, b) = by
+        .post(&format!("/v1/users/{id}/api-keys"), &json!({ "name": id }))
+        .await;
+    assert_eq!((s, b["api_key"]["user"].clone()), (201, json!(id)), "{b}");
+    Http::at(server.url.clone()).with_key(b["key"].as_str().unwrap())
+}
+
+async fn shipping_platform_story(db: &str) {
+    let olga_key = owner_of(db, "acme", "olga", &[r#"subscription=["insights"]"#]);
+    let gus_key = owner_of(db, "globex", "gus", &[]);
+    let dir = folder("shipping-platform");
+    let installation = dir.join("installation.json");
+    let (server, _) = Proc::serve(&dir, Some(db), &["--entities", installation.to_str().unwrap()]);
+    let anon = Http::at(server.url.clone());
+    let olga = Http::at(server.url.clone()).with_key(&olga_key);
+    let gus = Http::at(server.url.clone()).with_key(&gus_key);
+    let oslo = entity("Location", "acme-oslo");
+    let a1 = entity("Actor", "acme-oslo-a1");
+    let s1 = "Portal::Shipment::\"acme-s1\"";
+    let allow = |r: &str| ("allow".to_owned(), ids(&[r]));
+    let deny = |r: &[&str]| ("deny".to_owned(), ids(r));
+
+    // The Owner creates Adam, an Admin for Oslo.
+    let (s, b) = olga
+        .post(
+            "/v1/users",
+            &json!({ "id": "adam", "login": "adam", "role": "admin", "attrs": { "locations": [oslo] } }),
+        )
+        .await;
+    assert_eq!((s, b["role"].clone()), (201, json!("admin")), "{b}");
+    let adam = key_of(&olga, "adam", &server).await;
+
+    // Adam creates Regular users inside his scope only, and no Admins.
+    forbidden(
+        adam.post(
+            "/v1/users",
+            &json!({ "id": "rita", "login": "rita", "role": "regular",
+                     "attrs": { "locations": [entity("Location", "acme-bergen")] } }),
+        )
+        .await,
+        "scope.assign-within",
+    );
+    let (s, b) = adam
+        .post(
+            "/v1/users",
+            &json!({ "id": "rita", "login": "rita", "role": "regular", "attrs": { "actors": [a1] } }),
+        )
+        .await;
+    assert_eq!((s, b["attrs"]["actors"].clone()), (201, json!([a1])), "{b}");
+    forbidden(
+        adam.post(
+            "/v1/users",
+            &json!({ "id": "al", "login": "al", "role": "admin", "attrs": { "actors": [a1] } }),
+        )
+        .await,
+        "no policy permits it",
+    );
+    forbidden(
+        adam.post(
+            "/v1/invitations",
+            &json!({ "email": "rob@acme.example", "role": "regular", "attrs": { "scope_all": true } }),
+        )
+        .await,
+        "scope.assign-within",
+    );
+    let (s, b) = adam
+        .post(
+            "/v1/invitations",
+            &json!({ "email": "rob@acme.example", "role": "regular",
+                     "attrs": { "actors": [entity("Actor", "acme-oslo-a2")] } }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["invitation"]["invited_by"].clone()),
+        (201, json!("adam")),
+        "{b}"
+    );
+
+    // Rita's scope and the subscription.
+    assert_eq!(
+        may(&anon, "rita", "shipment.read", s1).await,
+        allow("feature.read_shipments")
+    );
+    assert_eq!(
+        may(&anon, "rita", "shipment.read", "Portal::Shipment::\"acme-s2\"").await,
+        deny(&["scope.records"])
+    );
+    let create = "Portal::Actor::\"acme-oslo-a1\"";
+    assert_eq!(
+        may(&anon, "rita", "shipment.create", create).await,
+        allow("feature.create_shipments")
+    );
+    assert_eq!(
+        may(
+            &anon,
+            "rita",
+            "report.insights.create",
+            "Portal::Company::\"acme\""
+        )
+        .await,
+        allow("feature.insights_reports")
+    );
+
+    // Usage Profiles.
+    let (s, b) = call(
+        &olga,
+        "PATCH",
+        "/v1/users/adam",
+        Some(json!({ "attrs": { "locations": [oslo], "withheld": ["shipping_rules"] } })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["attrs"]["withheld"].clone()),
+        (200, json!(["shipping_rules"])),
+        "{b}"
+    );
+    forbidden(
+        call(
+            &adam,
+            "PATCH",
+            "/v1/users/rita",
+            Some(json!({ "attrs": { "actors": [a1], "withheld": ["create_shipments"] } })),
+        )
+        .await,
+        "users.usage-profile-within",
+    );
+    let withheld = json!(["shipping_rules", "create_shipments"]);
+    let (s, b) = call(
+        &adam,
+        "PATCH",
+        "/v1/users/rita",
+        Some(json!({ "attrs": { "actors": [a1], "withheld": withheld } })),
+    )
+    .await;
+    assert_eq!((s, b["attrs"]["withheld"].clone()), (200, withheld), "{b}");
+    assert_eq!(
+        may(&anon, "rita", "shipment.create", create).await,
+        deny(&["usage.create_shipments"])
+    );
+
+    // Add-ons are the Owner's.
+    forbidden(
+        call(
+            &adam,
+            "PATCH",
+            "/v1/users/rita",
+            Some(json!({ "addons": ["all_action_centers"] })),
+        )
+        .await,
+        "users.addons-by-owner",
+    );
+    let (s, b) = call(
+        &olga,
+        "PATCH",
+        "/v1/users/adam",
+        Some(json!({ "addons": ["all_action_centers"] })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["addons"].clone()),
+        (200, json!(["all_action_centers"])),
+        "{b}"
+    );
+
+    // A visitor grant, approved and revoked by the data's Owner.
+    let (s, b) = gus
+        .post(
+            "/v1/users",
+            &json!({ "id": "vera", "login": "vera", "role": "visitor" }),
+        )
+        .await;
+    assert_eq!((s, b["company"].clone()), (201, json!("globex")), "{b}");
+    let vera = key_of(&gus, "vera", &server).await;
+    let (s, g) = vera
+        .post(
+            "/v1/grants",
+            &json!({ "company": "acme", "locations": [{ "type": "Portal::Location", "id": "acme-oslo" }] }),
+        )
+        .await;
+    assert_eq!(
+        (s, g["status"].clone(), g["from_company"].clone()),
+        (201, json!("requested"), json!("globex")),
+        "{g}"
+    );
+    let grant = g["id"].as_str().unwrap().to_owned();
+    assert_eq!(may(&anon, "vera", "shipment.read", s1).await, deny(&[]));
+    let (s, b) = adam
+        .post(&format!("/v1/grants/{grant}/approve"), &json!({}))
+        .await;
+    assert_eq!(s, 404, "{b}");
+    let (s, b) = call(&olga, "POST", &format!("/v1/grants/{grant}/approve"), None).await;
+    assert_eq!(
+        (s, b["status"].clone(), b["decided_by"].clone()),
+        (200, json!("approved"), json!("olga")),
+        "{b}"
+    );
+    assert_eq!(
+        may(&anon, "vera", "shipment.read", s1).await,
+        allow(&format!("grant:{grant}:0"))
+    );
+    assert_eq!(
+        may(&anon, "vera", "shipment.read", "Portal::Shipment::\"acme-s2\"").await,
+        deny(&[])
+    );
+    assert_eq!(may(&anon, "vera", "shipment.create", create).await, deny(&[]));
+    let (s, b) = call(&olga, "POST", &format!("/v1/grants/{grant}/revoke"), None).await;
+    assert_eq!((s, b["status"].clone()), (200, json!("revoked")), "{b}");
+    assert_eq!(may(&anon, "vera", "shipment.read", s1).await, deny(&[]));
+
+    // Deactivate, reactivate, delete.
+    let (s, b) = call(&adam, "POST", "/v1/users/rita/deactivate", None).await;
+    assert_eq!((s, b["active"].clone()), (200, json!(false)), "{b}");
+    assert_eq!(
+        may(&anon, "rita", "shipment.read", s1).await,
+        deny(&["core.deactivated"])
+    );
+    let (s, b) = call(&adam, "POST", "/v1/users/rita/reactivate", None).await;
+    assert_eq!((s, b["active"].clone()), (200, json!(true)), "{b}");
+    assert_eq!(call(&adam, "DELETE", "/v1/users/adam", None).await.0, 404);
+    let (s, b) = call(&adam, "DELETE", "/v1/users/rita", None).await;
+    assert_eq!((s, b["deleted"]["id"].clone()), (200, json!("rita")), "{b}");
+    assert_eq!(olga.get("/v1/users/rita").await.0, 404);
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_platform_runs_as_a_portal_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    shipping_platform_story(&sqlite(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_platform_runs_as_a_portal_on_postgres() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    shipping_platform_story(&url).await;
+    drop_postgres(&url).await;
+}
