@@ -839,3 +839,199 @@ async fn shipping_platform_runs_as_a_portal_on_postgres() {
     shipping_platform_story(&url).await;
     drop_postgres(&url).await;
 }
+
+// ---- service-portal -------------------------------------------------------------------------
+
+/// `session`'s `action` on record `x1` of Acme of type `ty` with `attrs`.
+fn acme_record(session: &str, action: &str, ty: &str, attrs: Value) -> Value {
+    json!({
+        "session": session, "action": action, "resource": format!("Portal::{ty}::\"x1\""),
+        "entities": [{ "uid": { "type": format!("Portal::{ty}"), "id": "x1" },
+                       "parents": [{ "type": "Portal::Company", "id": "acme" }], "attrs": attrs }]
+    })
+}
+
+fn totp_now(secret: &[u8], ahead: i64) -> String {
+    use portcullis_server::auth::totp::{code_at, step_of};
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    format!("{:06}", code_at(secret, step_of(now) + ahead))
+}
+
+async fn service_portal_story(db: &str) {
+    let dir = folder("service-portal");
+    let users = |args: &[&str]| {
+        let mut all = vec!["users", "--database-url", db];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    run(&["migrate", "--database-url", db]);
+    users(&["group", "standard", "--default"]);
+    let mia: Value = serde_json::from_str(&users(&[
+        "create",
+        "--company",
+        "acme",
+        "--account-type",
+        "customer",
+        "--id",
+        "mia",
+        "--login",
+        "mia@acme.example",
+        "--role",
+        "portal_user",
+        "--no-key",
+    ]))
+    .unwrap();
+    assert_eq!(mia["user"]["group"], "standard", "{mia}");
+    users(&["group", "billing"]);
+    users(&["default-group", "billing"]);
+    let bob: Value = serde_json::from_str(&users(&[
+        "create",
+        "--company",
+        "acme",
+        "--account-type",
+        "customer",
+        "--id",
+        "bob",
+        "--login",
+        "bob",
+        "--role",
+        "portal_user",
+        "--attr",
+        "require_mfa=true",
+        "--no-key",
+    ]))
+    .unwrap();
+    assert_eq!(bob["user"]["group"], "billing", "{bob}");
+    assert_eq!(bob["user"]["attrs"]["require_mfa"], true, "{bob}");
+    set_password(db, &dir, "mia", "correct horse battery");
+    set_password(db, &dir, "bob", "correct horse battery");
+
+    // A SQLite store seals TOTP secrets with `<database>.key`, made on first start; a
+    // PostgreSQL deployment names its key file.
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("totp.key");
+    std::fs::write(&key_file, "42".repeat(32)).unwrap();
+    let key_file = key_file.to_str().unwrap().to_owned();
+    let env: Vec<(&str, &str)> = if db.starts_with("postgres") {
+        vec![("PORTCULLIS_SECRET_KEY_FILE", key_file.as_str())]
+    } else {
+        Vec::new()
+    };
+    let (server, _) = Proc::serve_with_env(&dir, Some(db), &[], &env);
+    let anon = Http::at(server.url.clone());
+    let allow = |r: &str| ("allow".to_owned(), ids(&[r]));
+    let deny = |r: &[&str]| ("deny".to_owned(), ids(r));
+
+    // Mia: the Standard group.
+    let (s, b) = login(&anon, "mia@acme.example", "correct horse battery").await;
+    assert_eq!((s, b["mfa_setup_required"].clone()), (200, json!(false)), "{b}");
+    let m = b["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        decide(&anon, acme_record(&m, "invoice.read", "Invoice", json!({}))).await,
+        allow("feature.view_invoices.group")
+    );
+    assert_eq!(
+        decide(&anon, acme_record(&m, "invoice.pay", "Invoice", json!({}))).await,
+        deny(&[])
+    );
+    assert_eq!(
+        decide(
+            &anon,
+            acme_record(&m, "document.read", "Document", json!({ "public": true }))
+        )
+        .await,
+        allow("feature.documentation_public.group")
+    );
+    assert_eq!(
+        decide(
+            &anon,
+            acme_record(&m, "document.read", "Document", json!({ "public": false }))
+        )
+        .await,
+        deny(&[])
+    );
+
+    // Bob: the Billing group, MFA required.
+    let (s, b) = login(&anon, "bob", "correct horse battery").await;
+    assert_eq!((s, b["mfa_setup_required"].clone()), (200, json!(true)), "{b}");
+    let bo = b["token"].as_str().unwrap().to_owned();
+    let pay = || acme_record(&bo, "invoice.pay", "Invoice", json!({}));
+    assert_eq!(decide(&anon, pay()).await, deny(&["portal.mfa-required"]));
+    let me = Http::at(server.url.clone()).with_key(&bo);
+    let (s, e) = me.post("/v1/auth/totp/enrol", &json!({})).await;
+    assert_eq!(s, 200, "{e}");
+    let secret = portcullis_server::auth::totp::base32_decode(e["secret"].as_str().unwrap()).unwrap();
+    let (s, b) = me
+        .post("/v1/auth/totp/confirm", &json!({ "code": totp_now(&secret, 0) }))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let recovery = b["recovery_codes"].as_array().unwrap();
+    assert_eq!(recovery.len(), 10, "{b}");
+    assert_eq!(decide(&anon, pay()).await, allow("feature.pay_invoices.group"));
+    assert_eq!(
+        decide(&anon, acme_record(&bo, "quote.read", "Quote", json!({}))).await,
+        deny(&[])
+    );
+    let (s, b) = login(&anon, "bob", "correct horse battery").await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (401, json!("mfa_required")),
+        "{b}"
+    );
+    let (s, b) = anon
+        .post(
+            "/v1/auth/login",
+            &json!({ "login": "bob", "password": "correct horse battery", "code": recovery[0] }),
+        )
+        .await;
+    assert_eq!((s, b["session"]["mfa"].clone()), (200, json!(true)), "{b}");
+    // The next step's code works too (each code once).
+    let (s, b) = anon
+        .post(
+            "/v1/auth/login",
+            &json!({ "login": "bob", "password": "correct horse battery", "code": totp_now(&secret, 1) }),
+        )
+        .await;
+    assert_eq!((s, b["session"]["mfa"].clone()), (200, json!(true)), "{b}");
+
+    // Password resets: email logins only.
+    let reset = json!({ "session": m, "action": "user.password_reset", "resource": user("mia") });
+    assert_eq!(decide(&anon, reset).await, allow("portal.self-password-reset"));
+    let reset = json!({ "principal": user("bob"), "action": "user.password_reset", "resource": user("bob"),
+                        "context": { "mfa_verified": false } });
+    assert_eq!(
+        decide(&anon, reset).await,
+        deny(&["portal.password-reset-email-login"])
+    );
+    let (s, b) = anon
+        .post("/v1/auth/password-reset", &json!({ "login": "bob" }))
+        .await;
+    assert_eq!((s, b["status"].clone()), (202, json!("accepted")), "{b}");
+
+    // The management API maps nothing here.
+    let mia_http = Http::at(server.url.clone()).with_key(&m);
+    let (s, b) = mia_http.get("/v1/users").await;
+    assert_eq!((s, b), (200, json!({ "users": [], "next": null })));
+    forbidden(
+        mia_http
+            .post("/v1/users", &json!({ "login": "x", "role": "portal_user" }))
+            .await,
+        "is not enabled by this policy folder",
+    );
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_portal_runs_as_a_portal_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    service_portal_story(&sqlite(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_portal_runs_as_a_portal_on_postgres() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    service_portal_story(&url).await;
+    drop_postgres(&url).await;
+}
