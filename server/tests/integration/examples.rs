@@ -1035,3 +1035,169 @@ async fn service_portal_runs_as_a_portal_on_postgres() {
     service_portal_story(&url).await;
     drop_postgres(&url).await;
 }
+
+// ---- forwarding-portal ----------------------------------------------------------------------
+
+/// `session`'s `action` on record `id` of type `ty` of `company`, with `attrs`.
+fn record_of(session: &str, action: &str, ty: &str, id: &str, company: &str, attrs: Value) -> Value {
+    json!({
+        "session": session, "action": action, "resource": format!("Portal::{ty}::\"{id}\""),
+        "entities": [{ "uid": { "type": format!("Portal::{ty}"), "id": id },
+                       "parents": [{ "type": "Portal::Company", "id": company }], "attrs": attrs }]
+    })
+}
+
+async fn forwarding_portal_story(db: &str) {
+    let dir = folder("forwarding-portal");
+    let users = |args: &[&str]| -> Value {
+        let mut all = vec!["users", "--database-url", db];
+        all.extend_from_slice(args);
+        serde_json::from_str(&run(&all)).unwrap_or(Value::Null)
+    };
+    run(&["migrate", "--database-url", db]);
+    users(&[
+        "company",
+        "consol",
+        "--account-type",
+        "consolidated",
+        "--name",
+        "Nordic Consolidation",
+    ]);
+    let beta = users(&[
+        "company",
+        "beta",
+        "--account-type",
+        "customer",
+        "--parent",
+        "consol",
+    ]);
+    assert_eq!(beta["parent"], "consol", "{beta}");
+    let cody = users(&[
+        "create",
+        "--company",
+        "acme",
+        "--account-type",
+        "customer",
+        "--id",
+        "cody",
+        "--login",
+        "cody",
+        "--role",
+        "portal_login",
+        "--no-key",
+    ]);
+    assert_eq!(cody["user"]["group"], Value::Null, "{cody}");
+    users(&["group", "customer_portal", "--default"]);
+    let bob = users(&[
+        "create",
+        "--company",
+        "acme",
+        "--id",
+        "bob",
+        "--login",
+        "bob",
+        "--role",
+        "portal_login",
+        "--no-key",
+    ]);
+    assert_eq!(bob["user"]["group"], "customer_portal", "{bob}");
+    users(&[
+        "create",
+        "--company",
+        "consol",
+        "--id",
+        "carol",
+        "--login",
+        "carol",
+        "--role",
+        "portal_login",
+        "--no-key",
+    ]);
+    for u in ["bob", "carol", "cody"] {
+        set_password(db, &dir, u, "correct horse battery");
+    }
+
+    let (server, _) = Proc::serve(&dir, Some(db), &[]);
+    let anon = Http::at(server.url.clone());
+    let mut tokens = Vec::new();
+    for u in ["bob", "carol", "cody"] {
+        let (s, b) = login(&anon, u, "correct horse battery").await;
+        assert_eq!((s, b["session"]["user"].clone()), (200, json!(u)), "{b}");
+        tokens.push(b["token"].as_str().unwrap().to_owned());
+    }
+    let (bob, carol, cody) = (&tokens[0], &tokens[1], &tokens[2]);
+    let allow = |r: &str| ("allow".to_owned(), ids(&[r]));
+    let deny = |r: &[&str]| ("deny".to_owned(), ids(r));
+    let order = |s: &str, company: &str| record_of(s, "order.read", "Order", "o1", company, json!({}));
+
+    // Orders of one's own customer only, and only with the role group.
+    assert_eq!(
+        decide(&anon, order(bob, "acme")).await,
+        allow("feature.orders.group")
+    );
+    assert_eq!(decide(&anon, order(bob, "beta")).await, deny(&[]));
+    assert_eq!(decide(&anon, order(cody, "acme")).await, deny(&[]));
+    assert_eq!(decide(&anon, order(carol, "acme")).await, deny(&[]));
+
+    // Customer files and customer flags, never tasks.
+    let file = |id: &str, customer_file: bool| {
+        record_of(
+            bob,
+            "file.download",
+            "File",
+            id,
+            "acme",
+            json!({ "file_type": "x", "customer_file": customer_file }),
+        )
+    };
+    assert_eq!(
+        decide(&anon, file("f1", true)).await,
+        allow("feature.files.group")
+    );
+    assert_eq!(
+        decide(&anon, file("f2", false)).await,
+        deny(&["portal.customer-files-only"])
+    );
+    let flag = |id: &str, customer_flag: bool| {
+        record_of(
+            bob,
+            "flag.read",
+            "Flag",
+            id,
+            "acme",
+            json!({ "name": "x", "customer_flag": customer_flag }),
+        )
+    };
+    assert_eq!(
+        decide(&anon, flag("g1", true)).await,
+        allow("feature.flags.group")
+    );
+    assert_eq!(
+        decide(&anon, flag("g2", false)).await,
+        deny(&["portal.customer-flags-only"])
+    );
+    assert_eq!(
+        decide(
+            &anon,
+            record_of(bob, "task.read", "Task", "t1", "acme", json!({}))
+        )
+        .await,
+        deny(&[])
+    );
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_portal_runs_as_a_portal_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    forwarding_portal_story(&sqlite(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_portal_runs_as_a_portal_on_postgres() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    forwarding_portal_story(&url).await;
+    drop_postgres(&url).await;
+}
