@@ -68,8 +68,14 @@ pub async fn create(
     if let Some(o) = body.as_object_mut() {
         o.entry("company").or_insert_with(|| json!(caller.company));
     }
-    let new: NewInvitation = serde_json::from_value(body)
+    let mut new: NewInvitation = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string())))?;
+    // The folder's `[settings] invitation_expiry_days` (the customs portal: 7, the load planner:
+    // 14) is the link's life.
+    new.ttl = served
+        .snapshot
+        .model()
+        .map(|m| time::Duration::days(i64::from(m.settings.invitation_expiry_days)));
     let f = facts(
         &new.company,
         &new.role,

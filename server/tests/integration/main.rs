@@ -14,6 +14,7 @@ mod decisions;
 mod delegation;
 mod errors;
 mod escalation;
+mod examples;
 mod explain_http;
 mod folder_delegation;
 mod groups;
