@@ -73,6 +73,8 @@ pub struct Snapshot {
     contexts: HashMap<String, BTreeSet<String>>,
     /// Entity types of entity-valued attributes, by (entity type, attribute).
     entity_attrs: HashMap<(String, String), String>,
+    /// Entity types of entity-valued context attributes, by attribute name.
+    context_entities: HashMap<String, String>,
     /// Entity and action type names of the schema, for resolving references without a scan.
     pub(crate) type_names: HashMap<String, cedar_policy::EntityTypeName>,
     pub(crate) action_uids: std::collections::HashSet<cedar_policy::EntityUid>,
@@ -278,6 +280,7 @@ impl Snapshot {
         let company_attrs = shapes.attrs_of(&qualify(ns, company));
         let contexts = shapes.contexts;
         let entity_attrs = shapes.entity_attrs;
+        let context_entities = shapes.context_entities;
         let mut type_names: HashMap<String, cedar_policy::EntityTypeName> = schema
             .entity_types()
             .map(|t| (t.to_string(), t.clone()))
@@ -301,6 +304,7 @@ impl Snapshot {
             company_attrs,
             contexts,
             entity_attrs,
+            context_entities,
             type_names,
             action_uids,
             by_action,
@@ -389,6 +393,12 @@ impl Snapshot {
         self.entity_attrs
             .get(&(ty.to_owned(), attr.to_owned()))
             .map(String::as_str)
+    }
+
+    /// The entity type of the context attribute `attr`, when an action's context declares it
+    /// as an entity.
+    pub fn context_entity_type(&self, attr: &str) -> Option<&str> {
+        self.context_entities.get(attr).map(String::as_str)
     }
 
     /// Whether the context type of `action` declares the attribute `attr` (so the server may
@@ -1000,6 +1010,9 @@ struct SchemaShapes {
     /// Each attribute's JSON-schema type and whether it is required: `(qualified type,
     /// attribute)` → (type, required).
     attr_types: HashMap<(String, String), (Value, bool)>,
+    /// The entity type of entity-valued context attributes, by attribute name (the first
+    /// action that declares it).
+    context_entities: HashMap<String, String>,
     has_enums: bool,
 }
 
@@ -1010,6 +1023,7 @@ impl SchemaShapes {
             contexts: HashMap::new(),
             entity_attrs: HashMap::new(),
             attr_types: HashMap::new(),
+            context_entities: HashMap::new(),
             has_enums: true,
         };
         let Ok((fragment, _)) = SchemaFragment::from_cedarschema_str(text) else {
@@ -1068,11 +1082,24 @@ impl SchemaShapes {
                         ctx = t;
                     }
                 }
-                let attrs = ctx
-                    .get("attributes")
-                    .and_then(|a| a.as_object())
-                    .map(|a| a.keys().cloned().collect())
-                    .unwrap_or_default();
+                let declared = ctx.get("attributes").and_then(|a| a.as_object());
+                for (attr, ty) in declared.into_iter().flatten() {
+                    let kind = ty.get("type").and_then(|t| t.as_str());
+                    if let (Some("Entity" | "EntityOrCommon"), Some(target)) =
+                        (kind, ty.get("name").and_then(|n| n.as_str()))
+                    {
+                        let target = if target.contains("::") {
+                            target.to_owned()
+                        } else {
+                            qualify(ns, target)
+                        };
+                        // Entity types only (a common type's name is not one).
+                        if out.attrs.contains_key(&target) {
+                            out.context_entities.entry(attr.clone()).or_insert(target);
+                        }
+                    }
+                }
+                let attrs = declared.map(|a| a.keys().cloned().collect()).unwrap_or_default();
                 let action_type = qualify(ns, "Action");
                 out.contexts
                     .insert(format!("{action_type}::{}", Value::from(name.as_str())), attrs);

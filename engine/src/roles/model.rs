@@ -151,6 +151,8 @@ pub struct SignIn {
     pub mfa_context: Option<String>,
     /// The user attribute that holds a session's active customer profile, if any.
     pub switch_attribute: Option<String>,
+    /// The context attribute that carries a session's active customer profile, if any.
+    pub switch_context: Option<String>,
 }
 
 impl Default for SignIn {
@@ -167,6 +169,7 @@ impl Default for SignIn {
             require_mfa_attribute: None,
             mfa_context: None,
             switch_attribute: None,
+            switch_context: None,
         }
     }
 }
@@ -767,6 +770,7 @@ fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>)
         require_mfa_attribute: raw.require_mfa_attribute.as_ref().map(|a| a.value.clone()),
         mfa_context: raw.mfa_context.as_ref().map(|a| a.value.clone()),
         switch_attribute: raw.switch_attribute.as_ref().map(|a| a.value.clone()),
+        switch_context: raw.switch_context.as_ref().map(|a| a.value.clone()),
     }
 }
 

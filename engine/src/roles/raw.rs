@@ -199,6 +199,9 @@ pub struct RawSignIn {
     /// The optional user attribute (an entity) that holds the customer profile a session acts
     /// for after `POST /v1/auth/switch`; a folder without it has no switching.
     pub switch_attribute: Option<Name>,
+    /// Or the context attribute (an entity) that carries it: the server sets it on every
+    /// decision of the session whose action's context declares it, over the caller's value.
+    pub switch_context: Option<Name>,
 }
 
 impl Default for RawSignIn {
@@ -214,6 +217,7 @@ impl Default for RawSignIn {
             require_mfa_attribute: None,
             mfa_context: None,
             switch_attribute: None,
+            switch_context: None,
         }
     }
 }

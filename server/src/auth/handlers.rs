@@ -508,14 +508,19 @@ pub async fn switch_customer(
     let (m, served) = parts(&app)?;
     let session = session_of(&caller)?.id.clone();
     let s = &served.snapshot;
-    let ty = rules(&served)
+    let rules = rules(&served);
+    let ty = rules
         .switch_attribute
-        .and_then(|name| s.attribute_entity_type(&s.user_type(), &name).map(str::to_owned));
+        .and_then(|name| s.attribute_entity_type(&s.user_type(), &name).map(str::to_owned))
+        .or_else(|| {
+            let name = rules.switch_context?;
+            s.context_entity_type(&name).map(str::to_owned)
+        });
     let Some(ty) = ty else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_customer_profiles",
-            "this policy folder has no `sign_in.switch_attribute` (an entity attribute of its users) to switch",
+            "this policy folder has no `sign_in.switch_attribute` or `sign_in.switch_context` (an entity attribute of its users or of a context) to switch",
         ));
     };
     let uid = portcullis_engine::EntityRef::Object {

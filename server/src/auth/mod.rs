@@ -549,6 +549,16 @@ pub fn session_overlay(
         if let Some(name) = mfa_context(s, &action) {
             q.context.insert(name, serde_json::Value::Bool(session.mfa));
         }
+        // The switched customer profile in the context, where the folder carries it there.
+        let switched = s.model().and_then(|m| m.sign_in.switch_context.clone());
+        if let (Some(customer), Some(name)) = (&session.active_customer, switched) {
+            if let Some(ty) = s.context_entity_type(&name) {
+                if s.context_declares(&action, &name) {
+                    let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
+                    q.context.insert(name, value);
+                }
+            }
+        }
     }
     let user_type = s.user_type();
     let Some(customer) = &session.active_customer else {

@@ -500,6 +500,34 @@ async fn customs_portal_story(db: &str) {
     let (s, b) = login(&anon, "lena", "Lena-Pass-2026!").await;
     assert_eq!((s, b["session"]["user"].clone()), (200, json!("lena")), "{b}");
 
+    // The Customer Selector: the session switches to a profile it may reach (Lena's access is
+    // Beta's only now); its decisions then carry it as `context.customer`, which the request
+    // no longer sends and cannot override.
+    let session = b["token"].as_str().unwrap().to_owned();
+    let lena = anon.clone().with_key(&session);
+    let (s, b) = lena
+        .post("/v1/auth/switch", &json!({ "customer": "fc-acme" }))
+        .await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = lena
+        .post("/v1/auth/switch", &json!({ "customer": "fc-beta" }))
+        .await;
+    assert_eq!((s, b["active_customer"].clone()), (200, json!("fc-beta")), "{b}");
+    let in_session = |filed_for: &str, context: Value| {
+        let mut r = declaration("declaration.read", filed_for, context);
+        let o = r.as_object_mut().unwrap();
+        o.remove("principal");
+        o.insert("session".to_owned(), json!(session));
+        r
+    };
+    assert_eq!(
+        decide(&anon, in_session("fc-beta", json!({}))).await,
+        ("allow".to_owned(), ids(&["feature.declarations_read"]))
+    );
+    let d = decide(&anon, in_session("fc-acme", profile("fc-acme"))).await;
+    assert_eq!(d.0, "deny", "the session's customer, not the request's: {d:?}");
+    assert!(d.1.contains(&"customers.active-context".to_owned()), "{d:?}");
+
     // Deactivate, reactivate, delete; the audit log keeps the history.
     let (s, b) = call(&fay, "POST", "/v1/users/lena/deactivate", None).await;
     assert_eq!((s, b["active"].clone()), (200, json!(false)), "{b}");
