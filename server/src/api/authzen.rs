@@ -148,8 +148,10 @@ async fn evaluate(
         context: context.unwrap_or_default(),
     };
     let d = match crate::manage::cache::stored_facts(app, served, &p).await? {
-        Some((facts, links)) => {
+        Some((mut facts, links)) => {
             let mut values = raw.to_vec();
+            let named = crate::manage::cache::named_companies(app, served, &values, &r, &facts).await?;
+            facts.extend(named);
             crate::manage::entities::merge(&mut values, facts);
             Inline::parse_owned(values, served.snapshot.schema()).and_then(|own| match &links {
                 Some(set) => crate::manage::cache::decide_linked(served, check, &own, set),

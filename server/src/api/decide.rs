@@ -550,9 +550,13 @@ pub async fn batch(
             context: c.context,
         };
         let result = match stored {
-            Some((facts, links)) => {
+            Some((mut facts, links)) => {
                 let mut values = req.entities.clone();
                 values.extend(c.entities);
+                let named =
+                    crate::manage::cache::named_companies(&app, &served, &values, &c.resource, &facts)
+                        .await?;
+                facts.extend(named);
                 crate::manage::entities::merge(&mut values, facts);
                 Inline::parse_cached(values, schema, Some(&served.inline)).and_then(|own| match &links {
                     Some(set) => crate::manage::cache::decide_linked(&served, check, &own, set),

@@ -180,11 +180,71 @@ pub async fn stored_principal(
     served: &Served,
     mut q: AuthzQuery,
 ) -> Result<(AuthzQuery, Option<Arc<PolicySet>>), ApiError> {
-    let Some((values, links)) = stored_facts(app, served, &q.principal).await? else {
+    let Some((mut values, links)) = stored_facts(app, served, &q.principal).await? else {
         return Ok((q, None));
     };
+    let named = named_companies(app, served, &q.entities, &q.resource, &values).await?;
+    values.extend(named);
     entities::merge(&mut q.entities, values);
     Ok((q, links))
+}
+
+/// The stored companies a request names besides the principal's own chain (a company as the
+/// resource, the company parents of its inline entities), each with its ancestors as the store
+/// holds them (over any inline copy): `resource in Company::"…"` then decides as Cedar would
+/// over everything the store holds, for a record of a company below another one too.
+pub async fn named_companies(
+    app: &AppState,
+    served: &Served,
+    inline: &[serde_json::Value],
+    resource: &portcullis_engine::EntityRef,
+    held: &[serde_json::Value],
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let Some(m) = app.manage.get() else {
+        return Ok(Vec::new());
+    };
+    let s = &served.snapshot;
+    let ty = s.company_type();
+    let mut ids: Vec<String> = Vec::new();
+    for e in inline {
+        for p in e.get("parents").and_then(|p| p.as_array()).into_iter().flatten() {
+            let p = p.get("__entity").unwrap_or(p);
+            if p.get("type").and_then(|t| t.as_str()) == Some(ty.as_str()) {
+                if let Some(id) = p.get("id").and_then(|i| i.as_str()) {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+    }
+    if let Ok(r) = served.resolver.entity(s, resource, Slot::Resource) {
+        if r.type_name().to_string() == ty {
+            ids.push(r.id().unescaped().to_owned());
+        }
+    }
+    let holds = |id: &str, values: &[serde_json::Value]| {
+        values
+            .iter()
+            .any(|v| entities::uid_of(v) == (Some(ty.as_str()), Some(id)))
+    };
+    let read = m.gate.read();
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for id in ids {
+        if holds(&id, held) || holds(&id, &out) {
+            continue;
+        }
+        match entities::company_chain(&read, &id).await {
+            Ok(chain) => {
+                for (c, f) in chain {
+                    if !holds(&c, held) && !holds(&c, &out) {
+                        out.push(entities::company_value(s, &c, &f));
+                    }
+                }
+            }
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(super::store_error(e)),
+        }
+    }
+    Ok(out)
 }
 
 /// The fast path of `POST /v1/authorize` for a stored user without visitor grants and a
@@ -228,7 +288,9 @@ pub async fn decide_stored_cached(
     let slice = match cached {
         Some(e) => e,
         None => {
-            let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+            let mut values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+            let named = named_companies(app, served, &[], &q.resource, &values).await?;
+            values.extend(named);
             let inline = Inline::parse_cached(values, s.schema(), Some(&served.inline))?;
             let roots = Roots {
                 principal: &principal,

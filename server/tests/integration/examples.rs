@@ -1166,6 +1166,12 @@ async fn forwarding_portal_story(db: &str) {
     assert_eq!(decide(&anon, order(bob, "beta")).await, deny(&[]));
     assert_eq!(decide(&anon, order(cody, "acme")).await, deny(&[]));
     assert_eq!(decide(&anon, order(carol, "acme")).await, deny(&[]));
+    // A consolidated login reads the orders of the customers it consolidates: the order names
+    // only `beta`; that `beta` is below `consol` comes from the store, not from the request.
+    assert_eq!(
+        decide(&anon, order(carol, "beta")).await,
+        allow("feature.orders.group")
+    );
 
     // Customer files and customer flags, never tasks.
     let file = |id: &str, customer_file: bool| {
