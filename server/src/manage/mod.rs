@@ -85,6 +85,7 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
         return Ok(());
     };
     let (store, pg) = open_store(&url).await.map_err(|e| e.to_string())?;
+    sync_groups(&*store, state).await?;
     let start = store.version().await.map_err(|e| e.to_string())?;
     let sign_in = state.config.sign_in.clone();
     let sealer = crate::auth::load_key(&sign_in, &url)?;
@@ -111,6 +112,46 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
             }
         }
     });
+    Ok(())
+}
+
+/// The folder's permission groups (`[permission_groups.*]` of roles.toml) exist in the store,
+/// so that users can be put in them; the folder's default group becomes the store's default
+/// unless the store already has one (an operator's `portcullis users group --default` wins).
+/// Groups the store holds are left as they are; one another instance creates at the same
+/// moment is taken as it is.
+async fn sync_groups(store: &dyn UserStore, state: &AppState) -> Result<(), String> {
+    let served = state.served();
+    let Some(model) = served.snapshot.model() else {
+        return Ok(());
+    };
+    let existing = store.list_groups().await.map_err(|e| e.to_string())?;
+    let mut has_default = existing.iter().any(|g| g.is_default);
+    let audit = portcullis_store::Audit::system().with("via", "policy folder");
+    for g in &model.groups {
+        if existing.iter().any(|e| e.name == g.name) {
+            continue;
+        }
+        let new = portcullis_store::NewGroup {
+            name: g.name.clone(),
+            description: g.title.clone(),
+            features: Vec::new(),
+            is_default: g.default && !has_default,
+        };
+        match store.create_group(new, &audit).await {
+            Ok(created) => has_default |= created.is_default,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(format!("cannot create permission group `{}`: {e}", g.name)),
+        }
+    }
+    if !has_default {
+        if let Some(g) = model.groups.iter().find(|g| g.default) {
+            store
+                .set_default_group(Some(&g.name), &audit)
+                .await
+                .map_err(|e| format!("cannot make `{}` the default group: {e}", g.name))?;
+        }
+    }
     Ok(())
 }
 

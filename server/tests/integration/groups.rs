@@ -93,19 +93,23 @@ async fn stored_group_features_reach_decisions() {
         )
         .await
         .unwrap();
-    for (name, features) in [("payers", vec!["pay_invoices"]), ("standard", vec![])] {
-        store
-            .create_group(
-                NewGroup {
-                    name: name.into(),
-                    features: features.into_iter().map(str::to_owned).collect(),
-                    ..NewGroup::default()
-                },
-                &Audit::system(),
-            )
-            .await
-            .unwrap();
-    }
+    store
+        .create_group(
+            NewGroup {
+                name: "payers".into(),
+                features: vec!["pay_invoices".to_owned()],
+                ..NewGroup::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    // The folder's own groups are in the store from the server's start, its default marked.
+    let standard = store.get_group("standard").await.unwrap();
+    assert!(
+        standard.is_default && standard.features.is_empty(),
+        "{standard:?}"
+    );
     portal_user(store, "payer", "payers").await;
     portal_user(store, "std", "standard").await;
     let http = Http::new(&p.server);

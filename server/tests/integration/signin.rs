@@ -828,18 +828,9 @@ async fn token_links_open_a_customer_without_portal_users() {
         )
         .await
         .unwrap();
-    store
-        .create_group(
-            portcullis_store::NewGroup {
-                name: "non_portal".to_owned(),
-                description: "Non-Portal Users".to_owned(),
-                features: Vec::new(),
-                is_default: false,
-            },
-            &Audit::system(),
-        )
-        .await
-        .unwrap();
+    // The folder's groups are in the store from the server's start.
+    let group = store.get_group("non_portal").await.unwrap();
+    assert_eq!(group.description, "Non-Portal Users");
     let mut link_attrs = serde_json::Map::new();
     link_attrs.insert("login_is_email".to_owned(), json!(false));
     link_attrs.insert("require_mfa".to_owned(), json!(false));
