@@ -143,9 +143,10 @@ impl Default for RawCedar {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSettings {
-    /// Days an invitation stays valid (000: 7, 004: 14).
+    /// Days an invitation stays valid (the customs portal: 7, the load planner: 14).
     pub invitation_expiry_days: u32,
-    /// Most users a company may have unless the store sets its own limit (0 for no limit).
+    /// Most users a company created over the management API may have when the call gives no
+    /// limit (0 for no limit).
     pub default_user_limit: u32,
 }
 

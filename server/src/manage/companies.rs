@@ -118,7 +118,15 @@ pub async fn create(
     if let Some(o) = body.as_object_mut() {
         o.entry("parent").or_insert_with(|| json!(caller.company));
     }
-    let new: NewCompany = serde_json::from_value(body).map_err(invalid)?;
+    let mut new: NewCompany = serde_json::from_value(body).map_err(invalid)?;
+    // A company the call gives no limit gets the folder's `[settings] default_user_limit`.
+    let default_limit = served
+        .snapshot
+        .model()
+        .map_or(0, |m| m.settings.default_user_limit);
+    if new.user_limit.is_none() && default_limit > 0 {
+        new.user_limit = Some(default_limit);
+    }
     let facts = CompanyFacts {
         account_type: new.account_type.clone(),
         parent: new.parent.clone(),

@@ -152,3 +152,28 @@ async fn writes_that_would_not_fit_the_schema_are_refused_and_change_nothing() {
     .await;
     assert_eq!(b["decision"], "allow", "{b}");
 }
+
+/// The load planner's `[settings] default_user_limit = 10` is the limit of a company created
+/// over the management API without one; a limit the call gives stays.
+#[tokio::test]
+async fn load_planner_companies_get_the_folders_default_user_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_url(&dir);
+    let key = bootstrap(&db, "lp", "enterprise", "ada", "administrator", &[]);
+    let (server, _) = Proc::serve(&folder("examples/load-planner"), Some(&db), &[]);
+    let admin = Http::at(server.url.clone()).with_key(&key);
+    let (s, b) = admin
+        .post(
+            "/v1/companies",
+            &json!({ "id": "lp-b", "account_type": "enterprise" }),
+        )
+        .await;
+    assert_eq!((s, b["user_limit"].clone()), (201, json!(10)), "{b}");
+    let (s, b) = admin
+        .post(
+            "/v1/companies",
+            &json!({ "id": "lp-c", "account_type": "enterprise", "user_limit": 3 }),
+        )
+        .await;
+    assert_eq!((s, b["user_limit"].clone()), (201, json!(3)), "{b}");
+}
