@@ -284,6 +284,44 @@ fn entity_uid(s: &Snapshot, ty: &str, id: &str) -> Result<EntityUid, ApiError> {
     Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
 }
 
+/// One decision of the management API for a stored caller `me`, on `resource` as the call
+/// makes it: the caller's stored entities with the resource's, the slice of every held entity
+/// the policies can reach from them, the context values its action declares, and the session's
+/// second factor where the folder's `sign_in.mfa_context` is declared. Writes and reads decide
+/// through it alike.
+pub fn decide_for(
+    served: &Served,
+    me: &super::entities::Stored,
+    mfa: bool,
+    action: EntityUid,
+    resource: &Resource,
+    mut context: Map<String, Value>,
+) -> Result<portcullis_engine::Decision, ApiError> {
+    let s = &served.snapshot;
+    let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
+    super::entities::merge(&mut values, resource.entities.clone());
+    let inline = Inline::parse_owned(values, s.schema())
+        .map_err(|e| ApiError::internal(format!("stored entities do not fit the schema: {e}")))?;
+    let principal = entity_uid(s, &s.user_type(), &me.id)?;
+    let target = entity_uid(s, &resource.ty, &resource.id)?;
+    context.retain(|k, _| s.context_declares(&action, k));
+    if let Some(name) = crate::auth::mfa_context(s, &action) {
+        context.insert(name, json!(mfa));
+    }
+    let context_uids = context_refs(&context);
+    let roots = Roots {
+        principal: &principal,
+        action: &action,
+        resource: &target,
+        context: &context_uids,
+    };
+    let entities = served.slice(roots, &inline).map_err(ApiError::from)?;
+    let request = s
+        .request_with(principal, action, target, context)
+        .map_err(ApiError::from)?;
+    Ok(s.decide_parts(&request, &entities))
+}
+
 fn denied(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
@@ -371,31 +409,7 @@ impl Gate {
             .action(s, &EntityRef::Text(mapped.clone()))
             // A folder without the action permits nothing through it: deny, as for any request.
             .map_err(|e| denied(format!("`{mapped}` is not an action of this policy folder: {e}")))?;
-        let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
-        super::entities::merge(&mut values, resource.entities.clone());
-        let inline = Inline::parse_owned(values, s.schema())
-            .map_err(|e| ApiError::internal(format!("stored entities do not fit the schema: {e}")))?;
-        let principal = entity_uid(s, &s.user_type(), &caller.id)?;
-        let target = entity_uid(s, &resource.ty, &resource.id)?;
-        let mut context = context;
-        context.retain(|k, _| s.context_declares(&action, k));
-        if let Some(name) = crate::auth::mfa_context(s, &action) {
-            context.insert(name, json!(caller.mfa()));
-        }
-        // The same slice as every other decision: the stored facts, and every held entity
-        // the policies can reach from them.
-        let context_uids = context_refs(&context);
-        let roots = Roots {
-            principal: &principal,
-            action: &action,
-            resource: &target,
-            context: &context_uids,
-        };
-        let entities = served.slice(roots, &inline).map_err(ApiError::from)?;
-        let request = s
-            .request_with(principal, action, target, context)
-            .map_err(ApiError::from)?;
-        let decision = s.decide_parts(&request, &entities);
+        let decision = decide_for(served, &me, caller.mfa(), action, &resource, context)?;
         let decision_id = crate::api::decide::decision_id();
         if decision.allowed() {
             return Ok(Authorized {

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use portcullis_engine::{EntityRef, Slot};
+use portcullis_engine::EntityRef;
 use portcullis_store::{Company, Invitation, PermissionGroup, StoreError, User, VisitorGrant};
 use serde_json::{json, Map, Value};
 
@@ -24,7 +24,6 @@ use super::entities::{self, Stored};
 use super::governance::{Governed, ReadCompany, ReadGrant, ReadGroup, ReadInvitation, ReadUser, Resource};
 use super::{store_error, Caller, Manage};
 use crate::api::error::ApiError;
-use crate::slice::{context_refs, Inline, Roots};
 use crate::state::{AppState, Served};
 
 /// The read decisions of one call: the caller's facts, loaded once.
@@ -87,7 +86,7 @@ impl Reads {
     fn decide<T: Governed>(
         &self,
         resource: &Resource,
-        mut context: Map<String, Value>,
+        context: Map<String, Value>,
     ) -> Result<bool, ApiError> {
         let served = &*self.served;
         let s = &served.snapshot;
@@ -99,46 +98,8 @@ impl Reads {
             .resolver
             .action(s, &EntityRef::Text(mapped.to_owned()))
             .map_err(ApiError::from)?;
-        let mut values = entities::values(s, &self.me.id, &self.me.user, &self.me.chain);
-        entities::merge(&mut values, resource.entities.clone());
-        let inline = Inline::parse_owned(values, s.schema()).map_err(ApiError::from)?;
-        let principal = served
-            .resolver
-            .entity(
-                s,
-                &EntityRef::Object {
-                    ty: s.user_type(),
-                    id: self.caller.id.clone(),
-                },
-                Slot::Principal,
-            )
-            .map_err(ApiError::from)?;
-        let target = served
-            .resolver
-            .entity(
-                s,
-                &EntityRef::Object {
-                    ty: resource.ty.clone(),
-                    id: resource.id.clone(),
-                },
-                Slot::Resource,
-            )
-            .map_err(ApiError::from)?;
-        if let Some(name) = crate::auth::mfa_context(s, &action) {
-            context.insert(name, json!(self.caller.mfa()));
-        }
-        let context_uids = context_refs(&context);
-        let roots = Roots {
-            principal: &principal,
-            action: &action,
-            resource: &target,
-            context: &context_uids,
-        };
-        let slice = served.slice(roots, &inline).map_err(ApiError::from)?;
-        let request = s
-            .request_with(principal, action, target, context)
-            .map_err(ApiError::from)?;
-        Ok(s.decide_parts(&request, &slice).allowed())
+        super::governance::decide_for(served, &self.me, self.caller.mfa(), action, resource, context)
+            .map(|d| d.allowed())
     }
 
     /// A stored user the caller may read (`user.read`), or 404 as for a missing one.
