@@ -97,6 +97,25 @@ enum UsersCommand {
         #[arg(long, default_value = "policies")]
         folder: std::path::PathBuf,
     },
+    /// Deactivate a user (denied everything, its sessions and keys refused; history kept).
+    Deactivate {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+    },
+    /// Reactivate a user (within its company's user limit).
+    Reactivate {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+    },
+    /// Create a company's secure token link (a session as its token-link user while it has no
+    /// portal user); prints the link and its token, once, as JSON.
+    Link {
+        /// The company.
+        #[arg(long)]
+        company: String,
+    },
     /// List the users of a company, as JSON lines.
     List {
         /// The company.
@@ -137,6 +156,9 @@ struct CreateArgs {
     /// Role, e.g. `owner` or `admin`.
     #[arg(long)]
     role: String,
+    /// Permission group [default: the store's default group].
+    #[arg(long)]
+    group: Option<String>,
     /// A stored attribute the folder declares, as `name=JSON` (Cedar JSON: `true`,
     /// `["a","b"]`, `{"__entity":{"type":"Portal::Location","id":"l1"}}`); repeat for more.
     /// Attributes not given get the folder's default when decisions are made.
@@ -203,6 +225,7 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
                 email: a.email,
                 name: a.name,
                 role: a.role,
+                group: a.group,
                 attrs,
                 ..NewUser::default()
             },
@@ -376,6 +399,27 @@ pub fn run(a: UsersArgs) -> u8 {
             UsersCommand::Password { user, folder } => match set_password(&*store, &user, &folder).await {
                 Ok(()) => {
                     println!("password set for user `{user}`");
+                    EXIT_OK
+                }
+                Err(e) => fail(e),
+            },
+            UsersCommand::Deactivate { user } => match store.deactivate_user(&user, &audit).await {
+                Ok(u) => {
+                    println!("{}", json!(u));
+                    EXIT_OK
+                }
+                Err(e) => fail(e),
+            },
+            UsersCommand::Reactivate { user } => match store.reactivate_user(&user, &audit).await {
+                Ok(u) => {
+                    println!("{}", json!(u));
+                    EXIT_OK
+                }
+                Err(e) => fail(e),
+            },
+            UsersCommand::Link { company } => match store.create_company_link(&company, &audit).await {
+                Ok((link, token)) => {
+                    println!("{}", json!({ "link": link, "token": token.expose() }));
                     EXIT_OK
                 }
                 Err(e) => fail(e),

@@ -931,6 +931,30 @@ async fn service_portal_story(db: &str) {
     .unwrap();
     assert_eq!(bob["user"]["group"], "billing", "{bob}");
     assert_eq!(bob["user"]["attrs"]["require_mfa"], true, "{bob}");
+    // Zeta has no portal user: its contacts sign in by the secure token link, as the
+    // token-link user in the Non-Portal Users group.
+    users(&["group", "non_portal", "--description", "Non-Portal Users"]);
+    let link_user: Value = serde_json::from_str(&users(&[
+        "create",
+        "--company",
+        "zeta",
+        "--account-type",
+        "customer",
+        "--id",
+        "link.zeta",
+        "--login",
+        "link.zeta",
+        "--role",
+        "token_link",
+        "--group",
+        "non_portal",
+        "--no-key",
+    ]))
+    .unwrap();
+    assert_eq!(link_user["user"]["group"], "non_portal", "{link_user}");
+    let link: Value = serde_json::from_str(&users(&["link", "--company", "zeta"])).unwrap();
+    let link_token = link["token"].as_str().unwrap().to_owned();
+    assert_eq!(link["link"]["company"], "zeta", "{link}");
     set_password(db, &dir, "mia", "correct horse battery");
     set_password(db, &dir, "bob", "correct horse battery");
 
@@ -949,6 +973,22 @@ async fn service_portal_story(db: &str) {
     let anon = Http::at(server.url.clone());
     let allow = |r: &str| ("allow".to_owned(), ids(&[r]));
     let deny = |r: &[&str]| ("deny".to_owned(), ids(r));
+
+    // Zeta's token link: a session as its token-link user; its group views invoices and
+    // does not pay them.
+    let (s, b) = anon.post("/v1/auth/link", &json!({ "token": link_token })).await;
+    assert_eq!((s, b["user"]["id"].clone()), (200, json!("link.zeta")), "{b}");
+    let z = b["token"].as_str().unwrap().to_owned();
+    let zeta_invoice = |action: &str| {
+        json!({ "session": z, "action": action, "resource": "Portal::Invoice::\"z1\"",
+                "entities": [{ "uid": { "type": "Portal::Invoice", "id": "z1" }, "attrs": {},
+                               "parents": [{ "type": "Portal::Company", "id": "zeta" }] }] })
+    };
+    assert_eq!(
+        decide(&anon, zeta_invoice("invoice.read")).await,
+        allow("feature.view_invoices.group")
+    );
+    assert_eq!(decide(&anon, zeta_invoice("invoice.pay")).await, deny(&[]));
 
     // Mia: the Standard group.
     let (s, b) = login(&anon, "mia@acme.example", "correct horse battery").await;
