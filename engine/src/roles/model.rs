@@ -93,6 +93,8 @@ pub struct RoleModel {
     pub operations: BTreeMap<String, Name>,
     /// Context values derived from held entities (`[management.derived]`).
     pub derived: Vec<Derived>,
+    /// The context attribute of a company read that says whether the caller may switch to it.
+    pub switchable_context: Option<String>,
     /// Account types, in file order.
     pub account_types: Vec<AccountType>,
     /// Roles, highest rank first.
@@ -667,6 +669,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
             .into_iter()
             .map(|(k, v)| (k.value, v))
             .collect(),
+        switchable_context: raw.management.switchable_context.map(|n| n.value),
         derived: raw
             .management
             .derived

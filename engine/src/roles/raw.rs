@@ -242,6 +242,9 @@ pub struct RawManagement {
     /// e.g. `actor_locations = { parents_of = "actors", type = "Location" }` puts in the context
     /// the `Location` parents of the entities of the user's `actors`.
     pub derived: BTreeMap<Name, RawDerived>,
+    /// The context attribute (a `Bool`) of a company read that tells whether the caller may
+    /// switch to that company (one of its accessible companies), e.g. `"accessible"`.
+    pub switchable_context: Option<Name>,
 }
 
 /// A context value derived from held entities: the parents of one type of the entities an

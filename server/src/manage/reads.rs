@@ -181,25 +181,17 @@ impl Reads {
     }
 
     /// The context of `company.read`: whether the caller may switch to the company (a fact
-    /// of the store), when the folder's context declares it.
+    /// of the store), under `[management] switchable_context`, where the action declares it.
     fn company_context(&self, id: &str) -> Map<String, Value> {
         let mut c = Map::new();
-        let s = &self.served.snapshot;
-        let declared = s
+        // Under the name the folder gives it; the decision keeps it where the action declares it.
+        if let Some(name) = self
+            .served
+            .snapshot
             .model()
-            .and_then(|m| m.operation(ReadCompany::OPERATION))
-            .and_then(|mapped| {
-                self.served
-                    .resolver
-                    .action(s, &EntityRef::Text(mapped.to_owned()))
-                    .ok()
-            })
-            .is_some_and(|a| s.context_declares(&a, "accessible"));
-        if declared {
-            c.insert(
-                "accessible".to_owned(),
-                json!(self.accessible.iter().any(|a| a == id)),
-            );
+            .and_then(|m| m.switchable_context.clone())
+        {
+            c.insert(name, json!(self.accessible.iter().any(|a| a == id)));
         }
         c
     }

@@ -934,6 +934,10 @@ async fn move_scopes_and_accessible_companies() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["company"], "ent-b");
+    // A sibling company is read only once it is one the user may switch to (the folder's
+    // `switchable_context` in `company.read`'s context).
+    let u1 = Http::new(&env.server).with_key(&key_for(store, "u1").await);
+    assert_eq!(u1.get("/v1/companies/ent-a").await.0, 404);
     let (s, b) = send(
         &owner,
         "PUT",
@@ -943,6 +947,8 @@ async fn move_scopes_and_accessible_companies() {
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["accessible"][0]["company"], "ent-a");
+    let (s, b) = u1.get("/v1/companies/ent-a").await;
+    assert_eq!((s, b["id"].clone()), (200, json!("ent-a")), "{b}");
     // Scope: locations and actors in the user's attributes.
     let (s, b) = send(
         &owner,
