@@ -1,42 +1,35 @@
 //! Entity slices: the few entities one decision needs, never everything the server knows.
 //!
 //! Input: the resolved principal, action and resource of a request, the entities the request
-//! carries inline (Cedar JSON, validated against the schema here), and an [`EntitySource`]
-//! that knows stored entities (today the static entities file; the user store plugs in behind
-//! the same trait). Output: a Cedar `Entities` holding the inline entities, the principal and
-//! the resource with their ancestors from the source, and the action with its groups.
+//! carries inline (Cedar JSON, validated against the schema here), and the held
+//! [`StaticEntities`] (the static entities file). Output: a Cedar `Entities` holding the
+//! inline entities, every held entity the policies can read from the request, and the action
+//! with its groups.
 //!
 //! Stored entities are kept compact: the file is validated against the schema once, entity
 //! by entity, and each entity is kept as its type index, id, direct parents (indexes) and
-//! attribute values in a small tree ([`Val`]); a Cedar `Entity` is built only for the handful
-//! of entities a slice needs. A 100,000-entity file costs tens of megabytes, not hundreds.
+//! attribute values ([`Val`]: sets, records and extension values kept once as Cedar values
+//! and shared); a Cedar entity is built only for the handful of entities a slice needs,
+//! straight from those values, with its ancestors complete. A 100,000-entity file costs tens of megabytes, not hundreds.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-use cedar_policy::{
-    Entities, Entity, EntityId, EntityTypeName, EntityUid, EvalResult, RestrictedExpression, Schema,
-};
+use std::sync::Arc;
+
+use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, EvalResult, Schema};
+use cedar_policy_core::ast;
+use cedar_policy_core::entities::{NoEntitiesSchema, TCComputation};
+use cedar_policy_core::extensions::Extensions;
 use portcullis_engine::{Reach, RequestError};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
+use smol_str::SmolStr;
 
-/// Where stored entities come from.
-pub trait EntitySource: Send + Sync {
-    /// Pushes the entity `uid` and every one of its ancestors that the source knows.
-    fn slice_into(
-        &self,
-        uid: &EntityUid,
-        out: &mut Vec<Entity>,
-        seen: &mut HashSet<EntityUid>,
-    ) -> Result<(), RequestError>;
-
-    /// Pushes the entities that the attributes and tags of the stored entity `uid` name
-    /// (none when the source does not hold it).
-    fn refs_into(&self, uid: &EntityUid, out: &mut Vec<EntityUid>);
-}
+/// A Cedar entity as a slice holds it: shared, so a slice of held entities copies none.
+pub type CoreEntity = Arc<ast::Entity>;
 
 /// An attribute or tag value of a stored entity.
 #[derive(Debug)]
@@ -46,11 +39,18 @@ enum Val {
     Str(Box<str>),
     /// An entity, by node index.
     Entity(u32),
-    Set(Box<[Val]>),
-    /// Fields by interned name.
-    Record(Box<[(u32, Val)]>),
-    /// An extension value (`ip(..)`, `decimal(..)`, ...), rare enough to keep as Cedar has it.
-    Ext(Box<RestrictedExpression>),
+    /// A set, record or extension value, by index in [`StaticEntities::shared`].
+    Shared(u32),
+}
+
+/// A set, record or extension value, kept once as Cedar holds it: equal values of different
+/// entities share one copy (`[]` and `["insights"]` are everywhere), and a slice clones it by
+/// a reference count.
+#[derive(Debug)]
+struct SharedVal {
+    value: ast::Value,
+    /// The nodes of the entities it names (which a policy can reach through it).
+    refs: Box<[u32]>,
 }
 
 /// What a stored entity holds beyond its uid.
@@ -84,13 +84,19 @@ fn id_hash(hasher: &std::collections::hash_map::RandomState, nodes: &[Node], i: 
 #[derive(Debug, Default)]
 pub struct StaticEntities {
     types: Vec<EntityTypeName>,
+    /// The same types as Cedar's core holds them, for building uids without conversions.
+    core_types: Vec<ast::EntityType>,
     type_index: HashMap<EntityTypeName, u16>,
     /// Per type, node indexes hashed by their node's id (the id is kept once, in the node).
     ids: Vec<hashbrown::HashTable<u32>>,
     hasher: std::collections::hash_map::RandomState,
     nodes: Vec<Node>,
     /// Interned attribute, record-field and tag names.
-    names: Vec<Box<str>>,
+    names: Vec<SmolStr>,
+    /// Interned sets, records and extension values.
+    shared: Vec<SharedVal>,
+    /// While loading: the index of each shared value.
+    shared_index: std::collections::BTreeMap<ast::Value, u32>,
     name_index: HashMap<Box<str>, u32>,
     /// Entities other than the schema's actions.
     count: usize,
@@ -149,6 +155,8 @@ impl StaticEntities {
         }
         store.nodes.shrink_to_fit();
         store.name_index = HashMap::new();
+        store.shared_index = std::collections::BTreeMap::new();
+        store.shared.shrink_to_fit();
         Ok(store)
     }
 
@@ -165,17 +173,16 @@ impl StaticEntities {
         if self.nodes.get(at).is_some_and(|n| n.data.is_some()) {
             return Err(format!("`{uid}` is given twice"));
         }
+        let core: &ast::Entity = e.as_ref();
         let mut attrs = Vec::new();
-        for (name, value) in e.attrs() {
-            let value = value.map_err(|e| crate::lower_first(&e.to_string()))?;
+        for (name, value) in core.attrs() {
             let n = self.name(name);
-            attrs.push((n, self.val(&value)?));
+            attrs.push((n, self.val(partial(value)?)));
         }
         let mut tags = Vec::new();
-        for (name, value) in e.tags() {
-            let value = value.map_err(|e| crate::lower_first(&e.to_string()))?;
+        for (name, value) in core.tags() {
             let n = self.name(name);
-            tags.push((n, self.val(&value)?));
+            tags.push((n, self.val(partial(value)?)));
         }
         let (_, _, parents) = e.into_inner();
         let parents: Box<[u32]> = parents.iter().map(|p| self.node(p)).collect();
@@ -196,6 +203,7 @@ impl StaticEntities {
         }
         let i = u16::try_from(self.types.len()).unwrap_or(u16::MAX);
         self.types.push(t.clone());
+        self.core_types.push(AsRef::<ast::EntityType>::as_ref(t).clone());
         self.type_index.insert(t.clone(), i);
         self.ids.push(hashbrown::HashTable::new());
         i
@@ -206,7 +214,7 @@ impl StaticEntities {
             return *i;
         }
         let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        self.names.push(n.into());
+        self.names.push(SmolStr::new(n));
         self.name_index.insert(n.into(), i);
         i
     }
@@ -235,22 +243,33 @@ impl StaticEntities {
         i
     }
 
-    fn val(&mut self, v: &EvalResult) -> Result<Val, String> {
-        Ok(match v {
-            EvalResult::Bool(b) => Val::Bool(*b),
-            EvalResult::Long(l) => Val::Long(*l),
-            EvalResult::String(s) => Val::Str(s.as_str().into()),
-            EvalResult::EntityUid(u) => Val::Entity(self.node(u)),
-            EvalResult::Set(s) => Val::Set(s.iter().map(|m| self.val(m)).collect::<Result<_, _>>()?),
-            EvalResult::Record(r) => Val::Record(
-                r.iter()
-                    .map(|(k, m)| Ok((self.name(k), self.val(m)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
-            EvalResult::ExtensionValue(s) => Val::Ext(Box::new(
-                RestrictedExpression::from_str(s).map_err(|e| format!("extension value `{s}`: {e}"))?,
-            )),
-        })
+    fn val(&mut self, v: &ast::Value) -> Val {
+        match v.value_kind() {
+            ast::ValueKind::Lit(ast::Literal::Bool(b)) => Val::Bool(*b),
+            ast::ValueKind::Lit(ast::Literal::Long(l)) => Val::Long(*l),
+            ast::ValueKind::Lit(ast::Literal::String(s)) => Val::Str(s.as_str().into()),
+            ast::ValueKind::Lit(ast::Literal::EntityUID(u)) => {
+                Val::Entity(self.node(&EntityUid::from(ast::EntityUID::clone(u))))
+            }
+            ast::ValueKind::Set(_) | ast::ValueKind::Record(_) | ast::ValueKind::ExtensionValue(_) => {
+                if let Some(i) = self.shared_index.get(v) {
+                    return Val::Shared(*i);
+                }
+                let mut uids = Vec::new();
+                core_refs(v, &mut uids);
+                let refs = uids
+                    .iter()
+                    .map(|u| self.node(&EntityUid::from(u.clone())))
+                    .collect();
+                let i = u32::try_from(self.shared.len()).unwrap_or(u32::MAX);
+                self.shared.push(SharedVal {
+                    value: v.clone(),
+                    refs,
+                });
+                self.shared_index.insert(v.clone(), i);
+                Val::Shared(i)
+            }
+        }
     }
 
     /// Refuses a parent hierarchy with a cycle, as Cedar does for a whole entity set.
@@ -359,39 +378,95 @@ impl StaticEntities {
         Some(EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(&n.id)))
     }
 
-    fn expr(&self, v: &Val) -> Result<RestrictedExpression, RequestError> {
+    /// The uid of node `i` as Cedar's core holds it.
+    fn core_uid(&self, i: u32) -> Option<ast::EntityUID> {
+        let n = self.nodes.get(i as usize)?;
+        let ty = self.core_types.get(usize::from(n.ty))?;
+        Some(ast::EntityUID::from_components(
+            ty.clone(),
+            ast::Eid::new(&*n.id),
+            None,
+        ))
+    }
+
+    /// A stored value as the Cedar value it was loaded from.
+    fn value(&self, v: &Val) -> Result<ast::Value, RequestError> {
         Ok(match v {
-            Val::Bool(b) => RestrictedExpression::new_bool(*b),
-            Val::Long(l) => RestrictedExpression::new_long(*l),
-            Val::Str(s) => RestrictedExpression::new_string(s.to_string()),
-            Val::Entity(i) => RestrictedExpression::new_entity_uid(self.uid(*i).ok_or_else(corrupt)?),
-            Val::Set(s) => {
-                RestrictedExpression::new_set(s.iter().map(|m| self.expr(m)).collect::<Result<Vec<_>, _>>()?)
-            }
-            Val::Record(r) => RestrictedExpression::new_record(self.fields(r)?)
-                .map_err(|e| RequestError::Entities(crate::lower_first(&e.to_string())))?,
-            Val::Ext(e) => RestrictedExpression::clone(e),
+            Val::Bool(b) => ast::Value::from(*b),
+            Val::Long(l) => ast::Value::from(*l),
+            Val::Str(s) => ast::Value::from(SmolStr::new(s)),
+            Val::Entity(i) => ast::Value::from(self.core_uid(*i).ok_or_else(corrupt)?),
+            Val::Shared(i) => self.shared.get(*i as usize).ok_or_else(corrupt)?.value.clone(),
         })
     }
 
-    fn fields(&self, r: &[(u32, Val)]) -> Result<Vec<(String, RestrictedExpression)>, RequestError> {
+    fn fields(&self, r: &[(u32, Val)]) -> Result<Vec<(SmolStr, ast::Value)>, RequestError> {
         r.iter()
             .map(|(k, v)| {
                 let name = self.names.get(*k as usize).ok_or_else(corrupt)?;
-                Ok((name.to_string(), self.expr(v)?))
+                Ok((name.clone(), self.value(v)?))
             })
             .collect()
     }
 
-    /// Builds the Cedar entity of a stored node.
-    fn entity(&self, uid: EntityUid, d: &Data) -> Result<Entity, RequestError> {
-        let parents: Vec<EntityUid> = d
-            .parents
-            .iter()
-            .map(|p| self.uid(*p).ok_or_else(corrupt))
-            .collect::<Result<_, _>>()?;
-        Entity::new_with_tags(uid, self.fields(&d.attrs)?, parents, self.fields(&d.tags)?)
-            .map_err(|e| RequestError::Entities(crate::lower_first(&e.to_string())))
+    /// Builds the Cedar entity of stored node `i`. `closed`: with its ancestors complete (its
+    /// parents, and through every held parent that parent's ancestors, as Cedar's closure
+    /// over the whole file has them), so a slice of such entities needs no closure of its
+    /// own; otherwise with its parents only, for a slice Cedar closes.
+    fn entity(&self, i: u32, d: &Data, closed: bool) -> Result<ast::Entity, RequestError> {
+        let mut parents = HashSet::with_capacity(d.parents.len());
+        let mut indirect = HashSet::new();
+        let mut seen: Vec<u32> = d.parents.to_vec();
+        let mut stack: Vec<u32> = if closed { d.parents.to_vec() } else { Vec::new() };
+        for p in d.parents.iter() {
+            parents.insert(self.core_uid(*p).ok_or_else(corrupt)?);
+        }
+        while let Some(p) = stack.pop() {
+            let Some(pd) = self.nodes.get(p as usize).and_then(|n| n.data.as_ref()) else {
+                continue;
+            };
+            for g in pd.parents.iter() {
+                if seen.contains(g) {
+                    continue;
+                }
+                seen.push(*g);
+                stack.push(*g);
+                let gu = self.core_uid(*g).ok_or_else(corrupt)?;
+                if !parents.contains(&gu) {
+                    indirect.insert(gu);
+                }
+            }
+        }
+        let uid = self.core_uid(i).ok_or_else(corrupt)?;
+        let attrs = self
+            .fields(&d.attrs)?
+            .into_iter()
+            .map(|(k, v)| (k, ast::PartialValue::from(v)));
+        let tags = self
+            .fields(&d.tags)?
+            .into_iter()
+            .map(|(k, v)| (k, ast::PartialValue::from(v)));
+        Ok(ast::Entity::new_with_attr_partial_value(
+            uid, attrs, indirect, parents, tags,
+        ))
+    }
+}
+
+/// Pushes the entity uids a Cedar value names, in sets and records at any depth.
+fn core_refs(v: &ast::Value, out: &mut Vec<ast::EntityUID>) {
+    match v.value_kind() {
+        ast::ValueKind::Lit(ast::Literal::EntityUID(u)) => out.push(ast::EntityUID::clone(u)),
+        ast::ValueKind::Set(s) => s.iter().for_each(|m| core_refs(m, out)),
+        ast::ValueKind::Record(r) => r.values().for_each(|m| core_refs(m, out)),
+        ast::ValueKind::Lit(_) | ast::ValueKind::ExtensionValue(_) => {}
+    }
+}
+
+/// The concrete value of an attribute loaded from JSON (never a residual).
+fn partial(v: &ast::PartialValue) -> Result<&ast::Value, String> {
+    match v {
+        ast::PartialValue::Value(v) => Ok(v),
+        ast::PartialValue::Residual(_) => Err("an attribute holds an unknown".to_owned()),
     }
 }
 
@@ -399,62 +474,38 @@ fn corrupt() -> RequestError {
     RequestError::Entities("the stored entities are inconsistent".to_owned())
 }
 
-impl EntitySource for StaticEntities {
-    fn slice_into(
-        &self,
-        uid: &EntityUid,
-        out: &mut Vec<Entity>,
-        seen: &mut HashSet<EntityUid>,
-    ) -> Result<(), RequestError> {
-        if seen.contains(uid) {
-            return Ok(());
-        }
-        let Some(start) = self.find(uid) else {
-            return Ok(());
-        };
-        // Depth-first over direct parents: every stored ancestor joins the slice, so Cedar's
-        // closure over the slice equals the closure over the whole store.
-        let mut stack = vec![(start, uid.clone())];
-        while let Some((i, u)) = stack.pop() {
-            if !seen.insert(u.clone()) {
-                continue;
-            }
-            let Some(d) = self.nodes.get(i as usize).and_then(|n| n.data.as_ref()) else {
-                continue;
-            };
-            for p in d.parents.iter() {
-                if let Some(pu) = self.uid(*p) {
-                    if !seen.contains(&pu) {
-                        stack.push((*p, pu));
-                    }
-                }
-            }
-            out.push(self.entity(u, d)?);
-        }
-        Ok(())
-    }
-
-    fn refs_into(&self, uid: &EntityUid, out: &mut Vec<EntityUid>) {
-        let Some(d) = self
-            .find(uid)
-            .and_then(|i| self.nodes.get(i as usize))
-            .and_then(|n| n.data.as_ref())
-        else {
-            return;
-        };
-        for (_, v) in d.attrs.iter().chain(d.tags.iter()) {
-            self.val_refs(v, out);
-        }
-    }
-}
-
 impl StaticEntities {
-    fn val_refs(&self, v: &Val, out: &mut Vec<EntityUid>) {
-        match v {
-            Val::Entity(i) => out.extend(self.uid(*i)),
-            Val::Set(s) => s.iter().for_each(|m| self.val_refs(m, out)),
-            Val::Record(r) => r.iter().for_each(|(_, m)| self.val_refs(m, out)),
-            Val::Bool(_) | Val::Long(_) | Val::Str(_) | Val::Ext(_) => {}
+    /// The data of node `i`, when the file holds that entity (not only names it).
+    fn data(&self, i: u32) -> Option<&Data> {
+        self.nodes.get(i as usize).and_then(|n| n.data.as_ref())
+    }
+
+    /// Calls `f` with every held ancestor's node of node `i` (parents first, each once).
+    fn ancestor_nodes(&self, i: u32, mut f: impl FnMut(u32)) {
+        let mut stack: Vec<u32> = self.data(i).map_or_else(Vec::new, |d| d.parents.to_vec());
+        let mut seen: Vec<u32> = Vec::new();
+        while let Some(p) = stack.pop() {
+            if seen.contains(&p) {
+                continue;
+            }
+            seen.push(p);
+            if let Some(pd) = self.data(p) {
+                f(p);
+                stack.extend(pd.parents.iter().copied());
+            }
+        }
+    }
+
+    /// Pushes the nodes the attributes and tags of `d` name.
+    fn ref_nodes(&self, d: &Data, out: &mut Vec<u32>) {
+        for (_, v) in d.attrs.iter().chain(d.tags.iter()) {
+            match v {
+                Val::Entity(j) => out.push(*j),
+                Val::Shared(k) => {
+                    out.extend(self.shared.get(*k as usize).map_or(&[][..], |s| &s.refs[..]));
+                }
+                Val::Bool(_) | Val::Long(_) | Val::Str(_) => {}
+            }
         }
     }
 }
@@ -491,30 +542,41 @@ impl<'de, F: FnMut(Value) -> bool> Visitor<'de> for EachElement<'_, F> {
 /// The schema's action entities, one Cedar entity per action (its groups in its ancestors).
 #[derive(Debug, Default)]
 pub struct ActionEntities {
-    entities: HashMap<EntityUid, Entity>,
+    /// Each action with its groups, as the schema's closure has them.
+    entities: HashMap<EntityUid, (CoreEntity, Vec<EntityUid>)>,
 }
 
 impl ActionEntities {
     /// From the schema's action entities.
     pub fn new(entities: &Entities) -> Self {
         Self {
-            entities: entities.iter().map(|e| (e.uid(), e.clone())).collect(),
+            entities: entities
+                .iter()
+                .map(|e| {
+                    let core: &ast::Entity = e.as_ref();
+                    let groups = core.ancestors().map(|a| EntityUid::from(a.clone())).collect();
+                    (e.uid(), (Arc::new(core.clone()), groups))
+                })
+                .collect(),
         }
     }
 
-    /// Pushes the action and its groups.
-    fn slice_into(&self, action: &EntityUid, out: &mut Vec<Entity>, seen: &mut HashSet<EntityUid>) {
-        let mut stack = vec![action.clone()];
-        while let Some(a) = stack.pop() {
-            if !seen.insert(a.clone()) {
-                continue;
-            }
-            let Some(e) = self.entities.get(&a) else {
-                continue;
-            };
-            let (_, _, parents) = e.clone().into_inner();
-            stack.extend(parents.into_iter().filter(|p| !seen.contains(p)));
+    /// Pushes the action and its groups (already closed: the schema's action entities carry
+    /// every group they are in).
+    fn slice_into(&self, action: &EntityUid, out: &mut Vec<CoreEntity>, seen: &mut HashSet<EntityUid>) {
+        let Some((e, groups)) = self.entities.get(action) else {
+            return;
+        };
+        if seen.insert(action.clone()) {
             out.push(e.clone());
+        }
+        for g in groups {
+            if !seen.contains(g) {
+                if let Some((ge, _)) = self.entities.get(g) {
+                    seen.insert(g.clone());
+                    out.push(ge.clone());
+                }
+            }
         }
     }
 }
@@ -522,7 +584,7 @@ impl ActionEntities {
 /// Inline entities of a request, validated and ready to join a slice.
 #[derive(Debug, Default, Clone)]
 pub struct Inline {
-    entities: Vec<Entity>,
+    entities: Vec<CoreEntity>,
     uids: HashSet<EntityUid>,
     /// Parents named by inline entities, which the source may know.
     parents: Vec<EntityUid>,
@@ -578,7 +640,7 @@ impl Inline {
                     e.uid()
                 )));
             }
-            out.entities.push(e);
+            out.entities.push(Arc::new(ast::Entity::clone(e.as_ref())));
         }
         Ok(out)
     }
@@ -684,59 +746,104 @@ pub struct Roots<'a> {
 }
 
 /// Builds the slice of one decision: the inline entities, then from `source` every entity
-/// the policies can reach from the request: the principal, the resource, the entities the
+/// the policies can read from the request: the principal, the resource, the entities the
 /// context, the inline entities and the policies' literals name, and the entities their
-/// attributes name, as many steps deep as `reach` says the policies can look; each with its
-/// ancestors. Then the action and its groups from `actions`. Inline entities win over stored
-/// ones with the same uid.
+/// attributes name, as many steps deep as `reach` says the policies can look. Then the action
+/// and its groups from `actions`. Inline entities win over stored ones with the same uid.
 ///
 /// Cedar's answer over this slice is its answer over everything the server holds: an entity
-/// left out is one no policy can read (see [`portcullis_engine::Reach`]).
+/// left out is one no policy can read (see [`portcullis_engine::Reach`]). Without inline
+/// entities, a held entity comes with its ancestors complete ([`StaticEntities::entity`]), so
+/// the slice needs neither its ancestors' entities nor a transitive closure. With inline ones,
+/// held entities come with their parents, their held ancestors join the slice (except those an
+/// inline entity replaces) and Cedar closes it: an inline entity below a held one is below
+/// that one's ancestors too, and a replaced ancestor's stored parents count for nothing.
+///
+/// The walk runs on node indexes: no uid is built or hashed for an entity that turns out to
+/// be out of reach.
 pub fn build_slice(
-    source: &dyn EntitySource,
+    source: &StaticEntities,
     actions: &ActionEntities,
     reach: &Reach,
     roots: Roots<'_>,
     inline: &Inline,
 ) -> Result<Entities, RequestError> {
-    let mut out: Vec<Entity> = Vec::with_capacity(inline.entities.len() + 8);
+    let mut out: Vec<CoreEntity> = Vec::with_capacity(inline.entities.len() + 8);
     out.extend(inline.entities.iter().cloned());
-    let mut seen = if inline.uids.is_empty() {
-        HashSet::with_capacity(8)
-    } else {
-        inline.uids.clone()
-    };
-    // (entity, attribute steps from a root); each entity is followed once, at its nearest.
-    let mut todo: Vec<(EntityUid, usize)> = Vec::with_capacity(8);
-    todo.extend(
-        [roots.principal, roots.resource]
-            .into_iter()
-            .map(|u| (u.clone(), 0)),
-    );
-    todo.extend(roots.context.iter().map(|u| (u.clone(), 0)));
-    todo.extend(reach.literals.iter().map(|u| (u.clone(), 0)));
-    todo.extend(inline.parents.iter().map(|u| (u.clone(), 0)));
-    todo.extend(inline.refs.iter().map(|u| (u.clone(), 1)));
-    let mut followed: HashMap<EntityUid, usize> = HashMap::new();
-    let mut refs = Vec::new();
-    while let Some((uid, steps)) = todo.pop() {
-        if !reach.reads(steps) || followed.get(&uid).is_some_and(|&s| s <= steps) {
+    let with_ancestors = !inline.is_empty();
+    // Held nodes an inline entity shadows.
+    let shadowed: Vec<u32> = inline.uids.iter().filter_map(|u| source.find(u)).collect();
+    let mut todo: Vec<(u32, usize)> = Vec::with_capacity(8);
+    // Uids the source does not hold (actions named in a context, say).
+    let mut elsewhere: Vec<&EntityUid> = Vec::new();
+    for uid in [roots.principal, roots.resource]
+        .into_iter()
+        .chain(roots.context.iter())
+        .chain(reach.literals.iter())
+        .chain(inline.parents.iter())
+    {
+        match source.find(uid) {
+            Some(i) => todo.push((i, 0)),
+            None => elsewhere.push(uid),
+        }
+    }
+    for uid in &inline.refs {
+        match source.find(uid) {
+            Some(i) => todo.push((i, 1)),
+            None => elsewhere.push(uid),
+        }
+    }
+    // The data of an entity `steps` attribute steps from the request is read only by a
+    // chain of more than `steps` data-reading operators; the request's own entities always
+    // join (a policy's scope reads their ancestors).
+    let within = |steps: usize| steps == 0 || reach.depth.is_none_or(|d| steps < d);
+    let mut followed: HashMap<u32, usize> = HashMap::with_capacity(8);
+    let mut include: Vec<u32> = Vec::with_capacity(8);
+    let mut included: HashSet<u32> = HashSet::with_capacity(8);
+    let mut refs: Vec<u32> = Vec::new();
+    while let Some((i, steps)) = todo.pop() {
+        if !within(steps) || followed.get(&i).is_some_and(|&s| s <= steps) || shadowed.contains(&i) {
             continue;
         }
-        followed.insert(uid.clone(), steps);
-        source.slice_into(&uid, &mut out, &mut seen)?;
-        if actions.entities.contains_key(&uid) {
-            actions.slice_into(&uid, &mut out, &mut seen);
+        followed.insert(i, steps);
+        let Some(d) = source.data(i) else {
+            continue;
+        };
+        if included.insert(i) {
+            include.push(i);
         }
-        // An inline entity's own references are in `inline.refs`; a stored one's come from
-        // the source.
-        if !inline.uids.contains(&uid) && reach.reads(steps + 1) {
-            source.refs_into(&uid, &mut refs);
+        if with_ancestors {
+            source.ancestor_nodes(i, |a| {
+                if !shadowed.contains(&a) && included.insert(a) {
+                    include.push(a);
+                }
+            });
+        }
+        if within(steps + 1) {
+            source.ref_nodes(d, &mut refs);
             todo.extend(refs.drain(..).map(|r| (r, steps + 1)));
         }
     }
+    for i in include {
+        if let Some(d) = source.data(i) {
+            out.push(Arc::new(source.entity(i, d, !with_ancestors)?));
+        }
+    }
+    let mut seen: HashSet<EntityUid> = HashSet::new();
+    for uid in elsewhere {
+        actions.slice_into(uid, &mut out, &mut seen);
+    }
     actions.slice_into(roots.action, &mut out, &mut seen);
-    Entities::from_entities(out, None).map_err(|e| RequestError::Entities(crate::lower_first(&e.to_string())))
+    // Held and action entities carry their ancestors complete; inline ones only their parents.
+    let tc = if with_ancestors {
+        TCComputation::ComputeNow
+    } else {
+        TCComputation::AssumeAlreadyComputed
+    };
+    cedar_policy_core::entities::Entities::new()
+        .add_entities(out, None::<&NoEntitiesSchema>, tc, Extensions::all_available())
+        .map(Entities::from)
+        .map_err(|e| RequestError::Entities(crate::lower_first(&e.to_string())))
 }
 
 #[cfg(test)]
@@ -775,6 +882,10 @@ mod tests {
         EntityUid::from_str(s).unwrap()
     }
 
+    fn full_entities(data: &str, schema: &Schema) -> Entities {
+        Entities::from_json_str(data, Some(schema)).unwrap()
+    }
+
     #[test]
     fn compact_entities_rebuild_exactly_what_cedar_parses() {
         let (schema, _) = Schema::from_cedarschema_str(SCHEMA).unwrap();
@@ -798,8 +909,14 @@ mod tests {
             literals: Vec::new(),
         };
         let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
+        // The request's entities and the action; `mid`, an ancestor whose data no policy can
+        // read at depth 0, is left out, but `u` holds it and `root` among its ancestors.
         let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
-        assert_eq!(got.len(), 4, "{got:?}");
+        let want: HashSet<String> = [r#"N::U::"u""#, r#"N::G::"root""#, r#"N::Action::"a""#]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(got, want);
         for e in slice.iter() {
             assert_eq!(Some(e), full.get(&e.uid()), "{}", e.uid());
         }
@@ -846,7 +963,9 @@ mod tests {
         let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
         let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
         assert!(got.contains(r#"User::"bob""#), "{got:?}");
-        assert!(got.contains(r#"Group::"blocked""#), "{got:?}");
+        // `bob` comes with his group among his ancestors (the group's own data is never read).
+        let bob = slice.get(&uid(r#"User::"bob""#)).unwrap();
+        assert_eq!(Some(bob), full_entities(data, &schema).get(&bob.uid()));
         let request = cedar_policy::Request::new(
             p.clone(),
             a.clone(),
