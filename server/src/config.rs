@@ -157,6 +157,8 @@ pub struct Config {
     pub api_key: Option<Secret>,
     /// Request limits.
     pub limits: Limits,
+    /// How much each cache keeps.
+    pub caches: crate::cache::CacheSizes,
     /// Quiet time after the last file event before a reload starts.
     pub reload_debounce: Duration,
     /// Watch the policy folder for changes.
@@ -184,6 +186,7 @@ impl Config {
             entities: None,
             api_key: None,
             limits: Limits::default(),
+            caches: crate::cache::CacheSizes::default(),
             reload_debounce: Self::DEFAULT_RELOAD_DEBOUNCE,
             watch: true,
             log_format: LogFormat::Text,
@@ -231,6 +234,15 @@ impl Config {
         }
         if let Some(v) = l.max_batch {
             self.limits.max_batch = v;
+        }
+        if let Some(v) = l.user_cache {
+            self.caches.users = v;
+        }
+        if let Some(v) = l.decision_cache {
+            self.caches.decisions = v;
+        }
+        if let Some(v) = l.slice_cache {
+            self.caches.slices = v;
         }
         if let Some(v) = l.max_json_depth {
             self.limits.max_json_depth = v;
@@ -375,6 +387,12 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     /// The user store URL.
     pub database_url: Option<String>,
+    /// Stored users' facts kept (0: none).
+    pub user_cache: Option<usize>,
+    /// Decisions kept per policy version (0: none).
+    pub decision_cache: Option<usize>,
+    /// Slices and parsed inline entities kept per policy version (0: none).
+    pub slice_cache: Option<usize>,
     /// Minutes a session may go unused.
     pub session_idle_minutes: Option<u64>,
     /// Minutes a session lasts at most.
@@ -413,10 +431,8 @@ impl Layer {
                 continue;
             };
             let key = key.to_lowercase();
-            // `PORTCULLIS_LOG` is the log filter, read by the logger; `PORTCULLIS_SLICE_CACHE`
-            // and `PORTCULLIS_DECISION_CACHE` size the caches, read when a bundle is built
-            // (`state::SliceCache`).
-            if key == "log" || key == "slice_cache" || key == "decision_cache" {
+            // `PORTCULLIS_LOG` is the log filter, read by the logger.
+            if key == "log" {
                 continue;
             }
             let value = match key.as_str() {
@@ -431,7 +447,10 @@ impl Layer {
                 | "argon2_memory_kib"
                 | "argon2_iterations"
                 | "argon2_lanes"
-                | "max_concurrent_hashes" => v
+                | "max_concurrent_hashes"
+                | "user_cache"
+                | "decision_cache"
+                | "slice_cache" => v
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,

@@ -158,6 +158,26 @@ impl Metrics {
         let _ = writeln!(o, "# HELP portcullis_policy_info The policy version served.");
         let _ = writeln!(o, "# TYPE portcullis_policy_info gauge");
         let _ = writeln!(o, "portcullis_policy_info{{version=\"{version}\"}} 1");
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_cache_hits_total Lookups a cache answered, by cache."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_cache_hits_total counter");
+        for (name, c) in crate::cache::COUNTS.each() {
+            let _ = writeln!(o, "portcullis_cache_hits_total{{cache=\"{name}\"}} {}", c.get().0);
+        }
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_cache_misses_total Lookups a cache did not answer, by cache."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_cache_misses_total counter");
+        for (name, c) in crate::cache::COUNTS.each() {
+            let _ = writeln!(
+                o,
+                "portcullis_cache_misses_total{{cache=\"{name}\"}} {}",
+                c.get().1
+            );
+        }
         o
     }
 }

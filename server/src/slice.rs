@@ -626,7 +626,7 @@ impl Inline {
                 })
             };
             let e = match cache {
-                Some(c) if c.capacity > 0 => c.get_or_parse(v, parse)?,
+                Some(c) if c.map.is_on() => c.get_or_parse(v, parse)?,
                 _ => parse(v)?,
             };
             for (_, v) in e.attrs().chain(e.tags()) {
@@ -653,20 +653,17 @@ impl Inline {
 
 /// Inline entities already parsed and validated under one served bundle's schema, by their
 /// JSON text. The same text under the same schema always parses to the same entity, so a hit
-/// is exactly what Cedar would build; errors are never kept. Bounded: when full it starts
-/// over.
+/// is exactly what Cedar would build; errors are never kept. Bounded (`slice_cache`).
 #[derive(Debug)]
 pub struct InlineCache {
-    capacity: usize,
-    map: std::sync::Mutex<HashMap<String, Entity>>,
+    map: crate::cache::Cache<String, Entity>,
 }
 
 impl InlineCache {
     /// A cache of at most `capacity` entities (0: none).
     pub fn new(capacity: usize) -> Self {
         Self {
-            capacity,
-            map: std::sync::Mutex::new(HashMap::new()),
+            map: crate::cache::Cache::new(capacity, &crate::cache::COUNTS.inline),
         }
     }
 
@@ -678,16 +675,11 @@ impl InlineCache {
         let Ok(key) = serde_json::to_string(&v) else {
             return parse(v);
         };
-        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(hit) = self.map.get(&key) {
             return Ok(hit);
         }
         let e = parse(v)?;
-        if let Ok(mut m) = self.map.lock() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.insert(key, e.clone());
-        }
+        self.map.insert(key, e.clone());
         Ok(e)
     }
 }

@@ -212,6 +212,11 @@ impl Resolver {
         }
     }
 
+    /// True when `uid` is of the folder's user type (a principal the user store may hold).
+    pub fn is_user(&self, uid: &EntityUid) -> bool {
+        self.user_type.as_ref() == Some(uid.type_name())
+    }
+
     /// Resolves an action reference and checks that the schema declares it.
     pub fn action(&self, s: &Snapshot, r: &EntityRef) -> Result<EntityUid, RequestError> {
         if let EntityRef::Text(t) = r {
@@ -283,7 +288,7 @@ impl Served {
         inline: &crate::slice::Inline,
     ) -> Result<cedar_policy::Entities, RequestError> {
         crate::slice::build_slice(
-            &*self.entities.entities,
+            &self.entities.entities,
             &self.resolver.action_entities,
             self.snapshot.reach(),
             roots,
@@ -291,19 +296,17 @@ impl Served {
         )
     }
 
-    /// Bundles a snapshot with entities already validated against its schema.
-    pub fn new(snapshot: Arc<Snapshot>, entities: Arc<EntitySet>) -> Self {
+    /// Bundles a snapshot with entities already validated against its schema, with empty
+    /// caches of `sizes`.
+    pub fn new(snapshot: Arc<Snapshot>, entities: Arc<EntitySet>, sizes: crate::cache::CacheSizes) -> Self {
         Self {
             resolver: Resolver::new(&snapshot),
             snapshot,
             entities,
             installed_at: SystemTime::now(),
             generation: 0,
-            slices: SliceCache::new(
-                slice_cache_capacity(),
-                capacity("PORTCULLIS_DECISION_CACHE", DECISION_CACHE_DEFAULT),
-            ),
-            inline: crate::slice::InlineCache::new(slice_cache_capacity()),
+            slices: SliceCache::new(sizes.slices, sizes.decisions),
+            inline: crate::slice::InlineCache::new(sizes.slices),
         }
     }
 }
@@ -322,47 +325,12 @@ impl Served {
 /// (kilobytes of Cedar entities) by the hundred.
 #[derive(Debug)]
 pub struct SliceCache {
-    slices: Bounded<Arc<CachedSlice>>,
-    decisions: Bounded<portcullis_engine::Decision>,
+    slices: crate::cache::Cache<Triple, Arc<CachedSlice>>,
+    decisions: crate::cache::Cache<Triple, portcullis_engine::Decision>,
 }
 
 /// A request's principal, action and resource.
 type Triple = (EntityUid, EntityUid, EntityUid);
-
-/// A map of at most `capacity` entries that starts over when full (0: keeps nothing).
-#[derive(Debug)]
-struct Bounded<V> {
-    capacity: usize,
-    map: Mutex<HashMap<Triple, V>>,
-}
-
-impl<V: Clone> Bounded<V> {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &Triple) -> Option<V> {
-        if self.capacity == 0 {
-            return None;
-        }
-        self.map.lock().ok().and_then(|m| m.get(key).cloned())
-    }
-
-    fn insert(&self, key: Triple, value: V) {
-        if self.capacity == 0 {
-            return;
-        }
-        if let Ok(mut m) = self.map.lock() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.insert(key, value);
-        }
-    }
-}
 
 /// The entity slice of one (principal, action, resource) under one bundle, and the decision
 /// of that request with the empty context once it has been made (for slices kept per stored
@@ -444,29 +412,13 @@ impl CachedSlice {
     }
 }
 
-/// Default number of cached slices (and of cached inline entities);
-/// `PORTCULLIS_SLICE_CACHE=0` turns both off.
-const SLICE_CACHE_DEFAULT: usize = 256;
-/// Default number of cached decisions; `PORTCULLIS_DECISION_CACHE=0` turns them off.
-const DECISION_CACHE_DEFAULT: usize = 4096;
-
-fn capacity(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn slice_cache_capacity() -> usize {
-    capacity("PORTCULLIS_SLICE_CACHE", SLICE_CACHE_DEFAULT)
-}
-
 impl SliceCache {
     /// At most `slices` slices and `decisions` decisions (0: none).
     pub fn new(slices: usize, decisions: usize) -> Self {
+        let counts = &*crate::cache::COUNTS;
         Self {
-            slices: Bounded::new(slices),
-            decisions: Bounded::new(decisions),
+            slices: crate::cache::Cache::new(slices, &counts.slices),
+            decisions: crate::cache::Cache::new(decisions, &counts.decisions),
         }
     }
 
@@ -483,7 +435,7 @@ impl SliceCache {
         build: impl FnOnce(&EntityUid, &EntityUid, &EntityUid) -> Result<cedar_policy::Entities, RequestError>,
     ) -> Result<portcullis_engine::Decision, RequestError> {
         let shape = keepable(served, &principal, &action, &resource, context.is_empty());
-        let keep = shape.is_some() && self.decisions.capacity > 0;
+        let keep = shape.is_some() && self.decisions.is_on();
         let key = (principal.clone(), action.clone(), resource.clone());
         if keep {
             if let Some(d) = self.decisions.get(&key) {
@@ -547,7 +499,7 @@ pub fn build(config: &Config, previous: Option<&Served>) -> Result<Served, Build
         .unwrap_or_default();
     let snapshot = Arc::new(Snapshot::build(sources).map_err(|diagnostics| BuildError { diagnostics })?);
     let entities = load_entities(config, &snapshot, &schema_text, previous)?;
-    Ok(Served::new(snapshot, entities))
+    Ok(Served::new(snapshot, entities, config.caches))
 }
 
 /// Refuses folders that look like a save in progress: an empty policy file (an editor that
@@ -768,7 +720,7 @@ impl AppState {
     /// schema): the direct path for tests and embedders.
     pub fn install_snapshot(&self, snapshot: Arc<Snapshot>) -> Installed {
         let entities = self.served().entities.clone();
-        self.install(Served::new(snapshot, entities))
+        self.install(Served::new(snapshot, entities, self.config.caches))
     }
 
     /// Rebuilds the folder and installs it; on failure the old bundle keeps serving and the

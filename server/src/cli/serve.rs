@@ -58,6 +58,16 @@ pub struct ServeArgs {
     /// The user store: `postgres://…` or a SQLite file [default: portcullis.db].
     #[arg(long)]
     database_url: Option<String>,
+    /// Stored users whose facts are kept in memory; 0 turns the cache off [default: 100000].
+    #[arg(long)]
+    user_cache: Option<usize>,
+    /// Decisions kept per policy version; 0 turns the cache off [default: 16384].
+    #[arg(long)]
+    decision_cache: Option<usize>,
+    /// Slices and parsed inline entities kept per policy version; 0 turns the cache off
+    /// [default: 256].
+    #[arg(long)]
+    slice_cache: Option<usize>,
     /// A name the `Host` header may carry (repeat it for several; `*` allows any)
     /// [default: localhost, 127.0.0.1, [::1]; the listen address is always allowed].
     #[arg(long = "allowed-host", value_name = "NAME")]
@@ -80,6 +90,9 @@ impl ServeArgs {
             watch: self.no_watch.then_some(false),
             log_format: self.log_format,
             database_url: self.database_url.clone(),
+            user_cache: self.user_cache,
+            decision_cache: self.decision_cache,
+            slice_cache: self.slice_cache,
             allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
             ..Layer::default()
         }

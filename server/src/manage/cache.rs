@@ -28,31 +28,35 @@ pub const GRANT_TEMPLATE: &str = "visitor-grant";
 
 /// Stored users by id (`None`: not a stored user), cleared by every change.
 ///
-/// Bounded: principals are whatever ids clients send, so the map starts over past
-/// [`MAX_CACHED_USERS`]. While the store holds no user at all (a deployment deciding over a
+/// Bounded (`user_cache`): principals are whatever ids clients send; the users asked about
+/// most stay. While the store holds no user at all (a deployment deciding over a
 /// static entities file with the default embedded store), no principal is looked up in it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FactsCache {
     generation: AtomicU64,
-    users: Mutex<HashMap<String, Option<Arc<Stored>>>>,
+    users: crate::cache::Cache<String, Option<Arc<Stored>>>,
     /// Whether the store holds users, for one generation: `generation << 2 | state`, state 1
     /// none, 2 some (any other generation: not known).
     holds_users: AtomicU64,
 }
 
-/// Most users (and ids found not to be stored users) the cache keeps.
-pub const MAX_CACHED_USERS: usize = 8192;
-
 const NO_USERS: u64 = 1;
 const SOME_USERS: u64 = 2;
 
 impl FactsCache {
+    /// A cache of at most `capacity` users (and ids found not to be stored users).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            users: crate::cache::Cache::new(capacity, &crate::cache::COUNTS.users),
+            holds_users: AtomicU64::new(0),
+        }
+    }
+
     /// Forgets everything.
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut m) = self.users.lock() {
-            m.clear();
-        }
+        self.users.clear();
     }
 
     /// Whether the store holds no user, asked once per generation.
@@ -76,7 +80,7 @@ impl FactsCache {
 
     /// A stored user's facts, loaded on a miss.
     pub async fn get(&self, read: Reader<'_>, id: &str) -> Result<Option<Arc<Stored>>, StoreError> {
-        if let Some(hit) = self.users.lock().ok().and_then(|m| m.get(id).cloned()) {
+        if let Some(hit) = self.users.get(id) {
             return Ok(hit);
         }
         if self.store_is_empty(&read).await? {
@@ -109,18 +113,17 @@ impl FactsCache {
                     grants,
                     links: Mutex::new(None),
                     slices: Mutex::new(HashMap::new()),
+                    entities: Mutex::new(None),
                 }))
             }
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
-        if let Ok(mut m) = self.users.lock() {
-            if self.generation.load(Ordering::SeqCst) == generation {
-                if m.len() >= MAX_CACHED_USERS {
-                    m.clear();
-                }
-                m.insert(id.to_owned(), loaded.clone());
-            }
+        // Kept only when no change cleared the cache since the load began. (A clear racing
+        // between this check and the insert is caught by the next poll or notification,
+        // which clears again.)
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.users.insert(id.to_owned(), loaded.clone());
         }
         Ok(loaded)
     }
@@ -267,7 +270,7 @@ pub async fn decide_stored_cached(
     let Ok(principal) = served.resolver.entity(s, &q.principal, Slot::Principal) else {
         return Ok(None);
     };
-    if principal.type_name().to_string() != s.user_type() {
+    if !served.resolver.is_user(&principal) {
         return Ok(None);
     }
     let Some(stored) = m
@@ -288,10 +291,16 @@ pub async fn decide_stored_cached(
     let slice = match cached {
         Some(e) => e,
         None => {
-            let mut values = entities::values(s, &stored.id, &stored.user, &stored.chain);
-            let named = named_companies(app, served, &[], &q.resource, &values).await?;
-            values.extend(named);
-            let inline = Inline::parse_cached(values, s.schema(), Some(&served.inline))?;
+            // A company as the resource may bring companies beyond the user's chain; any other
+            // resource decides over the user's own entities, built once per bundle.
+            let inline = if resource.type_name().to_string() == s.company_type() {
+                let mut values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+                let named = named_companies(app, served, &[], &q.resource, &values).await?;
+                values.extend(named);
+                Arc::new(Inline::parse_cached(values, s.schema(), Some(&served.inline))?)
+            } else {
+                stored_entities(served, &stored)?
+            };
             let roots = Roots {
                 principal: &principal,
                 action: &action,
@@ -317,6 +326,24 @@ pub async fn decide_stored_cached(
     )?))
 }
 
+/// The stored user's own entities (user, company and its ancestors) under `served`, parsed
+/// against its schema once per bundle and kept on the user's cached facts.
+fn stored_entities(served: &Served, stored: &Stored) -> Result<Arc<Inline>, RequestError> {
+    let kept = stored.entities.lock().ok().and_then(|k| k.clone());
+    if let Some((generation, inline)) = kept {
+        if generation == served.generation {
+            return Ok(inline);
+        }
+    }
+    let s = &served.snapshot;
+    let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
+    let inline = Arc::new(Inline::parse_owned(values, s.schema())?);
+    if let Ok(mut k) = stored.entities.lock() {
+        *k = Some((served.generation, inline.clone()));
+    }
+    Ok(inline)
+}
+
 /// A stored principal's entities (user, company and ancestors, as Cedar JSON) and its policy
 /// set with visitor grants linked (when it holds any); `None` when the principal is not a
 /// stored user, or the server has no store. Every decision endpoint (`/v1/authorize`, its
@@ -333,7 +360,7 @@ pub async fn stored_facts(
     let Ok(principal) = served.resolver.entity(s, principal, Slot::Principal) else {
         return Ok(None);
     };
-    if principal.type_name().to_string() != s.user_type() {
+    if !served.resolver.is_user(&principal) {
         return Ok(None);
     }
     let id = principal.id().unescaped().to_owned();

@@ -30,6 +30,9 @@ pub struct Stored {
     /// Slices of this user's decisions without inline entities, by served bundle (its install
     /// generation), action and resource: dropped with these facts at the next store change.
     pub slices: std::sync::Mutex<StoredSlices>,
+    /// The user and its company chain as the Cedar entities of a slice, for one served bundle
+    /// (its install generation): built from the facts once, not for every decision.
+    pub entities: std::sync::Mutex<Option<(u64, std::sync::Arc<crate::slice::Inline>)>>,
 }
 
 /// See [`Stored::slices`].

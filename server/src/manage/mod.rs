@@ -93,7 +93,7 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::handlers::RESET_QUEUE);
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
-        cache: FactsCache::default(),
+        cache: FactsCache::new(state.config.caches.users),
         auth,
         resets,
     });
