@@ -76,7 +76,7 @@ fn node_id(nodes: &[Node], i: u32) -> &str {
     nodes.get(i as usize).map_or("", |n| &n.id)
 }
 
-fn id_hash(hasher: &std::collections::hash_map::RandomState, nodes: &[Node], i: u32) -> u64 {
+fn id_hash(hasher: &foldhash::fast::RandomState, nodes: &[Node], i: u32) -> u64 {
     hasher.hash_one(node_id(nodes, i))
 }
 
@@ -89,7 +89,7 @@ pub struct StaticEntities {
     type_index: HashMap<EntityTypeName, u16>,
     /// Per type, node indexes hashed by their node's id (the id is kept once, in the node).
     ids: Vec<hashbrown::HashTable<u32>>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     nodes: Vec<Node>,
     /// Interned attribute, record-field and tag names.
     names: Vec<SmolStr>,
@@ -789,9 +789,9 @@ pub fn build_slice(
     // chain of more than `steps` data-reading operators; the request's own entities always
     // join (a policy's scope reads their ancestors).
     let within = |steps: usize| steps == 0 || reach.depth.is_none_or(|d| steps < d);
-    let mut followed: HashMap<u32, usize> = HashMap::with_capacity(8);
+    let mut followed: HashMap<u32, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut include: Vec<u32> = Vec::with_capacity(8);
-    let mut included: HashSet<u32> = HashSet::with_capacity(8);
+    let mut included: HashSet<u32, foldhash::fast::RandomState> = HashSet::default();
     let mut refs: Vec<u32> = Vec::new();
     while let Some((i, steps)) = todo.pop() {
         if !within(steps) || followed.get(&i).is_some_and(|&s| s <= steps) || shadowed.contains(&i) {
