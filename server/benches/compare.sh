@@ -86,7 +86,7 @@ echo "== data: $ENTITIES entities (gen_entities.py), $USERS stored users"
 python3 "$HERE/gen_entities.py" "$ENTITIES" "$WORK/e.json"
 echo '{"principal":"u0","action":"shipment.create","resource":"Portal::Shipment::\"s0\""}' >"$WORK/same.json"
 N=$(python3 -c 'import json,sys; print(sum(e["uid"]["type"] == "Portal::User" for e in json.load(open(sys.argv[1]))))' "$WORK/e.json")
-python3 "$HERE/gen_bodies.py" "$N" "$N" 100000 0 "$WORK/singles.txt"
+python3 "$HERE/gen_bodies.py" "$N" "$N" 500000 0 "$WORK/singles.txt"
 python3 "$HERE/gen_bodies.py" "$N" "$N" 2000 100 "$WORK/batches.txt"
 
 mkdir -p "$WORK/five"
@@ -125,7 +125,7 @@ echo "######## 100 and 100,000 entities: distinct questions (five policies), RSS
 for n in 100 100000; do
   python3 "$HERE/gen_entities.py" "$n" "$WORK/e$n.json"
   U=$(python3 -c 'import json,sys; print(sum(e["uid"]["type"] == "Portal::User" for e in json.load(open(sys.argv[1]))))' "$WORK/e$n.json")
-  python3 "$HERE/gen_bodies.py" "$U" "$U" 100000 0 "$WORK/s$n.txt"
+  python3 "$HERE/gen_bodies.py" "$U" "$U" 500000 0 "$WORK/s$n.txt"
   start "p$n" 18304 -- "$BIN" serve "$WORK/five" --listen 127.0.0.1:18304 --entities "$WORK/e$n.json" --database-url "$WORK/p$n.db"
   start "c$n" 18305 -- "$CAL" "$WORK/five" "$WORK/e$n.json" 127.0.0.1:18305
   compare "distinct questions, $n entities, five policies" /v1/authorize 32 bodies.lua "$WORK/s$n.txt" "calibration-$n:18305" "portcullis-$n:18304"
@@ -141,7 +141,7 @@ python3 - "$WORK/all.json" "$WORK/records.json" <<'PY'
 import json, sys
 json.dump([e for e in json.load(open(sys.argv[1])) if e["uid"]["type"] != "Portal::User"], open(sys.argv[2], "w"))
 PY
-python3 "$HERE/gen_bodies.py" "$USERS" "$USERS" 100000 0 "$WORK/stored.txt"
+python3 "$HERE/gen_bodies.py" "$USERS" "$USERS" 500000 0 "$WORK/stored.txt"
 # The users of gen_entities.py, in the store: company c{i % companies}, owners first.
 ROLE="CASE WHEN i < $COMPANIES THEN 'owner' WHEN i % 3 = 0 THEN 'owner' WHEN i % 3 = 1 THEN 'admin' ELSE 'regular' END"
 companies_sql() { echo "INSERT INTO companies (id, name, account_type, attrs, created_at) SELECT 'c' || i, 'c' || i, 'customer', '{\"subscription\": [\"insights\"]}'$1, 0 FROM series WHERE i < $COMPANIES;"; }
