@@ -14,7 +14,7 @@
 //! field access included) over-approximates Cedar's entity manifest, never under-approximates
 //! it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use cedar_policy::{EntityUid, PolicySet};
@@ -33,6 +33,11 @@ pub struct Reach {
     /// Entities named as literals in policies whose data a policy reads (`Group::"g".owner`),
     /// each a root like the principal and the resource.
     pub literals: Vec<EntityUid>,
+    /// Per request variable (`principal`, `resource`, `context`, `action`), the longest chain
+    /// of data-reading operators above any of its occurrences: what can be read starting
+    /// from that variable (never more than `depth`; a variable no policy names is absent,
+    /// 0). `None` with `depth`.
+    pub vars: Option<BTreeMap<String, usize>>,
 }
 
 impl Reach {
@@ -40,6 +45,7 @@ impl Reach {
     pub fn of(set: &PolicySet) -> Reach {
         let mut depth = Some(0usize);
         let mut literals = BTreeSet::new();
+        let mut vars = BTreeMap::new();
         let jsons = set
             .policies()
             .map(|p| p.to_json().ok())
@@ -49,13 +55,25 @@ impl Reach {
                 Some(v) => {
                     depth = depth.map(|d| d.max(chain(&v)));
                     collect_literals(&v, false, &mut literals);
+                    var_chains(&v, 0, &mut vars);
                 }
                 None => depth = None,
             }
         }
         Reach {
+            vars: depth.map(|_| vars),
             depth,
             literals: literals.into_iter().collect(),
+        }
+    }
+
+    /// How many nested data reads can start from request variable `var` (`principal`,
+    /// `resource`, ...): an entity `n` attribute steps from it has its data read only when
+    /// this is more than `n`. `None`: unbounded.
+    pub fn from_var(&self, var: &str) -> Option<usize> {
+        match &self.vars {
+            Some(vars) => Some(vars.get(var).copied().unwrap_or(0)),
+            None => None,
         }
     }
 
@@ -90,6 +108,32 @@ fn chain(v: &Value) -> usize {
             .unwrap_or(0),
         Value::Array(items) => items.iter().map(chain).max().unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// For each request variable, the most data-reading operators whose left operand holds one of
+/// its occurrences (`acc`: how many enclose the current node): the chain of [`chain`],
+/// counted from each variable.
+fn var_chains(v: &Value, acc: usize, out: &mut BTreeMap<String, usize>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(name)) = m.get("Var") {
+                let d = out.entry(name.clone()).or_insert(0);
+                *d = (*d).max(acc);
+            }
+            for (k, inner) in m {
+                match inner {
+                    Value::Object(ops) if READS_DATA.contains(&k.as_str()) => {
+                        for (name, x) in ops {
+                            var_chains(x, if name == "left" { acc + 1 } else { acc }, out);
+                        }
+                    }
+                    _ => var_chains(inner, acc, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| var_chains(x, acc, out)),
+        _ => {}
     }
 }
 
@@ -151,6 +195,10 @@ mod tests {
             "#,
         );
         assert_eq!(r.depth, Some(3));
+        // From the principal: `.manager` then `in`; from the resource: `.owner.dept.head`.
+        assert_eq!(r.from_var("principal"), Some(2));
+        assert_eq!(r.from_var("resource"), Some(3));
+        assert_eq!(r.from_var("context"), Some(0));
         // Only literals whose data is read: not `Group::"blocked"` (compared), not the scope's
         // `Team::"ops"`, not `Team::"y"`.
         let names: Vec<String> = r.literals.iter().map(ToString::to_string).collect();

@@ -765,39 +765,49 @@ pub fn build_slice(
     let with_ancestors = !inline.is_empty();
     // Held nodes an inline entity shadows.
     let shadowed: Vec<u32> = inline.uids.iter().filter_map(|u| source.find(u)).collect();
-    let mut todo: Vec<(u32, usize)> = Vec::with_capacity(8);
+    // Each node to visit with its budget: how many more nested data reads can reach it.
+    // An entity's data is read only with a budget of at least 1; its attributes' entities
+    // get one less. The request's own entities always join (a policy's scope reads their
+    // ancestors), whatever their budget.
+    let budget = |d: Option<usize>| d.unwrap_or(usize::MAX);
+    let all = budget(reach.depth);
+    let mut todo: Vec<(u32, usize, bool)> = Vec::with_capacity(8);
     // Uids the source does not hold (actions named in a context, say).
     let mut elsewhere: Vec<&EntityUid> = Vec::new();
-    for uid in [roots.principal, roots.resource]
-        .into_iter()
-        .chain(roots.context.iter())
+    let roots_with_budget = [
+        (roots.principal, budget(reach.from_var("principal"))),
+        (roots.resource, budget(reach.from_var("resource"))),
+    ];
+    // The context's entities and the policies' literals are measured from the whole set's
+    // depth (a context entity sits one record access below `context`, so that bound holds).
+    let others = roots
+        .context
+        .iter()
         .chain(reach.literals.iter())
         .chain(inline.parents.iter())
-    {
+        .map(|u| (u, all));
+    let inline_refs = inline.refs.iter().map(|u| (u, all.saturating_sub(1)));
+    for (uid, b) in roots_with_budget.into_iter().chain(others) {
         match source.find(uid) {
-            Some(i) => todo.push((i, 0)),
+            Some(i) => todo.push((i, b, true)),
             None => elsewhere.push(uid),
         }
     }
-    for uid in &inline.refs {
+    for (uid, b) in inline_refs {
         match source.find(uid) {
-            Some(i) => todo.push((i, 1)),
+            Some(i) => todo.push((i, b, false)),
             None => elsewhere.push(uid),
         }
     }
-    // The data of an entity `steps` attribute steps from the request is read only by a
-    // chain of more than `steps` data-reading operators; the request's own entities always
-    // join (a policy's scope reads their ancestors).
-    let within = |steps: usize| steps == 0 || reach.depth.is_none_or(|d| steps < d);
     let mut followed: HashMap<u32, usize, foldhash::fast::RandomState> = HashMap::default();
     let mut include: Vec<u32> = Vec::with_capacity(8);
     let mut included: HashSet<u32, foldhash::fast::RandomState> = HashSet::default();
     let mut refs: Vec<u32> = Vec::new();
-    while let Some((i, steps)) = todo.pop() {
-        if !within(steps) || followed.get(&i).is_some_and(|&s| s <= steps) || shadowed.contains(&i) {
+    while let Some((i, b, root)) = todo.pop() {
+        if (b == 0 && !root) || followed.get(&i).is_some_and(|&seen| seen >= b) || shadowed.contains(&i) {
             continue;
         }
-        followed.insert(i, steps);
+        followed.insert(i, b);
         let Some(d) = source.data(i) else {
             continue;
         };
@@ -811,9 +821,9 @@ pub fn build_slice(
                 }
             });
         }
-        if within(steps + 1) {
+        if b >= 2 {
             source.ref_nodes(d, &mut refs);
-            todo.extend(refs.drain(..).map(|r| (r, steps + 1)));
+            todo.extend(refs.drain(..).map(|r| (r, b - 1, false)));
         }
     }
     for i in include {
@@ -899,6 +909,7 @@ mod tests {
         let reach = Reach {
             depth: Some(0),
             literals: Vec::new(),
+            vars: Some(Default::default()),
         };
         let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
         // The request's entities and the action; `mid`, an ancestor whose data no policy can
@@ -989,6 +1000,72 @@ mod tests {
             authorizer.is_authorized(&request, &policies, &slice).decision(),
             expected
         );
+    }
+
+    /// Each request variable is followed as far as the policies read from it: the resource's
+    /// `owner` is only compared, so the owner's entity (and what it names) stays out, while
+    /// the principal's manager, whose groups are read, comes in; the decision is Cedar's over
+    /// the whole file either way.
+    #[test]
+    fn each_variable_is_followed_as_far_as_policies_read_from_it() {
+        let (schema, _) = Schema::from_cedarschema_str(
+            r#"entity Group; entity User in [Group] = { manager: User }; entity Doc = { owner: User };
+               action view appliesTo { principal: User, resource: Doc, context: {} };"#,
+        )
+        .unwrap();
+        let policies: cedar_policy::PolicySet = r#"
+            @id("owners") permit (principal, action == Action::"view", resource)
+              when { resource.owner == principal };
+            @id("blocked") forbid (principal, action == Action::"view", resource)
+              when { principal.manager in Group::"blocked" };"#
+            .parse()
+            .unwrap();
+        let data = r#"[
+            {"uid": {"type": "User", "id": "alice"}, "attrs": {"manager": {"type": "User", "id": "bob"}}, "parents": []},
+            {"uid": {"type": "User", "id": "bob"}, "attrs": {"manager": {"type": "User", "id": "carol"}}, "parents": [{"type": "Group", "id": "blocked"}]},
+            {"uid": {"type": "User", "id": "carol"}, "attrs": {"manager": {"type": "User", "id": "carol"}}, "parents": []},
+            {"uid": {"type": "User", "id": "dave"}, "attrs": {"manager": {"type": "User", "id": "carol"}}, "parents": []},
+            {"uid": {"type": "Group", "id": "blocked"}, "attrs": {}, "parents": []},
+            {"uid": {"type": "Doc", "id": "d"}, "attrs": {"owner": {"type": "User", "id": "dave"}}, "parents": []}
+        ]"#;
+        let store = StaticEntities::from_json_str(data, &schema).unwrap();
+        let actions = ActionEntities::new(&schema.action_entities().unwrap());
+        let reach = Reach::of(&policies);
+        assert_eq!(reach.from_var("principal"), Some(2));
+        assert_eq!(reach.from_var("resource"), Some(1));
+        let full = full_entities(data, &schema);
+        let authorizer = cedar_policy::Authorizer::new();
+        for who in ["alice", "bob", "dave"] {
+            let (p, a, r) = (
+                uid(&format!(r#"User::"{who}""#)),
+                uid(r#"Action::"view""#),
+                uid(r#"Doc::"d""#),
+            );
+            let roots = Roots {
+                principal: &p,
+                action: &a,
+                resource: &r,
+                context: &[],
+            };
+            let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
+            let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
+            // The owner (dave) is compared, never read; the manager's manager is never read.
+            if who != "dave" {
+                assert!(!got.contains(r#"User::"dave""#), "{who}: {got:?}");
+            }
+            if who == "alice" {
+                assert!(got.contains(r#"User::"bob""#), "{got:?}");
+                assert!(!got.contains(r#"User::"carol""#), "{got:?}");
+            }
+            let request =
+                cedar_policy::Request::new(p.clone(), a, r, cedar_policy::Context::empty(), Some(&schema))
+                    .unwrap();
+            assert_eq!(
+                authorizer.is_authorized(&request, &policies, &slice).decision(),
+                authorizer.is_authorized(&request, &policies, &full).decision(),
+                "{who}"
+            );
+        }
     }
 
     #[test]
