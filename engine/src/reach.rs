@@ -71,10 +71,7 @@ impl Reach {
     /// `resource`, ...): an entity `n` attribute steps from it has its data read only when
     /// this is more than `n`. `None`: unbounded.
     pub fn from_var(&self, var: &str) -> Option<usize> {
-        match &self.vars {
-            Some(vars) => Some(vars.get(var).copied().unwrap_or(0)),
-            None => None,
-        }
+        self.vars.as_ref().map(|vars| vars.get(var).copied().unwrap_or(0))
     }
 
     /// True when an entity `steps` attribute steps away from a root may have its data read.
