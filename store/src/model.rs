@@ -42,7 +42,7 @@ pub struct Company {
     pub parent: Option<String>,
     /// Most active users the company may have; `None` is unlimited.
     pub user_limit: Option<u32>,
-    /// Further attributes (subscription...), in Cedar JSON.
+    /// Further attributes the policy folder declares, in Cedar JSON.
     pub attrs: Attrs,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]

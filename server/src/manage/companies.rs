@@ -83,7 +83,7 @@ async fn company_as(
 
 /// The `changes` context: the fields the call sets, and `attrs.<name>` for each attribute
 /// whose value it changes (from `old` to `new`, both from the server), so a policy can
-/// reserve one attribute (a subscription, say) to whoever it names.
+/// reserve one attribute (a plan the folder declares, say) to whoever it names.
 fn changes(
     fields: &[(&str, bool)],
     old: &BTreeMap<String, Value>,
