@@ -884,6 +884,24 @@ mod tests {
         EntityUid::from_str(s).unwrap()
     }
 
+    /// The slice of one request without inline entities or context, and its entities' uids.
+    fn slice_of(
+        store: &StaticEntities,
+        actions: &ActionEntities,
+        reach: &Reach,
+        (principal, action, resource): (&EntityUid, &EntityUid, &EntityUid),
+    ) -> (Entities, HashSet<String>) {
+        let roots = Roots {
+            principal,
+            action,
+            resource,
+            context: &[],
+        };
+        let slice = build_slice(store, actions, reach, roots, &Inline::default()).unwrap();
+        let got = slice.iter().map(|e| e.uid().to_string()).collect();
+        (slice, got)
+    }
+
     fn full_entities(data: &str, schema: &Schema) -> Entities {
         Entities::from_json_str(data, Some(schema)).unwrap()
     }
@@ -957,14 +975,7 @@ mod tests {
             uid(r#"Action::"view""#),
             uid(r#"Doc::"d""#),
         );
-        let roots = Roots {
-            principal: &p,
-            action: &a,
-            resource: &r,
-            context: &[],
-        };
-        let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
-        let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
+        let (slice, got) = slice_of(&store, &actions, &reach, (&p, &a, &r));
         assert!(got.contains(r#"User::"bob""#), "{got:?}");
         // `bob` comes with his group among his ancestors (the group's own data is never read).
         let bob = slice.get(&uid(r#"User::"bob""#)).unwrap();
@@ -995,6 +1006,12 @@ mod tests {
             &schema,
         )
         .unwrap();
+        let roots = Roots {
+            principal: &p,
+            action: &a,
+            resource: &r,
+            context: &[],
+        };
         let slice = build_slice(&store, &actions, &reach, roots, &inline).unwrap();
         assert_eq!(
             authorizer.is_authorized(&request, &policies, &slice).decision(),
@@ -1041,14 +1058,7 @@ mod tests {
                 uid(r#"Action::"view""#),
                 uid(r#"Doc::"d""#),
             );
-            let roots = Roots {
-                principal: &p,
-                action: &a,
-                resource: &r,
-                context: &[],
-            };
-            let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
-            let got: HashSet<String> = slice.iter().map(|e| e.uid().to_string()).collect();
+            let (slice, got) = slice_of(&store, &actions, &reach, (&p, &a, &r));
             // The owner (dave) is compared, never read; the manager's manager is never read.
             if who != "dave" {
                 assert!(!got.contains(r#"User::"dave""#), "{who}: {got:?}");
