@@ -37,27 +37,17 @@ impl fmt::Debug for Secret {
 pub(crate) fn random_token() -> Result<String> {
     let mut buf = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut buf).map_err(|e| StoreError::Backend(format!("no randomness: {e}")))?;
-    Ok(hex(&buf))
+    Ok(hex::encode(buf))
 }
 
 /// The stored form of a token: its SHA-256, hex encoded.
 pub(crate) fn hash_token(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Compares two digests without leaking where they differ.
 pub(crate) fn same_hash(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -470,12 +470,13 @@ pub fn load_key(config: &SignInConfig, database_url: &str) -> Result<Option<Seal
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let key = totp::random::<32>()?;
-            write_private(&path, &totp::hex(key.as_ref()))?;
+            write_private(&path, &hex::encode(key.as_slice()))?;
             return Ok(Some(Sealer::new(&key)));
         }
         Err(e) => return Err(format!("cannot read the secret key `{}`: {e}", path.display())),
     };
-    let bytes = totp::unhex(text.trim())
+    let bytes = hex::decode(text.trim())
+        .ok()
         .filter(|b| b.len() == 32)
         .ok_or_else(|| format!("the secret key `{}` must hold 64 hex characters", path.display()))?;
     let mut key = [0u8; 32];

@@ -168,7 +168,7 @@ impl Sealer {
             .cipher
             .encrypt(XNonce::from_slice(nonce.as_ref()), plain)
             .map_err(|_| "cannot seal the secret".to_owned())?;
-        Ok(format!("v1.{}.{}", hex(nonce.as_ref()), hex(&sealed)))
+        Ok(format!("v1.{}.{}", hex::encode(nonce), hex::encode(&sealed)))
     }
 
     /// The plaintext of [`Sealer::seal`]; `None` when it was sealed with another key or altered.
@@ -177,8 +177,8 @@ impl Sealer {
         if parts.next()? != "v1" {
             return None;
         }
-        let nonce = unhex(parts.next()?)?;
-        let data = unhex(parts.next()?)?;
+        let nonce = hex::decode(parts.next()?).ok()?;
+        let data = hex::decode(parts.next()?).ok()?;
         if nonce.len() != 24 {
             return None;
         }
@@ -187,22 +187,6 @@ impl Sealer {
             .ok()
             .map(Zeroizing::new)
     }
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The inverse of [`hex`].
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -255,7 +239,7 @@ mod tests {
         let a = Sealer::new(&[7; 32]);
         let b = Sealer::new(&[8; 32]);
         let sealed = a.seal(b"totp secret").unwrap();
-        assert!(!sealed.contains(&hex(b"totp secret")));
+        assert!(!sealed.contains(&hex::encode(b"totp secret")));
         assert_eq!(a.open(&sealed).unwrap().as_slice(), b"totp secret");
         assert!(b.open(&sealed).is_none());
         assert!(a.open("v1.00.00").is_none());
