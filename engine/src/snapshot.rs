@@ -66,11 +66,16 @@ pub struct Snapshot {
     pub(crate) policies: PolicySet,
     pub(crate) info: HashMap<PolicyId, Arc<PolicyInfo>>,
     pub(crate) model: Option<RoleModel>,
+    /// The namespace of the folder's types: `roles.toml`'s, else the schema's when all its
+    /// entity types share one, else `Portal`.
+    namespace: String,
     pub(crate) warnings: Diagnostics,
     pub(crate) user_attrs: BTreeSet<String>,
     pub(crate) company_attrs: BTreeSet<String>,
     /// Context attribute names per action uid text.
     contexts: HashMap<String, BTreeSet<String>>,
+    /// Attribute names per qualified entity type.
+    attrs: HashMap<String, BTreeSet<String>>,
     /// Entity types of entity-valued attributes, by (entity type, attribute).
     entity_attrs: HashMap<(String, String), String>,
     /// Entity types of entity-valued context attributes, by attribute name.
@@ -268,17 +273,20 @@ impl Snapshot {
         }
         warnings.extend(diags);
 
+        let fallback_ns = schema_namespace(&schema);
         let (ns, user, company) = match &model {
             Some(m) => (
                 m.cedar.namespace.as_str(),
                 m.cedar.user_type.as_str(),
                 m.cedar.company_type.as_str(),
             ),
-            None => ("Portal", "User", "Company"),
+            None => (fallback_ns.as_str(), "User", "Company"),
         };
+        let namespace = ns.to_owned();
         let user_attrs = shapes.attrs_of(&qualify(ns, user));
         let company_attrs = shapes.attrs_of(&qualify(ns, company));
         let contexts = shapes.contexts;
+        let attrs = shapes.attrs;
         let entity_attrs = shapes.entity_attrs;
         let context_entities = shapes.context_entities;
         let mut type_names: HashMap<String, cedar_policy::EntityTypeName> = schema
@@ -299,10 +307,12 @@ impl Snapshot {
             policies: set,
             info,
             model,
+            namespace,
             warnings,
             user_attrs,
             company_attrs,
             contexts,
+            attrs,
             entity_attrs,
             context_entities,
             type_names,
@@ -372,9 +382,19 @@ impl Snapshot {
 
     /// The Cedar namespace of the folder's entity types.
     pub fn namespace(&self) -> &str {
-        self.model
-            .as_ref()
-            .map_or("Portal", |m| m.cedar.namespace.as_str())
+        &self.namespace
+    }
+
+    /// Attribute names the schema declares for the entity type `ty` (qualified); `None` for
+    /// a type the schema does not declare.
+    pub fn entity_attributes(&self, ty: &str) -> Option<&BTreeSet<String>> {
+        self.attrs.get(ty)
+    }
+
+    /// Context attribute names the schema declares for `action`; `None` for an action the
+    /// schema does not declare.
+    pub fn context_attributes(&self, action: &cedar_policy::EntityUid) -> Option<&BTreeSet<String>> {
+        self.contexts.get(&action.to_string())
     }
 
     /// Attribute names the schema declares for users.
@@ -601,6 +621,24 @@ fn parse_compiled(
 }
 
 /// `Namespace::Type`, or `Type` without a namespace.
+/// The namespace every entity type of a folder without `roles.toml` shares (`Todo` for a
+/// schema that is one `namespace Todo { ... }`); `Portal` when they share none or the empty one.
+fn schema_namespace(schema: &Schema) -> String {
+    let mut found: Option<String> = None;
+    for t in schema.entity_types() {
+        let full = t.to_string();
+        let ns = full.rsplit_once("::").map_or("", |(ns, _)| ns).to_owned();
+        match &found {
+            None => found = Some(ns),
+            Some(f) if *f == ns => {}
+            Some(_) => return "Portal".to_owned(),
+        }
+    }
+    found
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| "Portal".to_owned())
+}
+
 pub(crate) fn qualify(ns: &str, t: &str) -> String {
     if ns.is_empty() {
         t.to_owned()
