@@ -172,6 +172,9 @@ pub struct Config {
     /// The names a request's `Host` may carry (ports aside; `*` allows any); the listen
     /// address is always allowed. Others answer 421 `host_not_allowed`.
     pub allowed_hosts: Vec<String>,
+    /// The URL clients reach this server at (`https://authz.example.com`), as the AuthZEN
+    /// metadata advertises it; `None`: `http://` and the listen address.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -193,6 +196,16 @@ impl Config {
             database_url: None,
             sign_in: SignInConfig::default(),
             allowed_hosts: DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+            public_url: None,
+        }
+    }
+
+    /// The base URL clients reach this server at, without a trailing `/`: `public_url`, or
+    /// `http://` and the listen address. Never taken from a request's `Host`.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
         }
     }
 
@@ -293,6 +306,9 @@ impl Config {
         if let Some(v) = l.allowed_hosts {
             self.allowed_hosts = v;
         }
+        if let Some(v) = l.public_url {
+            self.public_url = Some(v);
+        }
         self
     }
 
@@ -346,6 +362,14 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "session lifetimes and `max_concurrent_hashes` must be greater than zero".to_owned(),
             ));
+        }
+        if let Some(u) = &self.public_url {
+            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.trim_end_matches('/').is_empty() || r.contains(['?', '#', ' '])) {
+                return Err(ConfigError::Invalid(format!(
+                    "`public_url` must be an `https://` or `http://` URL without query or fragment, not `{u}`"
+                )));
+            }
         }
         let l = &self.limits;
         if l.max_body_bytes == 0 || l.max_batch == 0 || l.max_json_depth == 0 {
@@ -412,6 +436,8 @@ pub struct Layer {
     /// The `Host` names answered (replacing the loopback defaults; the listen address is
     /// always allowed). In the environment: comma-separated.
     pub allowed_hosts: Option<Vec<String>>,
+    /// The URL clients reach this server at, for the AuthZEN metadata.
+    pub public_url: Option<String>,
 }
 
 impl Layer {
@@ -571,5 +597,23 @@ mod tests {
         // The listen address stays allowed; the loopback names were replaced.
         assert!(c.host_allowed("127.0.0.1:8180"));
         assert!(!c.host_allowed("localhost"));
+    }
+
+    #[test]
+    fn the_public_url_is_configured_never_guessed() {
+        let c = Config::resolve(None, env(&[]), Layer::default()).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8180");
+        let c = Config::resolve(
+            None,
+            env(&[("PORTCULLIS_PUBLIC_URL", "https://authz.example.com/")]),
+            Layer::default(),
+        )
+        .unwrap();
+        assert_eq!(c.base_url(), "https://authz.example.com");
+        for bad in ["authz.example.com", "ftp://x", "https://", "https://x/?a=b"] {
+            let e =
+                Config::resolve(None, env(&[("PORTCULLIS_PUBLIC_URL", bad)]), Layer::default()).unwrap_err();
+            assert!(e.to_string().contains("public_url"), "{bad}: {e}");
+        }
     }
 }

@@ -23,6 +23,23 @@ pub use server::{Server, StartError};
 pub use state::{AppState, Installed, Served};
 
 /// Lowercases the first letter and drops a final period (Cedar's message style).
+/// An error's message and the messages of its sources, joined by `: ` (Cedar's entity errors
+/// say "does not conform to the schema" and give the attribute and types in their source),
+/// with [`lower_first`] applied.
+pub(crate) fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    lower_first(&text)
+}
+
 pub(crate) fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {

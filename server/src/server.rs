@@ -74,6 +74,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Bind(config.listen, e))?;
+        let _ = state.bound.set(addr);
         let reloader = reload::start(state.clone(), config.watch)?;
         let app = crate::api::router_with(state.clone(), extra);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -98,6 +98,8 @@ pub struct StaticEntities {
     /// While loading: the index of each shared value.
     shared_index: std::collections::BTreeMap<ast::Value, u32>,
     name_index: HashMap<Box<str>, u32>,
+    /// Per type, the nodes of held entities in id order (for search, whose pages follow it).
+    sorted: Vec<Box<[u32]>>,
     /// Entities other than the schema's actions.
     count: usize,
 }
@@ -154,6 +156,17 @@ impl StaticEntities {
             table.shrink_to_fit(|&i| id_hash(hasher, nodes, i));
         }
         store.nodes.shrink_to_fit();
+        let mut sorted: Vec<Vec<u32>> = vec![Vec::new(); store.types.len()];
+        for (i, n) in store.nodes.iter().enumerate() {
+            if let (Some(_), Some(v), Ok(i)) = (&n.data, sorted.get_mut(usize::from(n.ty)), u32::try_from(i))
+            {
+                v.push(i);
+            }
+        }
+        for v in &mut sorted {
+            v.sort_unstable_by(|a, b| node_id(&store.nodes, *a).cmp(node_id(&store.nodes, *b)));
+        }
+        store.sorted = sorted.into_iter().map(Vec::into_boxed_slice).collect();
         store.name_index = HashMap::new();
         store.shared_index = std::collections::BTreeMap::new();
         store.shared.shrink_to_fit();
@@ -161,7 +174,7 @@ impl StaticEntities {
     }
 
     fn add_json(&mut self, v: Value, schema: &Schema) -> Result<(), String> {
-        let e = Entity::from_json_value(v, Some(schema)).map_err(|e| crate::lower_first(&e.to_string()))?;
+        let e = Entity::from_json_value(v, Some(schema)).map_err(|e| crate::error_text(&e))?;
         let uid = e.uid();
         // The schema's action entities are served from the schema, never from data.
         if uid.type_name().basename() == "Action" {
@@ -336,6 +349,26 @@ impl StaticEntities {
         self.find(uid)
             .and_then(|i| self.nodes.get(i as usize))
             .is_some_and(|n| n.data.is_some())
+    }
+
+    /// The ids of the held entities of type `ty` that sort after `after` (all without it),
+    /// in id order.
+    pub fn ids_after<'a>(
+        &'a self,
+        ty: &EntityTypeName,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        let nodes = self
+            .type_index
+            .get(ty)
+            .and_then(|t| self.sorted.get(usize::from(*t)))
+            .map_or(&[][..], |v| &v[..]);
+        let start = after.map_or(0, |a| nodes.partition_point(|&i| node_id(&self.nodes, i) <= a));
+        nodes
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&i| node_id(&self.nodes, i))
     }
 
     fn find(&self, uid: &EntityUid) -> Option<u32> {
@@ -621,9 +654,8 @@ impl Inline {
                 out.parents.extend(parents.iter().filter_map(parent_uid));
             }
             let parse = |v: Value| {
-                Entity::from_json_value(v, Some(schema)).map_err(|e| {
-                    RequestError::Entities(format!("entity {i}: {}", crate::lower_first(&e.to_string())))
-                })
+                Entity::from_json_value(v, Some(schema))
+                    .map_err(|e| RequestError::Entities(format!("entity {i}: {}", crate::error_text(&e))))
             };
             let e = match cache {
                 Some(c) if c.map.is_on() => c.get_or_parse(v, parse)?,
@@ -845,7 +877,7 @@ pub fn build_slice(
     cedar_policy_core::entities::Entities::new()
         .add_entities(out, None::<&NoEntitiesSchema>, tc, Extensions::all_available())
         .map(Entities::from)
-        .map_err(|e| RequestError::Entities(crate::lower_first(&e.to_string())))
+        .map_err(|e| RequestError::Entities(crate::error_text(&e)))
 }
 
 #[cfg(test)]

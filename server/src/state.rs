@@ -661,9 +661,21 @@ pub struct AppState {
     rebuild: tokio::sync::Mutex<()>,
     /// The user store and its caches, when the server has one (set once at start).
     pub manage: std::sync::OnceLock<Arc<crate::manage::Manage>>,
+    /// The address the listener bound (set once at start; differs from `config.listen` for
+    /// port 0).
+    pub bound: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl AppState {
+    /// The base URL clients reach this server at: the configured `public_url`, else
+    /// `http://` and the bound address. Never a request's `Host`.
+    pub fn base_url(&self) -> String {
+        match (&self.config.public_url, self.bound.get()) {
+            (None, Some(addr)) => format!("http://{addr}"),
+            _ => self.config.base_url(),
+        }
+    }
+
     /// Builds the first bundle; fails when the folder does not build.
     pub fn open(config: Config) -> Result<Arc<Self>, BuildError> {
         let mut first = build(&config, None)?;
@@ -682,6 +694,7 @@ impl AppState {
             metrics,
             rebuild: tokio::sync::Mutex::new(()),
             manage: std::sync::OnceLock::new(),
+            bound: std::sync::OnceLock::new(),
         }))
     }
 

@@ -1,27 +1,28 @@
 //! The OpenID AuthZEN Authorization API 1.0, mapped onto the same engine.
 //!
 //! `subject` → principal (`type` is an entity type, bare names take the folder's namespace),
-//! `action.name` → action id, `resource` → resource, `context` → context. `properties` are
-//! ignored: Cedar reads attributes from entities, which a request may carry in the extension
-//! field `entities` (Cedar JSON). The response `context` carries the decision id, the policy
-//! version and the reasons. In `evaluations`, a check that cannot be decided answers
+//! `action.name` → action id, `resource` → resource, `context` → context. The `properties` of
+//! a subject or resource the server does not know become its entity's attributes (those the
+//! schema declares); a request may also carry Cedar JSON entities in the extension field
+//! `entities`. Keys the schema does not declare are ignored, as the specification asks, and
+//! listed in the answer. The response `context` carries the decision id, the policy version
+//! and the reasons. In `evaluations`, a check that cannot be decided answers
 //! `decision: false` with `context.error`, as the specification asks.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
-use portcullis_engine::{Decision, EntityRef};
-use serde::Deserialize;
+use portcullis_engine::{Decision, EntityRef, Slot};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::decide::{decide, decision_id, Check};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::slice::Inline;
-use crate::state::AppState;
+use crate::state::{AppState, Served};
 
 /// An AuthZEN subject or resource.
 #[derive(Debug, Clone, Deserialize)]
@@ -106,63 +107,198 @@ pub struct Evaluations {
     pub entities: Vec<Value>,
 }
 
-fn entity_ref(t: &Thing) -> EntityRef {
+/// The entity reference of a subject or resource.
+pub(crate) fn entity_ref(t: &Thing) -> EntityRef {
     EntityRef::Object {
         ty: t.ty.clone(),
         id: t.id.clone(),
     }
 }
 
-fn answer(d: &Decision) -> Value {
+/// What an evaluation left out, as the specification asks of a receiver: context keys the
+/// action's context type does not declare, and `properties` that are not attributes the
+/// schema declares for that entity, or that describe an entity the server already knows.
+/// Listed in the answer's `context.ignored`, so a policy author sees what was dropped.
+#[derive(Debug, Default, Serialize)]
+pub struct Ignored {
+    /// Context keys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
+    /// Subject property keys.
+    #[serde(rename = "subject.properties", skip_serializing_if = "Vec::is_empty")]
+    pub subject: Vec<String>,
+    /// Action property keys (a Cedar action has no attributes).
+    #[serde(rename = "action.properties", skip_serializing_if = "Vec::is_empty")]
+    pub action: Vec<String>,
+    /// Resource property keys.
+    #[serde(rename = "resource.properties", skip_serializing_if = "Vec::is_empty")]
+    pub resource: Vec<String>,
+}
+
+impl Ignored {
+    fn is_empty(&self) -> bool {
+        self.context.is_empty()
+            && self.subject.is_empty()
+            && self.action.is_empty()
+            && self.resource.is_empty()
+    }
+}
+
+fn answer(d: &Decision, ignored: &Ignored) -> Value {
     let reasons: Vec<&str> = d.reasons.iter().map(|r| r.id.as_str()).collect();
-    json!({
-        "decision": d.allowed(),
-        "context": {
-            "decision_id": decision_id(),
-            "version": d.version,
-            "reasons": reasons,
-        }
-    })
+    let mut context = json!({
+        "decision_id": decision_id(),
+        "version": d.version,
+        "reasons": reasons,
+    });
+    if !ignored.is_empty() {
+        context["ignored"] = json!(ignored);
+    }
+    json!({ "decision": d.allowed(), "context": context })
+}
+
+fn keys(properties: Option<&Value>) -> Vec<String> {
+    properties
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The Cedar JSON entity that `properties` describe, for an entity no one else knows: the
+/// keys the schema declares for its type become its attributes (typed by the schema when
+/// Cedar parses it); the others are returned as ignored. `None` when no key is kept.
+///
+/// Who wins: the store (for its user and company types, whenever the server has one), the
+/// entities file and the request's own `entities` all take precedence, and their entity is
+/// used whole, properties ignored. So a client never overrides a stored user's role, or any
+/// fact the server holds, through properties; it can only describe entities the server has
+/// never heard of, as it could with `entities`.
+fn property_entity(
+    app: &AppState,
+    served: &Served,
+    thing: &Thing,
+    slot: Slot,
+    raw: &[Value],
+) -> Result<(Option<Value>, Vec<String>), ApiError> {
+    let all = keys(thing.properties.as_ref());
+    let (Some(props), false) = (
+        thing.properties.as_ref().and_then(Value::as_object),
+        all.is_empty(),
+    ) else {
+        return Ok((None, all));
+    };
+    let s = &served.snapshot;
+    let Ok(uid) = served.resolver.entity(s, &entity_ref(thing), slot) else {
+        return Ok((None, all));
+    };
+    let ty = uid.type_name().to_string();
+    let stored = app.manage.get().is_some() && (ty == s.user_type() || ty == s.company_type());
+    let inline = raw
+        .iter()
+        .any(|v| crate::manage::entities::uid_of(v) == (Some(ty.as_str()), Some(thing.id.as_str())));
+    if stored || inline || served.entities.entities.holds(&uid) {
+        return Ok((None, all));
+    }
+    let Some(declared) = s.entity_attributes(&ty) else {
+        return Ok((None, all));
+    };
+    let (kept, ignored): (Map<String, Value>, Map<String, Value>) =
+        props.clone().into_iter().partition(|(k, _)| declared.contains(k));
+    let ignored = ignored.into_iter().map(|(k, _)| k).collect();
+    if kept.is_empty() {
+        return Ok((None, ignored));
+    }
+    let value = json!({ "uid": { "type": ty, "id": thing.id }, "attrs": kept, "parents": [] });
+    // Checked here, so a property of the wrong type is named as one.
+    if let Err(e) = cedar_policy::Entity::from_json_value(value.clone(), Some(s.schema())) {
+        let part = if slot == Slot::Principal {
+            "subject"
+        } else {
+            "resource"
+        };
+        return Err(ApiError::bad_request(
+            "invalid_properties",
+            format!("`{part}.properties`: {}", crate::error_text(&e)),
+        ));
+    }
+    Ok((Some(value), ignored))
 }
 
 /// Decides one evaluation; a stored user as subject decides as in `/v1/authorize` (its facts
 /// and visitor grants from the store, over `raw`, the request's entities).
-async fn evaluate(
+pub(crate) async fn evaluate(
     app: &AppState,
-    served: &crate::state::Served,
+    served: &Served,
     subject: &Thing,
     action: &Action,
     resource: &Thing,
     context: Option<Map<String, Value>>,
     (inline, raw): (&Inline, &[Value]),
-) -> Result<Decision, ApiError> {
+) -> Result<(Decision, Ignored), ApiError> {
     let (p, a, r) = (
         entity_ref(subject),
         EntityRef::Text(action.name.clone()),
         entity_ref(resource),
     );
+    let s = &served.snapshot;
+    let mut ignored = Ignored {
+        action: keys(action.properties.as_ref()),
+        ..Ignored::default()
+    };
+    let mut context = context.unwrap_or_default();
+    if let Some(declared) = served
+        .resolver
+        .action(s, &a)
+        .ok()
+        .and_then(|uid| s.context_attributes(&uid))
+    {
+        context.retain(|k, _| {
+            let keep = declared.contains(k);
+            if !keep {
+                ignored.context.push(k.clone());
+            }
+            keep
+        });
+    }
+    let stored = crate::manage::cache::stored_facts(app, served, &p).await?;
+    let (subject_entity, subject_ignored) = match &stored {
+        Some(_) => (None, keys(subject.properties.as_ref())),
+        None => property_entity(app, served, subject, Slot::Principal, raw)
+            .inspect_err(|_| app.metrics.rejected())?,
+    };
+    let (resource_entity, resource_ignored) = property_entity(app, served, resource, Slot::Resource, raw)
+        .inspect_err(|_| app.metrics.rejected())?;
+    ignored.subject = subject_ignored;
+    ignored.resource = resource_ignored;
+    let described: Vec<Value> = subject_entity.into_iter().chain(resource_entity).collect();
     let check = Check {
         principal: &p,
         action: &a,
         resource: &r,
-        context: context.unwrap_or_default(),
+        context,
     };
-    let d = match crate::manage::cache::stored_facts(app, served, &p).await? {
+    let d = match stored {
         Some((mut facts, links)) => {
             let mut values = raw.to_vec();
+            values.extend(described);
             let named = crate::manage::cache::named_companies(app, served, &values, &r, &facts).await?;
             facts.extend(named);
             crate::manage::entities::merge(&mut values, facts);
-            Inline::parse_owned(values, served.snapshot.schema()).and_then(|own| match &links {
+            Inline::parse_owned(values, s.schema()).and_then(|own| match &links {
                 Some(set) => crate::manage::cache::decide_linked(served, check, &own, set),
                 None => decide(served, check, &own),
             })
+        }
+        None if !described.is_empty() => {
+            let mut values = raw.to_vec();
+            values.extend(described);
+            Inline::parse_owned(values, s.schema()).and_then(|own| decide(served, check, &own))
         }
         None => decide(served, check, inline),
     }
     .inspect_err(|_| app.metrics.rejected())?;
     app.metrics.decision(d.allowed());
-    Ok(d)
+    Ok((d, ignored))
 }
 
 /// `POST /access/v1/evaluation`.
@@ -184,7 +320,8 @@ pub async fn evaluation(
     )
     .await;
     app.metrics.latency(started.elapsed());
-    Ok(Json(answer(&d?)))
+    let (d, ignored) = d?;
+    Ok(Json(answer(&d, &ignored)))
 }
 
 /// `POST /access/v1/evaluations`.
@@ -237,7 +374,7 @@ pub async fn evaluations(
         )
         .await?;
         app.metrics.latency(started.elapsed());
-        return Ok(Json(answer(&d)));
+        return Ok(Json(answer(&d.0, &d.1)));
     }
     let mut out = Vec::with_capacity(req.evaluations.len());
     for item in &req.evaluations {
@@ -254,9 +391,9 @@ pub async fn evaluations(
             _ => Err(missing("subject`, `action` or `resource")),
         };
         match result {
-            Ok(d) => {
+            Ok((d, ignored)) => {
                 let allowed = d.allowed();
-                out.push(answer(&d));
+                out.push(answer(&d, &ignored));
                 if stop_on == Some(allowed) {
                     break;
                 }
@@ -276,16 +413,16 @@ pub async fn evaluations(
     Ok(Json(json!({ "evaluations": out })))
 }
 
-/// `GET /.well-known/authzen-configuration`.
-pub async fn configuration(headers: HeaderMap) -> Json<Value> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8180");
-    let base = format!("http://{host}");
+/// `GET /.well-known/authzen-configuration`: the endpoints under the configured
+/// `public_url` (never the request's `Host`, which a client chooses).
+pub async fn configuration(State(app): State<Arc<AppState>>) -> Json<Value> {
+    let base = app.base_url();
     Json(json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
         "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+        "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
+        "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
+        "search_action_endpoint": format!("{base}/access/v1/search/action"),
     }))
 }

@@ -12,6 +12,7 @@ pub mod json;
 pub mod openapi;
 pub mod page;
 pub mod policy;
+pub mod search;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
@@ -42,6 +44,9 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/v1/permissions", post(decide::permissions))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/access/v1/search/subject", post(search::subject))
+        .route("/access/v1/search/resource", post(search::resource))
+        .route("/access/v1/search/action", post(search::action))
         .route("/v1/policy/reload", post(policy::reload))
         .merge(extra)
         .route_layer(middleware::from_fn_with_state(state.clone(), api_key));
@@ -68,8 +73,22 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .layer(middleware::from_fn_with_state(state.clone(), allowed_host))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Every response carries the request's `X-Request-ID`, the client's or a new UUID.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one request: what every log line written while answering it carries,
+/// the request id included.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
 /// Requires the API key, when configured, as `Authorization: Bearer KEY` or `X-Api-Key`.

@@ -7,13 +7,16 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every path the document describes, for the test that keeps it in step with the router.
-pub const PATHS: [&str; 12] = [
+pub const PATHS: [&str; 15] = [
     "/v1/permissions",
     "/",
     "/v1/authorize",
     "/v1/authorize/batch",
     "/access/v1/evaluation",
     "/access/v1/evaluations",
+    "/access/v1/search/subject",
+    "/access/v1/search/resource",
+    "/access/v1/search/action",
     "/.well-known/authzen-configuration",
     "/v1/policy",
     "/v1/policy/reload",
@@ -165,9 +168,58 @@ pub fn openapi() -> Value {
     })
 }
 
+/// The AuthZEN search endpoints and their schemas, added to the document.
+fn extend_search(doc: &mut Value) {
+    let bad = ["400", "401", "408", "413"];
+    let paths = json!({
+            "/access/v1/search/subject": { "post": op("AuthZEN Subject Search: the subjects of a type allowed the action on the resource", Some("AuthzenSubjectSearch"), ok("AuthzenSearchResults", "one page of subjects"), &bad, true) },
+            "/access/v1/search/resource": { "post": op("AuthZEN Resource Search: the resources of a type the subject is allowed the action on", Some("AuthzenResourceSearch"), ok("AuthzenSearchResults", "one page of resources"), &bad, true) },
+            "/access/v1/search/action": { "post": op("AuthZEN Action Search: the actions the subject is allowed on the resource", Some("AuthzenActionSearch"), ok("AuthzenSearchResults", "one page of actions"), &bad, true) }
+    });
+    let schemas = json!({
+                "AuthzenKind": { "type": "object", "required": ["type"], "properties": { "type": { "type": "string" }, "id": { "type": "string", "description": "ignored" }, "properties": {} } },
+                "AuthzenPage": { "type": "object", "properties": { "token": { "type": "string", "description": "the `next_token` of the previous page" }, "limit": { "type": "integer", "minimum": 1 } } },
+                "AuthzenSubjectSearch": { "type": "object", "required": ["subject", "action", "resource"], "properties": {
+                    "subject": { "$ref": "#/components/schemas/AuthzenKind" },
+                    "action": { "$ref": "#/components/schemas/AuthzenAction" },
+                    "resource": { "$ref": "#/components/schemas/AuthzenThing" },
+                    "context": { "type": ["object", "null"] },
+                    "page": { "$ref": "#/components/schemas/AuthzenPage" },
+                    "entities": { "type": "array", "items": { "type": "object" } }
+                } },
+                "AuthzenResourceSearch": { "type": "object", "required": ["subject", "action", "resource"], "properties": {
+                    "subject": { "$ref": "#/components/schemas/AuthzenThing" },
+                    "action": { "$ref": "#/components/schemas/AuthzenAction" },
+                    "resource": { "$ref": "#/components/schemas/AuthzenKind" },
+                    "context": { "type": ["object", "null"] },
+                    "page": { "$ref": "#/components/schemas/AuthzenPage" },
+                    "entities": { "type": "array", "items": { "type": "object" } }
+                } },
+                "AuthzenActionSearch": { "type": "object", "required": ["subject", "resource"], "properties": {
+                    "subject": { "$ref": "#/components/schemas/AuthzenThing" },
+                    "resource": { "$ref": "#/components/schemas/AuthzenThing" },
+                    "context": { "type": ["object", "null"] },
+                    "page": { "$ref": "#/components/schemas/AuthzenPage" },
+                    "entities": { "type": "array", "items": { "type": "object" } }
+                } },
+                "AuthzenSearchResults": { "type": "object", "required": ["results", "page"], "properties": {
+                    "results": { "type": "array", "items": { "type": "object" } },
+                    "page": { "type": "object", "required": ["next_token"], "properties": { "next_token": { "type": "string", "description": "empty on the last page" }, "count": { "type": "integer" } } },
+                    "context": { "type": "object" }
+                } }
+    });
+    for (section, add) in [("/paths", paths), ("/components/schemas", schemas)] {
+        if let (Some(to), Value::Object(add)) = (doc.pointer_mut(section).and_then(Value::as_object_mut), add)
+        {
+            to.extend(add);
+        }
+    }
+}
+
 /// `GET /openapi.json`.
 pub async fn document() -> Json<Value> {
     let mut doc = openapi();
+    extend_search(&mut doc);
     crate::manage::openapi::extend(&mut doc);
     crate::auth::openapi::extend(&mut doc);
     Json(doc)

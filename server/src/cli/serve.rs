@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// [default: localhost, 127.0.0.1, [::1]; the listen address is always allowed].
     #[arg(long = "allowed-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
+    /// The URL clients reach this server at (e.g. `https://authz.example.com`), as the AuthZEN
+    /// metadata advertises it [default: http:// and the listen address].
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -94,6 +98,7 @@ impl ServeArgs {
             decision_cache: self.decision_cache,
             slice_cache: self.slice_cache,
             allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
+            public_url: self.public_url.clone(),
             ..Layer::default()
         }
     }
