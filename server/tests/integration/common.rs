@@ -118,14 +118,7 @@ impl Http {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(u16, String), String> {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        if let Some(k) = &self.key {
-            req = req.header("authorization", format!("Bearer {k}"));
-        }
-        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        let req = self.request(method, path, body, &[]);
         let res = tokio::time::timeout(DEADLINE, self.client.request(req))
             .await
             .map_err(|_| format!("{method} {path}: request timed out"))?
@@ -137,6 +130,52 @@ impl Http {
             .map_err(|e| format!("{method} {path}: response failed: {e}"))?
             .to_bytes();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> hyper::Request<Full<Bytes>> {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(k) = &self.key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(Full::new(Bytes::from(body))).unwrap()
+    }
+
+    /// A request with extra headers, answering the status, the response headers and the body.
+    pub async fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, hyper::HeaderMap, String) {
+        let req = self.request(method, path, body, headers);
+        let res = tokio::time::timeout(DEADLINE, self.client.request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = tokio::time::timeout(DEADLINE, body.collect())
+            .await
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        (
+            parts.status.as_u16(),
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {

@@ -5,6 +5,8 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
+mod authzen;
+mod authzen_interop;
 mod browser;
 mod cedar_corpus;
 mod cli;
