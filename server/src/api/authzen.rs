@@ -260,16 +260,37 @@ pub(crate) async fn evaluate(
             keep
         });
     }
+    let (resource_entity, resource_ignored) = property_entity(app, served, resource, Slot::Resource, raw)
+        .inspect_err(|_| app.metrics.rejected())?;
+    ignored.resource = resource_ignored;
+    if raw.is_empty() && resource_entity.is_none() {
+        // A stored user with nothing beside it: the path of `/v1/authorize`, over the user's
+        // entities parsed once per bundle and its kept slices (what a search asks of every
+        // candidate).
+        let q = portcullis_engine::AuthzQuery {
+            principal: p.clone(),
+            action: a.clone(),
+            resource: r.clone(),
+            context: context.clone(),
+            entities: Vec::new(),
+            explain: false,
+        };
+        if let Some(d) = crate::manage::cache::decide_stored_cached(app, served, &q)
+            .await
+            .inspect_err(|_| app.metrics.rejected())?
+        {
+            ignored.subject = keys(subject.properties.as_ref());
+            app.metrics.decision(d.allowed());
+            return Ok((d, ignored));
+        }
+    }
     let stored = crate::manage::cache::stored_facts(app, served, &p).await?;
     let (subject_entity, subject_ignored) = match &stored {
         Some(_) => (None, keys(subject.properties.as_ref())),
         None => property_entity(app, served, subject, Slot::Principal, raw)
             .inspect_err(|_| app.metrics.rejected())?,
     };
-    let (resource_entity, resource_ignored) = property_entity(app, served, resource, Slot::Resource, raw)
-        .inspect_err(|_| app.metrics.rejected())?;
     ignored.subject = subject_ignored;
-    ignored.resource = resource_ignored;
     let described: Vec<Value> = subject_entity.into_iter().chain(resource_entity).collect();
     let check = Check {
         principal: &p,

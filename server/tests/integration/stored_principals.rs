@@ -168,3 +168,118 @@ async fn batch_and_authzen_decide_stored_users_like_authorize() {
     assert_eq!(batch(&anon).await, want);
     assert_eq!(authzen(&anon).await, want);
 }
+
+/// The ids of one type in the fixture's entities file.
+fn held_ids(ty: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/integration/entities.json"
+    ))
+    .unwrap();
+    let all: Vec<Value> = serde_json::from_str(&text).unwrap();
+    all.iter()
+        .filter(|e| e["uid"]["type"] == ty)
+        .map(|e| e["uid"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Pages through one search (one result per page, so pages cross from the entities file to
+/// the store), answering the result ids.
+async fn search_ids(http: &Http, path: &str, mut body: Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    body["page"] = json!({ "limit": 1 });
+    for _ in 0..100 {
+        let (s, b) = http.post(path, &body).await;
+        assert_eq!(s, 200, "{body} -> {b}");
+        ids.extend(
+            b["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+        match b["page"]["next_token"].as_str().unwrap() {
+            "" => return ids,
+            t => body["page"]["token"] = json!(t),
+        }
+    }
+    panic!("pages never end");
+}
+
+/// Search candidates are the entities file's and the store's: stored users as subjects and
+/// stored companies as resources, each result exactly a candidate that
+/// `/access/v1/evaluation` allows.
+#[tokio::test]
+async fn search_finds_held_and_stored_entities_as_evaluations_decide() {
+    let env = sqlite_env().await;
+    let store = &*env.store;
+    company(store, "acme", "customer", None).await;
+    company(store, "beta", "customer", None).await;
+    for (id, c, role) in [
+        ("oa", "acme", "owner"),
+        ("ra", "acme", "regular"),
+        ("ob", "beta", "owner"),
+    ] {
+        user_with_key(store, id, c, role, true).await;
+    }
+    let http = Http::new(&env.server);
+    let mut some_stored_user = false;
+    let allowed = |p: String, a: &'static str, r: Value| {
+        let http = http.clone();
+        async move {
+            let body =
+                json!({ "subject": { "type": "User", "id": p }, "action": { "name": a }, "resource": r });
+            let (s, b) = http.post("/access/v1/evaluation", &body).await;
+            assert_eq!(s, 200, "{b}");
+            b["decision"] == true
+        }
+    };
+    for (action, company) in [
+        ("shipping_rule.edit", "acme"),
+        ("shipment.export", "beta"),
+        ("report.shipment.create", "acme"),
+    ] {
+        let mut candidates = held_ids("Portal::User");
+        candidates.extend(["oa", "ra", "ob"].map(str::to_owned));
+        let mut want = Vec::new();
+        for c in candidates {
+            if allowed(c.clone(), action, json!({ "type": "Company", "id": company })).await {
+                want.push(c);
+            }
+        }
+        some_stored_user |= want.iter().any(|c| ["oa", "ra", "ob"].contains(&c.as_str()));
+        let body = json!({ "subject": { "type": "User" }, "action": { "name": action }, "resource": { "type": "Company", "id": company } });
+        let mut got = search_ids(&http, "/access/v1/search/subject", body).await;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{action} on {company}");
+    }
+    assert!(some_stored_user, "a stored user is found by some subject search");
+    let mut some_stored = false;
+    for user in ["oa", "ra", "ob"] {
+        let mut candidates = held_ids("Portal::Company");
+        candidates.extend(["acme", "beta"].map(str::to_owned));
+        let mut want = Vec::new();
+        for c in candidates {
+            if allowed(
+                user.to_owned(),
+                "shipping_rule.edit",
+                json!({ "type": "Company", "id": c }),
+            )
+            .await
+            {
+                want.push(c);
+            }
+        }
+        some_stored |= want.iter().any(|c| c == "acme" || c == "beta");
+        let body = json!({ "subject": { "type": "User", "id": user }, "action": { "name": "shipping_rule.edit" }, "resource": { "type": "Company" } });
+        let mut got = search_ids(&http, "/access/v1/search/resource", body).await;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{user}");
+    }
+    assert!(
+        some_stored,
+        "a stored company is found by some stored user's search"
+    );
+}
