@@ -177,8 +177,8 @@ fn extend_search(doc: &mut Value) {
             "/access/v1/search/action": { "post": op("AuthZEN Action Search: the actions the subject is allowed on the resource", Some("AuthzenActionSearch"), ok("AuthzenSearchResults", "one page of actions"), &bad, true) }
     });
     let schemas = json!({
-                "AuthzenKind": { "type": "object", "required": ["type"], "properties": { "type": { "type": "string" }, "id": { "type": "string", "description": "ignored" }, "properties": {} } },
-                "AuthzenPage": { "type": "object", "properties": { "token": { "type": "string", "description": "the `next_token` of the previous page" }, "limit": { "type": "integer", "minimum": 1 } } },
+                "AuthzenKind": { "type": "object", "required": ["type"], "properties": { "type": { "type": "string" }, "id": { "description": "ignored" }, "properties": {} } },
+                "AuthzenPage": { "type": ["object", "null"], "properties": { "token": { "type": ["string", "null"], "description": "the `next_token` of the previous page" }, "limit": { "type": ["integer", "null"], "minimum": 1 } } },
                 "AuthzenSubjectSearch": { "type": "object", "required": ["subject", "action", "resource"], "properties": {
                     "subject": { "$ref": "#/components/schemas/AuthzenKind" },
                     "action": { "$ref": "#/components/schemas/AuthzenAction" },

@@ -71,9 +71,9 @@ pub struct SubjectSearch {
     /// The context.
     #[serde(default)]
     pub context: Option<Map<String, Value>>,
-    /// The page.
+    /// The page ([`PageRequest`]; an object or null).
     #[serde(default)]
-    pub page: Option<PageRequest>,
+    pub page: Option<Value>,
     /// Extension: Cedar JSON entities every decision may use.
     #[serde(default)]
     pub entities: Vec<Value>,
@@ -91,9 +91,9 @@ pub struct ResourceSearch {
     /// The context.
     #[serde(default)]
     pub context: Option<Map<String, Value>>,
-    /// The page.
+    /// The page ([`PageRequest`]; an object or null).
     #[serde(default)]
-    pub page: Option<PageRequest>,
+    pub page: Option<Value>,
     /// Extension: Cedar JSON entities every decision may use.
     #[serde(default)]
     pub entities: Vec<Value>,
@@ -109,9 +109,9 @@ pub struct ActionSearch {
     /// The context.
     #[serde(default)]
     pub context: Option<Map<String, Value>>,
-    /// The page.
+    /// The page ([`PageRequest`]; an object or null).
     #[serde(default)]
-    pub page: Option<PageRequest>,
+    pub page: Option<Value>,
     /// Extension: Cedar JSON entities every decision may use.
     #[serde(default)]
     pub entities: Vec<Value>,
@@ -168,8 +168,14 @@ struct PageAsk {
 }
 
 impl PageAsk {
-    fn new(app: &AppState, page: Option<PageRequest>) -> Result<Self, ApiError> {
-        let page = page.unwrap_or_default();
+    fn new(app: &AppState, page: Option<Value>) -> Result<Self, ApiError> {
+        let page: PageRequest = match page {
+            None | Some(Value::Null) => PageRequest::default(),
+            // An object only (serde would take a struct from an array too).
+            Some(v @ Value::Object(_)) => serde_json::from_value(v)
+                .map_err(|e| ApiError::bad_request("invalid_body", format!("`page`: {e}")))?,
+            Some(_) => return Err(ApiError::bad_request("invalid_body", "`page` must be an object")),
+        };
         let max = app.config.limits.max_batch;
         let limit = page.limit.unwrap_or(DEFAULT_LIMIT.min(max));
         if limit == 0 || limit > max {
@@ -377,7 +383,7 @@ struct EntitySearch {
     known: Thing,
     action: Action,
     context: Option<Map<String, Value>>,
-    page: Option<PageRequest>,
+    page: Option<Value>,
     entities: Vec<Value>,
 }
 
@@ -400,6 +406,8 @@ async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json
     let started = Instant::now();
     let served = app.served();
     let ask = PageAsk::new(&app, q.page.take())?;
+    // Malformed input is a 400 before anything else.
+    let inline = Inline::parse(&q.entities, served.snapshot.schema())?;
     let (subject, resource) = q.sides(String::new());
     if let Err(e) = check_parts(
         &served,
@@ -409,7 +417,6 @@ async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json
     ) {
         return Ok(nothing(e, served.snapshot.version()));
     }
-    let inline = Inline::parse(&q.entities, served.snapshot.schema())?;
     let (ids, next) = walk(&app, &served, &q.asked.ty, q.slot, ask, |id| {
         let (subject, resource) = q.sides(id);
         let (app, served, inline, q) = (&app, &served, &inline, &q);
@@ -483,6 +490,7 @@ pub async fn action(
     let served = app.served();
     let ask = PageAsk::new(&app, q.page.take())?;
     let s = &served.snapshot;
+    let inline = Inline::parse(&q.entities, s.schema())?;
     let parts = served
         .resolver
         .entity(s, &entity_ref(&q.subject), Slot::Principal)
@@ -527,7 +535,6 @@ pub async fn action(
         }
         None => 0,
     };
-    let inline = Inline::parse(&q.entities, schema)?;
     let mut found = Vec::new();
     let mut next = None;
     for name in names.get(start..).unwrap_or_default() {
