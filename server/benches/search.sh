@@ -26,11 +26,14 @@ cp "$HERE/five-policies.cedar" "$WORK/five/policies.cedar"
 cp -r "$ROOT/policies" "$WORK/policies"
 echo "== $N entities: $USERS users, $USERS shipments"
 
-# search NAME PATH BODY: REPS timed runs; prints the median time, the results and pages.
+# search NAME PATH BODY: REPS timed runs, each a distinct search (`@` in BODY becomes a
+# different id each time: u7, u20, u33... or s7, s20, s33..., so no run is answered from the
+# decisions kept by an earlier one); prints the median time, the results of the last run and
+# whether more pages follow.
 search() {
   local name=$1 path=$2 body=$3 times=() out
-  for _ in $(seq "$REPS"); do
-    out=$(curl -s -w '\n%{time_total}' "localhost:$PORT$path" -H 'content-type: application/json' -d "$body")
+  for i in $(seq 0 $((REPS - 1))); do
+    out=$(curl -s -w '\n%{time_total}' "localhost:$PORT$path" -H 'content-type: application/json' -d "${body//@/$((7 + 13 * i))}")
     times+=("$(tail -n1 <<<"$out")")
   done
   local median
@@ -49,14 +52,14 @@ for folder in five policies; do
   echo $! >"$WORK/pid"
   until curl -sf "localhost:$PORT/healthz" >/dev/null; do sleep 0.05; done
   echo "serving after $(echo "$(date +%s.%N) - $t0" | bc) s"
-  s='"subject": { "type": "User", "id": "u7" }'
-  search "resource search, every page (limit 1000): u7 reads shipments" /access/v1/search/resource \
+  s='"subject": { "type": "User", "id": "u@" }'
+  search "resource search, every page (limit 1000): a user reads shipments" /access/v1/search/resource \
     "{ $s, \"action\": { \"name\": \"shipment.read\" }, \"resource\": { \"type\": \"Shipment\" }, \"page\": { \"limit\": 1000 } }"
-  search "resource search, first page of 10: u7 reads shipments" /access/v1/search/resource \
+  search "resource search, first page of 10: a user reads shipments" /access/v1/search/resource \
     "{ $s, \"action\": { \"name\": \"shipment.read\" }, \"resource\": { \"type\": \"Shipment\" }, \"page\": { \"limit\": 10 } }"
-  search "subject search, all (limit 1000): who reads shipment s7" /access/v1/search/subject \
-    '{ "subject": { "type": "User" }, "action": { "name": "shipment.read" }, "resource": { "type": "Shipment", "id": "s7" }, "page": { "limit": 1000 } }'
-  search "action search: what u7 may do on s7" /access/v1/search/action \
-    "{ $s, \"resource\": { \"type\": \"Shipment\", \"id\": \"s7\" } }"
+  search "subject search, all (limit 1000): who reads a shipment" /access/v1/search/subject \
+    '{ "subject": { "type": "User" }, "action": { "name": "shipment.read" }, "resource": { "type": "Shipment", "id": "s@" }, "page": { "limit": 1000 } }'
+  search "action search: what a user may do on a shipment" /access/v1/search/action \
+    "{ $s, \"resource\": { \"type\": \"Shipment\", \"id\": \"s@\" } }"
   kill "$(cat "$WORK/pid")"; wait "$(cat "$WORK/pid")" 2>/dev/null || true
 done
