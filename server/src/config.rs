@@ -175,6 +175,12 @@ pub struct Config {
     /// The URL clients reach this server at (`https://authz.example.com`), as the AuthZEN
     /// metadata advertises it; `None`: `http://` and the listen address.
     pub public_url: Option<String>,
+    /// After SIGTERM, how long the server keeps answering (with `GET /readyz` at 503) before
+    /// it stops accepting, so a load balancer takes it out of rotation first.
+    pub drain_delay: Duration,
+    /// After it stops accepting, how long requests in flight may take before the remaining
+    /// connections are closed; `None`: the request timeout and a second.
+    pub shutdown_grace: Option<Duration>,
 }
 
 impl Config {
@@ -197,6 +203,8 @@ impl Config {
             sign_in: SignInConfig::default(),
             allowed_hosts: DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             public_url: None,
+            drain_delay: Duration::ZERO,
+            shutdown_grace: None,
         }
     }
 
@@ -308,6 +316,12 @@ impl Config {
         }
         if let Some(v) = l.public_url {
             self.public_url = Some(v);
+        }
+        if let Some(v) = l.drain_delay_ms {
+            self.drain_delay = Duration::from_millis(v);
+        }
+        if let Some(v) = l.shutdown_grace_ms {
+            self.shutdown_grace = Some(Duration::from_millis(v));
         }
         self
     }
@@ -438,6 +452,10 @@ pub struct Layer {
     pub allowed_hosts: Option<Vec<String>>,
     /// The URL clients reach this server at, for the AuthZEN metadata.
     pub public_url: Option<String>,
+    /// Time between SIGTERM and closing the listener, in milliseconds (`/readyz` says 503).
+    pub drain_delay_ms: Option<u64>,
+    /// Time requests in flight get once the listener is closed, in milliseconds.
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl Layer {
@@ -476,7 +494,9 @@ impl Layer {
                 | "max_concurrent_hashes"
                 | "user_cache"
                 | "decision_cache"
-                | "slice_cache" => v
+                | "slice_cache"
+                | "drain_delay_ms"
+                | "shutdown_grace_ms" => v
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,

@@ -78,7 +78,9 @@ impl Server {
         let reloader = reload::start(state.clone(), config.watch)?;
         let app = crate::api::router_with(state.clone(), extra);
         let (stop, stopped) = oneshot::channel::<()>();
-        let grace = config.limits.request_timeout + Duration::from_secs(1);
+        let grace = config
+            .shutdown_grace
+            .unwrap_or(config.limits.request_timeout + Duration::from_secs(1));
         let task = tokio::spawn(crate::listen::serve(
             listener,
             app,

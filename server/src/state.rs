@@ -664,9 +664,21 @@ pub struct AppState {
     /// The address the listener bound (set once at start; differs from `config.listen` for
     /// port 0).
     pub bound: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Set at SIGTERM: `GET /readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
+    /// From now on, `GET /readyz` answers 503: the server is going away.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once [`Self::start_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The base URL clients reach this server at: the configured `public_url`, else
     /// `http://` and the bound address. Never a request's `Host`.
     pub fn base_url(&self) -> String {
@@ -695,6 +707,7 @@ impl AppState {
             rebuild: tokio::sync::Mutex::new(()),
             manage: std::sync::OnceLock::new(),
             bound: std::sync::OnceLock::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 

@@ -55,6 +55,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/", get(page::page))
         .route("/v1/policy", get(policy::policy))
         .route("/healthz", get(policy::healthz))
+        .route("/readyz", get(policy::readyz))
         .route("/metrics", get(policy::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/.well-known/authzen-configuration", get(authzen::configuration))
@@ -73,7 +74,13 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .layer(middleware::from_fn_with_state(state.clone(), allowed_host))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            // 5xx answers are logged where they arise (`ApiError::internal`, panics); a 503
+            // of `/readyz` while draining is not an error.
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(()),
+        )
         // Every response carries the request's `X-Request-ID`, the client's or a new UUID.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every path the document describes, for the test that keeps it in step with the router.
-pub const PATHS: [&str; 15] = [
+pub const PATHS: [&str; 16] = [
     "/v1/permissions",
     "/",
     "/v1/authorize",
@@ -21,6 +21,7 @@ pub const PATHS: [&str; 15] = [
     "/v1/policy",
     "/v1/policy/reload",
     "/healthz",
+    "/readyz",
     "/metrics",
     "/openapi.json",
 ];
@@ -84,6 +85,10 @@ pub fn openapi() -> Value {
             "/v1/policy": { "get": op("The policy served and the last reload error", None, ok("Policy", "policy status"), &[], false) },
             "/v1/policy/reload": { "post": op("Rebuild the policy folder now", None, json!({ "description": "the new version" }), &["401", "422"], true) },
             "/healthz": { "get": op("Liveness", None, json!({ "description": "ok" }), &[], false) },
+            "/readyz": { "get": { "summary": "Readiness: policies built, user store answering, not draining", "responses": {
+                "200": { "description": "ready", "content": { "application/json": { "schema": { "type": "object", "required": ["status"], "properties": { "status": { "const": "ready" }, "version": { "type": "string" } } } } } },
+                "503": { "description": "not ready: draining, or the store does not answer", "content": { "application/json": { "schema": { "type": "object", "required": ["status", "message"], "properties": { "status": { "enum": ["draining", "store_unavailable"] }, "message": { "type": "string" }, "version": { "type": "string" } } } } } }
+            } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } },
             "/": { "get": { "summary": "The rights-matrix page for product owners", "responses": { "200": { "description": "HTML page", "content": { "text/html": { "schema": { "type": "string" } } } } } } }

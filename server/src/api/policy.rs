@@ -92,6 +92,42 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({ "status": "ok", "version": app.served().snapshot.version() }))
 }
 
+/// `GET /readyz`: 200 when this instance should get traffic: its policies are built (always,
+/// once it listens), its user store answers within a second, and it is not draining after
+/// SIGTERM; else 503 with the reason. `GET /healthz` stays liveness only.
+pub async fn readyz(State(app): State<Arc<AppState>>) -> axum::response::Response {
+    let version = app.served().snapshot.version_arc();
+    let not_ready = |status: &str, message: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": status, "message": message, "version": version })),
+        )
+            .into_response()
+    };
+    if app.is_draining() {
+        return not_ready("draining", "the server is shutting down".to_owned());
+    }
+    if let Some(m) = app.manage.get() {
+        let read = m.gate.read();
+        match tokio::time::timeout(std::time::Duration::from_secs(1), read.version()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return not_ready(
+                    "store_unavailable",
+                    format!("the user store answers with an error: {e}"),
+                )
+            }
+            Err(_) => {
+                return not_ready(
+                    "store_unavailable",
+                    "the user store did not answer within 1 s".to_owned(),
+                )
+            }
+        }
+    }
+    Json(json!({ "status": "ready", "version": version })).into_response()
+}
+
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     (

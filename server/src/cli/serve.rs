@@ -76,6 +76,14 @@ pub struct ServeArgs {
     /// metadata advertises it [default: http:// and the listen address].
     #[arg(long)]
     public_url: Option<String>,
+    /// After SIGTERM, keep answering this long (with `GET /readyz` at 503) before closing the
+    /// listener, so a load balancer stops sending first, in ms [default: 0].
+    #[arg(long)]
+    drain_delay_ms: Option<u64>,
+    /// Once the listener is closed, time requests in flight get to finish, in ms
+    /// [default: the request timeout and a second].
+    #[arg(long)]
+    shutdown_grace_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -99,6 +107,8 @@ impl ServeArgs {
             slice_cache: self.slice_cache,
             allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
             public_url: self.public_url.clone(),
+            drain_delay_ms: self.drain_delay_ms,
+            shutdown_grace_ms: self.shutdown_grace_ms,
             ..Layer::default()
         }
     }
@@ -172,6 +182,13 @@ pub fn run(a: ServeArgs) -> u8 {
         let _hup = portcullis_server::reload::on_sighup(server.reloader.trigger.clone());
         eprintln!("portcullis: serving on {}", server.url());
         until_signal().await;
+        // Not ready from now on; still answering for `drain_delay`, then draining.
+        server.state.start_draining();
+        let delay = server.state.config.drain_delay;
+        if !delay.is_zero() {
+            tracing::info!(delay_ms = delay.as_millis(), "draining: /readyz answers 503");
+            tokio::time::sleep(delay).await;
+        }
         server.shutdown().await;
         EXIT_OK
     })

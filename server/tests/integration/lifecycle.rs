@@ -147,3 +147,80 @@ async fn metrics_and_openapi_describe_the_server() {
     assert_eq!(policy["entities"]["count"], 5);
     server.shutdown().await;
 }
+
+/// Readiness apart from liveness: `/readyz` is 200 while serving with a store that answers,
+/// 503 from SIGTERM on while the server keeps answering for `--drain-delay-ms`, and the process
+/// then exits 0 on its own; `/healthz` stays 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_503_at_sigterm_and_the_server_drains_then_exits() {
+    use std::time::{Duration, Instant};
+
+    use crate::procs::Proc;
+    let f = Fixture::new();
+    let db = f.dir.path().join("ready.db");
+    let entities = f.entities();
+    let extra = [
+        "--entities",
+        entities.to_str().unwrap(),
+        "--drain-delay-ms",
+        "1500",
+    ];
+    let (mut proc, _) = Proc::serve(&f.policies(), Some(db.to_str().unwrap()), &extra);
+    let http = Http::at(proc.url.clone());
+    let (s, b) = http.get("/readyz").await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("ready")), "{b}");
+    let (s, _) = http.get("/healthz").await;
+    assert_eq!(s, 200);
+    let (s, b) = http.post("/v1/authorize", &olivia_creates()).await;
+    assert_eq!(
+        (s, b["decision"].as_str()),
+        (200, Some("allow")),
+        "before SIGTERM: {b}"
+    );
+
+    let sent = Instant::now();
+    proc.terminate();
+    // Not ready at once; still answering (decisions and liveness) while the balancer notices.
+    let mut seen = None;
+    while sent.elapsed() < Duration::from_millis(1200) {
+        let (s, b) = http.get("/readyz").await;
+        if s == 503 {
+            seen = Some(b);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b = seen.expect("/readyz never said 503 after SIGTERM");
+    assert_eq!(b["status"], "draining", "{b}");
+    let (s, _) = http.get("/healthz").await;
+    assert_eq!(s, 200, "liveness holds while draining");
+    let (s, b) = http.post("/v1/authorize", &olivia_creates()).await;
+    assert_eq!(
+        (s, b["decision"].as_str()),
+        (200, Some("allow")),
+        "decisions still answered: {b}"
+    );
+
+    let status = tokio::task::spawn_blocking(move || proc.wait_exit())
+        .await
+        .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1500),
+        "left before its drain delay: {:?}",
+        sent.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_draining_in_process_too() {
+    let f = Fixture::new();
+    let server = start(f.config()).await;
+    let http = Http::new(&server);
+    let (s, _) = http.get("/readyz").await;
+    assert_eq!(s, 200);
+    server.state.start_draining();
+    let (s, b) = http.get("/readyz").await;
+    assert_eq!((s, b["status"].as_str()), (503, Some("draining")), "{b}");
+    server.shutdown().await;
+}

@@ -105,6 +105,28 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM (through `kill`: the tests use no unsafe code).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM {}", self.pid);
+    }
+
+    /// Waits (bounded by `DEADLINE`) for the process to exit; its status, or `None` if it is
+    /// still running at the deadline.
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + DEADLINE;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// The process has not exited.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
