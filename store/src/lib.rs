@@ -41,7 +41,7 @@ pub use signin::{
     unknown_subject, Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewSession, Session,
     SignInStore, Totp,
 };
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::{backup, BackupSummary, SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Backend, UserStore};
 
 /// Opens the store a URL names: `postgres://…` or `postgresql://…` for PostgreSQL, anything else

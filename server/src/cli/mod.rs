@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand; doc comments are the help text.
 
 mod authorize;
+mod backup;
 mod check;
 mod diff;
 mod explain;
@@ -56,6 +57,8 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Bootstrap users: create the first owner or admin with an API key, manage API keys.
     Users(users::UsersArgs),
+    /// Copy the SQLite user store to a new file, online and consistent.
+    Backup(backup::BackupArgs),
 }
 
 impl Cli {
@@ -73,6 +76,7 @@ impl Cli {
             Command::Serve(a) => serve::run(a),
             Command::Migrate(a) => migrate::run(a),
             Command::Users(a) => users::run(a),
+            Command::Backup(a) => backup::run(a),
         }
     }
 }

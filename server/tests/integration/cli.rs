@@ -313,3 +313,54 @@ fn every_command_has_help() {
         assert!(text(&out.stdout).contains("Usage: portcullis"), "{cmd}");
     }
 }
+
+/// `portcullis backup` copies a SQLite store a server is using (the copy serves its users),
+/// reminds of the sealing key, never overwrites, and sends PostgreSQL users to `pg_dump`.
+#[test]
+fn backup_copies_a_live_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let db_url = db.to_str().unwrap();
+    crate::procs::bootstrap_owner(db_url, "acme", "olga");
+    let (server, _) = crate::procs::Proc::serve(&policies(), Some(db_url), &[]);
+    let copy = dir.path().join("copy.db");
+    let out = run(
+        &["backup", "--database-url", db_url, "--to", copy.to_str().unwrap()],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 companies, 1 users"), "{stdout}");
+    assert!(
+        stdout.contains("live.db.key"),
+        "the sealing key is named: {stdout}"
+    );
+    drop(server);
+    // The copy is a store: the owner is there.
+    let listed = crate::procs::run(&[
+        "users",
+        "--database-url",
+        copy.to_str().unwrap(),
+        "list",
+        "--company",
+        "acme",
+    ]);
+    assert!(listed.contains("olga"), "{listed}");
+
+    let again = run(
+        &["backup", "--database-url", db_url, "--to", copy.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let pg = run(
+        &["backup", "--database-url", "postgres://nowhere/x", "--to", "x.db"],
+        dir.path(),
+    );
+    assert_eq!(pg.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&pg.stderr).contains("pg_dump"));
+}

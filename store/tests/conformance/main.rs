@@ -42,6 +42,7 @@ mod harness;
 
 mod api_keys;
 mod audit;
+mod backup;
 mod companies;
 mod feed;
 mod grants;
