@@ -181,6 +181,8 @@ pub struct Config {
     /// After it stops accepting, how long requests in flight may take before the remaining
     /// connections are closed; `None`: the request timeout and a second.
     pub shutdown_grace: Option<Duration>,
+    /// TLS: the certificate, key and client CA files; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Config {
@@ -205,6 +207,7 @@ impl Config {
             public_url: None,
             drain_delay: Duration::ZERO,
             shutdown_grace: None,
+            tls: None,
         }
     }
 
@@ -213,7 +216,16 @@ impl Config {
     pub fn base_url(&self) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.listen),
+            None => format!("{}://{}", self.scheme(), self.listen),
+        }
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -323,6 +335,23 @@ impl Config {
         if let Some(v) = l.shutdown_grace_ms {
             self.shutdown_grace = Some(Duration::from_millis(v));
         }
+        if l.tls_cert.is_some() || l.tls_key.is_some() || l.tls_client_ca.is_some() {
+            let mut tls = self.tls.take().unwrap_or(crate::tls::TlsFiles {
+                cert: PathBuf::new(),
+                key: PathBuf::new(),
+                client_ca: None,
+            });
+            if let Some(v) = l.tls_cert {
+                tls.cert = v;
+            }
+            if let Some(v) = l.tls_key {
+                tls.key = v;
+            }
+            if let Some(v) = l.tls_client_ca {
+                tls.client_ca = Some(v);
+            }
+            self.tls = Some(tls);
+        }
         self
     }
 
@@ -376,6 +405,13 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "session lifetimes and `max_concurrent_hashes` must be greater than zero".to_owned(),
             ));
+        }
+        if let Some(t) = &self.tls {
+            if t.cert.as_os_str().is_empty() || t.key.as_os_str().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "TLS needs both `tls_cert` and `tls_key` (and `tls_client_ca` needs them too)".to_owned(),
+                ));
+            }
         }
         if let Some(u) = &self.public_url {
             let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
@@ -456,6 +492,12 @@ pub struct Layer {
     pub drain_delay_ms: Option<u64>,
     /// Time requests in flight get once the listener is closed, in milliseconds.
     pub shutdown_grace_ms: Option<u64>,
+    /// The TLS certificate chain (PEM); with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CAs (PEM) whose client certificates the decision API then requires (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Layer {

@@ -17,6 +17,7 @@ pub mod reload;
 pub mod server;
 pub mod slice;
 pub mod state;
+pub mod tls;
 
 pub use config::{Config, Limits};
 pub use server::{Server, StartError};

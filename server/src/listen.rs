@@ -96,11 +96,13 @@ async fn answer_timeout(spare: std::net::TcpStream) {
     let _ = s.shutdown().await;
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains within `grace`.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
+/// drains within `grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) {
@@ -126,6 +128,41 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        if let Some(tls) = &tls {
+            // The handshake runs in the connection's task, bounded like a request head.
+            let (acceptor, builder, app, watcher) =
+                (tls.acceptor(), builder.clone(), app.clone(), graceful.watcher());
+            tokio::spawn(async move {
+                let stream =
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                let verified = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty());
+                let service = tower::ServiceExt::map_request(
+                    app,
+                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                        if verified {
+                            req.extensions_mut().insert(crate::tls::ClientCertificate);
+                        }
+                        req
+                    },
+                );
+                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(error = %e, "TLS connection ended with an error");
+                }
+            });
+            continue;
+        }
         let Ok(std_stream) = stream.into_std() else {
             continue;
         };

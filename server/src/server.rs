@@ -32,6 +32,9 @@ pub enum StartError {
     /// The user store cannot be opened or migrated.
     #[error("cannot open the user store: {0}")]
     Store(String),
+    /// The TLS files do not load.
+    #[error("cannot serve TLS: {0}")]
+    Tls(String),
 }
 
 /// A server running on the current tokio runtime.
@@ -43,6 +46,8 @@ pub struct Server {
     pub state: Arc<AppState>,
     /// The reloader; fire its trigger to request a reload.
     pub reloader: Reloader,
+    /// The TLS configuration, when the server speaks HTTPS.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -77,6 +82,14 @@ impl Server {
         let _ = state.bound.set(addr);
         let reloader = reload::start(state.clone(), config.watch)?;
         let app = crate::api::router_with(state.clone(), extra);
+        let tls = match &config.tls {
+            Some(files) => {
+                let tls = Arc::new(crate::tls::Tls::load(files.clone()).map_err(StartError::Tls)?);
+                tls.clone().watch(Duration::from_secs(1));
+                Some(tls)
+            }
+            None => None,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let grace = config
             .shutdown_grace
@@ -85,6 +98,7 @@ impl Server {
             listener,
             app,
             config.limits,
+            tls.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -95,14 +109,20 @@ impl Server {
             addr,
             state,
             reloader,
+            tls,
             stop: Some(stop),
             task,
         })
     }
 
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, finishes in-flight requests and returns when the connections are

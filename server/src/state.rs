@@ -683,7 +683,7 @@ impl AppState {
     /// `http://` and the bound address. Never a request's `Host`.
     pub fn base_url(&self) -> String {
         match (&self.config.public_url, self.bound.get()) {
-            (None, Some(addr)) => format!("http://{addr}"),
+            (None, Some(addr)) => format!("{}://{addr}", self.config.scheme()),
             _ => self.config.base_url(),
         }
     }

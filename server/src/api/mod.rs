@@ -98,8 +98,19 @@ fn request_span(req: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
-/// Requires the API key, when configured, as `Authorization: Bearer KEY` or `X-Api-Key`.
+/// Requires the API key, when configured, as `Authorization: Bearer KEY` or `X-Api-Key`, and
+/// with `tls_client_ca` a verified client certificate.
 async fn api_key(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    // Mutual TLS: the decision API needs a verified client certificate as well.
+    let mutual = app.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if mutual && req.extensions().get::<crate::tls::ClientCertificate>().is_none() {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "client_certificate_required",
+            "the decision API requires a client certificate signed by a CA of `tls_client_ca`",
+        )
+        .into_response();
+    }
     let Some(key) = &app.config.api_key else {
         return next.run(req).await;
     };

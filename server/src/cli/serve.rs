@@ -84,6 +84,16 @@ pub struct ServeArgs {
     /// [default: the request timeout and a second].
     #[arg(long)]
     shutdown_grace_ms: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first), reloaded when it changes.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require, on the decision API, a client certificate signed by one of these CAs (PEM):
+    /// mutual TLS between the application and Portcullis.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -109,6 +119,9 @@ impl ServeArgs {
             public_url: self.public_url.clone(),
             drain_delay_ms: self.drain_delay_ms,
             shutdown_grace_ms: self.shutdown_grace_ms,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
             ..Layer::default()
         }
     }

@@ -33,4 +33,5 @@ mod soak;
 mod stored_principals;
 mod stress;
 mod tenancy;
+mod tls;
 mod tools;
