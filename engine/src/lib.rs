@@ -31,7 +31,7 @@ pub use decide::{Decision, Outcome, PolicyError};
 pub use diag::{Diagnostic, Diagnostics, Location, Severity};
 pub use reach::Reach;
 pub use request::{AuthzQuery, EntityRef, Prepared, RequestError, Slot};
-pub use roles::model::{Cell, RoleModel, SignIn, StoredAttribute};
+pub use roles::model::{allowed_list, Cell, RoleModel, SignIn, StoredAttribute};
 pub use roles::raw::{Derived, PasswordRule};
 pub use snapshot::{Effect, PolicyInfo, Snapshot};
 pub use source::{SourceFile, SourceLimits, SourceSet, FIXTURES_DIR, ROLES_FILE, SCHEMA_FILE};

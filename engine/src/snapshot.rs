@@ -737,6 +737,20 @@ fn check_stored_attributes(
                 );
                 continue;
             };
+            for (value, at) in &a.values {
+                if let Err(why) = fits(value, schema_ty) {
+                    diags.push(
+                        Diagnostic::error(
+                            "roles::attribute-value-type",
+                            format!(
+                                "an allowed value of {kind} attribute `{}` does not fit the schema: {why}",
+                                a.name
+                            ),
+                        )
+                        .at(at.clone()),
+                    );
+                }
+            }
             if let Some(default) = &a.default {
                 if let Err(why) = fits(default, schema_ty) {
                     diags.push(
@@ -1298,6 +1312,66 @@ mod tests {
             .expect("every attribute is given");
         assert_eq!(s.stored_user_attributes().len(), 2);
         assert_eq!(s.stored_company_attributes()[0].name, "plan");
+    }
+
+    /// `[audit] decisions` names actions of the schema; another name is an error at its place.
+    #[test]
+    fn audited_decisions_name_actions_of_the_schema() {
+        let s = Snapshot::build(folder(
+            "[roles.x]\nrank = 1\n[audit]\ndecisions = [\"a\", \"c\"]\n",
+        ))
+        .map_err(|d| d.render_human(""))
+        .expect("known actions");
+        let audited: Vec<_> = s
+            .model()
+            .map(|m| m.audited.iter().map(|n| n.value.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(audited, ["a", "c"]);
+        let d = Snapshot::build(folder(
+            "[roles.x]\nrank = 1\n[audit]\ndecisions = [\"a\", \"bb\"]\n",
+        ))
+        .expect_err("an unknown action");
+        assert_eq!(
+            codes(&d),
+            vec![("roles::unknown-action".to_owned(), 4)],
+            "{}",
+            d.render_human("")
+        );
+    }
+
+    /// `values` lists what a write may give: each must fit the schema's type, and the default
+    /// must be one of them; both are errors at their place in roles.toml.
+    #[test]
+    fn allowed_values_fit_the_schema_and_hold_the_default() {
+        let given = "[attributes.user.scope_all]\ndefault = false\n[attributes.user.places]\nfrom = \"accessible_companies\"\n\
+                     [attributes.company.plan]\nrequired = true\n";
+        let outside =
+            format!("{given}[attributes.user.nickname]\ndefault = \"zed\"\nvalues = [\"ann\", \"bo\"]\n");
+        let d = Snapshot::build(stored_folder(&outside)).expect_err("a default outside the values");
+        assert_eq!(
+            codes(&d),
+            vec![("roles::attribute-default-not-allowed".to_owned(), 10)],
+            "{}",
+            d.render_human("")
+        );
+        let number = format!("{given}[attributes.user.nickname]\ndefault = \"ann\"\nvalues = [\"ann\", 3]\n");
+        let d = Snapshot::build(stored_folder(&number)).expect_err("a number among strings");
+        assert_eq!(
+            codes(&d),
+            vec![("roles::attribute-value-type".to_owned(), 11)],
+            "{}",
+            d.render_human("")
+        );
+        let good =
+            format!("{given}[attributes.user.nickname]\ndefault = \"zed\"\nvalues = [\"ann\", \"zed\"]\n");
+        let s = Snapshot::build(stored_folder(&good))
+            .map_err(|d| d.render_human(""))
+            .expect("the default is allowed");
+        let nickname = s.stored_user_attributes().iter().find(|a| a.name == "nickname");
+        let values: Vec<_> = nickname
+            .map(|a| a.values.iter().map(|(v, _)| v.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(values, vec![serde_json::json!("ann"), serde_json::json!("zed")]);
     }
 
     /// A default of the wrong type, an unknown or core attribute, and a derived fact of the

@@ -28,22 +28,51 @@ pub struct Metrics {
     last_reload_ok: AtomicU64,
     entities: AtomicU64,
     version: Mutex<String>,
+    decision_errors: AtomicU64,
+    sign_in_failures: AtomicU64,
+    lockouts: AtomicU64,
+    /// HTTP responses by status class: 1xx … 5xx.
+    responses: [AtomicU64; 5],
 }
 
 impl Metrics {
-    /// Counts one decision.
-    pub fn decision(&self, allowed: bool) {
-        if allowed {
+    /// Counts one decision, and whether a policy failed to evaluate in it.
+    pub fn decision(&self, d: &portcullis_engine::Decision) {
+        if d.allowed() {
             self.allow.fetch_add(1, Relaxed);
         } else {
             self.deny.fetch_add(1, Relaxed);
         }
+        if !d.errors.is_empty() {
+            self.decision_errors.fetch_add(1, Relaxed);
+        }
     }
 
-    /// Counts decisions of a batch at once.
-    pub fn decisions(&self, allow: u64, deny: u64) {
+    /// Counts decisions of a batch at once: allows, denies, and those in which a policy
+    /// failed to evaluate.
+    pub fn decisions(&self, allow: u64, deny: u64, errored: u64) {
         self.allow.fetch_add(allow, Relaxed);
         self.deny.fetch_add(deny, Relaxed);
+        self.decision_errors.fetch_add(errored, Relaxed);
+    }
+
+    /// Counts a sign-in refused as `invalid_credentials` (wrong password or code, unknown
+    /// login, locked or deactivated account).
+    pub fn sign_in_failed(&self) {
+        self.sign_in_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an account locked by too many failed attempts.
+    pub fn locked_out(&self) {
+        self.lockouts.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an HTTP response by its status class.
+    pub fn response(&self, status: axum::http::StatusCode) {
+        let class = usize::from(status.as_u16() / 100);
+        if let Some(c) = class.checked_sub(1).and_then(|i| self.responses.get(i)) {
+            c.fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts a check refused as bad input.
@@ -81,8 +110,9 @@ impl Metrics {
         }
     }
 
-    /// Renders the Prometheus text format.
-    pub fn render(&self) -> String {
+    /// Renders the Prometheus text format; `tls` is (certificate changes loaded, changes
+    /// refused) when the server serves TLS.
+    pub fn render(&self, tls: Option<(u64, u64)>) -> String {
         let mut o = String::new();
         let _ = writeln!(o, "# HELP portcullis_decisions_total Decisions made, by result.");
         let _ = writeln!(o, "# TYPE portcullis_decisions_total counter");
@@ -154,6 +184,51 @@ impl Metrics {
         let _ = writeln!(o, "# HELP portcullis_entities Static entities held.");
         let _ = writeln!(o, "# TYPE portcullis_entities gauge");
         let _ = writeln!(o, "portcullis_entities {}", self.entities.load(Relaxed));
+        counter(
+            &mut o,
+            "portcullis_decision_errors_total",
+            "Decisions in which a policy failed to evaluate (it was skipped; see the decision's errors).",
+            self.decision_errors.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "portcullis_sign_in_failures_total",
+            "Sign-ins and re-verifications refused as invalid credentials.",
+            self.sign_in_failures.load(Relaxed),
+        );
+        counter(
+            &mut o,
+            "portcullis_lockouts_total",
+            "Accounts locked after too many failed attempts.",
+            self.lockouts.load(Relaxed),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP portcullis_http_responses_total HTTP responses, by status class."
+        );
+        let _ = writeln!(o, "# TYPE portcullis_http_responses_total counter");
+        for (i, c) in self.responses.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "portcullis_http_responses_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Relaxed)
+            );
+        }
+        if let Some((loaded, refused)) = tls {
+            counter(
+                &mut o,
+                "portcullis_tls_reloads_total",
+                "Changes of the certificate files that were loaded and served.",
+                loaded,
+            );
+            counter(
+                &mut o,
+                "portcullis_tls_reload_failures_total",
+                "Changes of the certificate files that did not load (the previous certificate is kept).",
+                refused,
+            );
+        }
         let version = self.version.lock().map(|v| v.clone()).unwrap_or_default();
         let _ = writeln!(o, "# HELP portcullis_policy_info The policy version served.");
         let _ = writeln!(o, "# TYPE portcullis_policy_info gauge");
@@ -180,4 +255,11 @@ impl Metrics {
         }
         o
     }
+}
+
+/// Writes one counter with its help and type lines.
+fn counter(o: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} counter");
+    let _ = writeln!(o, "{name} {value}");
 }

@@ -86,6 +86,7 @@ impl Server {
             Some(files) => {
                 let tls = Arc::new(crate::tls::Tls::load(files.clone()).map_err(StartError::Tls)?);
                 tls.clone().watch(Duration::from_secs(1));
+                let _ = state.tls.set(tls.clone());
                 Some(tls)
             }
             None => None,

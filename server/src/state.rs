@@ -657,13 +657,15 @@ pub struct AppState {
     installed: watch::Sender<Installed>,
     status: Mutex<ReloadStatus>,
     /// Counters and histograms for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     rebuild: tokio::sync::Mutex<()>,
     /// The user store and its caches, when the server has one (set once at start).
     pub manage: std::sync::OnceLock<Arc<crate::manage::Manage>>,
     /// The address the listener bound (set once at start; differs from `config.listen` for
     /// port 0).
     pub bound: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The server's certificate when it serves TLS, for its reload counts in `/metrics`.
+    pub tls: std::sync::OnceLock<Arc<crate::tls::Tls>>,
     /// Set at SIGTERM: `GET /readyz` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -696,7 +698,7 @@ impl AppState {
             version: first.snapshot.version_arc(),
             generation: 1,
         };
-        let metrics = Metrics::default();
+        let metrics = Arc::new(Metrics::default());
         metrics.set_policy(&installed.version, first.entities.entities.len());
         Ok(Arc::new(Self {
             config,
@@ -707,6 +709,7 @@ impl AppState {
             rebuild: tokio::sync::Mutex::new(()),
             manage: std::sync::OnceLock::new(),
             bound: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }

@@ -131,6 +131,7 @@ pub fn compile(
     };
     check_actions(&model.assign_actions, &mut diags, "`management.assign_actions`");
     check_actions(&model.manage_actions, &mut diags, "`management.manage_actions`");
+    check_actions(&model.audited, &mut diags, "`audit.decisions`");
     let mapped: Vec<Name> = model.operations.values().cloned().collect();
     check_actions(&mapped, &mut diags, "`management.operations`");
     for f in &model.features {

@@ -89,6 +89,8 @@ pub struct RoleModel {
     pub assign_actions: Vec<Name>,
     /// Actions on existing users.
     pub manage_actions: Vec<Name>,
+    /// Actions whose decisions the server writes to the audit trail (`[audit] decisions`).
+    pub audited: Vec<Name>,
     /// The folder's action of each management operation (`[management.operations]`).
     pub operations: BTreeMap<String, Name>,
     /// Context values derived from held entities (`[management.derived]`).
@@ -124,6 +126,8 @@ pub struct StoredAttribute {
     pub required: bool,
     /// Derived by the store from a core fact, never written.
     pub from: Option<crate::roles::raw::Derived>,
+    /// The only values a write may give, with where each is written (empty: any value).
+    pub values: Vec<(serde_json::Value, Location)>,
     /// What it means.
     pub description: Option<String>,
     /// Where it is declared.
@@ -663,6 +667,7 @@ fn check(file: &str, text: &str, raw: RawRoles) -> Result<(RoleModel, Diagnostic
         sign_in,
         assign_actions: raw.management.assign_actions,
         manage_actions: raw.management.manage_actions,
+        audited: raw.audit.decisions,
         operations: raw
             .management
             .operations
@@ -716,6 +721,30 @@ fn stored_attributes(
                 );
             }
         }
+        if a.from.is_some() && !a.values.is_empty() {
+            c.error(
+                "roles::attribute-derived",
+                format!(
+                    "{kind} attribute `{}` is derived (`from`): nobody writes it, so it takes no `values`",
+                    name.value
+                ),
+                name.span.clone(),
+            );
+        }
+        if let Some(d) = a.default.as_ref().filter(|_| !a.values.is_empty()) {
+            if !a.values.iter().any(|v| v.value == d.value) {
+                c.error(
+                    "roles::attribute-default-not-allowed",
+                    format!(
+                        "the default of {kind} attribute `{}` is {}, which is not one of its `values` ({})",
+                        name.value,
+                        d.value,
+                        allowed_list(a.values.iter().map(|v| &v.value))
+                    ),
+                    d.span.clone(),
+                );
+            }
+        }
         if a.required && a.default.is_some() {
             c.error(
                 "roles::attribute-default-and-required",
@@ -733,6 +762,11 @@ fn stored_attributes(
             default_location: a.default.as_ref().map(|d| c.loc(d.span.clone())),
             required: a.required,
             from: a.from.as_ref().map(|f| f.value),
+            values: a
+                .values
+                .iter()
+                .map(|v| (v.value.clone(), c.loc(v.span.clone())))
+                .collect(),
             description: a.description.clone(),
             location: c.loc(name.span.clone()),
         });
@@ -740,7 +774,15 @@ fn stored_attributes(
     out
 }
 
-/// Map entries in the order they appear in the file.
+/// The allowed values of an attribute as a message lists them: `"en", "nl", "de"`.
+pub fn allowed_list<'a>(values: impl IntoIterator<Item = &'a serde_json::Value>) -> String {
+    values
+        .into_iter()
+        .map(serde_json::Value::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Checks `[sign_in]`: numbers in range, known roles.
 fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>) -> SignIn {
     let mut at_least = |field: &str, v: &crate::spanned::Spanned<u32>, min: u32, max: u32| {
@@ -777,6 +819,7 @@ fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>)
     }
 }
 
+/// Map entries in the order they appear in the file.
 fn by_position<V>(map: &BTreeMap<Name, V>) -> Vec<(&Name, &V)> {
     let mut v: Vec<_> = map.iter().collect();
     v.sort_by_key(|(k, _)| k.span.start);

@@ -49,6 +49,20 @@ pub struct RawRoles {
     /// The attributes the user store keeps for users and companies beyond the core facts.
     #[serde(default)]
     pub attributes: RawAttributes,
+    /// Decisions the server writes to the audit trail.
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+/// `[audit]`: which decisions are kept in the user store's audit trail.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// Actions whose decisions (`POST /v1/authorize`, its batch, AuthZEN evaluations) are
+    /// written to the audit trail, allowed or denied, with the user, the company, the active
+    /// customer of a session and the deciding policies: `["declaration.create",
+    /// "document.upload"]`. A decision is answered only once its row is written.
+    pub decisions: Vec<Name>,
 }
 
 /// `[attributes.user.<name>]` and `[attributes.company.<name>]`: the attributes the schema
@@ -109,6 +123,10 @@ pub struct RawAttribute {
     /// it keeps, on every decision.
     #[serde(default)]
     pub from: Option<Spanned<Derived>>,
+    /// The only values a write may give, in Cedar JSON (`["en", "nl", "de", "pl"]` for a
+    /// language); any other is refused with the list. Empty: any value of the schema's type.
+    #[serde(default)]
+    pub values: Vec<Spanned<serde_json::Value>>,
     /// What the attribute means, for the docs and `portcullis check`.
     #[serde(default)]
     pub description: Option<String>,

@@ -157,6 +157,34 @@ fn answer(d: &Decision, ignored: &Ignored) -> Value {
     json!({ "decision": d.allowed(), "context": context })
 }
 
+/// The answer to one evaluation; when the folder audits its action, its audit row is written
+/// first, under the answer's `decision_id`.
+async fn answered(
+    app: &AppState,
+    served: &Served,
+    (subject, action, resource): (&Thing, &Action, &Thing),
+    context: Option<&Map<String, Value>>,
+    (d, ignored): (&Decision, &Ignored),
+) -> Result<Value, ApiError> {
+    let out = answer(d, ignored);
+    let a = EntityRef::Text(action.name.clone());
+    if super::audited::wanted(app, served, &a) {
+        let asked = super::audited::Asked {
+            principal: entity_ref(subject),
+            action: a,
+            resource: entity_ref(resource),
+            context: context.cloned().unwrap_or_default(),
+            via: "authzen",
+        };
+        let mut body = super::decide::DecisionBody::new(d.clone());
+        if let Some(id) = out["context"]["decision_id"].as_str() {
+            id.clone_into(&mut body.decision_id);
+        }
+        super::audited::record(app, served, &asked, None, &body).await?;
+    }
+    Ok(out)
+}
+
 fn keys(properties: Option<&Value>) -> Vec<String> {
     properties
         .and_then(Value::as_object)
@@ -280,7 +308,7 @@ pub(crate) async fn evaluate(
             .inspect_err(|_| app.metrics.rejected())?
         {
             ignored.subject = keys(subject.properties.as_ref());
-            app.metrics.decision(d.allowed());
+            app.metrics.decision(&d);
             return Ok((d, ignored));
         }
     }
@@ -318,7 +346,7 @@ pub(crate) async fn evaluate(
         None => decide(served, check, inline),
     }
     .inspect_err(|_| app.metrics.rejected())?;
-    app.metrics.decision(d.allowed());
+    app.metrics.decision(&d);
     Ok((d, ignored))
 }
 
@@ -330,6 +358,9 @@ pub async fn evaluation(
     let started = Instant::now();
     let served = app.served();
     let inline = Inline::parse(&e.entities, served.snapshot.schema())?;
+    // The context as asked, kept only for an audited action's row.
+    let audited = super::audited::wanted(&app, &served, &EntityRef::Text(e.action.name.clone()));
+    let asked_context = if audited { e.context.clone() } else { None };
     let d = evaluate(
         &app,
         &served,
@@ -342,7 +373,10 @@ pub async fn evaluation(
     .await;
     app.metrics.latency(started.elapsed());
     let (d, ignored) = d?;
-    Ok(Json(answer(&d, &ignored)))
+    let parts = (&e.subject, &e.action, &e.resource);
+    Ok(Json(
+        answered(&app, &served, parts, asked_context.as_ref(), (&d, &ignored)).await?,
+    ))
 }
 
 /// `POST /access/v1/evaluations`.
@@ -395,7 +429,8 @@ pub async fn evaluations(
         )
         .await?;
         app.metrics.latency(started.elapsed());
-        return Ok(Json(answer(&d.0, &d.1)));
+        let answer = answered(&app, &served, (s, a, r), req.context.as_ref(), (&d.0, &d.1)).await?;
+        return Ok(Json(answer));
     }
     let mut out = Vec::with_capacity(req.evaluations.len());
     for item in &req.evaluations {
@@ -407,14 +442,18 @@ pub async fn evaluations(
         let result = match parts {
             (Some(s), Some(a), Some(r)) => {
                 let context = item.context.clone().or_else(|| req.context.clone());
-                evaluate(&app, &served, s, a, r, context, (&inline, &req.entities)).await
+                match evaluate(&app, &served, s, a, r, context.clone(), (&inline, &req.entities)).await {
+                    Ok(d) => answered(&app, &served, (s, a, r), context.as_ref(), (&d.0, &d.1))
+                        .await
+                        .map(|answer| (d.0.allowed(), answer)),
+                    Err(e) => Err(e),
+                }
             }
             _ => Err(missing("subject`, `action` or `resource")),
         };
         match result {
-            Ok((d, ignored)) => {
-                let allowed = d.allowed();
-                out.push(answer(&d, &ignored));
+            Ok((allowed, answer)) => {
+                out.push(answer);
                 if stop_on == Some(allowed) {
                     break;
                 }

@@ -228,14 +228,26 @@ pub async fn authorize(
         Some(token) => Some(crate::auth::session_principal(&app, &token, &mut q).await?),
         None => None,
     };
+    let served = app.served();
+    let audited = super::audited::wanted(&app, &served, &q.action).then(|| super::audited::Asked {
+        principal: q.principal.clone(),
+        action: q.action.clone(),
+        resource: q.resource.clone(),
+        context: q.context.clone(),
+        via: "authorize",
+    });
     if q.explain {
-        return explain(app, q, session.as_ref())
-            .await
-            .map(IntoResponse::into_response);
+        let body = explain(app.clone(), q, session.as_ref()).await?;
+        if let Some(asked) = &audited {
+            super::audited::record(&app, &served, asked, session.as_ref(), &body.decision).await?;
+        }
+        return Ok(body.into_response());
     }
-    decide_one(app, q, session.as_ref())
-        .await
-        .map(IntoResponse::into_response)
+    let body = decide_one(app.clone(), q, session.as_ref()).await?;
+    if let Some(asked) = &audited {
+        super::audited::record(&app, &served, asked, session.as_ref(), &body).await?;
+    }
+    Ok(body.into_response())
 }
 
 /// A decision with `"explain": true`: the usual answer plus the explanation.
@@ -278,7 +290,7 @@ async fn explain(
         Some(set) => s.explain_with(&prepared, set),
         None => s.explain(&prepared),
     };
-    app.metrics.decision(e.decision.allowed());
+    app.metrics.decision(&e.decision);
     let explanation = serde_json::json!({
         "summary": e.summary,
         "reasons": e.decision.reasons,
@@ -400,7 +412,7 @@ pub async fn permissions(
             Some(set) => crate::manage::cache::decide_linked(&served, check, &inline, set),
             None => decide(&served, check, &inline),
         }?;
-        app.metrics.decision(d.allowed());
+        app.metrics.decision(&d);
         Ok(d)
     });
     Ok(Json(out))
@@ -424,7 +436,7 @@ async fn decide_one(
     match fast {
         Ok(Some(d)) => {
             app.metrics.latency(started.elapsed());
-            app.metrics.decision(d.allowed());
+            app.metrics.decision(&d);
             return Ok(Json(DecisionBody::new(d)));
         }
         Ok(None) => {}
@@ -454,7 +466,7 @@ async fn decide_one(
     app.metrics.latency(started.elapsed());
     match result {
         Ok(d) => {
-            app.metrics.decision(d.allowed());
+            app.metrics.decision(&d);
             Ok(Json(DecisionBody::new(d)))
         }
         Err(e) => {
@@ -536,13 +548,20 @@ pub async fn batch(
     let served = app.served();
     let schema = served.snapshot.schema();
     let shared = Inline::parse_cached(req.entities.clone(), schema, Some(&served.inline))?;
-    let (mut allow, mut deny) = (0, 0);
+    let (mut allow, mut deny, mut errored) = (0, 0, 0);
     let mut results = Vec::with_capacity(req.checks.len());
     let mut cache = BatchSlices::new();
     for c in req.checks {
         // A stored user as principal decides as in `/v1/authorize`: its facts and grants from
         // the store, over the batch's and the check's entities.
         let stored = crate::manage::cache::stored_facts(&app, &served, &c.principal).await?;
+        let audited = super::audited::wanted(&app, &served, &c.action).then(|| super::audited::Asked {
+            principal: c.principal.clone(),
+            action: c.action.clone(),
+            resource: c.resource.clone(),
+            context: c.context.clone(),
+            via: "batch",
+        });
         let check = Check {
             principal: &c.principal,
             action: &c.action,
@@ -578,9 +597,16 @@ pub async fn batch(
                 } else {
                     deny += 1;
                 }
+                if !d.errors.is_empty() {
+                    errored += 1;
+                }
+                let body = DecisionBody::new(d);
+                if let Some(asked) = &audited {
+                    super::audited::record(&app, &served, asked, None, &body).await?;
+                }
                 BatchResult {
                     id: c.id,
-                    decision: Some(DecisionBody::new(d)),
+                    decision: Some(body),
                     error: None,
                 }
             }
@@ -594,7 +620,7 @@ pub async fn batch(
             }
         });
     }
-    app.metrics.decisions(allow, deny);
+    app.metrics.decisions(allow, deny, errored);
     app.metrics.latency(started.elapsed());
     Ok(Json(BatchResponse {
         version: served.snapshot.version_arc(),

@@ -4,6 +4,7 @@
 //! a panic, is the JSON error envelope. Decision endpoints and the reload endpoint require
 //! the service API key when one is configured.
 
+pub mod audited;
 pub mod authzen;
 pub mod decide;
 pub mod error;
@@ -74,6 +75,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .layer(middleware::from_fn_with_state(state.clone(), allowed_host))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(CatchPanicLayer::custom(on_panic))
+        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(
             // 5xx answers are logged where they arise (`ApiError::internal`, panics); a 503
             // of `/readyz` while draining is not an error.
@@ -85,6 +87,14 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Counts every answer by status class (`portcullis_http_responses_total`), timeouts and
+/// panics included.
+async fn count_responses(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    app.metrics.response(response.status());
+    response
 }
 
 /// The span of one request: what every log line written while answering it carries,

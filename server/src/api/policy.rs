@@ -132,7 +132,7 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> axum::response::Respons
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render(app.tls.get().map(|t| t.reload_counts())),
     )
 }
 

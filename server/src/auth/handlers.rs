@@ -158,12 +158,16 @@ pub async fn logout(State(app): State<Arc<AppState>>, caller: Caller) -> Result<
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/auth/session`: the caller's session and user.
+/// `GET /v1/auth/session`: the caller's session and user, and whether the session can only
+/// enrol a second factor until it has (`mfa_setup_required`).
 pub async fn current(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let m = manage(&app)?;
+    let (m, served) = parts(&app)?;
     let s = session_of(&caller)?;
-    let user = me(m, &caller).await?;
-    Ok(Json(json!({ "session": s, "user": user })))
+    let user = me(&m, &caller).await?;
+    let setup = !s.mfa && super::mfa_required(&rules(&served), &user);
+    Ok(Json(
+        json!({ "session": s, "user": user, "mfa_setup_required": setup }),
+    ))
 }
 
 /// `GET /v1/auth/sessions`: the caller's live sessions, newest first.
@@ -468,6 +472,13 @@ pub async fn totp_disable(
     let (m, served) = parts(&app)?;
     session_of(&caller)?;
     let user = me(&m, &caller).await?;
+    if super::mfa_required(&rules(&served), &user) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "mfa_required_by_policy",
+            "this account must use a second factor (the policy folder's sign-in rules); it cannot be turned off",
+        ));
+    }
     let access = m.gate.sign_in();
     m.auth
         .reverify_with_code(

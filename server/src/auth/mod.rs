@@ -44,6 +44,8 @@ pub struct Auth {
     clock: Arc<dyn Clock>,
     /// The server's sign-in settings.
     pub config: SignInConfig,
+    /// Where failed sign-ins and lockouts are counted.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why a sign-in step failed, as the API answers it.
@@ -134,7 +136,12 @@ pub fn mfa_required(rules: &SignIn, user: &User) -> bool {
 impl Auth {
     /// Sign-in with these settings; `sealer` is `None` when no key is configured (TOTP
     /// enrolment is then refused).
-    pub fn new(config: SignInConfig, sealer: Option<Sealer>, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    pub fn new(
+        config: SignInConfig,
+        sealer: Option<Sealer>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, String> {
         let params = HashParams {
             memory_kib: config.argon2_memory_kib,
             iterations: config.argon2_iterations,
@@ -146,7 +153,29 @@ impl Auth {
             sealer,
             clock,
             config,
+            metrics,
         })
+    }
+
+    /// Counts an attempt towards the lockout (`begin_sign_in` of the store), and a lockout
+    /// in the metrics when this attempt is the one that locks.
+    async fn attempt(
+        &self,
+        s: &SignInAccess<'_>,
+        subject: &str,
+        rules: &SignIn,
+    ) -> Result<Attempt, AuthError> {
+        let attempt = s.store.begin_sign_in(subject, lockout(rules)).await?;
+        if let Attempt::Proceed { locked: true, .. } = attempt {
+            self.metrics.locked_out();
+        }
+        Ok(attempt)
+    }
+
+    /// The one answer to a refused sign-in, counted.
+    fn refused(&self) -> AuthError {
+        self.metrics.sign_in_failed();
+        AuthError::InvalidCredentials
     }
 
     fn now_unix(&self) -> i64 {
@@ -209,7 +238,7 @@ impl Auth {
             Some((u, _)) => u.id.clone(),
             None => portcullis_store::unknown_subject(&c.login),
         };
-        let attempt = s.store.begin_sign_in(&subject, lockout(rules)).await?;
+        let attempt = self.attempt(s, &subject, rules).await?;
         let (phc, reason) = match (&found, attempt) {
             (None, _) => (None, "unknown login"),
             (Some(_), Attempt::Locked { .. }) => (None, "locked"),
@@ -223,10 +252,10 @@ impl Auth {
         };
         if !verified {
             s.store.audit_sign_in_failure(user, company, reason).await?;
-            return Err(AuthError::InvalidCredentials);
+            return Err(self.refused());
         }
         let Some((user, _)) = found else {
-            return Err(AuthError::InvalidCredentials);
+            return Err(self.refused());
         };
         let fail = |reason: &'static str| {
             let (uid, company) = (user.id.clone(), user.company.clone());
@@ -235,7 +264,7 @@ impl Auth {
                     .audit_sign_in_failure(Some(&uid), Some(&company), reason)
                     .await
                     .map_err(AuthError::from)?;
-                Err::<SignedIn, AuthError>(AuthError::InvalidCredentials)
+                Err::<SignedIn, AuthError>(self.refused())
             }
         };
         let two_factor = s.store.totp(&user.id).await?;
@@ -351,14 +380,14 @@ impl Auth {
         password: Zeroizing<String>,
     ) -> Result<(), AuthError> {
         let (_, phc) = s.read.credentials(&user.login).await?;
-        if let Attempt::Locked { .. } = s.store.begin_sign_in(&user.id, lockout(rules)).await? {
-            return Err(AuthError::InvalidCredentials);
+        if let Attempt::Locked { .. } = self.attempt(s, &user.id, rules).await? {
+            return Err(self.refused());
         }
         if !self.hasher.verify(phc, password).await {
             s.store
                 .audit_sign_in_failure(Some(&user.id), Some(&user.company), "wrong password")
                 .await?;
-            return Err(AuthError::InvalidCredentials);
+            return Err(self.refused());
         }
         s.store.sign_in_succeeded(&user.id).await?;
         Ok(())
@@ -376,8 +405,8 @@ impl Auth {
         code: &str,
     ) -> Result<(), AuthError> {
         let (_, phc) = s.read.credentials(&user.login).await?;
-        if let Attempt::Locked { .. } = s.store.begin_sign_in(&user.id, lockout(rules)).await? {
-            return Err(AuthError::InvalidCredentials);
+        if let Attempt::Locked { .. } = self.attempt(s, &user.id, rules).await? {
+            return Err(self.refused());
         }
         let reason = if !self.hasher.verify(phc, password).await {
             Some("wrong password")
@@ -390,7 +419,7 @@ impl Auth {
             s.store
                 .audit_sign_in_failure(Some(&user.id), Some(&user.company), reason)
                 .await?;
-            return Err(AuthError::InvalidCredentials);
+            return Err(self.refused());
         }
         s.store.sign_in_succeeded(&user.id).await?;
         Ok(())

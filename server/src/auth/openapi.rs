@@ -78,7 +78,7 @@ pub fn extend(doc: &mut Value) {
     let mine = ["400", "401", "403", "404", "409", "413", "503"];
     let governed = ["400", "401", "403", "404", "409", "413", "503"];
     let paths = json!({
-        "/v1/auth/login": { "post": op("Sign in: a session token (shown once). Unknown logins, wrong passwords, locked and deactivated accounts all answer 401 `invalid_credentials`; with two-factor on and no code, 401 `mfa_required`", Some("LoginBody"), "200", Some("LoginAnswer"), &public, false) },
+        "/v1/auth/login": { "post": op("Sign in: a session token (shown once). Unknown logins, wrong passwords, locked and deactivated accounts all answer 401 `invalid_credentials`; with two-factor on and no code, 401 `mfa_required`. A user who must use a second factor and has none gets `mfa_setup_required` and a session that can only enrol one", Some("LoginBody"), "200", Some("LoginAnswer"), &public, false) },
         "/v1/auth/logout": { "post": op("End the caller's session", None, "204", None, &mine, true) },
         "/v1/auth/session": { "get": op("The caller's session and user", None, "200", Some("SessionAndUser"), &mine, true) },
         "/v1/auth/sessions": { "get": op("The caller's live sessions, newest first", None, "200", Some("SessionList"), &mine, true) },
@@ -89,7 +89,7 @@ pub fn extend(doc: &mut Value) {
         "/v1/auth/password-reset/confirm": { "post": { "summary": "Set a new password with a reset token: once, before it expires; unlocks the account, ends its sessions and revokes the API keys they made", "security": [], "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ResetBody" } } } }, "responses": { "200": { "description": "done", "content": { "application/json": { "schema": { "type": "object" } } } }, "400": error(), "410": error(), "413": error(), "503": error() } } },
         "/v1/auth/totp/enrol": { "post": op("Start two-factor enrolment: a TOTP secret and its otpauth URI", None, "200", Some("Enrolment"), &mine, true) },
         "/v1/auth/totp/confirm": { "post": op("Turn two-factor on with a first code; answers ten recovery codes, shown once", Some("CodeBody"), "200", Some("RecoveryCodes"), &mine, true) },
-        "/v1/auth/totp/disable": { "post": op("Turn two-factor off (password and a code)", Some("DisableBody"), "204", None, &mine, true) },
+        "/v1/auth/totp/disable": { "post": op("Turn two-factor off (password and a code); 409 `mfa_required_by_policy` for a user the folder requires it of", Some("DisableBody"), "204", None, &mine, true) },
         "/v1/auth/link": { "post": op("Sign in with a customer's token link (003): refused once the customer has portal users", Some("LinkBody"), "200", Some("LoginAnswer"), &["400", "401", "409", "413", "503"], false) },
         "/v1/auth/switch": { "post": op("Act for another customer profile (a forwarder acting for its customers), decided as `customer.switch`; the session's decisions then carry it in the folder's `sign_in.switch_attribute`. The profile is the server's (its entities file), never the caller's: 404 when the server does not hold it", Some("SwitchBody"), "200", Some("Session"), &mine, true) },
         "/v1/companies/{id}/links": { "parameters": params(&["id"]), "post": op("Create a customer's token link (decided as `user.create` of its token-link user); the token is answered once", None, "201", Some("IssuedLink"), &governed, true) },
@@ -111,7 +111,7 @@ pub fn extend(doc: &mut Value) {
         "LoginBody": closed(json!(["login", "password"]), json!({ "login": text, "password": text, "code": { "type": ["string", "null"] }, "device": text })),
         "LoginAnswer": obj(json!({ "token": { "type": "string", "description": "pcs_…, shown once" }, "session": { "$ref": "#/components/schemas/Session" }, "user": { "$ref": "#/components/schemas/User" }, "mfa_setup_required": { "type": "boolean" } })),
         "Session": session,
-        "SessionAndUser": obj(json!({ "session": { "$ref": "#/components/schemas/Session" }, "user": { "$ref": "#/components/schemas/User" } })),
+        "SessionAndUser": obj(json!({ "session": { "$ref": "#/components/schemas/Session" }, "user": { "$ref": "#/components/schemas/User" }, "mfa_setup_required": { "type": "boolean", "description": "the user must use a second factor and this session has not: it can only enrol one, show itself and sign out; every other call answers 403 `mfa_enrollment_required`" } })),
         "SessionList": obj(json!({ "current": text, "sessions": { "type": "array", "items": { "$ref": "#/components/schemas/Session" } } })),
         "UserSessions": obj(json!({ "sessions": { "type": "array", "items": { "$ref": "#/components/schemas/Session" } }, "lock": { "$ref": "#/components/schemas/LockState" } })),
         "Revoked": obj(json!({ "revoked": { "type": "integer" } })),

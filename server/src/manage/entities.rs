@@ -136,7 +136,7 @@ pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
 /// ones the store derives from its core facts (`from = ...`).
 pub fn writable(s: &Snapshot, f: &UserFacts) -> Result<(), String> {
     unwritable(
-        f.attrs.keys(),
+        &f.attrs,
         s.user_attributes(),
         s.stored_user_attributes(),
         &s.user_type(),
@@ -146,27 +146,35 @@ pub fn writable(s: &Snapshot, f: &UserFacts) -> Result<(), String> {
 /// [`writable`] for a company.
 pub fn writable_company(s: &Snapshot, f: &CompanyFacts) -> Result<(), String> {
     unwritable(
-        f.attrs.keys(),
+        &f.attrs,
         s.company_attributes(),
         s.stored_company_attributes(),
         &s.company_type(),
     )
 }
 
-fn unwritable<'a>(
-    names: impl Iterator<Item = &'a String>,
+fn unwritable(
+    attrs: &std::collections::BTreeMap<String, Value>,
     declared: &std::collections::BTreeSet<String>,
     stored: &[portcullis_engine::StoredAttribute],
     ty: &str,
 ) -> Result<(), String> {
     let mut problems = Vec::new();
-    for name in names {
+    for (name, value) in attrs {
+        let folder = stored.iter().find(|a| a.name == *name);
         if !declared.contains(name) {
             problems.push(format!("`{name}` is not an attribute of `{ty}` in the schema"));
-        } else if stored.iter().any(|a| a.name == *name && a.from.is_some()) {
+        } else if folder.is_some_and(|a| a.from.is_some()) {
             problems.push(format!(
                 "`{name}` is derived by the user store and cannot be written"
             ));
+        } else if let Some(a) = folder.filter(|a| !a.values.iter().any(|(v, _)| v == value)) {
+            if !a.values.is_empty() {
+                problems.push(format!(
+                    "`{name}` must be one of {}, not {value}",
+                    portcullis_engine::allowed_list(a.values.iter().map(|(v, _)| v))
+                ));
+            }
         }
     }
     if problems.is_empty() {

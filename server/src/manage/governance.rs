@@ -345,6 +345,12 @@ impl Gate {
         Reader { store: &*self.store }
     }
 
+    /// Writes the audit row of a decision the folder marks as audited (`[audit] decisions`):
+    /// a row of the trail, no fact a decision reads.
+    pub async fn record_decision(&self, entry: NewAuditEntry) -> Result<(), StoreError> {
+        self.store.append_audit(entry).await.map(drop)
+    }
+
     /// Sign-in's access to the store.
     pub fn sign_in(&self) -> SignInAccess<'_> {
         SignInAccess {

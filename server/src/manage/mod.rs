@@ -89,7 +89,7 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     let start = store.version().await.map_err(|e| e.to_string())?;
     let sign_in = state.config.sign_in.clone();
     let sealer = crate::auth::load_key(&sign_in, &url)?;
-    let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock))?;
+    let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock), state.metrics.clone())?;
     let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::handlers::RESET_QUEUE);
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
@@ -276,6 +276,17 @@ pub fn presented_key(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// What a session that has not passed a second factor may still call when its user must use
+/// one (`sign_in.require_mfa_roles`, `sign_in.require_mfa_attribute`): enrol, look at itself,
+/// sign out. Everything else answers 403 `mfa_enrollment_required`, decided on every request,
+/// so a role change that makes a second factor required takes effect at once.
+const ENROLMENT_PATHS: [&str; 4] = [
+    "/v1/auth/totp/enrol",
+    "/v1/auth/totp/confirm",
+    "/v1/auth/session",
+    "/v1/auth/logout",
+];
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
@@ -299,6 +310,17 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             })?;
             if !user.active {
                 return Err(unauthorized("the session is not valid or has ended"));
+            }
+            if !session.mfa
+                && !ENROLMENT_PATHS.contains(&parts.uri.path())
+                && crate::auth::mfa_required(&crate::auth::handlers::rules(&app.served()), &user)
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "mfa_enrollment_required",
+                    "this account must use a second factor: enrol one with POST /v1/auth/totp/enrol and \
+                     /v1/auth/totp/confirm; until then this session can only do that, show itself and sign out",
+                ));
             }
             return Ok(Caller {
                 id: user.id,

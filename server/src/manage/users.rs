@@ -349,6 +349,9 @@ async fn set_role_with(
     let (m, served) = parts(app)?;
     let target = visible(app, caller, &id).await?;
     let (ops, new) = assignment_changes(&target.user, &patch);
+    // The user as it will be must fit the schema and the folder's attributes (types, allowed
+    // values, nothing derived or undeclared), as a created one must, before anything is decided.
+    prospective(&m, &served, &id, &new).await?;
     let context = assignment(&served, &new);
     let mut proof = None;
     // One decision per kind of change, each as the folder's own action for it, each with the

@@ -331,6 +331,20 @@ fn set_password(db: &str, folder: &std::path::Path, user: &str, password: &str) 
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The environment that gives a server a key to seal TOTP secrets with: a SQLite store makes
+/// `<database>.key` on first start; a PostgreSQL deployment names its key file (in `keys`).
+fn sealing_key(db: &str, keys: &tempfile::TempDir) -> Vec<(&'static str, String)> {
+    if !db.starts_with("postgres") {
+        return Vec::new();
+    }
+    let key_file = keys.path().join("totp.key");
+    std::fs::write(&key_file, "42".repeat(32)).unwrap();
+    vec![(
+        "PORTCULLIS_SECRET_KEY_FILE",
+        key_file.to_str().unwrap().to_owned(),
+    )]
+}
+
 async fn customs_portal_story(db: &str) {
     let key = bootstrap(
         db,
@@ -342,7 +356,10 @@ async fn customs_portal_story(db: &str) {
     );
     let dir = folder("customs-portal");
     let profiles = dir.join("profiles.json");
-    let (server, _) = Proc::serve(&dir, Some(db), &["--entities", profiles.to_str().unwrap()]);
+    let keys = tempfile::tempdir().unwrap();
+    let env = sealing_key(db, &keys);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (server, _) = Proc::serve_with_env(&dir, Some(db), &["--entities", profiles.to_str().unwrap()], &env);
     let anon = Http::at(server.url.clone());
     let fay = Http::at(server.url.clone()).with_key(&key);
 
@@ -420,7 +437,37 @@ async fn customs_portal_story(db: &str) {
         Some(json!({ "attrs": beta_only })),
     )
     .await;
-    assert_eq!((s, b["attrs"].clone()), (200, beta_only), "{b}");
+    assert_eq!((s, b["attrs"].clone()), (200, beta_only.clone()), "{b}");
+
+    // Her language: EN, NL, DE or PL, nothing else; a refused change changes nothing.
+    let with_language = |language: &str| {
+        let mut attrs = beta_only.clone();
+        attrs["language"] = json!(language);
+        json!({ "attrs": attrs })
+    };
+    let (s, b) = call(&fay, "PATCH", "/v1/users/lena", Some(with_language("fr"))).await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["error"]["code"], "unfit_attributes", "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"`language` must be one of "en", "nl", "de", "pl", not "fr""#),
+        "{message}"
+    );
+    // Nor a value of the wrong type, or an attribute the schema does not declare.
+    for attrs in [
+        json!({ "customers": "fc-beta" }),
+        json!({ "customers": [], "shoe_size": 44 }),
+    ] {
+        let (s, b) = call(&fay, "PATCH", "/v1/users/lena", Some(json!({ "attrs": attrs }))).await;
+        assert_eq!(
+            (s, b["error"]["code"].clone()),
+            (422, json!("unfit_attributes")),
+            "{b}"
+        );
+    }
+    assert_eq!(fay.get("/v1/users/lena").await.1["attrs"], beta_only);
+    let (s, b) = call(&fay, "PATCH", "/v1/users/lena", Some(with_language("nl"))).await;
+    assert_eq!((s, b["attrs"]["language"].clone()), (200, json!("nl")), "{b}");
     let beta = || declaration("declaration.read", "fc-beta", profile("fc-beta"));
     assert_eq!(
         decide(&anon, beta()).await,
@@ -495,15 +542,96 @@ async fn customs_portal_story(db: &str) {
         (401, json!("invalid_credentials")),
         "locked: {b}"
     );
+    // Five wrong passwords and the refused right one; the fifth locked the account.
+    let (_, metrics) = anon.send_text("GET", "/metrics", Vec::new()).await;
+    assert!(
+        metrics.contains("\nportcullis_sign_in_failures_total 6\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\nportcullis_lockouts_total 1\n"), "{metrics}");
     let (s, b) = call(&fay, "POST", "/v1/users/lena/unlock", None).await;
     assert_eq!((s, b["locked_until"].clone()), (200, Value::Null), "{b}");
     let (s, b) = login(&anon, "lena", "Lena-Pass-2026!").await;
     assert_eq!((s, b["session"]["user"].clone()), (200, json!("lena")), "{b}");
+    assert_eq!(b["mfa_setup_required"], false, "an operator need not enrol: {b}");
+    let lena_session = b["token"].as_str().unwrap().to_owned();
+
+    // Admins must enrol a second factor: until Fay has, her session can only enrol.
+    set_password(db, &dir, "fay", "Fay-Admin-Pass-9");
+    let (s, b) = login(&anon, "fay", "Fay-Admin-Pass-9").await;
+    assert_eq!((s, b["mfa_setup_required"].clone()), (200, json!(true)), "{b}");
+    let fay_session = Http::at(server.url.clone()).with_key(b["token"].as_str().unwrap());
+    for (method, path) in [
+        ("GET", "/v1/users"),
+        ("GET", "/v1/users/lena"),
+        ("GET", "/v1/auth/sessions"),
+        ("POST", "/v1/users/lena/deactivate"),
+    ] {
+        let (s, b) = call(&fay_session, method, path, None).await;
+        assert_eq!(
+            (s, b["error"]["code"].clone()),
+            (403, json!("mfa_enrollment_required")),
+            "{method} {path}: {b}"
+        );
+    }
+    let (s, b) = fay_session.get("/v1/auth/session").await;
+    assert_eq!((s, b["mfa_setup_required"].clone()), (200, json!(true)), "{b}");
+    // Her API key (an integration's credential, not a sign-in) is not held back.
+    assert_eq!(fay.get("/v1/users/lena").await.0, 200);
+    let (s, e) = fay_session.post("/v1/auth/totp/enrol", &json!({})).await;
+    assert_eq!(s, 200, "{e}");
+    let secret = portcullis_server::auth::totp::base32_decode(e["secret"].as_str().unwrap()).unwrap();
+    let (s, b) = fay_session
+        .post("/v1/auth/totp/confirm", &json!({ "code": totp_now(&secret, 0) }))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = fay_session.get("/v1/users/lena").await;
+    assert_eq!((s, b["id"].clone()), (200, json!("lena")), "enrolled: {b}");
+    let (s, b) = fay_session.get("/v1/auth/session").await;
+    assert_eq!((s, b["mfa_setup_required"].clone()), (200, json!(false)), "{b}");
+    // A role that must use a second factor cannot turn it off.
+    let (s, b) = fay_session
+        .post(
+            "/v1/auth/totp/disable",
+            &json!({ "password": "Fay-Admin-Pass-9", "code": totp_now(&secret, 1) }),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (409, json!("mfa_required_by_policy")),
+        "{b}"
+    );
+    // Made an admin, Lena's session (no second factor) is held back at once.
+    let (s, b) = call(
+        &fay,
+        "PUT",
+        "/v1/users/lena/role",
+        Some(json!({ "role": "admin" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let lena_now = Http::at(server.url.clone()).with_key(&lena_session);
+    let (s, b) = lena_now.get("/v1/auth/sessions").await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (403, json!("mfa_enrollment_required")),
+        "{b}"
+    );
+    let (s, b) = call(
+        &fay,
+        "PUT",
+        "/v1/users/lena/role",
+        Some(json!({ "role": "operator" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = lena_now.get("/v1/auth/sessions").await;
+    assert_eq!(s, 200, "an operator again: {b}");
 
     // The Customer Selector: the session switches to a profile it may reach (Lena's access is
     // Beta's only now); its decisions then carry it as `context.customer`, which the request
     // no longer sends and cannot override.
-    let session = b["token"].as_str().unwrap().to_owned();
+    let session = lena_session.clone();
     let lena = anon.clone().with_key(&session);
     let (s, b) = lena
         .post("/v1/auth/switch", &json!({ "customer": "fc-acme" }))
@@ -527,6 +655,65 @@ async fn customs_portal_story(db: &str) {
     let d = decide(&anon, in_session("fc-acme", profile("fc-acme"))).await;
     assert_eq!(d.0, "deny", "the session's customer, not the request's: {d:?}");
     assert!(d.1.contains(&"customers.active-context".to_owned()), "{d:?}");
+
+    // Audited decisions (`[audit] decisions`): a row each, allowed or denied, with the user,
+    // the session's customer profile and the declaration, under the answer's decision id.
+    let audited = |action: &str| {
+        let mut r = declaration(action, "fc-beta", json!({}));
+        let o = r.as_object_mut().unwrap();
+        o.remove("principal");
+        o.insert("session".to_owned(), json!(session));
+        r
+    };
+    let (s, submitted) = anon.post("/v1/authorize", &audited("declaration.submit")).await;
+    assert_eq!(
+        (s, submitted["decision"].clone()),
+        (200, json!("allow")),
+        "{submitted}"
+    );
+    let (s, deleted) = anon.post("/v1/authorize", &audited("declaration.delete")).await;
+    assert_eq!(
+        (s, deleted["decision"].clone()),
+        (200, json!("deny")),
+        "{deleted}"
+    );
+    // The delete asked earlier by principal, with ACME in the request's context, was audited
+    // too: newest first.
+    for (action, answer, outcome, rows) in [
+        ("declaration.submit", &submitted, "success", 1),
+        ("declaration.delete", &deleted, "denied", 2),
+    ] {
+        let (s, b) = fay.get(&format!("/v1/audit?action={action}")).await;
+        assert_eq!(s, 200, "{b}");
+        let entries = b["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), rows, "{b}");
+        if rows == 2 {
+            let earlier = &entries[1];
+            assert_eq!(
+                (&earlier["actor"], &earlier["details"]["customer"]),
+                (&json!("lena"), &json!("fc-acme")),
+                "{earlier}"
+            );
+            assert!(earlier["details"].get("session").is_none(), "{earlier}");
+        }
+        let row = &entries[0];
+        assert!(row["details"]["session"].is_string(), "{row}");
+        assert_eq!(
+            (&row["actor"], &row["company"], &row["target"], &row["outcome"]),
+            (
+                &json!("lena"),
+                &json!("freightco"),
+                &json!("Declaration:d1"),
+                &json!(outcome)
+            ),
+            "{row}"
+        );
+        assert_eq!(row["details"]["customer"], "fc-beta", "{row}");
+        assert_eq!(row["details"]["decision_id"], answer["decision_id"], "{row}");
+    }
+    // Reading is not among them: no rows, however often it was decided.
+    let (s, b) = fay.get("/v1/audit?action=declaration.read").await;
+    assert_eq!((s, b["entries"].clone()), (200, json!([])), "{b}");
 
     // Deactivate, reactivate, delete; the audit log keeps the history.
     let (s, b) = call(&fay, "POST", "/v1/users/lena/deactivate", None).await;
@@ -958,17 +1145,9 @@ async fn service_portal_story(db: &str) {
     set_password(db, &dir, "mia", "correct horse battery");
     set_password(db, &dir, "bob", "correct horse battery");
 
-    // A SQLite store seals TOTP secrets with `<database>.key`, made on first start; a
-    // PostgreSQL deployment names its key file.
     let keys = tempfile::tempdir().unwrap();
-    let key_file = keys.path().join("totp.key");
-    std::fs::write(&key_file, "42".repeat(32)).unwrap();
-    let key_file = key_file.to_str().unwrap().to_owned();
-    let env: Vec<(&str, &str)> = if db.starts_with("postgres") {
-        vec![("PORTCULLIS_SECRET_KEY_FILE", key_file.as_str())]
-    } else {
-        Vec::new()
-    };
+    let env = sealing_key(db, &keys);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (server, _) = Proc::serve_with_env(&dir, Some(db), &[], &env);
     let anon = Http::at(server.url.clone());
     let allow = |r: &str| ("allow".to_owned(), ids(&[r]));

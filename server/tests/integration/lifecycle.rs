@@ -102,10 +102,21 @@ async fn metrics_and_openapi_describe_the_server() {
     let server = start(f.config()).await;
     let http = Http::new(&server);
     http.post("/v1/authorize", &olivia_creates()).await;
+    assert_eq!(http.get("/v1/no-such-thing").await.0, 404);
     let (s, text) = http.send_text("GET", "/metrics", Vec::new()).await;
     assert_eq!(s, 200);
     assert!(
         text.contains("portcullis_decisions_total{result=\"allow\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("portcullis_decision_errors_total 0"), "{text}");
+    // The decision and the 404; the /metrics answer itself is counted after it is written.
+    assert!(
+        text.contains("portcullis_http_responses_total{class=\"2xx\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portcullis_http_responses_total{class=\"4xx\"} 1\n"),
         "{text}"
     );
     assert!(

@@ -594,7 +594,13 @@ async fn totp_steps_follow_a_manual_clock() {
         argon2_iterations: 1,
         ..SignInConfig::default()
     };
-    let auth = Auth::new(config, Some(Sealer::new(&[9; 32])), Arc::new(clock.clone())).unwrap();
+    let auth = Auth::new(
+        config,
+        Some(Sealer::new(&[9; 32])),
+        Arc::new(clock.clone()),
+        Arc::default(),
+    )
+    .unwrap();
     let gate = Gate::new(store.clone());
     let user = store
         .create_user(

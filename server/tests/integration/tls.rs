@@ -119,7 +119,9 @@ async fn https(
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
-    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // JSON, or the text of `/metrics`.
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     Ok((status, v, peer))
 }
 
@@ -308,5 +310,21 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_n
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Both show in the metrics: one renewal served, the broken edit (and perhaps the moment
+    // between the two writes of the renewal) refused.
+    let (s, metrics, _) = https(server.addr, &ca.pem, None, "GET", "/metrics", None)
+        .await
+        .unwrap();
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert_eq!(s, 200);
+    assert!(
+        metrics.contains("\nportcullis_tls_reloads_total 1\n"),
+        "{metrics}"
+    );
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_tls_reload_failures_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1), "{metrics}");
     server.shutdown().await;
 }
