@@ -400,8 +400,10 @@ pub fn grant_policies(
     }
     let s = &served.snapshot;
     let version = s.version_arc();
-    if let Some((v, set)) = stored.links.lock().ok().and_then(|l| l.clone()) {
-        if v == version {
+    let ids: Vec<String> = active.iter().map(|g| g.id.clone()).collect();
+    if let Some((v, linked, set)) = stored.links.lock().ok().and_then(|l| l.clone()) {
+        // Kept links hold for the same policies and the same unexpired grants only.
+        if v == version && linked == ids {
             return Ok(Some(set));
         }
     }
@@ -433,7 +435,7 @@ pub fn grant_policies(
     }
     let set = Arc::new(set);
     if let Ok(mut l) = stored.links.lock() {
-        *l = Some((version, set.clone()));
+        *l = Some((version, ids, set.clone()));
     }
     Ok(Some(set))
 }

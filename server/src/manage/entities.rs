@@ -25,8 +25,9 @@ pub struct Stored {
     pub chain: Vec<(String, CompanyFacts)>,
     /// Approved, unexpired visitor grants it holds.
     pub grants: Vec<VisitorGrant>,
-    /// The policy set with its grants linked, for one policy version (built on first use).
-    pub links: std::sync::Mutex<Option<(std::sync::Arc<str>, std::sync::Arc<cedar_policy::PolicySet>)>>,
+    /// The policy set with its grants linked, for one policy version and one set of unexpired
+    /// grants (their ids): built on first use, built again when a grant has run out.
+    pub links: std::sync::Mutex<Option<Links>>,
     /// Slices of this user's decisions without inline entities, by served bundle (its install
     /// generation), action and resource: dropped with these facts at the next store change.
     pub slices: std::sync::Mutex<StoredSlices>,
@@ -34,6 +35,13 @@ pub struct Stored {
     /// (its install generation): built from the facts once, not for every decision.
     pub entities: std::sync::Mutex<Option<(u64, std::sync::Arc<crate::slice::Inline>)>>,
 }
+
+/// See [`Stored::links`]: the policy version, the ids of the grants linked, the policy set.
+pub type Links = (
+    std::sync::Arc<str>,
+    Vec<String>,
+    std::sync::Arc<cedar_policy::PolicySet>,
+);
 
 /// See [`Stored::slices`].
 pub type StoredSlices = std::collections::HashMap<

@@ -218,9 +218,23 @@ async fn nothing_crosses_companies_without_a_live_grant() {
     assert_eq!(s, 200, "{b}");
     assert!(decisions(&anon, "ra").await.iter().all(|d| d == "deny"));
 
-    // An expiring grant counts only until it expires.
-    let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
-    let expires = expires
+    // An expiring grant counts only until it expires, also beside one that does not (the
+    // links of a visitor's grants are kept between decisions: they must not outlive one).
+    let (s, b) = ra
+        .post(
+            "/v1/grants",
+            &json!({ "company": "beta", "locations": [{ "type": "Portal::Location", "id": "bl1" }] }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let lasting = b["id"].as_str().unwrap().to_owned();
+    let (s, b) = ob
+        .post(&format!("/v1/grants/{lasting}/approve"), &json!({}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let expires_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let expires_at = expires_at.replace_millisecond(expires_at.millisecond()).unwrap();
+    let expires = expires_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let (s, b) = ra
@@ -230,15 +244,35 @@ async fn nothing_crosses_companies_without_a_live_grant() {
     let grant = b["id"].as_str().unwrap().to_owned();
     let (s, b) = ob.post(&format!("/v1/grants/{grant}/approve"), &json!({})).await;
     assert_eq!(s, 200, "{b}");
+    // Decided over and over until it runs out (so the links of the last allow are kept), then
+    // denied from then on, within a bound.
+    let read_bs2 = || decide(&anon, "ra", READ_BS2.0, READ_BS2.1, beta_records());
+    let margin = time::Duration::milliseconds(5);
+    let mut allowed = 0;
+    while time::OffsetDateTime::now_utc() < expires_at {
+        let d = read_bs2().await;
+        if time::OffsetDateTime::now_utc() < expires_at - margin {
+            assert_eq!(d, "allow", "before the grant runs out");
+            allowed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(allowed > 0, "no decision before the grant ran out");
+    let deadline = std::time::Instant::now() + crate::common::DEADLINE;
+    while read_bs2().await != "deny" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired grant still allows"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
-        decide(&anon, "ra", READ_BS2.0, READ_BS2.1, beta_records()).await,
-        "allow"
+        decisions(&anon, "ra").await[0],
+        "allow",
+        "the lasting grant on bl1 holds"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        decide(&anon, "ra", READ_BS2.0, READ_BS2.1, beta_records()).await,
-        "deny"
-    );
+    let (s, b) = ob.post(&format!("/v1/grants/{lasting}/revoke"), &json!({})).await;
+    assert_eq!(s, 200, "{b}");
 
     // A deactivated visitor loses its grant's reads too.
     let (s, b) = ra.post("/v1/grants", &json!({ "company": "beta" })).await;
