@@ -267,22 +267,16 @@ impl Matrix {
     }
 
     fn csv(&self) -> String {
-        let mut out = String::from("account_type,role,feature,access\n");
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(["account_type", "role", "feature", "access"]);
         for t in &self.tables {
             for r in &t.rows {
                 for (col, c) in t.columns.iter().zip(&r.cells) {
-                    let _ = writeln!(
-                        out,
-                        "{},{},{},{}",
-                        csv(&t.account_type),
-                        csv(col),
-                        csv(&r.feature),
-                        csv(&c.label())
-                    );
+                    let _ = w.write_record([t.account_type.as_str(), col, &r.feature, &c.label()]);
                 }
             }
         }
-        out
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
     }
 
     /// The tables as HTML fragments (used by the standalone page and the server's page).
@@ -342,14 +336,6 @@ impl Matrix {
 
 /// Stylesheet for the matrix tables.
 pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse;margin-bottom:2rem}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}td{text-align:center}td.yes{background:#d7f5dd}td.own{background:#fff4c2}td.addon{background:#dde8ff}td.no{color:#999}td.conditional{font-style:italic}";
-
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
 
 /// Escapes text for HTML.
 pub fn esc(s: &str) -> String {

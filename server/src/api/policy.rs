@@ -4,7 +4,7 @@
 //! every diagnostic of a failed build at `file:line:col`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -15,29 +15,13 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use crate::state::{AppState, BuildError};
 
-/// RFC 3339 UTC, to the millisecond.
+/// RFC 3339 UTC, to the millisecond (`time`'s formatting, as the user store's times).
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    let at = time::OffsetDateTime::from(t);
+    // Milliseconds, as the user store writes its times.
+    let at = at.replace_millisecond(at.millisecond()).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn error_json(at: SystemTime, e: &BuildError) -> Value {
@@ -144,5 +128,8 @@ mod tests {
     fn formats_dates() {
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         assert_eq!(super::rfc3339(t), "2023-11-14T22:13:20.123Z");
+        let t = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_120_999_999);
+        assert_eq!(super::rfc3339(t), "2023-11-14T22:13:20.12Z", "to the millisecond");
+        assert_eq!(super::rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
     }
 }

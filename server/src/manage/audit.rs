@@ -57,23 +57,22 @@ fn when(field: &str, v: &str) -> Result<OffsetDateTime, ApiError> {
     })
 }
 
-/// A CSV cell: neutralised when a spreadsheet would evaluate it, quoted when needed.
-pub fn csv_cell(v: &str) -> String {
-    let neutral = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{v}")
+/// A CSV cell that a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, CR first) is
+/// neutralised with a leading `'` (OWASP's CSV injection advice); the `csv` crate quotes.
+pub fn neutral(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{v}"))
     } else {
-        v.to_owned()
-    };
-    if neutral.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
+        std::borrow::Cow::Borrowed(v)
     }
 }
 
 /// The entries as CSV, one header line then one line per entry.
 pub fn to_csv(items: &[AuditEntry]) -> String {
-    let mut out = String::from("id,at,actor,company,action,target,outcome,version,details\n");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "id", "at", "actor", "company", "action", "target", "outcome", "version", "details",
+    ]);
     for e in items {
         let at = e.at.format(&Rfc3339).unwrap_or_default();
         let cells = [
@@ -87,11 +86,9 @@ pub fn to_csv(items: &[AuditEntry]) -> String {
             e.version.map(|v| v.to_string()).unwrap_or_default(),
             Value::Object(e.details.clone()).to_string(),
         ];
-        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+        let _ = w.write_record(cells.iter().map(|c| neutral(c).into_owned()));
     }
-    out
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// `GET /v1/audit`.
