@@ -167,6 +167,10 @@ struct CreateArgs {
     /// An attribute of a new company, as `name=JSON`; repeat for more.
     #[arg(long = "company-attr", value_name = "NAME=JSON", value_parser = parse_attr)]
     company_attrs: Vec<(String, serde_json::Value)>,
+    /// A further company the user may access with the same role (enterprise accounts: the
+    /// first Administrator of several companies); repeat for more. The company must exist.
+    #[arg(long = "access", value_name = "COMPANY")]
+    access: Vec<String>,
     /// Do not issue an API key.
     #[arg(long)]
     no_key: bool,
@@ -215,6 +219,18 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
         }
         Err(e) => return Err(e.to_string()),
     }
+    // Every further company exists before anything is written.
+    for c in &a.access {
+        match store.get_company(c).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                return Err(format!(
+                    "`--access {c}`: company `{c}` does not exist; create it first"
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
     let attrs: serde_json::Map<String, serde_json::Value> = a.attrs.into_iter().collect();
     let user = store
         .create_user(
@@ -233,6 +249,22 @@ async fn create(store: Arc<dyn UserStore>, a: CreateArgs) -> Result<serde_json::
         )
         .await
         .map_err(|e| e.to_string())?;
+    let user = if a.access.is_empty() {
+        user
+    } else {
+        let companies = a
+            .access
+            .iter()
+            .map(|c| portcullis_store::AccessibleCompany {
+                company: c.clone(),
+                role: None,
+            })
+            .collect();
+        store
+            .set_accessible_companies(&user.id, companies, &audit)
+            .await
+            .map_err(|e| e.to_string())?
+    };
     let key = if a.no_key {
         None
     } else {

@@ -263,6 +263,137 @@ async fn load_planner_story(db: &str) {
     server.kill();
 }
 
+/// The load planner's enterprise account, as its Administrator runs it from the page: a user
+/// moved to another company of the enterprise, a leaving user deleted with or without a
+/// transfer of its load lists, and the month's access log downloaded as CSV under the
+/// folder's own action (`access_log.download`).
+async fn load_planner_enterprise_story(db: &str) {
+    run(&["migrate", "--database-url", db]);
+    let users = |args: &[&str]| {
+        let mut all = vec!["users", "--database-url", db];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    users(&["company", "globex", "--account-type", "enterprise"]);
+    users(&[
+        "company",
+        "globex-nl",
+        "--account-type",
+        "enterprise",
+        "--parent",
+        "globex",
+    ]);
+    users(&["company", "solo", "--account-type", "standard"]);
+    // The first Administrator of both companies of the enterprise.
+    let gia: Value = serde_json::from_str(&users(&[
+        "create",
+        "--company",
+        "globex",
+        "--id",
+        "gia",
+        "--login",
+        "gia",
+        "--role",
+        "administrator",
+        "--access",
+        "globex-nl",
+    ]))
+    .unwrap();
+    assert_eq!(
+        gia["user"]["accessible"],
+        json!([{ "company": "globex-nl", "role": null }]),
+        "{gia}"
+    );
+    let key = gia["api_key"].as_str().unwrap().to_owned();
+    for (id, company) in [("pia", "globex"), ("lou", "globex"), ("sam", "solo")] {
+        users(&[
+            "create",
+            "--company",
+            company,
+            "--id",
+            id,
+            "--login",
+            id,
+            "--role",
+            "planner",
+            "--no-key",
+        ]);
+    }
+    let (server, _) = Proc::serve(&folder("load-planner"), Some(db), &[]);
+    let gia = Http::at(server.url.clone()).with_key(&key);
+
+    // Move Pia to the Dutch company: she is there, and no longer in the first one.
+    let (s, b) = gia
+        .post("/v1/users/pia/move", &json!({ "company": "globex-nl" }))
+        .await;
+    assert_eq!((s, b["company"].clone()), (200, json!("globex-nl")), "{b}");
+    // Not oneself, and only to a company the Administrator can access.
+    forbidden(
+        gia.post("/v1/users/gia/move", &json!({ "company": "globex-nl" }))
+            .await,
+        "enterprise.move-self",
+    );
+    forbidden(
+        gia.post("/v1/users/lou/move", &json!({ "company": "solo" }))
+            .await,
+        "enterprise.move-to-accessible",
+    );
+
+    // A leaving user: deleted with the load lists handed to Gia, or without a transfer (the
+    // application then deletes the lists); the answer says which.
+    let (s, b) = call(&gia, "DELETE", "/v1/users/lou?transfer_to=gia", None).await;
+    assert_eq!(
+        (s, b["deleted"]["id"].clone(), b["transfer_to"].clone()),
+        (200, json!("lou"), json!("gia")),
+        "{b}"
+    );
+    let (s, b) = call(&gia, "DELETE", "/v1/users/pia", None).await;
+    assert_eq!(
+        (s, b["deleted"]["id"].clone(), b["transfer_to"].clone()),
+        (200, json!("pia"), Value::Null),
+        "{b}"
+    );
+
+    // The monthly access log: this month's rows of the company, as CSV.
+    let now = time::OffsetDateTime::now_utc();
+    let month = now.replace_day(1).unwrap().replace_time(time::Time::MIDNIGHT);
+    let since = month
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, csv) = gia
+        .send_text("GET", &format!("/v1/audit?format=csv&since={since}"), Vec::new())
+        .await;
+    assert_eq!(s, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,at,actor,company,action,target,outcome,version,details"
+    );
+    for row in [
+        ",gia,globex,user.move,user:pia,success,",
+        ",gia,globex,user.delete,user:lou,success,",
+        ",gia,globex,user.move,user:gia,denied,",
+    ] {
+        assert!(lines.iter().any(|l| l.contains(row)), "{row}: {csv}");
+    }
+    server.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_planner_enterprise_runs_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    load_planner_enterprise_story(&sqlite(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_planner_enterprise_runs_on_postgres() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    load_planner_enterprise_story(&url).await;
+    drop_postgres(&url).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_planner_runs_as_a_portal_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
