@@ -52,7 +52,7 @@ enum Command {
     /// Show every matrix cell and fixture outcome that differs between two folders or revisions.
     Diff(diff::DiffArgs),
     /// Serve decisions over HTTP, reloading the policy folder as it changes.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply the user store's pending migrations.
     Migrate(migrate::MigrateArgs),
     /// Bootstrap users: create the first owner or admin with an API key, manage API keys.
@@ -73,7 +73,7 @@ impl Cli {
             Command::Explain(a) => explain::run(a),
             Command::WhatCan(a) => what_can::run(a),
             Command::Diff(a) => diff::run(a),
-            Command::Serve(a) => serve::run(a),
+            Command::Serve(a) => serve::run(*a),
             Command::Migrate(a) => migrate::run(a),
             Command::Users(a) => users::run(a),
             Command::Backup(a) => backup::run(a),

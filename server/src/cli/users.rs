@@ -24,7 +24,7 @@ pub struct UsersArgs {
 #[derive(Debug, Subcommand)]
 enum UsersCommand {
     /// Create a user (and its company when new) and print it with a new API key, as JSON.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Issue an API key for a user; the key is printed once.
     Key {
         /// The user id.
@@ -315,7 +315,7 @@ pub fn run(a: UsersArgs) -> u8 {
         };
         let audit = Audit::system().with("via", "portcullis users");
         match a.command {
-            UsersCommand::Create(c) => match create(store, c).await {
+            UsersCommand::Create(c) => match create(store, *c).await {
                 Ok(v) => {
                     println!("{v}");
                     EXIT_OK
