@@ -1386,7 +1386,7 @@ async fn service_portal_story(db: &str) {
         .await;
     assert_eq!((s, b["status"].clone()), (202, json!("accepted")), "{b}");
 
-    // The management API maps nothing here.
+    // A portal user manages nobody: it sees no user and creates none.
     let mia_http = Http::at(server.url.clone()).with_key(&m);
     let (s, b) = mia_http.get("/v1/users").await;
     assert_eq!((s, b), (200, json!({ "users": [], "next": null })));
@@ -1395,6 +1395,98 @@ async fn service_portal_story(db: &str) {
             .post("/v1/users", &json!({ "login": "x", "role": "portal_user" }))
             .await,
         "is not enabled by this policy folder",
+    );
+
+    // The field-service company's office: its admin invites a portal user into Zeta with the
+    // Billing group and MFA; once she has accepted, Zeta's token link no longer signs in.
+    let olive: Value = serde_json::from_str(&users(&[
+        "create",
+        "--company",
+        "office",
+        "--account-type",
+        "provider",
+        "--id",
+        "olive",
+        "--login",
+        "olive@office.example",
+        "--role",
+        "admin",
+    ]))
+    .unwrap();
+    let office = Http::at(server.url.clone()).with_key(olive["api_key"].as_str().unwrap());
+    let invite = |email: &str, role: &str| json!({ "company": "zeta", "email": email, "role": role, "group": "billing" });
+    let (s, inv) = office
+        .post("/v1/invitations", &invite("zoe@zeta.example", "portal_user"))
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    assert_eq!(
+        (&inv["invitation"]["company"], &inv["invitation"]["group"]),
+        (&json!("zeta"), &json!("billing")),
+        "{inv}"
+    );
+    // Only portal users, and only by the office.
+    forbidden(
+        office
+            .post("/v1/invitations", &invite("zed@zeta.example", "token_link"))
+            .await,
+        "no policy permits it",
+    );
+    forbidden(
+        mia_http
+            .post("/v1/invitations", &invite("zed@zeta.example", "portal_user"))
+            .await,
+        "no policy permits it",
+    );
+    let (s, b) = anon
+        .post(
+            "/v1/invitations/accept",
+            &json!({ "token": inv["token"], "user_id": "zoe", "password": "correct horse battery" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (&b["company"], &b["role"], &b["group"]),
+        (&json!("zeta"), &json!("portal_user"), &json!("billing")),
+        "{b}"
+    );
+    let (s, b) = anon.post("/v1/auth/link", &json!({ "token": link_token })).await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (401, json!("link_superseded")),
+        "{b}"
+    );
+    let (s, b) = login(&anon, "zoe@zeta.example", "correct horse battery").await;
+    assert_eq!(s, 200, "{b}");
+    let zoe = b["token"].as_str().unwrap().to_owned();
+    let zoe_invoice = |action: &str| {
+        json!({ "session": zoe, "action": action, "resource": "Portal::Invoice::\"z1\"",
+                "entities": [{ "uid": { "type": "Portal::Invoice", "id": "z1" }, "attrs": {},
+                               "parents": [{ "type": "Portal::Company", "id": "zeta" }] }] })
+    };
+    assert_eq!(
+        decide(&anon, zoe_invoice("invoice.pay")).await,
+        allow("feature.pay_invoices.group")
+    );
+    // Her group and her MFA, changed by the office.
+    let (s, b) = call(
+        &office,
+        "PATCH",
+        "/v1/users/zoe",
+        Some(json!({ "group": "standard" })),
+    )
+    .await;
+    assert_eq!((s, b["group"].clone()), (200, json!("standard")), "{b}");
+    let (s, b) = call(
+        &office,
+        "PATCH",
+        "/v1/users/zoe",
+        Some(json!({ "attrs": { "require_mfa": true } })),
+    )
+    .await;
+    assert_eq!((s, b["attrs"]["require_mfa"].clone()), (200, json!(true)), "{b}");
+    assert_eq!(
+        decide(&anon, zoe_invoice("invoice.read")).await,
+        deny(&["portal.mfa-required"])
     );
     server.kill();
 }
