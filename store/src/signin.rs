@@ -156,6 +156,10 @@ pub mod actions {
     pub const RESET_REQUEST: &str = "auth.password_reset_request";
     /// A password set through a reset link.
     pub const RESET: &str = "auth.password_reset";
+    /// An e-mail change asked for: a link sent to the new address.
+    pub const EMAIL_CHANGE_REQUEST: &str = "auth.email_change_request";
+    /// An e-mail change confirmed through its link.
+    pub const EMAIL_CHANGE: &str = "auth.email_change";
     /// Two-factor enrolment started, confirmed or disabled.
     pub const TOTP: &str = "auth.totp";
     /// Recovery codes issued.
@@ -221,6 +225,21 @@ pub trait SignInStore: Send + Sync {
     /// token of the user is still unused and valid (one live link per login, so repeated
     /// requests send no new mail).
     async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Option<Secret>>;
+
+    /// Starts a change of a user's e-mail address: a single-use token for `new_email`, valid for
+    /// `ttl`, replacing any change still pending. The address in force does not change until
+    /// [`SignInStore::confirm_email_change`]. `Conflict` when another user has that address.
+    async fn request_email_change(
+        &self,
+        user: &str,
+        new_email: &str,
+        ttl: Duration,
+        audit: &Audit,
+    ) -> Result<Secret>;
+
+    /// Confirms a pending e-mail change with its token: once, before it expires, while the
+    /// address is still free; answers the user with its new address.
+    async fn confirm_email_change(&self, token: &str, audit: &Audit) -> Result<User>;
 
     /// Uses a reset token: once, before it expires. Sets the password, clears any lock,
     /// revokes every session and the API keys made with them, in one transaction.
@@ -304,6 +323,18 @@ pub(crate) mod sql {
         "SELECT token_hash, user_id, expires_at, used_at FROM password_resets WHERE token_hash = $1";
     pub const USE_RESET: &str =
         "UPDATE password_resets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL";
+
+    pub const DROP_EMAIL_CHANGES: &str = "DELETE FROM email_changes WHERE user_id = $1 AND used_at IS NULL";
+    pub const INSERT_EMAIL_CHANGE: &str = "INSERT INTO email_changes (token_hash, user_id, new_email, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+    pub const GET_EMAIL_CHANGE: &str =
+        "SELECT token_hash, user_id, new_email, expires_at, used_at FROM email_changes WHERE token_hash = $1";
+    pub const USE_EMAIL_CHANGE: &str =
+        "UPDATE email_changes SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL";
+    pub const EMAIL_TAKEN: &str = "SELECT COUNT(*) FROM users WHERE email = $1 AND id <> $2";
+    /// A login that was the old address follows it (the address is the login).
+    pub const SET_EMAIL: &str = "UPDATE users SET email = $2, \
+         login = CASE WHEN login = email THEN $2 ELSE login END, updated_at = $3 WHERE id = $1";
 
     pub const DELETE_RECOVERY: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
     pub const INSERT_RECOVERY: &str = "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)";
@@ -490,6 +521,23 @@ macro_rules! impl_sign_in {
                     .execute(&mut *conn)
                     .await
                     .map_err(db_err)?;
+                Ok(())
+            }
+
+            /// `Conflict` (the users' e-mail constraint) when another user has `email`.
+            async fn email_free(conn: &mut Conn, email: &str, user: &str) -> Result<()> {
+                let taken: i64 = sqlx::query_scalar(sql::EMAIL_TAKEN)
+                    .bind(email)
+                    .bind(user)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                if taken > 0 {
+                    return Err(StoreError::Conflict {
+                        constraint: "users_email_key".to_owned(),
+                        message: format!("another user has the e-mail address `{email}`"),
+                    });
+                }
                 Ok(())
             }
 
@@ -820,6 +868,89 @@ macro_rules! impl_sign_in {
                         .await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(Some(Secret::new(format!("pcr_{token}"))))
+                }
+
+                async fn request_email_change(
+                    &self,
+                    user: &str,
+                    new_email: &str,
+                    ttl: Duration,
+                    audit: &Audit,
+                ) -> Result<Secret> {
+                    let email = crate::backend::email(&self.limits, new_email)?;
+                    let now = to_millis(self.clock.now());
+                    let token = random_token()?;
+                    let mut tx = self.writer().begin().await.map_err(db_err)?;
+                    let company = company_of(&mut tx, user).await?;
+                    email_free(&mut tx, &email, user).await?;
+                    sqlx::query(sql::DROP_EMAIL_CHANGES)
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query(sql::INSERT_EMAIL_CHANGE)
+                        .bind(hash_token(&token))
+                        .bind(user)
+                        .bind(&email)
+                        .bind(now)
+                        .bind(now.saturating_add(millis(ttl)))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let target = Some(format!("user:{user}"));
+                    let own = json!({ "new_email": email, "valid_minutes": ttl.whole_minutes() });
+                    audit_row(&mut tx, now, audit, actions::EMAIL_CHANGE_REQUEST, target, Some(&company), Outcome::Success, own)
+                        .await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Secret::new(format!("pce_{token}")))
+                }
+
+                async fn confirm_email_change(&self, token: &str, audit: &Audit) -> Result<User> {
+                    let unknown = || StoreError::not_found("e-mail change token", "(redacted)");
+                    let secret = token.trim().strip_prefix("pce_").ok_or_else(unknown)?;
+                    let given = hash_token(secret);
+                    let now = to_millis(self.clock.now());
+                    let mut tx = self.writer().begin().await.map_err(db_err)?;
+                    let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_EMAIL_CHANGE)
+                        .bind(&given)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some((hash, user, email, expires_at, used_at)) = row else {
+                        return Err(unknown());
+                    };
+                    if !same_hash(&hash, &given) || used_at.is_some() {
+                        return Err(unknown());
+                    }
+                    if expires_at <= now {
+                        return Err(StoreError::Expired { what: "e-mail change token" });
+                    }
+                    email_free(&mut tx, &email, &user).await?;
+                    let used = sqlx::query(sql::USE_EMAIL_CHANGE)
+                        .bind(&given)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if used.rows_affected() != 1 {
+                        return Err(unknown());
+                    }
+                    let company = company_of(&mut tx, &user).await?;
+                    sqlx::query(sql::SET_EMAIL)
+                        .bind(&user)
+                        .bind(&email)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let target = Some(format!("user:{user}"));
+                    let own = json!({ "email": email });
+                    let audit = Audit { actor: audit.actor.clone().or_else(|| Some(user.clone())), ..audit.clone() };
+                    audit_row(&mut tx, now, &audit, actions::EMAIL_CHANGE, target, Some(&company), Outcome::Success, own)
+                        .await?;
+                    tx.commit().await.map_err(db_err)?;
+                    use crate::store::UserStore;
+                    self.get_user(&user).await
                 }
 
                 async fn reset_password(&self, token: &str, phc: String, audit: &Audit) -> Result<User> {

@@ -145,8 +145,10 @@ pub struct SignIn {
     pub lockout_attempts: u32,
     /// Minutes an account stays locked.
     pub lockout_minutes: u32,
-    /// Minutes a password-reset link stays valid.
+    /// Minutes a password-reset link (and an e-mail change link) stays valid.
     pub reset_link_minutes: u32,
+    /// A changed e-mail address waits for the link sent to it.
+    pub verify_email_changes: bool,
     /// Roles whose users must use a second factor.
     pub require_mfa_roles: Vec<String>,
     /// The role of token-link sessions, if any.
@@ -170,6 +172,7 @@ impl Default for SignIn {
             lockout_attempts: raw.lockout_attempts.value,
             lockout_minutes: raw.lockout_minutes.value,
             reset_link_minutes: raw.reset_link_minutes.value,
+            verify_email_changes: raw.verify_email_changes,
             require_mfa_roles: Vec::new(),
             token_link_role: None,
             require_mfa_attribute: None,
@@ -810,6 +813,7 @@ fn sign_in_rules(c: &mut Checker<'_>, raw: &RawSignIn, roles: &BTreeSet<String>)
         lockout_attempts,
         lockout_minutes,
         reset_link_minutes,
+        verify_email_changes: raw.verify_email_changes,
         require_mfa_roles,
         token_link_role,
         require_mfa_attribute: raw.require_mfa_attribute.as_ref().map(|a| a.value.clone()),

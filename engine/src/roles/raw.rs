@@ -202,8 +202,12 @@ pub struct RawSignIn {
     pub lockout_attempts: Spanned<u32>,
     /// Minutes an account stays locked (000: 30).
     pub lockout_minutes: Spanned<u32>,
-    /// Minutes a password-reset link stays valid (000: 60).
+    /// Minutes a password-reset link stays valid (000: 60); an e-mail change link too.
     pub reset_link_minutes: Spanned<u32>,
+    /// A changed e-mail address takes effect only once the link sent to it is used (the customs
+    /// portal: "Changing a user's email requires them to verify the new email address"); until
+    /// then the old one stays in force.
+    pub verify_email_changes: bool,
     /// Roles whose users must sign in with a second factor (000: "Require 2FA for admin
     /// accounts").
     pub require_mfa_roles: Vec<Name>,
@@ -231,6 +235,7 @@ impl Default for RawSignIn {
             lockout_attempts: Spanned::detached(5),
             lockout_minutes: Spanned::detached(30),
             reset_link_minutes: Spanned::detached(60),
+            verify_email_changes: false,
             require_mfa_roles: Vec::new(),
             token_link_role: None,
             require_mfa_attribute: None,

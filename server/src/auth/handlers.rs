@@ -38,6 +38,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/auth/password", post(change_password))
         .route("/v1/auth/password-reset", post(request_reset))
         .route("/v1/auth/password-reset/confirm", post(confirm_reset))
+        .route("/v1/auth/email/confirm", post(confirm_email))
         .route("/v1/auth/totp/enrol", post(totp_enrol))
         .route("/v1/auth/totp/confirm", post(totp_confirm))
         .route("/v1/auth/totp/disable", post(totp_disable))
@@ -413,6 +414,37 @@ pub async fn confirm_reset(
             e => store_error(e),
         })?;
     Ok(Json(json!({ "user": user.id, "status": "password set" })))
+}
+
+/// The body of `POST /v1/auth/email/confirm`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfirmBody {
+    /// The token of the link sent to the new address.
+    pub token: String,
+}
+
+/// `POST /v1/auth/email/confirm`: the link sent to a new e-mail address puts it in force
+/// (once, before it expires, while no other user has taken the address). The token is the
+/// credential: no key or session is needed.
+pub async fn confirm_email(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<EmailConfirmBody>,
+) -> Result<Json<User>, ApiError> {
+    let m = manage(&app)?;
+    let user = m
+        .gate
+        .sign_in()
+        .store
+        .confirm_email_change(&body.token, &Audit::system())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => AuthError::InvalidToken.into(),
+            StoreError::Expired { .. } => AuthError::Expired.into(),
+            e => store_error(e),
+        })?;
+    m.cache.clear();
+    Ok(Json(user))
 }
 
 /// `POST /v1/auth/totp/enrol`: a new TOTP secret for the signed-in user.

@@ -439,22 +439,38 @@ impl Auth {
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
-    /// Hands a reset link to the configured program (never to the logs).
+    /// Hands a reset link to the configured mailer program (never to the logs).
     pub async fn deliver_reset(&self, user: &User, token: &Secret, valid_minutes: u32) {
+        let email = user.email.clone().unwrap_or_default();
+        self.deliver("password_reset", user, &email, token, valid_minutes)
+            .await;
+    }
+
+    /// Hands an e-mail change link to the mailer program, for the new address `email`.
+    pub async fn deliver_email_change(&self, user: &User, email: &str, token: &Secret, valid_minutes: u32) {
+        self.deliver("email_change", user, email, token, valid_minutes)
+            .await;
+    }
+
+    /// Runs `password_reset_command` (the application's mailer) with one link as JSON on its
+    /// standard input: `{purpose, user, login, email, token, valid_minutes}`, `email` being
+    /// where it goes.
+    async fn deliver(&self, purpose: &str, user: &User, email: &str, token: &Secret, valid_minutes: u32) {
         let Some(program) = self.config.password_reset_command.clone() else {
-            tracing::warn!(user = %user.id, "a password-reset link was issued but no `password_reset_command` delivers it");
+            tracing::warn!(user = %user.id, purpose, "a link was issued but no `password_reset_command` delivers it");
             return;
         };
         let payload = serde_json::json!({
+            "purpose": purpose,
             "user": user.id,
             "login": user.login,
-            "email": user.email,
+            "email": email,
             "token": token.expose(),
             "valid_minutes": valid_minutes,
         });
         let payload = Zeroizing::new(payload.to_string());
         if let Err(e) = run_hook(&program, payload.as_bytes()).await {
-            tracing::error!(user = %user.id, error = %e, "the password-reset command failed");
+            tracing::error!(user = %user.id, purpose, error = %e, "the mailer command failed");
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 /// Every sign-in path the document describes.
-pub const PATHS: [&str; 18] = [
+pub const PATHS: [&str; 19] = [
     "/v1/auth/switch",
     "/v1/auth/login",
     "/v1/auth/logout",
@@ -14,6 +14,7 @@ pub const PATHS: [&str; 18] = [
     "/v1/auth/password",
     "/v1/auth/password-reset",
     "/v1/auth/password-reset/confirm",
+    "/v1/auth/email/confirm",
     "/v1/auth/totp/enrol",
     "/v1/auth/totp/confirm",
     "/v1/auth/totp/disable",
@@ -86,6 +87,7 @@ pub fn extend(doc: &mut Value) {
         "/v1/auth/sessions/revoke-others": { "post": op("End every session of the caller but this one", None, "200", Some("Revoked"), &mine, true) },
         "/v1/auth/password": { "post": op("Change the caller's password (other sessions end)", Some("ChangePassword"), "204", None, &mine, true) },
         "/v1/auth/password-reset": { "post": op("Ask for a reset link: always 202 with the same body; the link goes to the configured `password_reset_command`, only for logins that are email addresses, one live link per login (a request while one is valid sends nothing)", Some("ResetRequest"), "202", Some("Accepted"), &["400", "413", "503"], false) },
+        "/v1/auth/email/confirm": { "post": { "summary": "Put a changed e-mail address in force with the token of the link sent to it (folders with `sign_in.verify_email_changes`): once, before it expires, while no other user has the address; a login that was the old address follows it", "security": [], "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EmailConfirmBody" } } } }, "responses": { "200": { "description": "the user with its new address", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/User" } } } }, "400": error(), "404": error(), "409": error(), "410": error(), "413": error(), "503": error() } } },
         "/v1/auth/password-reset/confirm": { "post": { "summary": "Set a new password with a reset token: once, before it expires; unlocks the account, ends its sessions and revokes the API keys they made", "security": [], "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ResetBody" } } } }, "responses": { "200": { "description": "done", "content": { "application/json": { "schema": { "type": "object" } } } }, "400": error(), "410": error(), "413": error(), "503": error() } } },
         "/v1/auth/totp/enrol": { "post": op("Start two-factor enrolment: a TOTP secret and its otpauth URI", None, "200", Some("Enrolment"), &mine, true) },
         "/v1/auth/totp/confirm": { "post": op("Turn two-factor on with a first code; answers ten recovery codes, shown once", Some("CodeBody"), "200", Some("RecoveryCodes"), &mine, true) },
@@ -120,6 +122,7 @@ pub fn extend(doc: &mut Value) {
         "ResetRequest": closed(json!(["login"]), json!({ "login": text })),
         "Accepted": obj(json!({ "status": text, "message": text })),
         "ResetBody": closed(json!(["token", "password"]), json!({ "token": text, "password": text })),
+        "EmailConfirmBody": closed(json!(["token"]), json!({ "token": text })),
         "Enrolment": obj(json!({ "secret": text, "otpauth_uri": text })),
         "CodeBody": closed(json!(["code"]), json!({ "code": text })),
         "RecoveryCodes": obj(json!({ "recovery_codes": { "type": "array", "items": text } })),

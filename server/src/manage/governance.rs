@@ -255,6 +255,21 @@ impl Reader<'_> {
     }
 }
 
+impl Authorized<UpdateUser> {
+    /// The same proof for less: the allowed change without its e-mail address, which waits
+    /// for its link ([`Gate::request_email_change`]).
+    #[must_use]
+    pub fn without_email(mut self) -> Self {
+        self.op.patch.email = None;
+        self
+    }
+
+    /// Whether it changes nothing (left with the e-mail address only, say).
+    pub fn changes_nothing(&self) -> bool {
+        self.op.patch == portcullis_store::UserPatch::default()
+    }
+}
+
 /// What sign-in may touch: reads, and the sign-in half of the store (lockout, sessions,
 /// reset links, two-factor). Those writes are authenticated by the credentials, session or
 /// token they carry rather than decided by the policies, and change no fact a decision reads;
@@ -523,6 +538,24 @@ impl Gate {
             .update_user(&a.op.id, a.op.patch.clone(), &a.audit())
             .await;
         self.done(c, &a, r).await
+    }
+
+    /// Starts the e-mail change that an allowed `user.update` asked for, when the folder has
+    /// changes verified: the address stays as it is until the link is used.
+    pub async fn request_email_change(
+        &self,
+        a: &Authorized<UpdateUser>,
+        ttl: time::Duration,
+    ) -> Result<Option<(String, portcullis_store::Secret)>, ApiError> {
+        let Some(Some(email)) = &a.op.patch.email else {
+            return Ok(None);
+        };
+        let token = self
+            .store
+            .request_email_change(&a.op.id, email, ttl, &a.audit())
+            .await
+            .map_err(super::store_error)?;
+        Ok(Some((email.clone(), token)))
     }
 
     /// Changes a user's login, email or name.

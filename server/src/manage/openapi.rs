@@ -168,6 +168,17 @@ pub fn extend(doc: &mut Value) {
             "security": [{ "bearer": [] }, { "apiKey": [] }]
         } }
     });
+    let mut paths = paths;
+    // A folder that verifies e-mail changes answers a new address with 202: the link is sent.
+    paths["/v1/users/{id}"]["patch"]["responses"]["202"] = json!({
+        "description": "the change is allowed; the new address waits for the link sent to it (`sign_in.verify_email_changes`)",
+        "content": { "application/json": { "schema": { "type": "object", "properties": {
+            "user": { "$ref": "#/components/schemas/User" },
+            "pending_email": { "type": "string" },
+            "valid_minutes": { "type": "integer" },
+            "message": { "type": "string" }
+        } } } }
+    });
     let obj = |props: Value| json!({ "type": "object", "properties": props });
     // Request bodies: the fields and types the server's structs take (unknown fields are
     // refused, `null` is taken where the field is optional). Names must not be blank; the

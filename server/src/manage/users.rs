@@ -391,7 +391,8 @@ pub async fn update(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<User>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let patch: UserPatch = serde_json::from_value(body).map_err(invalid)?;
     if changes_assignment(&patch) {
         let profile = UserPatch {
@@ -406,22 +407,80 @@ pub async fn update(
                 "change the profile (login, email, name) and the assignment (role, flags, add-ons, group, attrs) in separate calls",
             ));
         }
-        return Ok(Json(set_role_with(&app, &caller, id, patch).await?));
+        return Ok(Json(set_role_with(&app, &caller, id, patch).await?).into_response());
     }
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
+    let rules = crate::auth::handlers::rules(&served);
+    // A new address, where the folder verifies changes, waits for the link sent to it.
+    let mut patch = patch;
+    let pending = match &patch.email {
+        Some(Some(email)) if rules.verify_email_changes => {
+            let current = m.gate.read().get_user(&id).await.map_err(store_error)?.email;
+            if current.as_deref() == Some(email.as_str()) {
+                None
+            } else {
+                patch.email.take().flatten()
+            }
+        }
+        _ => None,
+    };
+    let Some(email) = pending else {
+        let ok = m
+            .gate
+            .decide(
+                &served,
+                &m.cache,
+                &caller,
+                UpdateUser { id, patch },
+                user_resource(&served, &target),
+                Map::new(),
+            )
+            .await?;
+        return Ok(Json(m.gate.update_user(&m.cache, ok).await?).into_response());
+    };
+    // Decided as the change it is (the address included), written without the address.
+    let asked = UserPatch {
+        email: Some(Some(email)),
+        ..patch
+    };
     let ok = m
         .gate
         .decide(
             &served,
             &m.cache,
             &caller,
-            UpdateUser { id, patch },
+            UpdateUser {
+                id: id.clone(),
+                patch: asked,
+            },
             user_resource(&served, &target),
             Map::new(),
         )
         .await?;
-    Ok(Json(m.gate.update_user(&m.cache, ok).await?))
+    let ttl = time::Duration::minutes(i64::from(rules.reset_link_minutes));
+    let Some((email, token)) = m.gate.request_email_change(&ok, ttl).await? else {
+        return Err(ApiError::internal("an e-mail change without an address"));
+    };
+    let rest = ok.without_email();
+    let user = if rest.changes_nothing() {
+        m.gate.read().get_user(&id).await.map_err(store_error)?
+    } else {
+        m.gate.update_user(&m.cache, rest).await?
+    };
+    m.auth
+        .deliver_email_change(&user, &email, &token, rules.reset_link_minutes)
+        .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "user": user,
+            "pending_email": email,
+            "valid_minutes": rules.reset_link_minutes,
+            "message": "the new address is in force once the link sent to it is used",
+        })),
+    )
+        .into_response())
 }
 
 /// `PUT /v1/users/{id}/role` body.

@@ -488,7 +488,27 @@ async fn customs_portal_story(db: &str) {
     let dir = folder("customs-portal");
     let profiles = dir.join("profiles.json");
     let keys = tempfile::tempdir().unwrap();
-    let env = sealing_key(db, &keys);
+    let mut env = sealing_key(db, &keys);
+    // The application's mailer: each link it is handed lands in `outbox` as one JSON file.
+    let outbox = keys.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let mailer = keys.path().join("mailer.sh");
+    std::fs::write(
+        &mailer,
+        format!(
+            "#!/bin/sh\ncat > \"{0}/mail-$$.tmp\" && mv \"{0}/mail-$$.tmp\" \"{0}/mail-$$.json\"\n",
+            outbox.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&mailer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    env.push((
+        "PORTCULLIS_PASSWORD_RESET_COMMAND",
+        mailer.to_str().unwrap().to_owned(),
+    ));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (server, _) = Proc::serve_with_env(&dir, Some(db), &["--entities", profiles.to_str().unwrap()], &env);
     let anon = Http::at(server.url.clone());
@@ -599,6 +619,54 @@ async fn customs_portal_story(db: &str) {
     assert_eq!(fay.get("/v1/users/lena").await.1["attrs"], beta_only);
     let (s, b) = call(&fay, "PATCH", "/v1/users/lena", Some(with_language("nl"))).await;
     assert_eq!((s, b["attrs"]["language"].clone()), (200, json!("nl")), "{b}");
+
+    // "Changing a user's email requires them to verify the new email address": the link goes
+    // to the new address through the mailer; until it is used the address stays as it was.
+    let new_email = json!({ "email": "lena@freightco.example" });
+    let (s, b) = call(&fay, "PATCH", "/v1/users/lena", Some(new_email)).await;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(
+        (&b["pending_email"], &b["user"]["email"]),
+        (&json!("lena@freightco.example"), &Value::Null),
+        "{b}"
+    );
+    assert_eq!(fay.get("/v1/users/lena").await.1["email"], Value::Null);
+    let mails: Vec<Value> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            (path.extension().is_some_and(|x| x == "json"))
+                .then(|| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
+        })
+        .collect();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    assert_eq!(
+        (&mail["purpose"], &mail["user"], &mail["email"]),
+        (
+            &json!("email_change"),
+            &json!("lena"),
+            &json!("lena@freightco.example")
+        ),
+        "{mail}"
+    );
+    let confirm = json!({ "token": mail["token"] });
+    let (s, b) = anon.post("/v1/auth/email/confirm", &confirm).await;
+    assert_eq!(
+        (s, b["email"].clone()),
+        (200, json!("lena@freightco.example")),
+        "{b}"
+    );
+    assert_eq!(
+        fay.get("/v1/users/lena").await.1["email"],
+        "lena@freightco.example"
+    );
+    let (s, b) = anon.post("/v1/auth/email/confirm", &confirm).await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (400, json!("invalid_token")),
+        "{b}"
+    );
     let beta = || declaration("declaration.read", "fc-beta", profile("fc-beta"));
     assert_eq!(
         decide(&anon, beta()).await,

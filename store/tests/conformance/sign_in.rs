@@ -13,6 +13,7 @@ conformance!(
     concurrent_attempts_verify_at_most_the_limit,
     sessions_live_idle_and_absolute_lifetimes,
     reset_tokens_are_single_use_and_expire,
+    email_changes_wait_for_their_link,
     totp_steps_and_recovery_codes_are_used_once,
     token_links_resolve_until_revoked,
 );
@@ -441,4 +442,93 @@ async fn token_links_resolve_until_revoked(cx: Ctx) {
     assert!(s.resolve_company_link(token.expose()).await.is_err());
     assert!(s.revoke_company_link(&link.id, &Audit::by("root")).await.is_err());
     assert!(s.create_company_link("ghost", &Audit::by("root")).await.is_err());
+}
+
+async fn email_changes_wait_for_their_link(cx: Ctx) {
+    let s = &*cx.store;
+    company(s, "acme", None, None).await;
+    user(s, "alice", "acme", "admin").await;
+    user(s, "bob", "acme", "admin").await;
+    let hour = Duration::hours(1);
+    let old = "alice@acme.example";
+
+    // Asked for: nothing changes yet; a second request replaces the first link.
+    let first = s
+        .request_email_change("alice", "ali@new.example", hour, &Audit::by("root"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_user("alice").await.unwrap().email.as_deref(), Some(old));
+    let second = s
+        .request_email_change("alice", "alice@new.example", hour, &Audit::by("root"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.confirm_email_change(first.expose(), &Audit::system()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // An address another user has is refused at once, and still at confirmation.
+    assert!(matches!(
+        s.request_email_change("alice", "bob@acme.example", hour, &Audit::by("root"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        s.request_email_change("alice", "not an address", hour, &Audit::by("root"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Confirmed once, before it expires: the address, and the login that was the address.
+    cx.clock.advance(hour - Duration::seconds(1));
+    let u = s
+        .confirm_email_change(second.expose(), &Audit::system())
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.email.as_deref(), u.login.as_str()),
+        (Some("alice@new.example"), "alice@new.example")
+    );
+    assert!(matches!(
+        s.confirm_email_change(second.expose(), &Audit::system()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        audit_count(
+            s,
+            AuditQuery {
+                action: Some("auth.email_change".to_owned()),
+                ..AuditQuery::default()
+            }
+        )
+        .await,
+        1
+    );
+
+    // Expired: refused, and the address stays.
+    let late = s
+        .request_email_change("bob", "robert@acme.example", hour, &Audit::by("root"))
+        .await
+        .unwrap();
+    cx.clock.advance(hour);
+    assert!(matches!(
+        s.confirm_email_change(late.expose(), &Audit::system()).await,
+        Err(StoreError::Expired { .. })
+    ));
+    // Taken between the request and the confirmation: refused, nothing written.
+    let race = s
+        .request_email_change("bob", "carol@acme.example", hour, &Audit::by("root"))
+        .await
+        .unwrap();
+    user(s, "carol", "acme", "admin").await;
+    assert!(matches!(
+        s.confirm_email_change(race.expose(), &Audit::system()).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let bob = s.get_user("bob").await.unwrap();
+    assert_eq!(bob.email.as_deref(), Some("bob@acme.example"));
+    // A token of another kind is no e-mail change token.
+    assert!(matches!(
+        s.confirm_email_change("pcr_whatever", &Audit::system()).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

@@ -1,0 +1,12 @@
+-- A changed e-mail address waits here until the link sent to it is used: until then the old
+-- address stays in force (sign-in, reset links). One pending change per user; the token is
+-- stored as its SHA-256 digest.
+CREATE TABLE email_changes (
+    token_hash TEXT    NOT NULL PRIMARY KEY,
+    user_id    TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    new_email  TEXT    NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX email_changes_user_idx ON email_changes (user_id);
