@@ -408,12 +408,17 @@ pub async fn confirm_reset(
         .store
         .reset_password(&body.token, phc, &Audit::system())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => AuthError::InvalidToken.into(),
-            StoreError::Expired { .. } => AuthError::Expired.into(),
-            e => store_error(e),
-        })?;
+        .map_err(token_error)?;
     Ok(Json(json!({ "user": user.id, "status": "password set" })))
+}
+
+/// A link's token refused by the store: unknown or used (400 `invalid_token`), expired (410).
+fn token_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound { .. } => AuthError::InvalidToken.into(),
+        StoreError::Expired { .. } => AuthError::Expired.into(),
+        e => store_error(e),
+    }
 }
 
 /// The body of `POST /v1/auth/email/confirm`.
@@ -438,11 +443,7 @@ pub async fn confirm_email(
         .store
         .confirm_email_change(&body.token, &Audit::system())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => AuthError::InvalidToken.into(),
-            StoreError::Expired { .. } => AuthError::Expired.into(),
-            e => store_error(e),
-        })?;
+        .map_err(token_error)?;
     m.cache.clear();
     Ok(Json(user))
 }
