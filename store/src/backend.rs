@@ -1559,6 +1559,7 @@ macro_rules! impl_user_store {
                     .bind(query.until.map(to_millis))
                     .bind(query.before)
                     .bind(limit + 1)
+                    .bind(&query.customer)
                     .fetch_all(self.reader())
                     .await
                     .map_err(db_err)?;

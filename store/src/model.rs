@@ -661,6 +661,10 @@ pub struct AuditQuery {
     /// Entries of this action.
     #[serde(default)]
     pub action: Option<String>,
+    /// Entries made for this customer profile (the `customer` of their details: audited
+    /// decisions of a forwarder's session, say).
+    #[serde(default)]
+    pub customer: Option<String>,
     /// At or after.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub since: Option<OffsetDateTime>,

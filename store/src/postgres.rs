@@ -141,6 +141,7 @@ mod sql {
            AND ($5::bigint IS NULL OR at >= $5) \
            AND ($6::bigint IS NULL OR at < $6) \
            AND ($7::bigint IS NULL OR id < $7) \
+           AND ($9::text IS NULL OR details->>'customer' = $9) \
          ORDER BY id DESC LIMIT $8";
 
     pub const GET_COMPANY: &str = "SELECT id, name, account_type, parent_id, user_limit, attrs, created_at \

@@ -273,6 +273,7 @@ mod sql {
            AND (?5 IS NULL OR at >= ?5) \
            AND (?6 IS NULL OR at < ?6) \
            AND (?7 IS NULL OR id < ?7) \
+           AND (?9 IS NULL OR json_extract(details, '$.customer') = ?9) \
          ORDER BY id DESC LIMIT ?8";
 
     pub const GET_COMPANY: &str = "SELECT id, name, account_type, parent_id, user_limit, attrs, created_at \

@@ -31,6 +31,9 @@ pub struct AuditParams {
     pub company: Option<String>,
     /// Entries of this action, e.g. `user.create`.
     pub action: Option<String>,
+    /// Entries made for this customer profile (audited decisions of a session that acts for
+    /// it, or whose context names it).
+    pub customer: Option<String>,
     /// At or after (RFC 3339, or a date `YYYY-MM-DD`).
     pub since: Option<String>,
     /// Before (RFC 3339, or a date).
@@ -149,6 +152,7 @@ pub async fn query(
         user: p.user,
         company: Some(company),
         action: p.action,
+        customer: p.customer,
         since: p.since.as_deref().map(|v| when("since", v)).transpose()?,
         until: p.until.as_deref().map(|v| when("until", v)).transpose()?,
         before: p.before,

@@ -158,6 +158,7 @@ pub fn extend(doc: &mut Value) {
                 { "name": "user", "in": "query", "schema": { "type": "string" } },
                 { "name": "company", "in": "query", "schema": { "type": "string" } },
                 { "name": "action", "in": "query", "schema": { "type": "string" } },
+                { "name": "customer", "in": "query", "schema": { "type": "string", "description": "the customer profile an audited decision was made for" } },
                 { "name": "since", "in": "query", "schema": { "type": "string", "description": "RFC 3339 or YYYY-MM-DD" } },
                 { "name": "until", "in": "query", "schema": { "type": "string" } },
                 { "name": "before", "in": "query", "schema": { "type": "integer" } },

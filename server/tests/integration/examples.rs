@@ -910,6 +910,16 @@ async fn customs_portal_story(db: &str) {
         assert_eq!(row["details"]["customer"], "fc-beta", "{row}");
         assert_eq!(row["details"]["decision_id"], answer["decision_id"], "{row}");
     }
+    // The Activity Logs' "Filter by Customer".
+    let (s, b) = fay.get("/v1/audit?customer=fc-acme").await;
+    assert_eq!(s, 200, "{b}");
+    let rows = b["entries"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{b}");
+    assert_eq!(rows[0]["action"], "declaration.delete", "{b}");
+    let (s, b) = fay
+        .get("/v1/audit?customer=fc-beta&action=declaration.submit")
+        .await;
+    assert_eq!((s, b["entries"].as_array().map(Vec::len)), (200, Some(1)), "{b}");
     // Reading is not among them: no rows, however often it was decided.
     let (s, b) = fay.get("/v1/audit?action=declaration.read").await;
     assert_eq!((s, b["entries"].clone()), (200, json!([])), "{b}");
