@@ -59,10 +59,17 @@ mod tests {
         let a = random_token().unwrap();
         let b = random_token().unwrap();
         assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
         assert_ne!(a, b);
-        assert_eq!(hash_token(&a), hash_token(&a));
-        assert!(same_hash(&hash_token(&a), &hash_token(&a)));
+        // The stored form is SHA-256 in lowercase hex: FIPS 180-2's test vector for "abc".
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(hash_token(&a), hash_token(&b));
+        assert!(same_hash(&hash_token(&a), &hash_token(&a.clone())));
         assert!(!same_hash(&hash_token(&a), &hash_token(&b)));
+        assert!(!same_hash("ab", "abc"), "a prefix is not the same digest");
         assert_eq!(format!("{:?}", Secret::new(a)), "Secret(***)");
     }
 }

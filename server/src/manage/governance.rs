@@ -33,15 +33,18 @@ pub trait Governed {
 }
 
 /// Proof that the engine allowed `op` for `caller`: only [`Gate::decide`] makes one, so a
-/// write without a decision does not compile:
+/// write without a decision does not compile. Every field is given below, so what refuses
+/// the forgery is their privacy (E0451), not a missing field:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use portcullis_server::manage::governance::{Authorized, Deactivate};
 /// let forged = Authorized {
 ///     op: Deactivate { id: "alice".to_owned() },
+///     target: "user:alice".to_owned(),
 ///     caller: String::new(),
 ///     company: String::new(),
 ///     decision_id: String::new(),
+///     action: "user.deactivate".to_owned(),
 /// };
 /// ```
 #[derive(Debug)]
