@@ -95,7 +95,8 @@ pub fn decide_cached(
 /// each, 100 per batch of 100): a per-process random key from it once, then a counter mixed
 /// through a bijection, so two ids of one process never collide and ids of two processes
 /// differ in their random key. Decision ids name decisions in audit logs; they are not
-/// secrets.
+/// secrets. Kept hand-written: `uuid`'s own fast generator (`fast-rng`) needs `rand` 0.10, a
+/// second `rand` beside the 0.8 that sqlx brings.
 pub fn decision_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
