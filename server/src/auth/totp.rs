@@ -23,42 +23,20 @@ pub const SECRET_BYTES: usize = 20;
 /// Recovery codes issued at once.
 pub const RECOVERY_CODES: usize = 10;
 
-const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-/// RFC 4648 base32 without padding.
+/// RFC 4648 base32 without padding (`data-encoding`), as authenticator apps read it.
 pub fn base32(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for b in bytes {
-        buf = (buf << 8) | u32::from(*b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(BASE32[((buf >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(BASE32[((buf << (5 - bits)) & 31) as usize]));
-    }
-    out
+    data_encoding::BASE32_NOPAD.encode(bytes)
 }
 
-/// Decodes [`base32`] (case and spaces ignored); `None` on a bad character.
+/// Decodes [`base32`] (case, spaces and padding ignored, as people type it); `None` on a bad
+/// character or length.
 pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = BASE32
-            .iter()
-            .position(|b| char::from(*b) == c.to_ascii_uppercase())?;
-        buf = (buf << 5) | u32::try_from(v).ok()?;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((buf >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).ok()
 }
 
 /// The 6-digit code of a step.
@@ -111,16 +89,17 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     )
 }
 
+/// What an `otpauth://` label or parameter keeps as it is: letters, digits and `-._~@`
+/// (RFC 3986's unreserved characters, and `@` of an e-mail login).
+const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
 fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, KEEP).to_string()
 }
 
 /// Fresh random bytes.
@@ -255,6 +234,12 @@ mod tests {
         assert_eq!(
             uri,
             "otpauth://totp/Portcullis:alice@example.com?secret=MZXW6YTBOI&issuer=Portcullis&algorithm=SHA1&digits=6&period=30"
+        );
+        // Spaces, the label's `:`, the query's `&` and non-ASCII letters are percent-encoded.
+        let uri = otpauth_uri("Acme & Co", "José Ruiz:x", b"foobar");
+        assert_eq!(
+            uri,
+            "otpauth://totp/Acme%20%26%20Co:Jos%C3%A9%20Ruiz%3Ax?secret=MZXW6YTBOI&issuer=Acme%20%26%20Co&algorithm=SHA1&digits=6&period=30"
         );
     }
 }
