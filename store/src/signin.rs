@@ -524,6 +524,42 @@ macro_rules! impl_sign_in {
                 Ok(())
             }
 
+            /// The stored digest of a link token (`pcr_…`, `pce_…`): `NotFound` without its prefix.
+            fn link_digest(token: &str, prefix: &str, what: &'static str) -> Result<String> {
+                let secret = token.trim().strip_prefix(prefix);
+                secret.map(hash_token).ok_or_else(|| StoreError::not_found(what, "(redacted)"))
+            }
+
+            /// Uses a link token once: its row `(digest, expires_at, used_at)` must match, be
+            /// unused (`NotFound` otherwise, as for an unknown token) and unexpired (`Expired`);
+            /// `use_sql` marks it used, and a concurrent use makes this one `NotFound`.
+            async fn use_link(
+                conn: &mut Conn,
+                given: &str,
+                (hash, expires_at, used_at): (&str, i64, Option<i64>),
+                use_sql: &str,
+                now: i64,
+                what: &'static str,
+            ) -> Result<()> {
+                let unknown = || StoreError::not_found(what, "(redacted)");
+                if !same_hash(hash, given) || used_at.is_some() {
+                    return Err(unknown());
+                }
+                if expires_at <= now {
+                    return Err(StoreError::Expired { what });
+                }
+                let used = sqlx::query(use_sql)
+                    .bind(given)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                if used.rows_affected() != 1 {
+                    return Err(unknown());
+                }
+                Ok(())
+            }
+
             /// `Conflict` (the users' e-mail constraint) when another user has `email`.
             async fn email_free(conn: &mut Conn, email: &str, user: &str) -> Result<()> {
                 let taken: i64 = sqlx::query_scalar(sql::EMAIL_TAKEN)
@@ -906,9 +942,8 @@ macro_rules! impl_sign_in {
                 }
 
                 async fn confirm_email_change(&self, token: &str, audit: &Audit) -> Result<User> {
-                    let unknown = || StoreError::not_found("e-mail change token", "(redacted)");
-                    let secret = token.trim().strip_prefix("pce_").ok_or_else(unknown)?;
-                    let given = hash_token(secret);
+                    const WHAT: &str = "e-mail change token";
+                    let given = link_digest(token, "pce_", WHAT)?;
                     let now = to_millis(self.clock.now());
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_EMAIL_CHANGE)
@@ -917,24 +952,11 @@ macro_rules! impl_sign_in {
                         .await
                         .map_err(db_err)?;
                     let Some((hash, user, email, expires_at, used_at)) = row else {
-                        return Err(unknown());
+                        return Err(StoreError::not_found(WHAT, "(redacted)"));
                     };
-                    if !same_hash(&hash, &given) || used_at.is_some() {
-                        return Err(unknown());
-                    }
-                    if expires_at <= now {
-                        return Err(StoreError::Expired { what: "e-mail change token" });
-                    }
+                    use_link(&mut tx, &given, (&hash, expires_at, used_at), sql::USE_EMAIL_CHANGE, now, WHAT).await?;
+                    // Taken meanwhile: refused, and the transaction, the token's use with it, undone.
                     email_free(&mut tx, &email, &user).await?;
-                    let used = sqlx::query(sql::USE_EMAIL_CHANGE)
-                        .bind(&given)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if used.rows_affected() != 1 {
-                        return Err(unknown());
-                    }
                     let company = company_of(&mut tx, &user).await?;
                     sqlx::query(sql::SET_EMAIL)
                         .bind(&user)
@@ -954,9 +976,8 @@ macro_rules! impl_sign_in {
                 }
 
                 async fn reset_password(&self, token: &str, phc: String, audit: &Audit) -> Result<User> {
-                    let unknown = || StoreError::not_found("reset token", "(redacted)");
-                    let secret = token.trim().strip_prefix("pcr_").ok_or_else(unknown)?;
-                    let given = hash_token(secret);
+                    const WHAT: &str = "reset token";
+                    let given = link_digest(token, "pcr_", WHAT)?;
                     let now = to_millis(self.clock.now());
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_RESET)
@@ -965,23 +986,9 @@ macro_rules! impl_sign_in {
                         .await
                         .map_err(db_err)?;
                     let Some((hash, user, expires_at, used_at)) = row else {
-                        return Err(unknown());
+                        return Err(StoreError::not_found(WHAT, "(redacted)"));
                     };
-                    if !same_hash(&hash, &given) || used_at.is_some() {
-                        return Err(unknown());
-                    }
-                    if expires_at <= now {
-                        return Err(StoreError::Expired { what: "reset token" });
-                    }
-                    let used = sqlx::query(sql::USE_RESET)
-                        .bind(&given)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if used.rows_affected() != 1 {
-                        return Err(unknown());
-                    }
+                    use_link(&mut tx, &given, (&hash, expires_at, used_at), sql::USE_RESET, now, WHAT).await?;
                     let company = company_of(&mut tx, &user).await?;
                     sqlx::query(sql::SET_PASSWORD)
                         .bind(&user)
