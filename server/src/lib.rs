@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod decision;
 pub mod listen;
 pub mod manage;
 pub mod metrics;

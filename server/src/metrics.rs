@@ -48,14 +48,6 @@ impl Metrics {
         }
     }
 
-    /// Counts decisions of a batch at once: allows, denies, and those in which a policy
-    /// failed to evaluate.
-    pub fn decisions(&self, allow: u64, deny: u64, errored: u64) {
-        self.allow.fetch_add(allow, Relaxed);
-        self.deny.fetch_add(deny, Relaxed);
-        self.decision_errors.fetch_add(errored, Relaxed);
-    }
-
     /// Counts a sign-in refused as `invalid_credentials` (wrong password or code, unknown
     /// login, locked or deactivated account).
     pub fn sign_in_failed(&self) {

@@ -18,9 +18,10 @@ use portcullis_engine::{Decision, EntityRef, Slot};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::decide::{decide, decision_id, Check};
+use super::decide::decision_id;
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::decision::{ask, Given, Question};
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 
@@ -291,62 +292,34 @@ pub(crate) async fn evaluate(
     let (resource_entity, resource_ignored) = property_entity(app, served, resource, Slot::Resource, raw)
         .inspect_err(|_| app.metrics.rejected())?;
     ignored.resource = resource_ignored;
-    if raw.is_empty() && resource_entity.is_none() {
-        // A stored user with nothing beside it: the path of `/v1/authorize`, over the user's
-        // entities parsed once per bundle and its kept slices (what a search asks of every
-        // candidate).
-        let q = portcullis_engine::AuthzQuery {
-            principal: p.clone(),
-            action: a.clone(),
-            resource: r.clone(),
-            context: context.clone(),
-            entities: Vec::new(),
-            explain: false,
-        };
-        if let Some(d) = crate::manage::cache::decide_stored_cached(app, served, &q)
-            .await
-            .inspect_err(|_| app.metrics.rejected())?
-        {
-            ignored.subject = keys(subject.properties.as_ref());
-            app.metrics.decision(&d);
-            return Ok((d, ignored));
-        }
-    }
-    let stored = crate::manage::cache::stored_facts(app, served, &p).await?;
-    let (subject_entity, subject_ignored) = match &stored {
-        Some(_) => (None, keys(subject.properties.as_ref())),
-        None => property_entity(app, served, subject, Slot::Principal, raw)
-            .inspect_err(|_| app.metrics.rejected())?,
+    // A stored subject's properties describe nothing: the store holds its facts.
+    let stored = match served.resolver.entity(s, &p, Slot::Principal) {
+        Ok(uid) => crate::decision::stored_user(app, served, &uid).await?.is_some(),
+        Err(_) => false,
+    };
+    let (subject_entity, subject_ignored) = if stored {
+        (None, keys(subject.properties.as_ref()))
+    } else {
+        property_entity(app, served, subject, Slot::Principal, raw).inspect_err(|_| app.metrics.rejected())?
     };
     ignored.subject = subject_ignored;
     let described: Vec<Value> = subject_entity.into_iter().chain(resource_entity).collect();
-    let check = Check {
+    let given = if described.is_empty() {
+        Given::Shared(inline, raw)
+    } else {
+        let mut values = raw.to_vec();
+        values.extend(described);
+        Given::Own(values)
+    };
+    let question = Question {
         principal: &p,
         action: &a,
         resource: &r,
         context,
+        given,
+        session: None,
     };
-    let d = match stored {
-        Some((mut facts, links)) => {
-            let mut values = raw.to_vec();
-            values.extend(described);
-            let named = crate::manage::cache::named_companies(app, served, &values, &r, &facts).await?;
-            facts.extend(named);
-            crate::manage::entities::merge(&mut values, facts);
-            Inline::parse_owned(values, s.schema()).and_then(|own| match &links {
-                Some(set) => crate::manage::cache::decide_linked(served, check, &own, set),
-                None => decide(served, check, &own),
-            })
-        }
-        None if !described.is_empty() => {
-            let mut values = raw.to_vec();
-            values.extend(described);
-            Inline::parse_owned(values, s.schema()).and_then(|own| decide(served, check, &own))
-        }
-        None => decide(served, check, inline),
-    }
-    .inspect_err(|_| app.metrics.rejected())?;
-    app.metrics.decision(&d);
+    let d = ask(app, served, question, None, false).await?.into_decision();
     Ok((d, ignored))
 }
 

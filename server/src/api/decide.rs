@@ -1,93 +1,22 @@
-//! `POST /v1/authorize` and `POST /v1/authorize/batch`, and the one function every decision
-//! endpoint (AuthZEN included) goes through.
+//! `POST /v1/authorize`, `POST /v1/authorize/batch` and `POST /v1/permissions`.
 //!
-//! Input: parsed JSON queries. Each request loads the served bundle once, resolves names,
-//! builds the entity slice (inline entities + stored principal/resource with ancestors),
-//! decides, counts the outcome and answers with the policy version and a decision id.
+//! Input: parsed JSON queries. Each request loads the served bundle once and asks each of its
+//! questions through the decision pipeline ([`crate::decision`]), then answers with the policy
+//! version and a decision id.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use cedar_policy::EntityUid;
 use portcullis_engine::{AuthzQuery, Decision, EntityRef, RequestError, Slot};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::decision::{ask, Answer, BatchSlices, Given, Question, Resolved};
 use crate::slice::{context_refs, Inline, Roots};
-use crate::state::{AppState, CachedSlice, Served};
-
-/// The parts of one check, borrowed from whichever request shape carried them.
-#[derive(Debug)]
-pub struct Check<'a> {
-    /// Who asks.
-    pub principal: &'a EntityRef,
-    /// What they want to do.
-    pub action: &'a EntityRef,
-    /// On what.
-    pub resource: &'a EntityRef,
-    /// The request context.
-    pub context: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Decides one check under `served`, with `inline` entities added to the slice.
-pub fn decide(served: &Served, check: Check<'_>, inline: &Inline) -> Result<Decision, RequestError> {
-    decide_cached(served, check, inline, None)
-}
-
-/// Slices already built in one batch, by principal, action and resource (for checks that
-/// share the batch's inline entities).
-pub type BatchSlices = HashMap<(EntityUid, EntityUid, EntityUid), Arc<CachedSlice>>;
-
-/// Like [`decide`], sharing slices: without inline entities through the bundle's
-/// [`crate::state::SliceCache`]; with the batch's shared inline entities through `batch`.
-pub fn decide_cached(
-    served: &Served,
-    check: Check<'_>,
-    inline: &Inline,
-    batch: Option<&mut BatchSlices>,
-) -> Result<Decision, RequestError> {
-    let s = &served.snapshot;
-    let principal: EntityUid = served.resolver.entity(s, check.principal, Slot::Principal)?;
-    let action = served.resolver.action(s, check.action)?;
-    let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
-    let context = context_refs(&check.context);
-    let slice = |p: &EntityUid, a: &EntityUid, r: &EntityUid| {
-        let roots = Roots {
-            principal: p,
-            action: a,
-            resource: r,
-            context: &context,
-        };
-        served.slice(roots, inline)
-    };
-    if !context.is_empty() {
-        // The slice depends on the context's entities: built for this question alone.
-        let built = Arc::new(CachedSlice::new(slice(&principal, &action, &resource)?));
-        return built.decide(served, principal, action, resource, check.context);
-    }
-    if inline.is_empty() {
-        return served
-            .slices
-            .decide(served, principal, action, resource, check.context, slice);
-    }
-    let slice: Arc<CachedSlice> = if let Some(batch) = batch {
-        match batch.entry((principal.clone(), action.clone(), resource.clone())) {
-            Entry::Occupied(o) => o.get().clone(),
-            Entry::Vacant(v) => {
-                let built = slice(&principal, &action, &resource)?;
-                v.insert(Arc::new(CachedSlice::new(built))).clone()
-            }
-        }
-    } else {
-        Arc::new(CachedSlice::new(slice(&principal, &action, &resource)?))
-    };
-    slice.decide(served, principal, action, resource, check.context)
-}
+use crate::state::AppState;
 
 /// A new decision id: a version-4 UUID, unique within the process and across processes.
 ///
@@ -237,18 +166,42 @@ pub async fn authorize(
         context: q.context.clone(),
         via: "authorize",
     });
-    if q.explain {
-        let body = explain(app.clone(), q, session.as_ref()).await?;
-        if let Some(asked) = &audited {
-            super::audited::record(&app, &served, asked, session.as_ref(), &body.decision).await?;
+    let started = Instant::now();
+    let question = Question {
+        principal: &q.principal,
+        action: &q.action,
+        resource: &q.resource,
+        context: q.context,
+        given: Given::Own(q.entities),
+        session: session.as_ref(),
+    };
+    let answer = ask(&app, &served, question, None, q.explain).await;
+    app.metrics.latency(started.elapsed());
+    let response = match answer? {
+        Answer::Decided(d) => {
+            let body = DecisionBody::new(d);
+            if let Some(asked) = &audited {
+                super::audited::record(&app, &served, asked, session.as_ref(), &body).await?;
+            }
+            Json(body).into_response()
         }
-        return Ok(body.into_response());
-    }
-    let body = decide_one(app.clone(), q, session.as_ref()).await?;
-    if let Some(asked) = &audited {
-        super::audited::record(&app, &served, asked, session.as_ref(), &body).await?;
-    }
-    Ok(body.into_response())
+        Answer::Explained(e) => {
+            let explanation = serde_json::json!({
+                "summary": e.summary,
+                "reasons": e.decision.reasons,
+                "nearest": e.nearest,
+            });
+            let body = ExplainedBody {
+                decision: DecisionBody::new(e.decision),
+                explanation,
+            };
+            if let Some(asked) = &audited {
+                super::audited::record(&app, &served, asked, session.as_ref(), &body.decision).await?;
+            }
+            Json(body).into_response()
+        }
+    };
+    Ok(response)
 }
 
 /// A decision with `"explain": true`: the usual answer plus the explanation.
@@ -260,47 +213,6 @@ pub struct ExplainedBody {
     /// Why: the deciding policies with where they are written, or for a default deny the
     /// nearest permits and which of their conditions failed.
     pub explanation: serde_json::Value,
-}
-
-async fn explain(
-    app: Arc<AppState>,
-    q: AuthzQuery,
-    session: Option<&portcullis_store::Session>,
-) -> Result<Json<ExplainedBody>, ApiError> {
-    let served = app.served();
-    let (mut q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
-    if let Some(s) = session {
-        crate::auth::session_overlay(&served, s, &mut q);
-    }
-    let inline = Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline))?;
-    let s = &served.snapshot;
-    let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
-    let action = served.resolver.action(s, &q.action)?;
-    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
-    let context = context_refs(&q.context);
-    let roots = Roots {
-        principal: &principal,
-        action: &action,
-        resource: &resource,
-        context: &context,
-    };
-    let entities = served.slice(roots, &inline)?;
-    let request = s.request_with(principal, action, resource, q.context)?;
-    let prepared = portcullis_engine::Prepared { request, entities };
-    let e = match &links {
-        Some(set) => s.explain_with(&prepared, set),
-        None => s.explain(&prepared),
-    };
-    app.metrics.decision(&e.decision);
-    let explanation = serde_json::json!({
-        "summary": e.summary,
-        "reasons": e.decision.reasons,
-        "nearest": e.nearest,
-    });
-    Ok(Json(ExplainedBody {
-        decision: DecisionBody::new(e.decision),
-        explanation,
-    }))
 }
 
 /// `POST /v1/permissions` body: what may `principal` do on `resource`?
@@ -341,52 +253,60 @@ pub async fn permissions(
             ))
         }
     };
-    // Borrow the stored-user lookup of `/v1/authorize`: it needs a query, any action will do.
-    let q = AuthzQuery {
-        principal: p.principal,
-        action: EntityRef::Text(String::new()),
-        resource,
-        context: p.context,
-        entities: p.entities,
-        explain: false,
-    };
-    let (q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
-    let inline = Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline))?;
     let s = &served.snapshot;
-    let principal = served.resolver.entity(s, &q.principal, Slot::Principal)?;
-    if let Some(t) = resource_type {
-        let probe = EntityRef::Object {
-            ty: t,
+    let principal = served.resolver.entity(s, &p.principal, Slot::Principal)?;
+    let probe = match &resource_type {
+        Some(t) => EntityRef::Object {
+            ty: t.clone(),
             id: String::new(),
-        };
-        let ty = served
-            .resolver
-            .entity(s, &probe, Slot::Resource)?
-            .type_name()
-            .clone();
-        // The principal with its ancestors (any action will do for that) and every action.
-        let Some(any) = s
-            .schema()
-            .actions_for_principal_and_resource(principal.type_name(), &ty)
-            .next()
-            .cloned()
-        else {
-            return Ok(Json(portcullis_engine::permissions::Permissions {
-                allowed: Vec::new(),
-                actions: Vec::new(),
-                features: Vec::new(),
-                skipped: Vec::new(),
-                version: s.version().to_owned(),
-            }));
-        };
-        let context = context_refs(&q.context);
+        },
+        None => resource.clone(),
+    };
+    let resource_uid = served.resolver.entity(s, &probe, Slot::Resource)?;
+    // Any action will do for gathering: without a session, only the principal and the
+    // resource choose what the decisions are made over.
+    let Some(any) = s
+        .schema()
+        .actions_for_principal_and_resource(principal.type_name(), resource_uid.type_name())
+        .next()
+        .cloned()
+    else {
+        return Ok(Json(portcullis_engine::permissions::Permissions {
+            allowed: Vec::new(),
+            actions: Vec::new(),
+            features: Vec::new(),
+            skipped: Vec::new(),
+            version: s.version().to_owned(),
+        }));
+    };
+    let mut context = p.context;
+    let uids = Resolved {
+        principal: principal.clone(),
+        action: any.clone(),
+        resource: resource_uid.clone(),
+    };
+    let grounds = crate::decision::ground(
+        &app,
+        &served,
+        &uids,
+        &probe,
+        Given::Own(p.entities),
+        None,
+        &mut context,
+    )
+    .await?;
+    if resource_type.is_some() {
+        // A new record of the type: the principal with its ancestors (any action will do for
+        // that) and every action, decided by the engine for a record in the principal's
+        // company.
+        let refs = context_refs(&context);
         let roots = Roots {
             principal: &principal,
             action: &any,
             resource: &principal,
-            context: &context,
+            context: &refs,
         };
-        let slice = served.slice(roots, &inline)?;
+        let slice = served.slice(roots, grounds.beside())?;
         let actions = s
             .schema()
             .action_entities()
@@ -394,87 +314,25 @@ pub async fn permissions(
         let slice = slice
             .add_entities(actions.iter().cloned(), None)
             .map_err(|e| RequestError::Entities(e.to_string()))?;
-        let policies = links.as_deref().unwrap_or(s.policy_set());
-        let out = s.permissions_for_type(&principal, &ty, &q.context, slice, policies)?;
+        let policies = grounds.policies().unwrap_or(s.policy_set());
+        let out = s.permissions_for_type(&principal, resource_uid.type_name(), &context, slice, policies)?;
         return Ok(Json(out));
     }
-    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
-    let out = s.permissions_by(&principal, &resource, |action| {
-        let check = Check {
-            principal: &q.principal,
-            action: &EntityRef::Object {
-                ty: action.type_name().to_string(),
-                id: action.id().unescaped().to_owned(),
-            },
-            resource: &q.resource,
-            context: q.context.clone(),
+    let out = s.permissions_by(&principal, &resource_uid, |action| {
+        let uids = Resolved {
+            principal: principal.clone(),
+            action: action.clone(),
+            resource: resource_uid.clone(),
         };
-        let d = match &links {
-            Some(set) => crate::manage::cache::decide_linked(&served, check, &inline, set),
-            None => decide(&served, check, &inline),
-        }?;
-        app.metrics.decision(&d);
-        Ok(d)
+        let d = crate::decision::decide(&served, &grounds, uids, context.clone(), None, false)
+            .map(Answer::into_decision);
+        match &d {
+            Ok(d) => app.metrics.decision(d),
+            Err(_) => app.metrics.rejected(),
+        }
+        d
     });
     Ok(Json(out))
-}
-
-async fn decide_one(
-    app: Arc<AppState>,
-    q: AuthzQuery,
-    session: Option<&portcullis_store::Session>,
-) -> Result<Json<DecisionBody>, ApiError> {
-    let started = Instant::now();
-    let served = app.served();
-    // Stored users without grants asking without inline entities: their cached slices. Not
-    // for a session's principal: the session adds to the context and to its user's entity
-    // (`session_overlay`), which those slices and their kept decisions know nothing of.
-    let fast = if session.is_none() {
-        crate::manage::cache::decide_stored_cached(&app, &served, &q).await
-    } else {
-        Ok(None)
-    };
-    match fast {
-        Ok(Some(d)) => {
-            app.metrics.latency(started.elapsed());
-            app.metrics.decision(&d);
-            return Ok(Json(DecisionBody::new(d)));
-        }
-        Ok(None) => {}
-        Err(e) => {
-            app.metrics.rejected();
-            return Err(e);
-        }
-    }
-    // Stored users: their entities from the user store, their visitor grants linked.
-    let (mut q, links) = crate::manage::cache::stored_principal(&app, &served, q).await?;
-    if let Some(s) = session {
-        crate::auth::session_overlay(&served, s, &mut q);
-    }
-    let result =
-        Inline::parse_cached(q.entities, served.snapshot.schema(), Some(&served.inline)).and_then(|inline| {
-            let check = Check {
-                principal: &q.principal,
-                action: &q.action,
-                resource: &q.resource,
-                context: q.context,
-            };
-            match &links {
-                Some(set) => crate::manage::cache::decide_linked(&served, check, &inline, set),
-                None => decide(&served, check, &inline),
-            }
-        });
-    app.metrics.latency(started.elapsed());
-    match result {
-        Ok(d) => {
-            app.metrics.decision(&d);
-            Ok(Json(DecisionBody::new(d)))
-        }
-        Err(e) => {
-            app.metrics.rejected();
-            Err(e.into())
-        }
-    }
 }
 
 /// One check of a batch.
@@ -549,13 +407,9 @@ pub async fn batch(
     let served = app.served();
     let schema = served.snapshot.schema();
     let shared = Inline::parse_cached(req.entities.clone(), schema, Some(&served.inline))?;
-    let (mut allow, mut deny, mut errored) = (0, 0, 0);
     let mut results = Vec::with_capacity(req.checks.len());
     let mut cache = BatchSlices::new();
     for c in req.checks {
-        // A stored user as principal decides as in `/v1/authorize`: its facts and grants from
-        // the store, over the batch's and the check's entities.
-        let stored = crate::manage::cache::stored_facts(&app, &served, &c.principal).await?;
         let audited = super::audited::wanted(&app, &served, &c.action).then(|| super::audited::Asked {
             principal: c.principal.clone(),
             action: c.action.clone(),
@@ -563,44 +417,28 @@ pub async fn batch(
             context: c.context.clone(),
             via: "batch",
         });
-        let check = Check {
+        let given = if c.entities.is_empty() {
+            Given::Shared(&shared, &req.entities)
+        } else {
+            let mut values = req.entities.clone();
+            values.extend(c.entities);
+            Given::Own(values)
+        };
+        let question = Question {
             principal: &c.principal,
             action: &c.action,
             resource: &c.resource,
             context: c.context,
+            given,
+            session: None,
         };
-        let result = match stored {
-            Some((mut facts, links)) => {
-                let mut values = req.entities.clone();
-                values.extend(c.entities);
-                let named =
-                    crate::manage::cache::named_companies(&app, &served, &values, &c.resource, &facts)
-                        .await?;
-                facts.extend(named);
-                crate::manage::entities::merge(&mut values, facts);
-                Inline::parse_cached(values, schema, Some(&served.inline)).and_then(|own| match &links {
-                    Some(set) => crate::manage::cache::decide_linked(&served, check, &own, set),
-                    None => decide(&served, check, &own),
-                })
-            }
-            None if c.entities.is_empty() => decide_cached(&served, check, &shared, Some(&mut cache)),
-            None => {
-                let mut values = req.entities.clone();
-                values.extend(c.entities);
-                Inline::parse_cached(values, schema, Some(&served.inline))
-                    .and_then(|own| decide(&served, check, &own))
-            }
+        let result = match ask(&app, &served, question, Some(&mut cache), false).await {
+            // The store failing fails the batch; a check's own error is its answer.
+            Err(e) if e.status.is_server_error() => return Err(e),
+            r => r.map(Answer::into_decision),
         };
         results.push(match result {
             Ok(d) => {
-                if d.allowed() {
-                    allow += 1;
-                } else {
-                    deny += 1;
-                }
-                if !d.errors.is_empty() {
-                    errored += 1;
-                }
                 let body = DecisionBody::new(d);
                 if let Some(asked) = &audited {
                     super::audited::record(&app, &served, asked, None, &body).await?;
@@ -611,17 +449,13 @@ pub async fn batch(
                     error: None,
                 }
             }
-            Err(e) => {
-                app.metrics.rejected();
-                BatchResult {
-                    id: c.id,
-                    decision: None,
-                    error: Some(ApiError::from(e).body()["error"].clone()),
-                }
-            }
+            Err(e) => BatchResult {
+                id: c.id,
+                decision: None,
+                error: Some(e.body()["error"].clone()),
+            },
         });
     }
-    app.metrics.decisions(allow, deny, errored);
     app.metrics.latency(started.elapsed());
     Ok(Json(BatchResponse {
         version: served.snapshot.version_arc(),

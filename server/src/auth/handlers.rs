@@ -361,24 +361,14 @@ async fn reset_allowed(m: &Manage, served: &Served, user: &User) -> bool {
     if let Some(name) = crate::auth::mfa_context(s, &action_uid) {
         context.insert(name, json!(false));
     }
-    let q = portcullis_engine::AuthzQuery {
-        principal: principal.clone(),
-        action,
-        resource: principal,
-        context,
-        entities: crate::manage::entities::values(s, &me.id, &me.user, &me.chain),
-        explain: false,
-    };
-    let Ok(inline) = crate::slice::Inline::parse_cached(q.entities, s.schema(), Some(&served.inline)) else {
+    let Ok(uids) = crate::decision::Resolved::of(served, &principal, &action, &principal) else {
         return false;
     };
-    let check = crate::api::decide::Check {
-        principal: &q.principal,
-        action: &q.action,
-        resource: &q.resource,
-        context: q.context,
+    let Ok(grounds) = crate::decision::Grounds::caller(served, &me, Vec::new()) else {
+        return false;
     };
-    crate::api::decide::decide(served, check, &inline).is_ok_and(|d| d.allowed())
+    crate::decision::decide(served, &grounds, uids, context, None, false)
+        .is_ok_and(|a| a.decision().allowed())
 }
 
 /// The body of `POST /v1/auth/password-reset/confirm`.

@@ -581,28 +581,28 @@ pub fn mfa_context(s: &portcullis_engine::Snapshot, action: &cedar_policy::Entit
     s.context_declares(action, &name).then_some(name)
 }
 
-/// What a session adds to a decision, after the stored entities are merged into the query:
+/// What a session adds to a decision, after the stored entities are merged into `entities`:
 /// the folder's `sign_in.mfa_context` attribute where the action's context declares it (a
 /// caller-supplied value is overwritten: the session knows), and on its user's entity the
 /// customer profile it acts for (the folder's `sign_in.switch_attribute`) where the schema declares it.
 pub fn session_overlay(
     served: &crate::state::Served,
     session: &Session,
-    q: &mut portcullis_engine::AuthzQuery,
+    action: &cedar_policy::EntityUid,
+    context: &mut serde_json::Map<String, serde_json::Value>,
+    entities: &mut [serde_json::Value],
 ) {
     let s = &served.snapshot;
-    if let Ok(action) = served.resolver.action(s, &q.action) {
-        if let Some(name) = mfa_context(s, &action) {
-            q.context.insert(name, serde_json::Value::Bool(session.mfa));
-        }
-        // The switched customer profile in the context, where the folder carries it there.
-        let switched = s.model().and_then(|m| m.sign_in.switch_context.clone());
-        if let (Some(customer), Some(name)) = (&session.active_customer, switched) {
-            if let Some(ty) = s.context_entity_type(&name) {
-                if s.context_declares(&action, &name) {
-                    let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
-                    q.context.insert(name, value);
-                }
+    if let Some(name) = mfa_context(s, action) {
+        context.insert(name, serde_json::Value::Bool(session.mfa));
+    }
+    // The switched customer profile in the context, where the folder carries it there.
+    let switched = s.model().and_then(|m| m.sign_in.switch_context.clone());
+    if let (Some(customer), Some(name)) = (&session.active_customer, switched) {
+        if let Some(ty) = s.context_entity_type(&name) {
+            if s.context_declares(action, &name) {
+                let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
+                context.insert(name, value);
             }
         }
     }
@@ -617,7 +617,7 @@ pub fn session_overlay(
         return;
     };
     let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
-    for e in &mut q.entities {
+    for e in entities {
         let uid = e.get("uid");
         let is_principal = uid.and_then(|u| u.get("id")).and_then(serde_json::Value::as_str)
             == Some(session.user.as_str())

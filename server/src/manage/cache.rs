@@ -1,4 +1,5 @@
-//! The facts cache of stored users, its invalidation, and decisions by stored user id.
+//! The facts cache of stored users, its invalidation, and what a stored user brings to a
+//! decision (its entities, the companies a request names, its visitor grants linked).
 //!
 //! Every write through this server clears the cache at once; writes through other instances
 //! reach it through `LISTEN portcullis_changes` (PostgreSQL) and, as a fallback, by polling the
@@ -11,17 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, SlotId};
-use portcullis_engine::{AuthzQuery, Decision, Prepared, RequestError, Slot};
+use portcullis_engine::{RequestError, Slot};
 use portcullis_store::StoreError;
 use time::OffsetDateTime;
 
 use super::entities::{self, Stored};
 use super::governance::Reader;
 use super::Manage;
-use crate::api::decide::Check;
 use crate::api::error::ApiError;
-use crate::slice::{Inline, Roots};
-use crate::state::{AppState, CachedSlice, Served};
+use crate::slice::Inline;
+use crate::state::{AppState, Served};
 
 /// The template visitor grants link.
 pub const GRANT_TEMPLATE: &str = "visitor-grant";
@@ -175,23 +175,6 @@ pub fn spawn_invalidation(manage: Weak<Manage>, pg: Option<Arc<portcullis_store:
     });
 }
 
-/// The hook of `POST /v1/authorize`: when the principal is a stored user, adds its entities
-/// (user, company and ancestors; stored facts win over inline ones) to the query, and returns
-/// the policy set with its visitor grants linked, when it holds any.
-pub async fn stored_principal(
-    app: &AppState,
-    served: &Served,
-    mut q: AuthzQuery,
-) -> Result<(AuthzQuery, Option<Arc<PolicySet>>), ApiError> {
-    let Some((mut values, links)) = stored_facts(app, served, &q.principal).await? else {
-        return Ok((q, None));
-    };
-    let named = named_companies(app, served, &q.entities, &q.resource, &values).await?;
-    values.extend(named);
-    entities::merge(&mut q.entities, values);
-    Ok((q, links))
-}
-
 /// The stored companies a request names besides the principal's own chain (a company as the
 /// resource, the company parents of its inline entities), each with its ancestors as the store
 /// holds them (over any inline copy): `resource in Company::"…"` then decides as Cedar would
@@ -250,85 +233,9 @@ pub async fn named_companies(
     Ok(out)
 }
 
-/// The fast path of `POST /v1/authorize` for a stored user without visitor grants and a
-/// request without inline entities: the slice comes from the user's cached facts
-/// ([`Stored::slices`]), so a repeated decision builds no entities. `None` when the path does
-/// not apply (the caller then takes [`stored_principal`]).
-pub async fn decide_stored_cached(
-    app: &AppState,
-    served: &Served,
-    q: &AuthzQuery,
-) -> Result<Option<Decision>, ApiError> {
-    // A context that names entities needs them in the slice: not a kept slice's question.
-    if !q.entities.is_empty() || !crate::slice::context_refs(&q.context).is_empty() {
-        return Ok(None);
-    }
-    let Some(m) = app.manage.get() else {
-        return Ok(None);
-    };
-    let s = &served.snapshot;
-    let Ok(principal) = served.resolver.entity(s, &q.principal, Slot::Principal) else {
-        return Ok(None);
-    };
-    if !served.resolver.is_user(&principal) {
-        return Ok(None);
-    }
-    let Some(stored) = m
-        .cache
-        .get(m.gate.read(), principal.id().unescaped())
-        .await
-        .map_err(super::store_error)?
-    else {
-        return Ok(None);
-    };
-    if grant_policies(served, &principal, &stored)?.is_some() {
-        return Ok(None);
-    }
-    let action = served.resolver.action(s, &q.action)?;
-    let resource = served.resolver.entity(s, &q.resource, Slot::Resource)?;
-    let key = (served.generation, action.clone(), resource.clone());
-    let cached = stored.slices.lock().ok().and_then(|m| m.get(&key).cloned());
-    let slice = match cached {
-        Some(e) => e,
-        None => {
-            // A company as the resource may bring companies beyond the user's chain; any other
-            // resource decides over the user's own entities, built once per bundle.
-            let inline = if resource.type_name().to_string() == s.company_type() {
-                let mut values = entities::values(s, &stored.id, &stored.user, &stored.chain);
-                let named = named_companies(app, served, &[], &q.resource, &values).await?;
-                values.extend(named);
-                Arc::new(Inline::parse_cached(values, s.schema(), Some(&served.inline))?)
-            } else {
-                stored_entities(served, &stored)?
-            };
-            let roots = Roots {
-                principal: &principal,
-                action: &action,
-                resource: &resource,
-                context: &[],
-            };
-            let e = Arc::new(CachedSlice::new(served.slice(roots, &inline)?));
-            if let Ok(mut m) = stored.slices.lock() {
-                if m.len() >= entities::MAX_STORED_SLICES {
-                    m.clear();
-                }
-                m.insert(key, e.clone());
-            }
-            e
-        }
-    };
-    Ok(Some(slice.decide(
-        served,
-        principal,
-        action,
-        resource,
-        q.context.clone(),
-    )?))
-}
-
 /// The stored user's own entities (user, company and its ancestors) under `served`, parsed
 /// against its schema once per bundle and kept on the user's cached facts.
-fn stored_entities(served: &Served, stored: &Stored) -> Result<Arc<Inline>, RequestError> {
+pub fn stored_entities(served: &Served, stored: &Stored) -> Result<Arc<Inline>, RequestError> {
     let kept = stored.entities.lock().ok().and_then(|k| k.clone());
     if let Some((generation, inline)) = kept {
         if generation == served.generation {
@@ -342,39 +249,6 @@ fn stored_entities(served: &Served, stored: &Stored) -> Result<Arc<Inline>, Requ
         *k = Some((served.generation, inline.clone()));
     }
     Ok(inline)
-}
-
-/// A stored principal's entities (user, company and ancestors, as Cedar JSON) and its policy
-/// set with visitor grants linked (when it holds any); `None` when the principal is not a
-/// stored user, or the server has no store. Every decision endpoint (`/v1/authorize`, its
-/// batch, AuthZEN) goes through this, so a stored id decides the same everywhere.
-pub async fn stored_facts(
-    app: &AppState,
-    served: &Served,
-    principal: &portcullis_engine::EntityRef,
-) -> Result<Option<(Vec<serde_json::Value>, Option<Arc<PolicySet>>)>, ApiError> {
-    let Some(m) = app.manage.get() else {
-        return Ok(None);
-    };
-    let s = &served.snapshot;
-    let Ok(principal) = served.resolver.entity(s, principal, Slot::Principal) else {
-        return Ok(None);
-    };
-    if !served.resolver.is_user(&principal) {
-        return Ok(None);
-    }
-    let id = principal.id().unescaped().to_owned();
-    let Some(stored) = m
-        .cache
-        .get(m.gate.read(), &id)
-        .await
-        .map_err(super::store_error)?
-    else {
-        return Ok(None);
-    };
-    let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
-    let links = grant_policies(served, &principal, &stored)?;
-    Ok(Some((values, links)))
 }
 
 fn entity(ty: &str, id: &str) -> Option<EntityUid> {
@@ -438,27 +312,4 @@ pub fn grant_policies(
         *l = Some((version, ids, set.clone()));
     }
     Ok(Some(set))
-}
-
-/// Decides one check with a policy set holding template links (a visitor's grants).
-pub fn decide_linked(
-    served: &Served,
-    check: Check<'_>,
-    inline: &Inline,
-    policies: &PolicySet,
-) -> Result<Decision, RequestError> {
-    let s = &served.snapshot;
-    let principal = served.resolver.entity(s, check.principal, Slot::Principal)?;
-    let action = served.resolver.action(s, check.action)?;
-    let resource = served.resolver.entity(s, check.resource, Slot::Resource)?;
-    let context = crate::slice::context_refs(&check.context);
-    let roots = Roots {
-        principal: &principal,
-        action: &action,
-        resource: &resource,
-        context: &context,
-    };
-    let entities = served.slice(roots, inline)?;
-    let request = s.request_with(principal, action, resource, check.context)?;
-    Ok(s.decide_with(&Prepared { request, entities }, policies))
 }

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use super::{store_error, Caller, FactsCache};
 use crate::api::error::ApiError;
-use crate::slice::{context_refs, Inline, Roots};
+use crate::decision::{Grounds, Resolved};
 use crate::state::Served;
 
 /// An operation the policies govern. The folder's `[management.operations]` names the action
@@ -316,28 +316,19 @@ pub fn decide_for(
     mut context: Map<String, Value>,
 ) -> Result<portcullis_engine::Decision, ApiError> {
     let s = &served.snapshot;
-    let mut values = super::entities::values(s, &me.id, &me.user, &me.chain);
-    super::entities::merge(&mut values, resource.entities.clone());
-    let inline = Inline::parse_owned(values, s.schema())
+    let grounds = Grounds::caller(served, me, resource.entities.clone())
         .map_err(|e| ApiError::internal(format!("stored entities do not fit the schema: {e}")))?;
-    let principal = entity_uid(s, &s.user_type(), &me.id)?;
-    let target = entity_uid(s, &resource.ty, &resource.id)?;
-    context.retain(|k, _| s.context_declares(&action, k));
-    if let Some(name) = crate::auth::mfa_context(s, &action) {
+    let uids = Resolved {
+        principal: entity_uid(s, &s.user_type(), &me.id)?,
+        resource: entity_uid(s, &resource.ty, &resource.id)?,
+        action,
+    };
+    context.retain(|k, _| s.context_declares(&uids.action, k));
+    if let Some(name) = crate::auth::mfa_context(s, &uids.action) {
         context.insert(name, json!(mfa));
     }
-    let context_uids = context_refs(&context);
-    let roots = Roots {
-        principal: &principal,
-        action: &action,
-        resource: &target,
-        context: &context_uids,
-    };
-    let entities = served.slice(roots, &inline).map_err(ApiError::from)?;
-    let request = s
-        .request_with(principal, action, target, context)
-        .map_err(ApiError::from)?;
-    Ok(s.decide_parts(&request, &entities))
+    let answer = crate::decision::decide(served, &grounds, uids, context, None, false)?;
+    Ok(answer.into_decision())
 }
 
 fn denied(message: String) -> ApiError {
