@@ -110,7 +110,7 @@ impl Snapshot {
             }
             errors.push(PolicyError {
                 policy: info.map_or_else(|| pe.policy_id().to_string(), |i| i.id.clone()),
-                message: crate::request::lower_first(&pe.inner().to_string()),
+                message: crate::error::lower_first(&pe.inner().to_string()),
             });
         }
         let mut decision = match response.decision() {

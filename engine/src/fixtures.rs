@@ -312,7 +312,7 @@ fn parse_all(files: &[SourceFile]) -> Result<Parsed<'_>, Diagnostics> {
                 parsed.insert(f.path.clone(), (f, p));
             }
             Err(e) => {
-                let mut d = Diagnostic::error("fixture::syntax", crate::request::lower_first(e.message()));
+                let mut d = Diagnostic::error("fixture::syntax", crate::error::lower_first(e.message()));
                 if let Some(span) = e.span() {
                     d = d.at_span(&f.path, &f.text, span);
                 }
@@ -533,7 +533,7 @@ fn environment_of(
         resolve(&link.resource, Slot::Resource, cedar_policy::SlotId::resource());
         if let Err(e) = policies.link(PolicyId::new(&link.template), PolicyId::new(&link.id), slots) {
             diags.push(
-                Diagnostic::error("fixture::link", crate::request::lower_first(&e.to_string())).at(find(
+                Diagnostic::error("fixture::link", crate::error::lower_first(&e.to_string())).at(find(
                     file,
                     &link.template,
                 )

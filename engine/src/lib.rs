@@ -9,6 +9,7 @@
 mod decide;
 pub mod diag;
 pub mod diff;
+pub mod error;
 pub mod explain;
 pub mod facts;
 pub mod fixtures;
@@ -16,8 +17,10 @@ pub mod matrix;
 pub mod permissions;
 mod reach;
 mod request;
+pub mod resolve;
 pub mod roles;
 pub mod schemas;
+pub mod slice;
 mod snapshot;
 mod source;
 mod spanned;

@@ -226,27 +226,14 @@ impl Snapshot {
     ) -> Result<Request, RequestError> {
         let context =
             Context::from_json_value(serde_json::Value::Object(context), Some((&self.schema, &action)))
-                .map_err(|e| RequestError::Context(lower_first(&e.to_string())))?;
+                .map_err(|e| RequestError::Context(crate::error::lower_first(&e.to_string())))?;
         Request::new(principal, action, resource, context, Some(&self.schema))
-            .map_err(|e| RequestError::Request(lower_first(&e.to_string())))
+            .map_err(|e| RequestError::Request(crate::error::lower_first(&e.to_string())))
     }
 
     /// Parses entities in Cedar's JSON format against the schema, adding the action entities.
     pub fn entities_from_json(&self, entities: Vec<serde_json::Value>) -> Result<Entities, RequestError> {
         Entities::from_json_value(serde_json::Value::Array(entities), Some(&self.schema))
-            .map_err(|e| RequestError::Entities(lower_first(&e.to_string())))
-    }
-}
-
-pub(crate) fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f
-            .to_lowercase()
-            .chain(c)
-            .collect::<String>()
-            .trim_end_matches('.')
-            .to_owned(),
-        None => String::new(),
+            .map_err(|e| RequestError::Entities(crate::error::lower_first(&e.to_string())))
     }
 }
