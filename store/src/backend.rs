@@ -952,6 +952,7 @@ macro_rules! impl_user_store {
                     .bind(Json(&features))
                     .bind(new.is_default)
                     .bind(now)
+                    .bind(!features.is_empty())
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
@@ -996,6 +997,45 @@ macro_rules! impl_user_store {
                 Ok(rows.into_iter().map(GroupRow::into_group).collect())
             }
 
+            async fn undefined_groups(&self) -> Result<Vec<PermissionGroup>> {
+                let rows = sqlx::query_as::<_, GroupRow>(sql::UNDEFINED_GROUPS)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                Ok(rows.into_iter().map(GroupRow::into_group).collect())
+            }
+
+            async fn define_group(&self, name: &str, features: Vec<String>, audit: &Audit) -> Result<bool> {
+                let features = v::names(&self.limits, "feature", &features)?;
+                let now = to_millis(self.clock.now());
+                let (mut tx, version) = self.begin_write().await?;
+                let done = sqlx::query(sql::DEFINE_GROUP)
+                    .bind(name)
+                    .bind(Json(&features))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                if done.rows_affected() == 0 {
+                    // Defined already, or gone: nothing to write.
+                    return Ok(false);
+                }
+                changed(&mut tx, version, now, "group", name).await?;
+                let own = json!({ "features": features, "defined": true });
+                audited(
+                    &mut tx,
+                    Some(version),
+                    now,
+                    audit,
+                    actions::GROUP_UPDATE,
+                    Some(format!("group:{name}")),
+                    None,
+                    own,
+                )
+                .await?;
+                self.commit_write(tx, version).await?;
+                Ok(true)
+            }
+
             async fn update_group(
                 &self,
                 name: &str,
@@ -1016,11 +1056,13 @@ macro_rules! impl_user_store {
                 }
                 if let Some(f) = &patch.features {
                     g.features = Json(v::names(l, "feature", f)?);
+                    g.defined = true;
                 }
                 sqlx::query(sql::UPDATE_GROUP)
                     .bind(name)
                     .bind(&g.description)
                     .bind(&g.features)
+                    .bind(g.defined)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;

@@ -264,6 +264,13 @@ pub struct PermissionGroup {
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether `features` define the group entirely. A group created without features (by
+    /// the operator's command line, before a server has read the folder) or written before
+    /// stored features defined groups holds the policy folder's features for a group of its
+    /// name besides its own, until its features are set or a server defines it from the
+    /// folder at start ([`crate::UserStore::define_group`]).
+    #[serde(skip)]
+    pub defined: bool,
 }
 
 /// What it takes to create a permission group.

@@ -200,20 +200,25 @@ mod sql {
     pub const DELETE_ACCESS_ALL: &str = "DELETE FROM user_companies WHERE user_id = $1";
     pub const DELETE_ACCESS_ONE: &str = "DELETE FROM user_companies WHERE user_id = $1 AND company_id = $2";
 
-    pub const GET_GROUP: &str = "SELECT name, description, features, is_default, created_at \
+    pub const GET_GROUP: &str = "SELECT name, description, features, is_default, created_at, defined \
          FROM permission_groups WHERE name = $1";
-    pub const LIST_GROUPS: &str = "SELECT name, description, features, is_default, created_at \
+    pub const LIST_GROUPS: &str = "SELECT name, description, features, is_default, created_at, defined \
          FROM permission_groups ORDER BY name";
     pub const DEFAULT_GROUP: &str = "SELECT name FROM permission_groups WHERE is_default";
     pub const INSERT_GROUP: &str =
-        "INSERT INTO permission_groups (name, description, features, is_default, created_at) \
-         VALUES ($1, $2, $3, $4, $5)";
+        "INSERT INTO permission_groups (name, description, features, is_default, created_at, defined) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
     pub const UPDATE_GROUP: &str =
-        "UPDATE permission_groups SET description = $2, features = $3 WHERE name = $1";
+        "UPDATE permission_groups SET description = $2, features = $3, defined = (defined OR $4) \
+         WHERE name = $1";
     pub const CLEAR_DEFAULT_GROUP: &str = "UPDATE permission_groups SET is_default = FALSE WHERE is_default";
     pub const SET_DEFAULT_GROUP: &str = "UPDATE permission_groups SET is_default = TRUE WHERE name = $1";
     pub const COUNT_GROUP_USERS: &str = "SELECT COUNT(*) FROM users WHERE group_name = $1";
     pub const DELETE_GROUP: &str = "DELETE FROM permission_groups WHERE name = $1";
+    pub const UNDEFINED_GROUPS: &str = "SELECT name, description, features, is_default, created_at, defined \
+         FROM permission_groups WHERE NOT defined ORDER BY name";
+    pub const DEFINE_GROUP: &str =
+        "UPDATE permission_groups SET features = $2, defined = TRUE WHERE name = $1 AND NOT defined";
 
     pub const GET_GRANT: &str = "SELECT id, user_id, from_company, company_id, locations, actors, status, \
          requested_at, decided_by, decided_at, revoked_by, revoked_at, expires_at \

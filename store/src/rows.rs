@@ -139,6 +139,7 @@ pub(crate) struct GroupRow {
     pub features: Json<Vec<String>>,
     pub is_default: bool,
     pub created_at: i64,
+    pub defined: bool,
 }
 
 impl GroupRow {
@@ -149,6 +150,7 @@ impl GroupRow {
             features: self.features.0,
             is_default: self.is_default,
             created_at: from_millis(self.created_at),
+            defined: self.defined,
         }
     }
 }

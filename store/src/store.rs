@@ -136,6 +136,15 @@ pub trait UserStore: crate::signin::SignInStore + Send + Sync + std::fmt::Debug 
     /// Deletes a group no user is in.
     async fn delete_group(&self, name: &str, audit: &Audit) -> Result<()>;
 
+    /// Groups written before a group's stored features defined it entirely (they held only
+    /// what they added to the policy folder's group of the same name): each is to be
+    /// defined once with [`UserStore::define_group`].
+    async fn undefined_groups(&self) -> Result<Vec<PermissionGroup>>;
+
+    /// Writes the whole definition of a group [`UserStore::undefined_groups`] listed; `false`
+    /// when it was defined already (by another instance, say), and then nothing changes.
+    async fn define_group(&self, name: &str, features: Vec<String>, audit: &Audit) -> Result<bool>;
+
     // ---- visitor grants ----
 
     /// Records a user's request to read another company's data.

@@ -90,15 +90,19 @@ impl FactsCache {
         let loaded = match read.user_facts(id).await {
             Ok(mut f) => {
                 entities::strip_reserved(&mut f.user);
-                // A group edited in the store (003: "edit an existing Permission Group")
-                // decides with its stored features, besides those `roles.toml` declares for a
-                // group of that name (joined in `entities::user_value`).
+                // A group in the store ("edit an existing Permission Group") decides with
+                // its stored features alone; `roles.toml` gave only its first definition.
                 if let Some(g) = &f.user.group {
                     match read.get_group(g).await {
                         Ok(group) => {
                             f.user
                                 .attrs
                                 .insert("group_features".to_owned(), serde_json::json!(group.features));
+                            if !group.defined {
+                                f.user
+                                    .attrs
+                                    .insert(entities::GROUP_NOT_DEFINED.to_owned(), serde_json::json!(true));
+                            }
                         }
                         Err(StoreError::NotFound { .. }) => {}
                         Err(e) => return Err(e),

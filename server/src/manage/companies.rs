@@ -44,10 +44,6 @@ fn invalid(e: serde_json::Error) -> ApiError {
     ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string()))
 }
 
-fn forbidden(message: String) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-}
-
 /// The company `id` as it will be (`facts`), with its ancestors from the store.
 async fn company_as(
     m: &Manage,
@@ -250,11 +246,20 @@ async fn caller_company(m: &Manage, served: &Served, caller: &Caller) -> Result<
     })
 }
 
-/// Refuses a change to group `name` while a user outside the caller's enterprise is in it.
-async fn only_own_members(m: &Manage, caller: &Caller, name: &str) -> Result<(), ApiError> {
+/// A change to group `name` changes what its members hold, in whichever company they are: it is
+/// decided as the same operation on every company with a member in it, besides the caller's
+/// own (decided already). A caller changes a group only where the policies let it manage
+/// groups, so no admin changes the rights of another company's users without a policy that
+/// says it may (the field-service company's office, over its customers' portal users).
+async fn on_member_companies<T: super::governance::Governed + Clone>(
+    m: &Manage,
+    served: &Served,
+    caller: &Caller,
+    name: &str,
+    op: &T,
+) -> Result<(), ApiError> {
     let read = m.gate.read();
-    let me = stored(m, &caller.id).await?;
-    let root = me.chain.last().map_or(caller.company.clone(), |(c, _)| c.clone());
+    let mut companies = std::collections::BTreeSet::new();
     let mut after = None;
     loop {
         let page = read
@@ -266,21 +271,25 @@ async fn only_own_members(m: &Manage, caller: &Caller, name: &str) -> Result<(),
             })
             .await
             .map_err(store_error)?;
-        for u in page.items.iter().filter(|u| u.group.as_deref() == Some(name)) {
-            let chain = entities::company_chain(&read, &u.company)
-                .await
-                .map_err(store_error)?;
-            if !chain.iter().any(|(c, _)| *c == root) {
-                return Err(forbidden(format!(
-                    "permission group `{name}` has members in another company"
-                )));
-            }
-        }
+        companies.extend(
+            page.items
+                .iter()
+                .filter(|u| u.group.as_deref() == Some(name))
+                .map(|u| u.company.clone()),
+        );
         match page.next {
             Some(n) => after = Some(n),
-            None => return Ok(()),
+            None => break,
         }
     }
+    companies.remove(&caller.company);
+    for c in companies {
+        let r = super::grants::company_resource(m, served, &c, None).await?;
+        m.gate
+            .decide(served, &m.cache, caller, op.clone(), r, Map::new())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Features a group may hold: those the served policy folder declares.
@@ -340,21 +349,15 @@ pub async fn update_group(
     }
     m.gate.read().get_group(&name).await.map_err(store_error)?;
     let r = caller_company(&m, &served, &caller).await?;
+    let op = UpdateGroup {
+        name: name.clone(),
+        patch,
+    };
     let ok = m
         .gate
-        .decide(
-            &served,
-            &m.cache,
-            &caller,
-            UpdateGroup {
-                name: name.clone(),
-                patch,
-            },
-            r,
-            Map::new(),
-        )
+        .decide(&served, &m.cache, &caller, op, r, Map::new())
         .await?;
-    only_own_members(&m, &caller, &name).await?;
+    on_member_companies(&m, &served, &caller, &name, ok.op()).await?;
     Ok(Json(m.gate.update_group(&m.cache, ok).await?))
 }
 
@@ -367,18 +370,12 @@ pub async fn delete_group(
     let (m, served) = parts(&app)?;
     m.gate.read().get_group(&name).await.map_err(store_error)?;
     let r = caller_company(&m, &served, &caller).await?;
+    let op = DeleteGroup { name: name.clone() };
     let ok = m
         .gate
-        .decide(
-            &served,
-            &m.cache,
-            &caller,
-            DeleteGroup { name: name.clone() },
-            r,
-            Map::new(),
-        )
+        .decide(&served, &m.cache, &caller, op, r, Map::new())
         .await?;
-    only_own_members(&m, &caller, &name).await?;
+    on_member_companies(&m, &served, &caller, &name, ok.op()).await?;
     m.gate.delete_group(&m.cache, ok).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,7 +74,20 @@ pub async fn company_chain(
 /// and the features of the permission group): never taken from a user's free-form `attrs`,
 /// or a manager who may set attributes could give a user another company, another role, a
 /// group's features or, to a deactivated user, activity.
-pub const RESERVED_USER_ATTRS: &[&str] = &["company", "role", "active", "flags", "addons", "group_features"];
+pub const RESERVED_USER_ATTRS: &[&str] = &[
+    "company",
+    "role",
+    "active",
+    "flags",
+    "addons",
+    "group_features",
+    GROUP_NOT_DEFINED,
+];
+
+/// Put by the facts cache beside `group_features` when the user's stored group is not
+/// defined yet (see `PermissionGroup::defined`): the folder's features for a group of that
+/// name join the stored ones.
+pub const GROUP_NOT_DEFINED: &str = "group_not_defined";
 
 /// Drops the reserved attributes from facts the store or a request gave.
 pub fn strip_reserved(f: &mut UserFacts) {
@@ -113,18 +126,22 @@ fn is_email(login: &str) -> bool {
 pub fn user_value(s: &Snapshot, id: &str, f: &UserFacts) -> Value {
     let declared = s.user_attributes();
     let mut f = f.clone();
+    let not_defined = f.attrs.remove(GROUP_NOT_DEFINED).is_some();
     f.attrs.retain(|k, _| declared.contains(k));
-    // A stored group's features (put there by the cache) join those `roles.toml` declares
-    // for a group of the same name.
-    if let Some(Value::Array(stored)) = f.attrs.get_mut("group_features") {
-        let declared_features = f
-            .group
-            .as_deref()
-            .map(|g| s.group_features(g))
-            .unwrap_or_default();
-        for feature in declared_features {
-            if !stored.iter().any(|v| v.as_str() == Some(feature.as_str())) {
-                stored.push(Value::String(feature));
+    // A stored group's features (put there by the cache, over the engine's default of the
+    // folder's group of that name) define the group entirely, once it is defined; until then
+    // the folder's features join them.
+    if not_defined {
+        if let Some(Value::Array(stored)) = f.attrs.get_mut("group_features") {
+            let declared_features = f
+                .group
+                .as_deref()
+                .map(|g| s.group_features(g))
+                .unwrap_or_default();
+            for feature in declared_features {
+                if !stored.iter().any(|v| v.as_str() == Some(feature.as_str())) {
+                    stored.push(Value::String(feature));
+                }
             }
         }
     }

@@ -116,10 +116,14 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
 }
 
 /// The folder's permission groups (`[permission_groups.*]` of roles.toml) exist in the store,
-/// so that users can be put in them; the folder's default group becomes the store's default
-/// unless the store already has one (an operator's `portcullis users group --default` wins).
-/// Groups the store holds are left as they are; one another instance creates at the same
-/// moment is taken as it is.
+/// so that users can be put in them: a group the store does not hold is created with the
+/// folder's features, its initial definition; from then on the store's features define it
+/// entirely (an admin edits them over `PATCH /v1/groups/{name}`). The folder's default group
+/// becomes the store's default unless the store already has one (an admin's or an operator's
+/// choice wins). Groups the store holds are left as they are, except those written before
+/// stored features defined a group (they held what they added to the folder's): each is
+/// defined once as the folder's features with its own. One another instance creates or
+/// defines at the same moment is taken as it is.
 async fn sync_groups(store: &dyn UserStore, state: &AppState) -> Result<(), String> {
     let served = state.served();
     let Some(model) = served.snapshot.model() else {
@@ -135,7 +139,7 @@ async fn sync_groups(store: &dyn UserStore, state: &AppState) -> Result<(), Stri
         let new = portcullis_store::NewGroup {
             name: g.name.clone(),
             description: g.title.clone(),
-            features: Vec::new(),
+            features: g.features.clone(),
             is_default: g.default && !has_default,
         };
         match store.create_group(new, &audit).await {
@@ -143,6 +147,23 @@ async fn sync_groups(store: &dyn UserStore, state: &AppState) -> Result<(), Stri
             Err(StoreError::Conflict { .. }) => {}
             Err(e) => return Err(format!("cannot create permission group `{}`: {e}", g.name)),
         }
+    }
+    for g in store.undefined_groups().await.map_err(|e| e.to_string())? {
+        let mut features = model
+            .groups
+            .iter()
+            .find(|d| d.name == g.name)
+            .map(|d| d.features.clone())
+            .unwrap_or_default();
+        for f in g.features {
+            if !features.contains(&f) {
+                features.push(f);
+            }
+        }
+        store
+            .define_group(&g.name, features, &audit)
+            .await
+            .map_err(|e| format!("cannot define permission group `{}`: {e}", g.name))?;
     }
     if !has_default {
         if let Some(g) = model.groups.iter().find(|g| g.default) {

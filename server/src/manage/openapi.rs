@@ -135,7 +135,7 @@ pub fn extend(doc: &mut Value) {
         "/v1/groups/default": { "put": op("Make a group the default of new users (`name: null`: none)", "group.manage", Some("DefaultGroupBody"), "200", "DefaultGroup", &w) },
         "/v1/groups/{name}": {
             "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
-            "patch": op("Change a permission group's description or features (refused while users of another company are in it)", "group.manage", Some("GroupPatch"), "200", "Group", &w),
+            "patch": op("Change a permission group's description or features (decided on the caller's company and on every company with a member in it)", "group.manage", Some("GroupPatch"), "200", "Group", &w),
             "delete": { "summary": "Delete a permission group no user is in", "description": "Decided by operation `group.manage`.", "responses": with_errors(json!({ "204": { "description": "deleted" } })), "security": [{ "bearer": [] }, { "apiKey": [] }] }
         },
         "/v1/grants": {

@@ -242,7 +242,20 @@ impl Reads {
         };
         // Every group is read on the same resource: one decision answers for each row.
         if self.allows::<ReadGroup>(&r, Map::new()) {
-            list
+            // A group not defined yet holds the folder's features too: shown as its members
+            // hold them.
+            list.into_iter()
+                .map(|mut g| {
+                    if !g.defined {
+                        for f in s.group_features(&g.name) {
+                            if !g.features.contains(&f) {
+                                g.features.push(f);
+                            }
+                        }
+                    }
+                    g
+                })
+                .collect()
         } else {
             Vec::new()
         }

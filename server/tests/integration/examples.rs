@@ -1566,6 +1566,60 @@ async fn service_portal_story(db: &str) {
         decide(&anon, zoe_invoice("invoice.read")).await,
         deny(&["portal.mfa-required"])
     );
+
+    // The permission groups: roles.toml's are their first definition (the Non-Portal Users
+    // group, made on the command line without features, was defined from the folder at
+    // start); the office edits them and picks the default, and what the group holds is
+    // what its stored features say.
+    let (s, b) = office.get("/v1/groups").await;
+    assert_eq!(s, 200, "{b}");
+    let group = |b: &Value, name: &str| {
+        b["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        group(&b, "non_portal")["features"],
+        json!(["view_invoices", "view_jobs", "documentation_public"]),
+        "{b}"
+    );
+    let public_doc = json!({ "principal": user("link.zeta"), "action": "document.read",
+                             "resource": "Portal::Document::\"zd\"", "context": { "mfa_verified": false },
+                             "entities": [{ "uid": { "type": "Portal::Document", "id": "zd" }, "attrs": { "public": true },
+                                            "parents": [{ "type": "Portal::Company", "id": "zeta" }] }] });
+    assert_eq!(
+        decide(&anon, public_doc.clone()).await,
+        allow("feature.documentation_public.group")
+    );
+    // A portal user edits no group; the office turns "Documentation - View Public" off for
+    // Non-Portal Users (decided on its own company and on Zeta, whose token link is in it).
+    let off = json!({ "features": ["view_invoices", "view_jobs"] });
+    forbidden(
+        call(&mia_http, "PATCH", "/v1/groups/non_portal", Some(off.clone())).await,
+        "no policy permits it",
+    );
+    let (s, b) = call(&office, "PATCH", "/v1/groups/non_portal", Some(off)).await;
+    assert_eq!(
+        (s, b["features"].clone()),
+        (200, json!(["view_invoices", "view_jobs"])),
+        "{b}"
+    );
+    assert_eq!(decide(&anon, public_doc).await, deny(&[]));
+    let (s, b) = call(
+        &office,
+        "PUT",
+        "/v1/groups/default",
+        Some(json!({ "name": "standard" })),
+    )
+    .await;
+    assert_eq!((s, b["default"].clone()), (200, json!("standard")), "{b}");
+    let (_, b) = office.get("/v1/groups").await;
+    assert_eq!(group(&b, "standard")["is_default"], true, "{b}");
+    assert_eq!(group(&b, "billing")["is_default"], false, "{b}");
     server.kill();
 }
 

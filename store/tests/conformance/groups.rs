@@ -1,10 +1,10 @@
-//! Permission groups: CRUD and the single default.
+//! Permission groups: CRUD, the single default, and when a group's features define it.
 
 use portcullis_store::*;
 
 use crate::harness::{company, new_user, user, Ctx};
 
-conformance!(single_default_and_new_users, update_and_delete);
+conformance!(single_default_and_new_users, update_and_delete, definitions);
 
 fn group(name: &str, features: &[&str], is_default: bool) -> NewGroup {
     NewGroup {
@@ -108,4 +108,62 @@ async fn update_and_delete(cx: Ctx) {
         s.get_group("basic").await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+/// A group created with features is defined by them; one created without is not, until its
+/// features are set or it is defined once (`define_group`, which a second time changes
+/// nothing).
+async fn definitions(cx: Ctx) {
+    let s = &*cx.store;
+    let root = Audit::by("root");
+    let listed = |gs: Vec<PermissionGroup>| gs.into_iter().map(|g| g.name).collect::<Vec<_>>();
+    let full = s
+        .create_group(group("full", &["view_orders"], false), &root)
+        .await
+        .unwrap();
+    assert!(full.defined);
+    let bare = s.create_group(group("bare", &[], false), &root).await.unwrap();
+    assert!(!bare.defined);
+    let later = s.create_group(group("later", &[], false), &root).await.unwrap();
+    assert!(!later.defined);
+    assert_eq!(listed(s.undefined_groups().await.unwrap()), ["bare", "later"]);
+
+    let before = s.version().await.unwrap();
+    let features = vec!["view_orders".to_owned(), "view_files".to_owned()];
+    assert!(s.define_group("bare", features.clone(), &root).await.unwrap());
+    let bare = s.get_group("bare").await.unwrap();
+    assert!(bare.defined);
+    assert_eq!(bare.features, features);
+    assert!(s.version().await.unwrap() > before, "a definition is a change");
+    let version = s.version().await.unwrap();
+    assert!(!s.define_group("bare", Vec::new(), &root).await.unwrap());
+    assert!(!s.define_group("ghost", Vec::new(), &root).await.unwrap());
+    assert_eq!(
+        s.get_group("bare").await.unwrap().features,
+        features,
+        "defined once"
+    );
+    assert_eq!(
+        s.version().await.unwrap(),
+        version,
+        "nothing written the second time"
+    );
+
+    // A description alone leaves a group undefined; its features, even none, define it.
+    let patch = |description: Option<&str>, features: Option<Vec<String>>| GroupPatch {
+        description: description.map(str::to_owned),
+        features,
+    };
+    let g = s
+        .update_group("later", patch(Some("Later"), None), &root)
+        .await
+        .unwrap();
+    assert!(!g.defined);
+    let g = s
+        .update_group("later", patch(None, Some(Vec::new())), &root)
+        .await
+        .unwrap();
+    assert!(g.defined);
+    assert!(s.get_group("later").await.unwrap().defined);
+    assert!(s.undefined_groups().await.unwrap().is_empty());
 }
