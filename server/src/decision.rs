@@ -230,8 +230,9 @@ pub async fn stored_user(
 /// the request carries for the same ids (a caller never supplies a fact a policy trusts), the
 /// stored companies the request names join with their stored ancestors, and its visitor
 /// grants are linked. With nothing else beside them, its entities are parsed once per bundle
-/// and its slices kept with its facts. A session adds what it knows to the context and to its
-/// user's entity ([`crate::auth::session_overlay`]).
+/// and its slices kept with its facts. A session adds what it knows to the context and, while
+/// it acts for a customer profile the folder carries on the user, to its user's entity
+/// ([`crate::auth::session_overlay`]).
 pub async fn ground<'a>(
     app: &AppState,
     served: &Served,
@@ -277,13 +278,22 @@ pub async fn ground<'a>(
         });
     };
     let policies = crate::manage::cache::grant_policies(served, &uids.principal, &stored)?;
-    let alone = given.is_empty() && session.is_none();
+    // A session changes the user's entity only while it acts for a customer profile the folder
+    // carries on the user (`sign_in.switch_attribute`); otherwise it adds to the context alone,
+    // and the user's entities and kept slices serve it as they serve the user.
+    let reshapes = session.is_some_and(|sess| {
+        sess.active_customer.is_some() && s.model().is_some_and(|m| m.sign_in.switch_attribute.is_some())
+    });
+    let alone = given.is_empty() && !reshapes;
     let keep = |stored: Arc<Stored>| match &policies {
         None if alone => Keep::User(stored),
         _ => Keep::Nowhere,
     };
     let company = uids.resource.type_name().to_string() == s.company_type();
     if alone && !company {
+        if let Some(session) = session {
+            crate::auth::session_overlay(served, session, &uids.action, context, &mut []);
+        }
         let beside = crate::manage::cache::stored_entities(served, &stored)?;
         return Ok(Grounds {
             beside: Beside::Shared(beside),

@@ -1587,16 +1587,34 @@ async fn service_portal_story(db: &str) {
         json!(["view_invoices", "view_jobs", "documentation_public"]),
         "{b}"
     );
-    let public_doc = json!({ "principal": user("link.zeta"), "action": "document.read",
-                             "resource": "Portal::Document::\"zd\"", "context": { "mfa_verified": false },
-                             "entities": [{ "uid": { "type": "Portal::Document", "id": "zd" }, "attrs": { "public": true },
-                                            "parents": [{ "type": "Portal::Company", "id": "zeta" }] }] });
+    // Yard, a customer without portal users, signs in by its token link.
+    users(&[
+        "create",
+        "--company",
+        "yard",
+        "--account-type",
+        "customer",
+        "--id",
+        "link.yard",
+        "--login",
+        "link.yard",
+        "--role",
+        "token_link",
+        "--group",
+        "non_portal",
+        "--no-key",
+    ]);
+    let public_doc = json!({ "principal": user("link.yard"), "action": "document.read",
+                             "resource": "Portal::Document::\"yd\"", "context": { "mfa_verified": false },
+                             "entities": [{ "uid": { "type": "Portal::Document", "id": "yd" }, "attrs": { "public": true },
+                                            "parents": [{ "type": "Portal::Company", "id": "yard" }] }] });
     assert_eq!(
         decide(&anon, public_doc.clone()).await,
         allow("feature.documentation_public.group")
     );
     // A portal user edits no group; the office turns "Documentation - View Public" off for
-    // Non-Portal Users (decided on its own company and on Zeta, whose token link is in it).
+    // Non-Portal Users (decided on its own company and on Zeta and Yard, whose token links are
+    // in it).
     let off = json!({ "features": ["view_invoices", "view_jobs"] });
     forbidden(
         call(&mia_http, "PATCH", "/v1/groups/non_portal", Some(off.clone())).await,

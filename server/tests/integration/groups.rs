@@ -104,17 +104,18 @@ async fn stored_group_features_reach_decisions() {
         )
         .await
         .unwrap();
-    // The folder's own groups are in the store from the server's start, its default marked.
+    // The folder's own groups are in the store from the server's start, defined by the
+    // folder's features, its default marked.
     let standard = store.get_group("standard").await.unwrap();
     assert!(
-        standard.is_default && standard.features.is_empty(),
+        standard.is_default && standard.defined && standard.features.contains(&"view_invoices".to_owned()),
         "{standard:?}"
     );
     portal_user(store, "payer", "payers").await;
     portal_user(store, "std", "standard").await;
     let http = Http::new(&p.server);
     assert_eq!(pays(&http, "payer").await, "allow");
-    // `standard` of roles.toml holds no `pay_invoices`; its declared features still count.
+    // `standard` of roles.toml holds no `pay_invoices`; its stored features count.
     assert_eq!(pays(&http, "std").await, "deny");
     let (s, b) = http
         .post(
@@ -143,6 +144,39 @@ async fn stored_group_features_reach_decisions() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the group edit never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The stored features define a group entirely: a feature `roles.toml` gave `standard`,
+    // taken away in the store, is gone.
+    store
+        .update_group(
+            "standard",
+            GroupPatch {
+                features: Some(vec!["view_quotes".to_owned()]),
+                ..GroupPatch::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let reads = || async {
+        let (s, b) = http
+            .post(
+                "/v1/authorize",
+                &json!({ "principal": "std", "action": "invoice.read", "resource": "Portal::Invoice::\"inv\"",
+                         "context": { "mfa_verified": true }, "entities": invoice() }),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["decision"].as_str().unwrap().to_owned()
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while reads().await == "allow" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the group's definition never arrived"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
