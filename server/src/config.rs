@@ -6,7 +6,6 @@
 //! directly. Limits are typed, each with a named default, so nothing is a magic number.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,27 +24,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
 /// web page that rebinds its own name to 127.0.0.1 reaches nothing.
 pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
-/// A secret whose `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for a comparison.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A secret whose `Debug` never shows it (the store's one wrapper, for the service API key
+/// too).
+pub use portcullis_store::Secret;
 
 /// Limits on what one client may send, against memory exhaustion and slow clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

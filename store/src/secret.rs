@@ -11,7 +11,8 @@ use crate::error::{Result, StoreError};
 /// Bytes of randomness in a token (256 bits; the house minimum is 128).
 pub const TOKEN_BYTES: usize = 32;
 
-/// A plaintext secret, returned once at creation; its `Debug` is redacted.
+/// A plaintext secret (a token returned once at creation, a configured API key); its `Debug`
+/// is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -21,7 +22,7 @@ impl Secret {
         Secret(s.into())
     }
 
-    /// The plaintext, to show the user once.
+    /// The plaintext, to show the user once or to compare.
     pub fn expose(&self) -> &str {
         &self.0
     }

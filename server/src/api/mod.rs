@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
@@ -85,8 +85,22 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         )
         // Every response carries the request's `X-Request-ID`, the client's or a new UUID.
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
         .with_state(state)
+}
+
+/// A new request id: a version-4 UUID made like decision ids ([`decide::decision_id`]), with
+/// no system call per request (`tower_http`'s `MakeRequestUuid` asks the operating system's
+/// random source for every one).
+#[derive(Debug, Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        axum::http::HeaderValue::from_str(&decide::decision_id())
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Counts every answer by status class (`portcullis_http_responses_total`), timeouts and
