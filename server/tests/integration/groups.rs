@@ -180,6 +180,43 @@ async fn stored_group_features_reach_decisions() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // A group the store holds without a definition (made without features, as an operator's
+    // command line does before a server has run) holds the folder's features for its name:
+    // `billing` pays. Once its features are set, they alone count.
+    store.delete_group("billing", &Audit::system()).await.unwrap();
+    let bare = store
+        .create_group(
+            NewGroup {
+                name: "billing".into(),
+                ..NewGroup::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    assert!(!bare.defined, "{bare:?}");
+    portal_user(store, "biller", "billing").await;
+    assert_eq!(pays(&http, "biller").await, "allow");
+    store
+        .update_group(
+            "billing",
+            GroupPatch {
+                features: Some(vec!["view_invoices".to_owned()]),
+                ..GroupPatch::default()
+            },
+            &Audit::system(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while pays(&http, "biller").await == "allow" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the billing group's definition never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Free-form attributes never stand in for what the store's columns decide: a user whose
