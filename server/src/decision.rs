@@ -282,7 +282,7 @@ pub async fn ground<'a>(
     // carries on the user (`sign_in.switch_attribute`); otherwise it adds to the context alone,
     // and the user's entities and kept slices serve it as they serve the user.
     let reshapes = session.is_some_and(|sess| {
-        sess.active_customer.is_some() && s.model().is_some_and(|m| m.sign_in.switch_attribute.is_some())
+        sess.switched_to.is_some() && s.model().is_some_and(|m| m.sign_in.switch_attribute.is_some())
     });
     let alone = given.is_empty() && !reshapes;
     let keep = |stored: Arc<Stored>| match &policies {

@@ -73,8 +73,9 @@ pub struct Session {
     pub device: String,
     /// Whether the sign-in passed a second factor.
     pub mfa: bool,
-    /// The customer profile the user acts for (forwarders, 000), changed by a governed switch.
-    pub active_customer: Option<String>,
+    /// The id of the entity the session acts for (the folder's `sign_in.switch_attribute` or
+    /// `switch_context` says which type), changed by a governed switch.
+    pub switched_to: Option<String>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -98,8 +99,8 @@ pub struct NewSession {
     pub device: String,
     /// Whether a second factor was checked.
     pub mfa: bool,
-    /// The customer profile the session starts on.
-    pub active_customer: Option<String>,
+    /// The id of the entity the session starts acting for.
+    pub switched_to: Option<String>,
     /// The absolute lifetime.
     pub lifetime: Duration,
 }
@@ -215,7 +216,7 @@ pub trait SignInStore: Send + Sync {
     async fn revoke_sessions(&self, user: &str, except: Option<&str>, audit: &Audit) -> Result<u64>;
 
     /// Changes what a session carries: its MFA state and its active customer.
-    async fn update_session(&self, id: &str, mfa: bool, active_customer: Option<String>) -> Result<Session>;
+    async fn update_session(&self, id: &str, mfa: bool, switched_to: Option<String>) -> Result<Session>;
 
     /// Sets a user's password (a PHC string) and revokes its other sessions.
     async fn change_password(&self, user: &str, phc: String, keep: Option<&str>, audit: &Audit)
@@ -296,12 +297,12 @@ pub(crate) mod sql {
     pub const USER_EXISTS: &str = "SELECT company_id FROM users WHERE id = $1";
 
     pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, token_hash, user_id, device, mfa, \
-         active_customer, created_at, last_active_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
-    pub const SESSION_BY_HASH: &str = "SELECT s.id, s.user_id, s.device, s.mfa, s.active_customer, s.created_at, s.last_active_at, s.expires_at, s.revoked_at, \
+         switched_to, created_at, last_active_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
+    pub const SESSION_BY_HASH: &str = "SELECT s.id, s.user_id, s.device, s.mfa, s.switched_to, s.created_at, s.last_active_at, s.expires_at, s.revoked_at, \
          s.token_hash, u.active FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1";
-    pub const SESSION_BY_ID: &str = "SELECT s.id, s.user_id, s.device, s.mfa, s.active_customer, s.created_at, s.last_active_at, s.expires_at, s.revoked_at \
+    pub const SESSION_BY_ID: &str = "SELECT s.id, s.user_id, s.device, s.mfa, s.switched_to, s.created_at, s.last_active_at, s.expires_at, s.revoked_at \
          FROM sessions s WHERE s.id = $1";
-    pub const LIST_SESSIONS: &str = "SELECT s.id, s.user_id, s.device, s.mfa, s.active_customer, s.created_at, s.last_active_at, s.expires_at, s.revoked_at \
+    pub const LIST_SESSIONS: &str = "SELECT s.id, s.user_id, s.device, s.mfa, s.switched_to, s.created_at, s.last_active_at, s.expires_at, s.revoked_at \
          FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
          AND s.last_active_at > $3 ORDER BY s.created_at DESC, s.id";
     pub const TOUCH_SESSION: &str = "UPDATE sessions SET last_active_at = $2 WHERE id = $1";
@@ -312,7 +313,7 @@ pub(crate) mod sql {
     /// The live API keys made with a user's sessions.
     pub const REVOKE_SESSION_KEYS: &str = "UPDATE api_keys SET revoked_at = $2 \
          WHERE revoked_at IS NULL AND session_id IN (SELECT id FROM sessions WHERE user_id = $1)";
-    pub const UPDATE_SESSION: &str = "UPDATE sessions SET mfa = $2, active_customer = $3 WHERE id = $1";
+    pub const UPDATE_SESSION: &str = "UPDATE sessions SET mfa = $2, switched_to = $3 WHERE id = $1";
 
     pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
     pub const INSERT_RESET: &str =
@@ -390,7 +391,7 @@ macro_rules! impl_sign_in {
                 user_id: String,
                 device: String,
                 mfa: bool,
-                active_customer: Option<String>,
+                switched_to: Option<String>,
                 created_at: i64,
                 last_active_at: i64,
                 expires_at: i64,
@@ -404,7 +405,7 @@ macro_rules! impl_sign_in {
                         user: self.user_id,
                         device: self.device,
                         mfa: self.mfa,
-                        active_customer: self.active_customer,
+                        switched_to: self.switched_to,
                         created_at: from_millis(self.created_at),
                         last_active_at: from_millis(self.last_active_at),
                         expires_at: from_millis(self.expires_at),
@@ -699,7 +700,7 @@ macro_rules! impl_sign_in {
                         .bind(&new.user)
                         .bind(&device)
                         .bind(new.mfa)
-                        .bind(&new.active_customer)
+                        .bind(&new.switched_to)
                         .bind(now)
                         .bind(now.saturating_add(millis(new.lifetime)))
                         .execute(&mut *tx)
@@ -827,13 +828,13 @@ macro_rules! impl_sign_in {
                     &self,
                     id: &str,
                     mfa: bool,
-                    active_customer: Option<String>,
+                    switched_to: Option<String>,
                 ) -> Result<Session> {
                     let mut tx = self.writer().begin().await.map_err(db_err)?;
                     let done = sqlx::query(sql::UPDATE_SESSION)
                         .bind(id)
                         .bind(mfa)
-                        .bind(&active_customer)
+                        .bind(&switched_to)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;

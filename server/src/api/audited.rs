@@ -107,7 +107,7 @@ pub async fn record(
 /// The customer profile the decision was made for: the session's, else the one the request's
 /// context names in the folder's `sign_in.switch_context` attribute.
 fn customer(served: &Served, asked: &Asked, session: Option<&Session>) -> Option<String> {
-    if let Some(c) = session.and_then(|s| s.active_customer.clone()) {
+    if let Some(c) = session.and_then(|s| s.switched_to.clone()) {
         return Some(c);
     }
     let name = served.snapshot.model()?.sign_in.switch_context.as_deref()?;

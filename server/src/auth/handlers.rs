@@ -469,7 +469,7 @@ pub async fn totp_confirm(
     let codes = m.auth.confirm(&access, &user, &body.code).await?;
     access
         .store
-        .update_session(&s.id, true, s.active_customer.clone())
+        .update_session(&s.id, true, s.switched_to.clone())
         .await
         .map_err(store_error)?;
     Ok(Json(json!({ "recovery_codes": codes })))

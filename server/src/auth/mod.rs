@@ -204,7 +204,7 @@ impl Auth {
             user: user.id.clone(),
             device,
             mfa,
-            active_customer: None,
+            switched_to: None,
             lifetime: self.lifetime(),
         };
         s.store.create_session(new, &audit).await
@@ -598,7 +598,7 @@ pub fn session_overlay(
     }
     // The switched customer profile in the context, where the folder carries it there.
     let switched = s.model().and_then(|m| m.sign_in.switch_context.clone());
-    if let (Some(customer), Some(name)) = (&session.active_customer, switched) {
+    if let (Some(customer), Some(name)) = (&session.switched_to, switched) {
         if let Some(ty) = s.context_entity_type(&name) {
             if s.context_declares(action, &name) {
                 let value = serde_json::json!({ "__entity": { "type": ty, "id": customer } });
@@ -607,7 +607,7 @@ pub fn session_overlay(
         }
     }
     let user_type = s.user_type();
-    let Some(customer) = &session.active_customer else {
+    let Some(customer) = &session.switched_to else {
         return;
     };
     let Some(name) = s.model().and_then(|m| m.sign_in.switch_attribute.clone()) else {

@@ -107,7 +107,7 @@ pub fn extend(doc: &mut Value) {
     let obj = |props: Value| json!({ "type": "object", "properties": props });
     let text = json!({ "type": "string" });
     let session = obj(
-        json!({ "id": text, "user": text, "device": text, "mfa": { "type": "boolean" }, "active_customer": {}, "created_at": text, "last_active_at": text, "expires_at": text, "revoked_at": {} }),
+        json!({ "id": text, "user": text, "device": text, "mfa": { "type": "boolean" }, "switched_to": {}, "created_at": text, "last_active_at": text, "expires_at": text, "revoked_at": {} }),
     );
     let schemas = json!({
         "LoginBody": closed(json!(["login", "password"]), json!({ "login": text, "password": text, "code": { "type": ["string", "null"] }, "device": text })),

@@ -839,7 +839,7 @@ async fn customs_portal_story(db: &str) {
     let (s, b) = lena
         .post("/v1/auth/switch", &json!({ "customer": "fc-beta" }))
         .await;
-    assert_eq!((s, b["active_customer"].clone()), (200, json!("fc-beta")), "{b}");
+    assert_eq!((s, b["switched_to"].clone()), (200, json!("fc-beta")), "{b}");
     let in_session = |filed_for: &str, context: Value| {
         let mut r = declaration("declaration.read", filed_for, context);
         let o = r.as_object_mut().unwrap();

@@ -98,7 +98,7 @@ async fn switch_takes_an_id_never_a_profile() {
     assert_eq!((s, code(&b)), (404, Some("not_found")), "{b}");
     // One it holds, of the caller's own company, can.
     let (s, b) = me.post("/v1/auth/switch", &json!({ "customer": "p1" })).await;
-    assert_eq!((s, b["active_customer"].as_str()), (200, Some("p1")), "{b}");
+    assert_eq!((s, b["switched_to"].as_str()), (200, Some("p1")), "{b}");
 }
 
 /// Leak 6: a deactivated user's API key answered 200 on every list.

@@ -997,7 +997,7 @@ async fn a_session_switches_customer_and_decisions_follow() {
     assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
     // Acting for p1: only p1's declarations.
     let (s, b) = me.post("/v1/auth/switch", &json!({ "customer": "p1" })).await;
-    assert_eq!((s, b["active_customer"].as_str()), (200, Some("p1")), "{b}");
+    assert_eq!((s, b["switched_to"].as_str()), (200, Some("p1")), "{b}");
     let (s, b) = anon.post("/v1/authorize", &declaration("d1", "p1")).await;
     assert_eq!((s, b["decision"].as_str()), (200, Some("allow")), "{b}");
     let (s, b) = anon.post("/v1/authorize", &declaration("d2", "p2")).await;

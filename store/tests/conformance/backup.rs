@@ -46,7 +46,7 @@ async fn a_backup_restores_users_grants_and_audit_but_no_sessions() {
                 user: "owner".into(),
                 device: "laptop".into(),
                 mfa: false,
-                active_customer: None,
+                switched_to: None,
                 lifetime: Duration::hours(12),
             },
             &Audit::by("owner"),

@@ -140,7 +140,7 @@ fn new_session(user: &str) -> NewSession {
         user: user.to_owned(),
         device: "laptop".to_owned(),
         mfa: false,
-        active_customer: None,
+        switched_to: None,
         lifetime: Duration::hours(12),
     }
 }
@@ -225,7 +225,7 @@ async fn sessions_live_idle_and_absolute_lifetimes(cx: Ctx) {
         .await
         .unwrap();
     assert!(switched.mfa);
-    assert_eq!(switched.active_customer.as_deref(), Some("customer-1"));
+    assert_eq!(switched.switched_to.as_deref(), Some("customer-1"));
     let listed = s.list_sessions("alice", idle).await.unwrap();
     assert_eq!(
         listed.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
