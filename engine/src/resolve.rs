@@ -22,6 +22,8 @@ pub struct Resolver {
     action_ids: HashMap<String, EntityUid>,
     /// The type a bare principal id names.
     user_type: Option<EntityTypeName>,
+    /// The folder's company type.
+    company_type: Option<EntityTypeName>,
     /// The schema's action entities, so action groups work in a slice.
     pub action_entities: ActionEntities,
     /// Per action, what the schema lets a request carry, checked once here so a request
@@ -152,6 +154,7 @@ impl Resolver {
             .map(|a| (a.id().unescaped().to_owned(), a.clone()))
             .collect();
         let user_type = EntityTypeName::from_str(&s.user_type()).ok();
+        let company_type = EntityTypeName::from_str(&s.company_type()).ok();
         let action_entities = s
             .schema()
             .action_entities()
@@ -162,6 +165,7 @@ impl Resolver {
             actions,
             action_ids,
             user_type,
+            company_type,
             action_entities,
             request_shapes: request_shapes(s),
         }
@@ -196,6 +200,11 @@ impl Resolver {
     /// True when `uid` is of the folder's user type (a principal the user store may hold).
     pub fn is_user(&self, uid: &EntityUid) -> bool {
         self.user_type.as_ref() == Some(uid.type_name())
+    }
+
+    /// True when `uid` is of the folder's company type.
+    pub fn is_company(&self, uid: &EntityUid) -> bool {
+        self.company_type.as_ref() == Some(uid.type_name())
     }
 
     /// Resolves an action reference and checks that the schema declares it.

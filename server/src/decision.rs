@@ -289,7 +289,7 @@ pub async fn ground<'a>(
         None if alone => Keep::User(stored),
         _ => Keep::Nowhere,
     };
-    let company = uids.resource.type_name().to_string() == s.company_type();
+    let company = served.resolver.is_company(&uids.resource);
     if alone && !company {
         if let Some(session) = session {
             crate::auth::session_overlay(served, session, &uids.action, context, &mut []);

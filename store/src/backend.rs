@@ -248,6 +248,21 @@ macro_rules! impl_user_store {
                 .ok_or_else(|| StoreError::not_found("permission group", name))
         }
 
+        /// Records a change of what group `name` holds, and audits it as `group.update`.
+        async fn group_updated(
+            conn: &mut Conn,
+            version: i64,
+            now: i64,
+            audit: &Audit,
+            name: &str,
+            own: serde_json::Value,
+        ) -> Result<()> {
+            changed(&mut *conn, version, now, "group", name).await?;
+            let target = Some(format!("group:{name}"));
+            audited(&mut *conn, Some(version), now, audit, actions::GROUP_UPDATE, target, None, own).await?;
+            Ok(())
+        }
+
         /// The group a new user gets: the one named, or the default.
         async fn group_for_new_user(conn: &mut Conn, named: Option<String>) -> Result<Option<String>> {
             match named {
@@ -275,6 +290,15 @@ macro_rules! impl_user_store {
         }
 
         impl Store {
+            /// The permission groups a `SELECT` of group rows returns.
+            async fn groups(&self, query: &str) -> Result<Vec<PermissionGroup>> {
+                let rows = sqlx::query_as::<_, GroupRow>(query)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                Ok(rows.into_iter().map(GroupRow::into_group).collect())
+            }
+
             fn validate_new_user(&self, new: NewUser) -> Result<NewUser> {
                 let l = &self.limits;
                 v::attrs(l, &new.attrs)?;
@@ -990,19 +1014,11 @@ macro_rules! impl_user_store {
             }
 
             async fn list_groups(&self) -> Result<Vec<PermissionGroup>> {
-                let rows = sqlx::query_as::<_, GroupRow>(sql::LIST_GROUPS)
-                    .fetch_all(self.reader())
-                    .await
-                    .map_err(db_err)?;
-                Ok(rows.into_iter().map(GroupRow::into_group).collect())
+                self.groups(sql::LIST_GROUPS).await
             }
 
             async fn undefined_groups(&self) -> Result<Vec<PermissionGroup>> {
-                let rows = sqlx::query_as::<_, GroupRow>(sql::UNDEFINED_GROUPS)
-                    .fetch_all(self.reader())
-                    .await
-                    .map_err(db_err)?;
-                Ok(rows.into_iter().map(GroupRow::into_group).collect())
+                self.groups(sql::UNDEFINED_GROUPS).await
             }
 
             async fn define_group(&self, name: &str, features: Vec<String>, audit: &Audit) -> Result<bool> {
@@ -1019,19 +1035,8 @@ macro_rules! impl_user_store {
                     // Defined already, or gone: nothing to write.
                     return Ok(false);
                 }
-                changed(&mut tx, version, now, "group", name).await?;
                 let own = json!({ "features": features, "defined": true });
-                audited(
-                    &mut tx,
-                    Some(version),
-                    now,
-                    audit,
-                    actions::GROUP_UPDATE,
-                    Some(format!("group:{name}")),
-                    None,
-                    own,
-                )
-                .await?;
+                group_updated(&mut tx, version, now, audit, name, own).await?;
                 self.commit_write(tx, version).await?;
                 Ok(true)
             }
@@ -1066,19 +1071,8 @@ macro_rules! impl_user_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                changed(&mut tx, version, now, "group", name).await?;
                 let own = json!({ "features": g.features.0 });
-                audited(
-                    &mut tx,
-                    Some(version),
-                    now,
-                    audit,
-                    actions::GROUP_UPDATE,
-                    Some(format!("group:{name}")),
-                    None,
-                    own,
-                )
-                .await?;
+                group_updated(&mut tx, version, now, audit, name, own).await?;
                 self.commit_write(tx, version).await?;
                 Ok(g.into_group())
             }

@@ -59,16 +59,31 @@ fn invoice() -> serde_json::Value {
              "parents": [{ "type": "Portal::Company", "id": "cust" }] }])
 }
 
-async fn pays(http: &Http, user: &str) -> String {
+/// The decision on `action` of invoice `inv` of company `cust` for `user`.
+async fn decision(http: &Http, user: &str, action: &str) -> String {
     let (s, b) = http
         .post(
             "/v1/authorize",
-            &json!({ "principal": user, "action": "invoice.pay", "resource": "Portal::Invoice::\"inv\"",
+            &json!({ "principal": user, "action": action, "resource": "Portal::Invoice::\"inv\"",
                      "context": { "mfa_verified": true }, "entities": invoice() }),
         )
         .await;
     assert_eq!(s, 200, "{b}");
     b["decision"].as_str().unwrap().to_owned()
+}
+
+async fn pays(http: &Http, user: &str) -> String {
+    decision(http, user, "invoice.pay").await
+}
+
+/// Waits, within [`DEADLINE`], until `user` is denied `action`: a change written to the store
+/// reaches decisions through the cache's invalidation.
+async fn until_denied(http: &Http, user: &str, action: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while decision(http, user, action).await == "allow" {
+        assert!(tokio::time::Instant::now() < deadline, "{what} never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A group created in the store with features `roles.toml` gives no group of that name
@@ -117,15 +132,7 @@ async fn stored_group_features_reach_decisions() {
     assert_eq!(pays(&http, "payer").await, "allow");
     // `standard` of roles.toml holds no `pay_invoices`; its stored features count.
     assert_eq!(pays(&http, "std").await, "deny");
-    let (s, b) = http
-        .post(
-            "/v1/authorize",
-            &json!({ "principal": "std", "action": "invoice.read", "resource": "Portal::Invoice::\"inv\"",
-                     "context": { "mfa_verified": true }, "entities": invoice() }),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(b["decision"], "allow", "{b}");
+    assert_eq!(decision(&http, "std", "invoice.read").await, "allow");
 
     // The group loses the feature in the store (another instance, the CLI): the cache follows.
     store
@@ -139,14 +146,7 @@ async fn stored_group_features_reach_decisions() {
         )
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while pays(&http, "payer").await == "allow" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the group edit never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_denied(&http, "payer", "invoice.pay", "the group edit").await;
 
     // The stored features define a group entirely: a feature `roles.toml` gave `standard`,
     // taken away in the store, is gone.
@@ -161,25 +161,7 @@ async fn stored_group_features_reach_decisions() {
         )
         .await
         .unwrap();
-    let reads = || async {
-        let (s, b) = http
-            .post(
-                "/v1/authorize",
-                &json!({ "principal": "std", "action": "invoice.read", "resource": "Portal::Invoice::\"inv\"",
-                         "context": { "mfa_verified": true }, "entities": invoice() }),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b["decision"].as_str().unwrap().to_owned()
-    };
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while reads().await == "allow" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the group's definition never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_denied(&http, "std", "invoice.read", "the group's definition").await;
 
     // A group the store holds without a definition (made without features, as an operator's
     // command line does before a server has run) holds the folder's features for its name:
@@ -209,14 +191,7 @@ async fn stored_group_features_reach_decisions() {
         )
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while pays(&http, "biller").await == "allow" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the billing group's definition never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_denied(&http, "biller", "invoice.pay", "the billing group's definition").await;
 }
 
 /// Free-form attributes never stand in for what the store's columns decide: a user whose
