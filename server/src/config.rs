@@ -90,6 +90,8 @@ pub struct SignInConfig {
     /// A program run for each password-reset link, the link's JSON on its standard input
     /// (the application's mailer); without one, links are issued to no one.
     pub password_reset_command: Option<PathBuf>,
+    /// Passkeys: the relying party they are registered for; `None` turns them off.
+    pub passkeys: Option<crate::auth::passkey::PasskeyConfig>,
 }
 
 impl SignInConfig {
@@ -110,6 +112,7 @@ impl Default for SignInConfig {
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
             secret_key_file: None,
             password_reset_command: None,
+            passkeys: None,
         }
     }
 }
@@ -304,6 +307,23 @@ impl Config {
         if let Some(v) = l.password_reset_command {
             si.password_reset_command = Some(v);
         }
+        if l.passkey_rp_id.is_some() || l.passkey_origins.is_some() || l.passkey_rp_name.is_some() {
+            let mut p = si.passkeys.take().unwrap_or(crate::auth::passkey::PasskeyConfig {
+                rp_id: String::new(),
+                origins: Vec::new(),
+                rp_name: "Portcullis".to_owned(),
+            });
+            if let Some(v) = l.passkey_rp_id {
+                p.rp_id = v;
+            }
+            if let Some(v) = l.passkey_origins {
+                p.origins = v;
+            }
+            if let Some(v) = l.passkey_rp_name {
+                p.rp_name = v;
+            }
+            si.passkeys = Some(p);
+        }
         if let Some(v) = l.allowed_hosts {
             self.allowed_hosts = v;
         }
@@ -387,6 +407,19 @@ impl Config {
                 "session lifetimes and `max_concurrent_hashes` must be greater than zero".to_owned(),
             ));
         }
+        if let Some(p) = &si.passkeys {
+            if p.rp_id.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "passkeys need `passkey_rp_id`: the domain the passkeys are bound to".to_owned(),
+                ));
+            }
+            if p.origins.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "passkeys need `passkey_origins`: the origins of the pages that use them".to_owned(),
+                ));
+            }
+            crate::auth::passkey::Passkeys::new(p).map_err(ConfigError::Invalid)?;
+        }
         if let Some(t) = &self.tls {
             if t.cert.as_os_str().is_empty() || t.key.as_os_str().is_empty() {
                 return Err(ConfigError::Invalid(
@@ -464,6 +497,12 @@ pub struct Layer {
     pub secret_key_file: Option<PathBuf>,
     /// The program that delivers password-reset links.
     pub password_reset_command: Option<PathBuf>,
+    /// The passkeys' relying party id (a domain), which turns passkeys on.
+    pub passkey_rp_id: Option<String>,
+    /// The origins of the pages that use passkeys. In the environment: comma-separated.
+    pub passkey_origins: Option<Vec<String>>,
+    /// The name authenticators show for the relying party.
+    pub passkey_rp_name: Option<String>,
     /// The `Host` names answered (replacing the loopback defaults; the listen address is
     /// always allowed). In the environment: comma-separated.
     pub allowed_hosts: Option<Vec<String>>,
@@ -523,7 +562,7 @@ impl Layer {
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,
-                "allowed_hosts" => toml::Value::Array(
+                "allowed_hosts" | "passkey_origins" => toml::Value::Array(
                     v.split(',')
                         .map(str::trim)
                         .filter(|h| !h.is_empty())

@@ -38,8 +38,8 @@ pub use portcullis_engine::facts::{CompanyFacts, UserFacts};
 pub use postgres::PgStore;
 pub use secret::Secret;
 pub use signin::{
-    unknown_subject, Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewSession, Session,
-    SignInStore, Totp,
+    unknown_subject, Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewPasskey, NewSession,
+    Session, SignInStore, StoredPasskey, Totp,
 };
 pub use sqlite::{backup, BackupSummary, SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Backend, UserStore};

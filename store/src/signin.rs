@@ -1,10 +1,12 @@
 //! Sign-in state: failed attempts and lockout, sessions, password-reset links, two-factor
-//! (a sealed TOTP secret, the last step used, hashed recovery codes) and customers' token links.
+//! (a sealed TOTP secret, the last step used, hashed recovery codes), passkeys (WebAuthn
+//! credentials, and the single-use state of a registration or sign-in ceremony in progress) and
+//! customers' token links.
 //!
-//! Input comes from the server's sign-in endpoints, which hash passwords and seal TOTP secrets
-//! before they get here; output is [`Session`]s the server turns into principals. These writes
-//! do not move the change version: nothing in them is a fact the engine decides on, so a
-//! sign-in never empties the facts caches of the instances.
+//! Input comes from the server's sign-in endpoints, which hash passwords, seal TOTP secrets and
+//! verify passkeys before they get here; output is [`Session`]s the server turns into
+//! principals. These writes do not move the change version: nothing in them is a fact the engine
+//! decides on, so a sign-in never empties the facts caches of the instances.
 //!
 //! The lockout, for `max` failures and a lock of `lock_for`:
 //!
@@ -141,6 +143,49 @@ pub struct CompanyLink {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// A passkey (WebAuthn credential) a user registered. The credential is the relying party's
+/// verified record of it (public key, signature counter, flags) as the server serialises it;
+/// the store keeps it opaque.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    /// Its id, to list and remove it (not a credential).
+    pub id: String,
+    /// The user it signs in.
+    pub user: String,
+    /// The WebAuthn user handle the authenticator returns for it (random, one per user, the
+    /// same for all of a user's passkeys).
+    #[serde(skip)]
+    pub handle: String,
+    /// The credential id, base64url without padding (unique across users).
+    pub credential_id: String,
+    /// A label the user gave it.
+    pub name: String,
+    /// The verified credential, serialised by the server.
+    #[serde(skip)]
+    pub credential: String,
+    /// When it was registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last signed in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// What it takes to register a passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPasskey {
+    /// The user.
+    pub user: String,
+    /// The user's WebAuthn user handle.
+    pub handle: String,
+    /// The credential id, base64url without padding.
+    pub credential_id: String,
+    /// A label.
+    pub name: String,
+    /// The verified credential, serialised.
+    pub credential: String,
+}
+
 /// Audit actions of sign-in.
 pub mod actions {
     /// A sign-in (outcome success or failed).
@@ -167,6 +212,8 @@ pub mod actions {
     pub const RECOVERY_CODES: &str = "auth.recovery_codes";
     /// A token link created or revoked.
     pub const LINK: &str = "auth.link";
+    /// A passkey registered or removed.
+    pub const PASSKEY: &str = "auth.passkey";
 }
 
 /// The sign-in half of the store; every [`crate::UserStore`] is one.
@@ -273,6 +320,40 @@ pub trait SignInStore: Send + Sync {
 
     /// Revokes a token link.
     async fn revoke_company_link(&self, id: &str, audit: &Audit) -> Result<CompanyLink>;
+
+    /// A user's passkeys, oldest first (`NotFound` for an unknown user).
+    async fn passkeys(&self, user: &str) -> Result<Vec<StoredPasskey>>;
+
+    /// Registers a passkey, audited (`auth.passkey`, state `registered`). `Conflict` when its
+    /// credential id is registered already (to anyone), `NotFound` for an unknown user.
+    async fn add_passkey(&self, new: NewPasskey, audit: &Audit) -> Result<StoredPasskey>;
+
+    /// The passkey a credential id names, whoever it belongs to.
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<StoredPasskey>;
+
+    /// Records a sign-in with a passkey: its updated credential (the signature counter) and
+    /// the time.
+    async fn passkey_used(&self, id: &str, credential: String) -> Result<()>;
+
+    /// Removes one of a user's passkeys, audited (state `removed`); `NotFound` when the user
+    /// has no passkey with that id.
+    async fn remove_passkey(&self, user: &str, id: &str, audit: &Audit) -> Result<StoredPasskey>;
+
+    /// Keeps the server's state of a started WebAuthn ceremony (`kind`: what it may finish)
+    /// for `ttl`; answers the single-use token that names it (stored as a digest). Ceremonies
+    /// past their time are dropped here.
+    async fn begin_ceremony(
+        &self,
+        kind: &str,
+        user: Option<&str>,
+        state: String,
+        ttl: Duration,
+    ) -> Result<Secret>;
+
+    /// Takes a ceremony's state once: the user it was started for and the state. An unknown,
+    /// used or other-kind token is `NotFound`; one past its time is `Expired`. Taken, it is gone
+    /// either way.
+    async fn take_ceremony(&self, kind: &str, token: &str) -> Result<(Option<String>, String)>;
 }
 
 /// Statements both backends run as written (`$n` placeholders, which sqlx maps for SQLite too).
@@ -351,6 +432,26 @@ pub(crate) mod sql {
     pub const LINK_BY_ID: &str =
         "SELECT id, company_id, created_at, revoked_at, token_hash FROM company_links WHERE id = $1";
     pub const REVOKE_LINK: &str = "UPDATE company_links SET revoked_at = $2 WHERE id = $1";
+
+    pub const INSERT_PASSKEY: &str = "INSERT INTO passkeys (id, user_id, handle, credential_id, name, \
+         credential, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    pub const PASSKEY_BY_ID: &str = "SELECT id, user_id, handle, credential_id, name, credential, \
+         created_at, last_used_at FROM passkeys WHERE id = $1";
+    pub const PASSKEY_BY_CREDENTIAL: &str = "SELECT id, user_id, handle, credential_id, name, credential, \
+         created_at, last_used_at FROM passkeys WHERE credential_id = $1";
+    pub const LIST_PASSKEYS: &str = "SELECT id, user_id, handle, credential_id, name, credential, \
+         created_at, last_used_at FROM passkeys WHERE user_id = $1 ORDER BY created_at, id";
+    pub const USE_PASSKEY: &str = "UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1";
+    /// Only the user's own passkey goes.
+    pub const DELETE_PASSKEY: &str = "DELETE FROM passkeys WHERE id = $1 AND user_id = $2 \
+         RETURNING id, user_id, handle, credential_id, name, credential, created_at, last_used_at";
+
+    pub const DROP_EXPIRED_CEREMONIES: &str = "DELETE FROM passkey_ceremonies WHERE expires_at <= $1";
+    pub const INSERT_CEREMONY: &str = "INSERT INTO passkey_ceremonies (token_hash, kind, user_id, state, \
+         expires_at) VALUES ($1, $2, $3, $4, $5)";
+    /// One statement finds and deletes: of two concurrent takes, one gets the row, the other none.
+    pub const TAKE_CEREMONY: &str = "DELETE FROM passkey_ceremonies WHERE token_hash = $1 AND kind = $2 \
+         RETURNING token_hash, user_id, state, expires_at";
 }
 
 /// Implements [`SignInStore`] for the backend module's `Store` (its `writer()`, `reader()`,
@@ -442,6 +543,33 @@ macro_rules! impl_sign_in {
                 }
             }
 
+            #[derive(sqlx::FromRow)]
+            struct PasskeyRow {
+                id: String,
+                user_id: String,
+                handle: String,
+                credential_id: String,
+                name: String,
+                credential: String,
+                created_at: i64,
+                last_used_at: Option<i64>,
+            }
+
+            impl PasskeyRow {
+                fn into_passkey(self) -> StoredPasskey {
+                    StoredPasskey {
+                        id: self.id,
+                        user: self.user_id,
+                        handle: self.handle,
+                        credential_id: self.credential_id,
+                        name: self.name,
+                        credential: self.credential,
+                        created_at: from_millis(self.created_at),
+                        last_used_at: self.last_used_at.map(from_millis),
+                    }
+                }
+            }
+
             fn millis(d: Duration) -> i64 {
                 i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
             }
@@ -525,7 +653,8 @@ macro_rules! impl_sign_in {
                 Ok(())
             }
 
-            /// The stored digest of a link token (`pcr_…`, `pce_…`): `NotFound` without its prefix.
+            /// The stored digest of a link token (`pcr_…`, `pce_…`) or ceremony token (`pkc_…`):
+            /// `NotFound` without its prefix.
             fn link_digest(token: &str, prefix: &str, what: &'static str) -> Result<String> {
                 let secret = token.trim().strip_prefix(prefix);
                 secret.map(hash_token).ok_or_else(|| StoreError::not_found(what, "(redacted)"))
@@ -1180,6 +1309,170 @@ macro_rules! impl_sign_in {
                     let mut link = row.into_link();
                     link.revoked_at = Some(from_millis(now));
                     Ok(link)
+                }
+
+                async fn passkeys(&self, user: &str) -> Result<Vec<StoredPasskey>> {
+                    let mut conn = self.reader().acquire().await.map_err(db_err)?;
+                    company_of(&mut conn, user).await?;
+                    let rows = sqlx::query_as::<_, PasskeyRow>(sql::LIST_PASSKEYS)
+                        .bind(user)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(rows.into_iter().map(PasskeyRow::into_passkey).collect())
+                }
+
+                async fn add_passkey(&self, new: NewPasskey, audit: &Audit) -> Result<StoredPasskey> {
+                    let name = crate::backend::label(&self.limits, "passkey name", &new.name)?;
+                    let now = to_millis(self.clock.now());
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    let mut tx = self.writer().begin().await.map_err(db_err)?;
+                    let company = company_of(&mut tx, &new.user).await?;
+                    sqlx::query(sql::INSERT_PASSKEY)
+                        .bind(&id)
+                        .bind(&new.user)
+                        .bind(&new.handle)
+                        .bind(&new.credential_id)
+                        .bind(&name)
+                        .bind(&new.credential)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| match db_err(e) {
+                            // Named by the credential only: whose it is stays unsaid.
+                            StoreError::Conflict { constraint, .. } if constraint == "passkeys_credential_id_key" => {
+                                StoreError::Conflict {
+                                    message: format!(
+                                        "the passkey credential `{}` is registered already",
+                                        new.credential_id
+                                    ),
+                                    constraint,
+                                }
+                            }
+                            // The user deleted meanwhile (PostgreSQL names the key, SQLite does not).
+                            StoreError::Conflict { constraint, .. }
+                                if constraint == "passkeys_user_id_fkey" || constraint == "foreign_key" =>
+                            {
+                                StoreError::not_found("user", new.user.as_str())
+                            }
+                            other => other,
+                        })?;
+                    let target = Some(format!("user:{}", new.user));
+                    let own = json!({ "passkey": id, "name": name, "state": "registered" });
+                    audit_row(&mut tx, now, audit, actions::PASSKEY, target, Some(&company), Outcome::Success, own)
+                        .await?;
+                    let passkey = sqlx::query_as::<_, PasskeyRow>(sql::PASSKEY_BY_ID)
+                        .bind(&id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .into_passkey();
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(passkey)
+                }
+
+                async fn passkey_by_credential(&self, credential_id: &str) -> Result<StoredPasskey> {
+                    sqlx::query_as::<_, PasskeyRow>(sql::PASSKEY_BY_CREDENTIAL)
+                        .bind(credential_id)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(db_err)?
+                        .map(PasskeyRow::into_passkey)
+                        .ok_or_else(|| StoreError::not_found("passkey", credential_id))
+                }
+
+                async fn passkey_used(&self, id: &str, credential: String) -> Result<()> {
+                    let now = to_millis(self.clock.now());
+                    let done = sqlx::query(sql::USE_PASSKEY)
+                        .bind(id)
+                        .bind(&credential)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::not_found("passkey", id));
+                    }
+                    Ok(())
+                }
+
+                async fn remove_passkey(&self, user: &str, id: &str, audit: &Audit) -> Result<StoredPasskey> {
+                    let now = to_millis(self.clock.now());
+                    let mut tx = self.writer().begin().await.map_err(db_err)?;
+                    // Found and deleted in one statement, and only if it is the user's.
+                    let passkey = sqlx::query_as::<_, PasskeyRow>(sql::DELETE_PASSKEY)
+                        .bind(id)
+                        .bind(user)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .ok_or_else(|| StoreError::not_found("passkey", id))?
+                        .into_passkey();
+                    let company = company_of(&mut tx, user).await?;
+                    let target = Some(format!("user:{user}"));
+                    let own = json!({ "passkey": id, "name": passkey.name, "state": "removed" });
+                    audit_row(&mut tx, now, audit, actions::PASSKEY, target, Some(&company), Outcome::Success, own)
+                        .await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(passkey)
+                }
+
+                async fn begin_ceremony(
+                    &self,
+                    kind: &str,
+                    user: Option<&str>,
+                    state: String,
+                    ttl: Duration,
+                ) -> Result<Secret> {
+                    let now = to_millis(self.clock.now());
+                    let token = random_token()?;
+                    let mut tx = self.writer().begin().await.map_err(db_err)?;
+                    if let Some(user) = user {
+                        company_of(&mut tx, user).await?;
+                    }
+                    sqlx::query(sql::DROP_EXPIRED_CEREMONIES)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query(sql::INSERT_CEREMONY)
+                        .bind(hash_token(&token))
+                        .bind(kind)
+                        .bind(user)
+                        .bind(&state)
+                        .bind(now.saturating_add(millis(ttl)))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Secret::new(format!("pkc_{token}")))
+                }
+
+                async fn take_ceremony(&self, kind: &str, token: &str) -> Result<(Option<String>, String)> {
+                    const WHAT: &str = "passkey ceremony";
+                    let given = link_digest(token, "pkc_", WHAT)?;
+                    let now = to_millis(self.clock.now());
+                    let mut tx = self.writer().begin().await.map_err(db_err)?;
+                    // One statement finds and deletes the row: a concurrent take finds none.
+                    let row: Option<(String, Option<String>, String, i64)> = sqlx::query_as(sql::TAKE_CEREMONY)
+                        .bind(&given)
+                        .bind(kind)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some((hash, user, state, expires_at)) = row else {
+                        return Err(StoreError::not_found(WHAT, "(redacted)"));
+                    };
+                    if !same_hash(&hash, &given) {
+                        // Dropping the transaction undoes the delete.
+                        return Err(StoreError::not_found(WHAT, "(redacted)"));
+                    }
+                    // Gone either way: an expired ceremony is not kept for another try.
+                    tx.commit().await.map_err(db_err)?;
+                    if expires_at <= now {
+                        return Err(StoreError::Expired { what: WHAT });
+                    }
+                    Ok((user, state))
                 }
             }
 

@@ -416,17 +416,19 @@ pub struct BackupSummary {
     pub grants: i64,
     /// Audit trail entries in the copy.
     pub audit: i64,
-    /// Sign-in sessions, password-reset links and e-mail change links left out of the copy.
+    /// Sign-in sessions, password-reset links, e-mail change links and passkey ceremonies in
+    /// progress left out of the copy.
     pub left_out: i64,
 }
 
 /// Copies the SQLite store at `from` to the new file `to`, consistent and online: `VACUUM INTO`
 /// reads one snapshot of the database while servers go on reading and writing it (WAL), and
 /// writes a compact copy. `to` must not exist; it is created readable by its owner only (it
-/// holds password hashes). Sign-in sessions, password-reset links and e-mail change links are
-/// left out of the copy: a restored store signs no one in, resets no password and changes no
-/// address with an old link. TOTP secrets stay
-/// sealed in the copy; the sealing key (`<database>.key`) is never part of it.
+/// holds password hashes). Sign-in sessions, password-reset links, e-mail change links and
+/// passkey ceremonies in progress are left out of the copy: a restored store signs no one in,
+/// resets no password, changes no address and finishes no ceremony with an old link or token.
+/// Registered passkeys stay, like passwords. TOTP secrets stay sealed in the copy; the sealing
+/// key (`<database>.key`) is never part of it.
 pub async fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<BackupSummary> {
     use sqlx::ConnectOptions;
     if !from.is_file() {
@@ -462,7 +464,12 @@ pub async fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<Back
             .await
             .map_err(db_err)?;
         let mut left_out = 0;
-        for table in ["sessions", "password_resets", "email_changes"] {
+        for table in [
+            "sessions",
+            "password_resets",
+            "email_changes",
+            "passkey_ceremonies",
+        ] {
             let done = sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut copy)
                 .await

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::{AuthError, Credentials};
+use super::{AuthError, Credentials, PasskeyAnswer, SignedIn};
 use crate::api::error::ApiError;
 use crate::api::json::ApiJson;
 use crate::manage::governance::{
@@ -42,6 +42,14 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/v1/auth/totp/enrol", post(totp_enrol))
         .route("/v1/auth/totp/confirm", post(totp_confirm))
         .route("/v1/auth/totp/disable", post(totp_disable))
+        .route(
+            "/v1/auth/passkeys",
+            get(my_passkeys).post(passkey_register_finish),
+        )
+        .route("/v1/auth/passkeys/register", post(passkey_register_start))
+        .route("/v1/auth/passkeys/{id}", delete(passkey_remove))
+        .route("/v1/auth/passkey/challenge", post(passkey_challenge))
+        .route("/v1/auth/passkey/login", post(passkey_login))
         .route("/v1/auth/link", post(link_login))
         .route("/v1/auth/switch", post(switch_customer))
         .route("/v1/companies/{id}/links", post(create_link))
@@ -72,6 +80,7 @@ impl From<AuthError> for ApiError {
             AuthError::MfaRequired => ApiError::new(StatusCode::UNAUTHORIZED, "mfa_required", message),
             AuthError::Weak(_) => ApiError::bad_request("weak_password", message),
             AuthError::InvalidToken => ApiError::bad_request("invalid_token", message),
+            AuthError::Passkey(_) => ApiError::bad_request("invalid_passkey", message),
             AuthError::Expired => ApiError::new(StatusCode::GONE, "expired", message),
             AuthError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             AuthError::Internal(m) => ApiError::internal(m),
@@ -104,6 +113,9 @@ pub struct LoginBody {
     /// A TOTP code or a recovery code, when two-factor is on.
     #[serde(default)]
     pub code: Option<String>,
+    /// Or a passkey's answer to `POST /v1/auth/passkey/challenge`, as the second factor.
+    #[serde(default)]
+    pub passkey: Option<PasskeyAnswer>,
     /// A label for the device ("MacBook", "Chrome on Windows").
     #[serde(default)]
     pub device: String,
@@ -132,15 +144,22 @@ pub async fn login(
         login: body.login,
         password: Zeroizing::new(body.password),
         code: body.code,
+        passkey: body.passkey,
         device: body.device,
     };
     let ok = m.auth.login(&m.gate.sign_in(), &rules(&served), c).await?;
-    Ok(Json(LoginAnswer {
-        token: ok.token.expose().to_owned(),
-        session: ok.session,
-        user: ok.user,
-        mfa_setup_required: ok.mfa_setup_required,
-    }))
+    Ok(Json(LoginAnswer::from(ok)))
+}
+
+impl From<SignedIn> for LoginAnswer {
+    fn from(ok: SignedIn) -> Self {
+        LoginAnswer {
+            token: ok.token.expose().to_owned(),
+            session: ok.session,
+            user: ok.user,
+            mfa_setup_required: ok.mfa_setup_required,
+        }
+    }
 }
 
 /// `POST /v1/auth/logout`: ends the caller's session.
@@ -789,4 +808,163 @@ pub async fn revoke_user_sessions(
     let (m, ok) = decide_on_user(&app, &caller, &id, RevokeUserSessions { id: id.clone() }).await?;
     let n = m.gate.revoke_user_sessions(&m.cache, ok).await?;
     Ok(Json(json!({ "revoked": n })))
+}
+
+/// A started passkey ceremony, as answered.
+fn started(s: super::passkey::Started) -> Json<Value> {
+    Json(json!({ "ceremony": s.ceremony.expose(), "options": s.options }))
+}
+
+/// `POST /v1/auth/passkeys/register`: starts registering a passkey for the signed-in user
+/// (a session that must still enrol a second factor may call it).
+pub async fn passkey_register_start(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    session_of(&caller)?;
+    let user = me(m, &caller).await?;
+    let passkeys = m.auth.passkeys()?;
+    Ok(started(
+        passkeys.start_registration(&m.gate.sign_in(), &user).await?,
+    ))
+}
+
+/// The body of `POST /v1/auth/passkeys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegistrationBody {
+    /// The `pkc_…` token of `POST /v1/auth/passkeys/register`.
+    pub ceremony: String,
+    /// What `navigator.credentials.create()` answered, its binary fields in base64url.
+    pub credential: webauthn_rs::prelude::RegisterPublicKeyCredential,
+    /// A label for it ("YubiKey", "iPhone"); at most 100 characters.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /v1/auth/passkeys`: finishes a registration the caller started; the passkey is
+/// stored, and the session counts as having passed a second factor (as after TOTP enrolment).
+pub async fn passkey_register_finish(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<PasskeyRegistrationBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let m = manage(&app)?;
+    let s = session_of(&caller)?.clone();
+    let name = body.name.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "a passkey's name is at most 100 characters, without control characters",
+        ));
+    }
+    let name = if name.is_empty() { "Passkey" } else { name }.to_owned();
+    let user = me(m, &caller).await?;
+    let access = m.gate.sign_in();
+    let passkey = m
+        .auth
+        .passkeys()?
+        .finish_registration(&access, &user, &body.ceremony, &body.credential, name)
+        .await?;
+    access
+        .store
+        .update_session(&s.id, true, s.switched_to.clone())
+        .await
+        .map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(json!(passkey))))
+}
+
+/// `GET /v1/auth/passkeys`: the caller's passkeys (names and dates; never key material).
+pub async fn my_passkeys(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    session_of(&caller)?;
+    let list = m
+        .gate
+        .sign_in()
+        .store
+        .passkeys(&caller.id)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "passkeys": list })))
+}
+
+/// `DELETE /v1/auth/passkeys/{id}`: removes one of the caller's passkeys. Needs a session that
+/// passed a second factor; refused while the folder requires one of this user and the passkey
+/// is its last (no TOTP, no other passkey).
+pub async fn passkey_remove(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let (m, served) = parts(&app)?;
+    let s = session_of(&caller)?;
+    let access = m.gate.sign_in();
+    let mine = access.store.passkeys(&caller.id).await.map_err(store_error)?;
+    // Someone else's passkey is answered as a missing one: ids are not probed.
+    if !mine.iter().any(|p| p.id == id) {
+        return Err(ApiError::not_found());
+    }
+    if !s.mfa {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_required",
+            "removing a passkey needs a session signed in with a second factor (a passkey or a TOTP code)",
+        ));
+    }
+    let user = me(&m, &caller).await?;
+    let totp = access.store.totp(&user.id).await.map_err(store_error)?.enabled;
+    if mine.len() == 1 && !totp && super::mfa_required(&rules(&served), &user) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "mfa_required_by_policy",
+            "this account must use a second factor (the policy folder's sign-in rules) and this passkey is its last one",
+        ));
+    }
+    let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
+    access
+        .store
+        .remove_passkey(&caller.id, &id, &audit)
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/auth/passkey/challenge`: starts a sign-in with a passkey, alone or as the
+/// second factor of `POST /v1/auth/login`. Needs nothing and tells nothing about accounts.
+pub async fn passkey_challenge(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let m = manage(&app)?;
+    let passkeys = m.auth.passkeys()?;
+    Ok(started(passkeys.start_sign_in(&m.gate.sign_in()).await?))
+}
+
+/// The body of `POST /v1/auth/passkey/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginBody {
+    /// The `pkc_…` token of `POST /v1/auth/passkey/challenge`.
+    pub ceremony: String,
+    /// What `navigator.credentials.get()` answered, its binary fields in base64url.
+    pub credential: webauthn_rs::prelude::PublicKeyCredential,
+    /// A label for the device.
+    #[serde(default)]
+    pub device: String,
+}
+
+/// `POST /v1/auth/passkey/login`: signs in with a passkey alone; the session has passed a
+/// second factor. Any refusal is the password sign-in's 401 `invalid_credentials`.
+pub async fn passkey_login(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<PasskeyLoginBody>,
+) -> Result<Json<LoginAnswer>, ApiError> {
+    let m = manage(&app)?;
+    let answer = PasskeyAnswer {
+        ceremony: body.ceremony,
+        credential: body.credential,
+    };
+    let ok = m
+        .auth
+        .passkey_login(&m.gate.sign_in(), &answer, body.device)
+        .await?;
+    Ok(Json(LoginAnswer::from(ok)))
 }

@@ -19,6 +19,7 @@
 
 pub mod handlers;
 pub mod openapi;
+pub mod passkey;
 pub mod password;
 pub mod totp;
 
@@ -41,6 +42,7 @@ pub struct Auth {
     /// Password hashing.
     pub hasher: Hasher,
     sealer: Option<Sealer>,
+    passkeys: Option<passkey::Passkeys>,
     clock: Arc<dyn Clock>,
     /// The server's sign-in settings.
     pub config: SignInConfig,
@@ -63,6 +65,9 @@ pub enum AuthError {
     /// The token is unknown, used or revoked.
     #[error("the token is not valid")]
     InvalidToken,
+    /// An authenticator's answer to a passkey registration was not accepted.
+    #[error("{0}")]
+    Passkey(String),
     /// The token has expired.
     #[error("the token has expired")]
     Expired,
@@ -102,8 +107,20 @@ pub struct Credentials {
     pub password: Zeroizing<String>,
     /// A TOTP code or a recovery code.
     pub code: Option<String>,
+    /// Or a passkey's answer to a sign-in ceremony, as the second factor.
+    pub passkey: Option<PasskeyAnswer>,
     /// A label for the device.
     pub device: String,
+}
+
+/// A passkey's answer to a sign-in ceremony (`POST /v1/auth/passkey/challenge`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyAnswer {
+    /// The ceremony's `pkc_…` token.
+    pub ceremony: String,
+    /// What `navigator.credentials.get()` answered, its binary fields in base64url.
+    pub credential: webauthn_rs::prelude::PublicKeyCredential,
 }
 
 /// A started TOTP enrolment.
@@ -148,9 +165,11 @@ impl Auth {
             lanes: config.argon2_lanes,
         };
         let hasher = Hasher::new(params, config.max_concurrent_hashes).map_err(|e| e.to_string())?;
+        let passkeys = config.passkeys.as_ref().map(passkey::Passkeys::new).transpose()?;
         Ok(Auth {
             hasher,
             sealer,
+            passkeys,
             clock,
             config,
             metrics,
@@ -267,14 +286,28 @@ impl Auth {
                 Err::<SignedIn, AuthError>(self.refused())
             }
         };
-        let two_factor = s.store.totp(&user.id).await?;
+        let two_factor =
+            s.store.totp(&user.id).await?.enabled || !s.store.passkeys(&user.id).await?.is_empty();
         let mut mfa = false;
-        if two_factor.enabled {
-            let Some(code) = c.code.as_deref().filter(|c| !c.trim().is_empty()) else {
-                return Err(AuthError::MfaRequired);
-            };
-            if !self.check_code(s, &user.id, code).await? {
-                return fail("wrong two-factor code").await;
+        if two_factor {
+            let code = c.code.as_deref().filter(|c| !c.trim().is_empty());
+            match (code, &c.passkey) {
+                (Some(code), _) => {
+                    if !self.check_code(s, &user.id, code).await? {
+                        return fail("wrong two-factor code").await;
+                    }
+                }
+                (None, Some(answer)) => match self
+                    .passkeys()?
+                    .verify(s, &answer.ceremony, &answer.credential)
+                    .await
+                {
+                    Ok(p) if p.user == user.id => {}
+                    Ok(_) => return fail("passkey of another user").await,
+                    Err(passkey::Refused::Because { reason, .. }) => return fail(reason).await,
+                    Err(passkey::Refused::Store(e)) => return Err(e.into()),
+                },
+                (None, None) => return Err(AuthError::MfaRequired),
             }
             mfa = true;
         }
@@ -284,6 +317,63 @@ impl Auth {
             token: issued.token,
             session: issued.session,
             mfa_setup_required: !mfa && mfa_required(rules, &user),
+            user,
+        })
+    }
+
+    /// The relying party, or why passkeys are off.
+    pub fn passkeys(&self) -> Result<&passkey::Passkeys, AuthError> {
+        self.passkeys.as_ref().ok_or_else(|| {
+            AuthError::Conflict(
+                "passkeys are not set up on this server (`passkey_rp_id` and `passkey_origins`)".to_owned(),
+            )
+        })
+    }
+
+    /// Signs in with a passkey alone: the passkey's answer proves the user and a second
+    /// factor at once (user verification is required). A deactivated or locked account is
+    /// refused like a wrong answer, and every refusal is audited.
+    pub async fn passkey_login(
+        &self,
+        s: &SignInAccess<'_>,
+        answer: &PasskeyAnswer,
+        device: String,
+    ) -> Result<SignedIn, AuthError> {
+        let refuse = |reason: &'static str, user: Option<User>| async move {
+            let (id, company) = match &user {
+                Some(u) => (Some(u.id.as_str()), Some(u.company.as_str())),
+                None => (None, None),
+            };
+            s.store.audit_sign_in_failure(id, company, reason).await?;
+            Err::<SignedIn, AuthError>(self.refused())
+        };
+        let stored = match self
+            .passkeys()?
+            .verify(s, &answer.ceremony, &answer.credential)
+            .await
+        {
+            Ok(p) => p,
+            Err(passkey::Refused::Because { reason, user }) => {
+                let user = match user {
+                    Some(id) => s.read.get_user(&id).await.ok(),
+                    None => None,
+                };
+                return refuse(reason, user).await;
+            }
+            Err(passkey::Refused::Store(e)) => return Err(e.into()),
+        };
+        let user = s.read.get_user(&stored.user).await?;
+        if !user.active {
+            return refuse("deactivated", Some(user)).await;
+        }
+        if s.store.lock_state(&user.id).await?.locked_until.is_some() {
+            return refuse("locked", Some(user)).await;
+        }
+        let issued = self.open_session(s, &user, device, true).await?;
+        Ok(SignedIn {
+            token: issued.token,
+            session: issued.session,
+            mfa_setup_required: false,
             user,
         })
     }

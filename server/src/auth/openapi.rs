@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 /// Every sign-in path the document describes.
-pub const PATHS: [&str; 19] = [
+pub const PATHS: [&str; 24] = [
     "/v1/auth/switch",
     "/v1/auth/login",
     "/v1/auth/logout",
@@ -18,6 +18,11 @@ pub const PATHS: [&str; 19] = [
     "/v1/auth/totp/enrol",
     "/v1/auth/totp/confirm",
     "/v1/auth/totp/disable",
+    "/v1/auth/passkeys",
+    "/v1/auth/passkeys/register",
+    "/v1/auth/passkeys/{id}",
+    "/v1/auth/passkey/challenge",
+    "/v1/auth/passkey/login",
     "/v1/auth/link",
     "/v1/companies/{id}/links",
     "/v1/companies/{id}/links/{link}",
@@ -92,6 +97,14 @@ pub fn extend(doc: &mut Value) {
         "/v1/auth/totp/enrol": { "post": op("Start two-factor enrolment: a TOTP secret and its otpauth URI", None, "200", Some("Enrolment"), &mine, true) },
         "/v1/auth/totp/confirm": { "post": op("Turn two-factor on with a first code; answers ten recovery codes, shown once", Some("CodeBody"), "200", Some("RecoveryCodes"), &mine, true) },
         "/v1/auth/totp/disable": { "post": op("Turn two-factor off (password and a code); 409 `mfa_required_by_policy` for a user the folder requires it of", Some("DisableBody"), "204", None, &mine, true) },
+        "/v1/auth/passkeys": {
+            "get": op("The caller's passkeys: names and dates, never key material", None, "200", Some("PasskeyList"), &mine, true),
+            "post": op("Finish registering a passkey with what `navigator.credentials.create()` answered to the options of `POST /v1/auth/passkeys/register`: 400 `invalid_passkey` when the answer is not accepted (challenge, origin, relying party, user verification), 400 `invalid_token` for an unknown or used ceremony, 410 when it ran out, 409 when the passkey is registered already. The session then counts as having passed a second factor", Some("PasskeyRegistrationBody"), "201", Some("Passkey"), &["400", "401", "403", "404", "409", "410", "413", "503"], true)
+        },
+        "/v1/auth/passkeys/register": { "post": op("Start registering a passkey: the options for `navigator.credentials.create()` (binary fields in base64url) and a single-use `ceremony` token, valid 5 minutes; 409 when the server has no passkey settings (`passkey_rp_id`, `passkey_origins`). A session that must still enrol a second factor may call it", None, "200", Some("PasskeyCeremony"), &mine, true) },
+        "/v1/auth/passkeys/{id}": { "parameters": params(&["id"]), "delete": op("Remove one of the caller's passkeys: needs a session that passed a second factor (403 `mfa_required`); 409 `mfa_required_by_policy` for the last second factor of a user the folder requires one of", None, "204", None, &mine, true) },
+        "/v1/auth/passkey/challenge": { "post": op("Start a sign-in with a passkey (alone with `POST /v1/auth/passkey/login`, or as the second factor of `POST /v1/auth/login`): options for `navigator.credentials.get()` without any allowed credential, so nothing tells whether an account exists, and a single-use `ceremony` token; 409 when the server has no passkey settings", None, "200", Some("PasskeyCeremony"), &["409", "503"], false) },
+        "/v1/auth/passkey/login": { "post": op("Sign in with a passkey alone: the session has passed a second factor. A wrong, replayed or unknown answer, a used or expired ceremony, a deactivated or locked account: all 401 `invalid_credentials`", Some("PasskeyLoginBody"), "200", Some("LoginAnswer"), &["400", "401", "409", "413", "503"], false) },
         "/v1/auth/link": { "post": op("Sign in with a customer's token link (003): refused once the customer has portal users", Some("LinkBody"), "200", Some("LoginAnswer"), &["400", "401", "409", "413", "503"], false) },
         "/v1/auth/switch": { "post": op("Act for another customer profile (a forwarder acting for its customers), decided as `customer.switch`; the session's decisions then carry it in the folder's `sign_in.switch_attribute`. The profile is the server's (its entities file), never the caller's: 404 when the server does not hold it", Some("SwitchBody"), "200", Some("Session"), &mine, true) },
         "/v1/companies/{id}/links": { "parameters": params(&["id"]), "post": op("Create a customer's token link (decided as `user.create` of its token-link user); the token is answered once", None, "201", Some("IssuedLink"), &governed, true) },
@@ -106,11 +119,18 @@ pub fn extend(doc: &mut Value) {
     let closed = |required: Value, props: Value| json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false });
     let obj = |props: Value| json!({ "type": "object", "properties": props });
     let text = json!({ "type": "string" });
+    let assertion = json!({ "type": "object", "description": "the PublicKeyCredential of navigator.credentials.get(): id, rawId, type and response {authenticatorData, clientDataJSON, signature, userHandle}, binary fields in base64url" });
     let session = obj(
         json!({ "id": text, "user": text, "device": text, "mfa": { "type": "boolean" }, "switched_to": {}, "created_at": text, "last_active_at": text, "expires_at": text, "revoked_at": {} }),
     );
     let schemas = json!({
-        "LoginBody": closed(json!(["login", "password"]), json!({ "login": text, "password": text, "code": { "type": ["string", "null"] }, "device": text })),
+        "LoginBody": closed(json!(["login", "password"]), json!({ "login": text, "password": text, "code": { "type": ["string", "null"] }, "passkey": { "oneOf": [{ "$ref": "#/components/schemas/PasskeyAnswer" }, { "type": "null" }] }, "device": text })),
+        "PasskeyAnswer": closed(json!(["ceremony", "credential"]), json!({ "ceremony": text, "credential": assertion })),
+        "PasskeyLoginBody": closed(json!(["ceremony", "credential"]), json!({ "ceremony": text, "credential": assertion, "device": text })),
+        "PasskeyRegistrationBody": closed(json!(["ceremony", "credential"]), json!({ "ceremony": text, "credential": { "type": "object", "description": "the PublicKeyCredential of navigator.credentials.create(): id, rawId, type and response {attestationObject, clientDataJSON}, binary fields in base64url" }, "name": text })),
+        "PasskeyCeremony": obj(json!({ "ceremony": { "type": "string", "description": "pkc_…, single use, valid 5 minutes" }, "options": { "type": "object", "description": "{publicKey: …} for navigator.credentials.create() or .get()" } })),
+        "Passkey": obj(json!({ "id": text, "user": text, "credential_id": text, "name": text, "created_at": text, "last_used_at": {} })),
+        "PasskeyList": obj(json!({ "passkeys": { "type": "array", "items": { "$ref": "#/components/schemas/Passkey" } } })),
         "LoginAnswer": obj(json!({ "token": { "type": "string", "description": "pcs_…, shown once" }, "session": { "$ref": "#/components/schemas/Session" }, "user": { "$ref": "#/components/schemas/User" }, "mfa_setup_required": { "type": "boolean" } })),
         "Session": session,
         "SessionAndUser": obj(json!({ "session": { "$ref": "#/components/schemas/Session" }, "user": { "$ref": "#/components/schemas/User" }, "mfa_setup_required": { "type": "boolean", "description": "the user must use a second factor and this session has not: it can only enrol one, show itself and sign out; every other call answers 403 `mfa_enrollment_required`" } })),

@@ -37,7 +37,7 @@ pub fn run(a: BackupArgs) -> u8 {
             Ok(s) => {
                 println!(
                     "ok: wrote `{}`: {} companies, {} users, {} visitor grants, {} audit entries \
-                     ({} sign-in sessions and reset links left out)",
+                     ({} sessions, links and passkey ceremonies in progress left out)",
                     a.to.display(),
                     s.companies,
                     s.users,

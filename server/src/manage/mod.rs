@@ -301,9 +301,11 @@ pub fn presented_key(parts: &Parts) -> Option<&str> {
 /// one (`sign_in.require_mfa_roles`, `sign_in.require_mfa_attribute`): enrol, look at itself,
 /// sign out. Everything else answers 403 `mfa_enrollment_required`, decided on every request,
 /// so a role change that makes a second factor required takes effect at once.
-const ENROLMENT_PATHS: [&str; 4] = [
+const ENROLMENT_PATHS: [&str; 6] = [
     "/v1/auth/totp/enrol",
     "/v1/auth/totp/confirm",
+    "/v1/auth/passkeys/register",
+    "/v1/auth/passkeys",
     "/v1/auth/session",
     "/v1/auth/logout",
 ];
@@ -339,8 +341,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "mfa_enrollment_required",
-                    "this account must use a second factor: enrol one with POST /v1/auth/totp/enrol and \
-                     /v1/auth/totp/confirm; until then this session can only do that, show itself and sign out",
+                    "this account must use a second factor: enrol one (a passkey: POST /v1/auth/passkeys/register and \
+                     /v1/auth/passkeys; or TOTP: POST /v1/auth/totp/enrol and /v1/auth/totp/confirm); until then this session can only do that, show itself and sign out",
                 ));
             }
             return Ok(Caller {

@@ -10,19 +10,19 @@ use crate::common::Http;
 use crate::manage::{drop_postgres, fresh_postgres};
 use crate::procs::{bootstrap, run, Proc};
 
-fn folder(name: &str) -> PathBuf {
+pub(crate) fn folder(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("examples")
         .join(name)
 }
 
-fn sqlite(dir: &tempfile::TempDir) -> String {
+pub(crate) fn sqlite(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("portal.db").display())
 }
 
 /// A call of the management API: `(status, body)`.
-async fn call(http: &Http, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(http: &Http, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
     http.send(method, path, bytes).await
 }
@@ -433,12 +433,12 @@ fn ids(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
-async fn login(anon: &Http, login: &str, password: &str) -> (u16, Value) {
+pub(crate) async fn login(anon: &Http, login: &str, password: &str) -> (u16, Value) {
     anon.post("/v1/auth/login", &json!({ "login": login, "password": password }))
         .await
 }
 
-fn set_password(db: &str, folder: &std::path::Path, user: &str, password: &str) {
+pub(crate) fn set_password(db: &str, folder: &std::path::Path, user: &str, password: &str) {
     use std::io::Write;
     let mut child = std::process::Command::new(crate::procs::BIN)
         .args([

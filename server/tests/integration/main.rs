@@ -24,6 +24,7 @@ mod leaks;
 mod lifecycle;
 mod manage;
 mod multi;
+mod passkeys;
 mod portal;
 mod procs;
 mod reload;

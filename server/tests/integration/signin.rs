@@ -662,6 +662,7 @@ async fn totp_steps_follow_a_manual_clock() {
         login: "u@acme.example".to_owned(),
         password: Zeroizing::new(PASSWORD.to_owned()),
         code,
+        passkey: None,
         device: String::new(),
     };
     assert!(matches!(

@@ -11,6 +11,8 @@
 //! - `audit`: filters, pagination, rows surviving deletion.
 //! - `feed`: the change version and change rows (and NOTIFY on PostgreSQL).
 //! - `sign_in`: lockout, sessions, reset tokens, TOTP steps, recovery codes, token links.
+//! - `passkeys`: registration, unique credential ids, use, removal by their user, WebAuthn
+//!   ceremonies taken once (and expiring), backups without ceremonies.
 //! - `open`: the URL picks the backend (SQLite only; backend-independent).
 
 #![expect(clippy::unwrap_used, clippy::panic, reason = "test bodies fail loudly")]
@@ -49,5 +51,6 @@ mod grants;
 mod groups;
 mod invitations;
 mod open;
+mod passkeys;
 mod sign_in;
 mod users;
