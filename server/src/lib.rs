@@ -19,6 +19,7 @@ pub mod server;
 pub mod slice;
 pub mod state;
 pub mod tls;
+pub mod verify;
 
 pub use config::{Config, Limits};
 pub use server::{Server, StartError};

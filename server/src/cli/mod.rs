@@ -11,6 +11,7 @@ mod schema;
 mod serve;
 mod test;
 mod users;
+mod verify;
 mod what_can;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ enum Command {
     WhatCan(what_can::WhatCanArgs),
     /// Show every matrix cell and fixture outcome that differs between two folders or revisions.
     Diff(diff::DiffArgs),
+    /// Prove the folder's properties for every request (cvc5), with counterexamples as fixtures.
+    Verify(verify::VerifyArgs),
     /// Serve decisions over HTTP, reloading the policy folder as it changes.
     Serve(Box<serve::ServeArgs>),
     /// Apply the user store's pending migrations.
@@ -73,6 +76,7 @@ impl Cli {
             Command::Explain(a) => explain::run(a),
             Command::WhatCan(a) => what_can::run(a),
             Command::Diff(a) => diff::run(a),
+            Command::Verify(a) => verify::run(a),
             Command::Serve(a) => serve::run(*a),
             Command::Migrate(a) => migrate::run(a),
             Command::Users(a) => users::run(a),

@@ -36,3 +36,4 @@ mod stress;
 mod tenancy;
 mod tls;
 mod tools;
+mod verify;

@@ -1,0 +1,263 @@
+//! `portcullis verify` with the real cvc5 solver: every example folder's properties proved; a
+//! wrong edit of each kind refuted with a counterexample that `portcullis test` decides as
+//! claimed; bad property files and a missing solver are clear errors (exit 2). Without cvc5 on
+//! the machine (`.ci/run` installs it) the tests that need it say loudly that they were skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::copy_dir;
+use crate::procs::BIN;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Whether the solver `portcullis verify` uses is on this machine.
+fn solver() -> bool {
+    let cmd = std::env::var("CVC5").unwrap_or_else(|_| "cvc5".to_owned());
+    let found = Command::new(cmd)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("SKIPPED: no cvc5 solver on this machine (apt-get install cvc5, as .ci/run does)");
+    }
+    found
+}
+
+/// `portcullis <args>`: exit code, stdout, stderr.
+fn portcullis(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A copy of `policies/` to edit.
+fn copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("policies");
+    copy_dir(&repo().join("policies"), &folder);
+    (dir, folder)
+}
+
+#[test]
+fn every_example_folder_proves_its_properties() {
+    if !solver() {
+        return;
+    }
+    let mut folders = vec![repo().join("policies")];
+    let examples = std::fs::read_dir(repo().join("examples")).unwrap();
+    folders.extend(
+        examples
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("roles.toml").is_file()),
+    );
+    assert!(folders.len() >= 6, "{folders:?}");
+    for folder in folders {
+        let (code, out, err) = portcullis(&["verify", folder.to_str().unwrap()], &[]);
+        assert_eq!(code, 0, "{}: {out}{err}", folder.display());
+        assert!(out.contains("no request of any action errors"), "{out}");
+        assert!(out.contains(" proved, 0 refuted"), "{out}");
+    }
+}
+
+/// Verifies `folder` as JSON; answers the exit code and the verdicts.
+fn verdicts(folder: &Path) -> (i32, Vec<Value>) {
+    let (code, out, err) = portcullis(&["verify", folder.to_str().unwrap(), "--format", "json"], &[]);
+    let v: Value = serde_json::from_str(&out)
+        .map_err(|e| format!("{e}: {out}{err}"))
+        .unwrap();
+    (code, v.as_array().unwrap().clone())
+}
+
+/// The refuted verdict of `name`, its counterexample saved as a fixture file of `folder`, which
+/// `portcullis test` then runs: it passes (the folder decides as the counterexample says) and
+/// fails once its expectation is flipped.
+fn counterexample_decides_as_claimed(folder: &Path, verdicts: &[Value], name: &str, decision: &str) {
+    let v = verdicts.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(v["outcome"], "refuted", "{v}");
+    let c = &v["counterexample"];
+    assert_eq!(c["decision"], decision, "{c}");
+    // The human report prints the same case as a fixture file.
+    let (_, out, _) = portcullis(&["verify", folder.to_str().unwrap()], &[]);
+    let start = out.find(&format!("refuted  {name}")).unwrap();
+    let fixture: String = out[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("  | ") || *l == "  |")
+        .map(|l| l.strip_prefix("  | ").unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = folder.join("fixtures").join("counterexample.toml");
+    // The case's own result (the edit may break other fixtures of the folder, as edits do).
+    let case = |fixture: &str| {
+        std::fs::write(&file, fixture).unwrap();
+        let (_, out, err) = portcullis(&["test", folder.to_str().unwrap(), "--format", "json"], &[]);
+        let report: Value = serde_json::from_str(&out)
+            .map_err(|e| format!("{e}: {out}{err}"))
+            .unwrap();
+        let mine: Vec<Value> = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["file"].as_str().unwrap().ends_with("counterexample.toml"))
+            .cloned()
+            .collect();
+        assert_eq!(mine.len(), 1, "{fixture}\n{out}");
+        mine[0].clone()
+    };
+    let result = case(&fixture);
+    assert!(
+        result["failure"].is_null(),
+        "the counterexample decides as claimed: {result}\n{fixture}"
+    );
+    let other = if decision == "allow" { "deny" } else { "allow" };
+    let flipped = fixture.replace(
+        &format!("expect = \"{decision}\""),
+        &format!("expect = \"{other}\""),
+    );
+    let result = case(&flipped);
+    assert!(
+        result["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains(&format!("expected {other}, got {decision}"))),
+        "{result}"
+    );
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn a_permit_that_widens_rights_is_refuted_with_a_counterexample_that_decides_as_claimed() {
+    if !solver() {
+        return;
+    }
+    let (_dir, folder) = copy();
+    // An edit that lets anyone configure the theme. Deactivated users still may not: the
+    // folder's forbid of them holds whatever is permitted, and verify proves it again.
+    std::fs::write(
+        folder.join("theme.cedar"),
+        "@id(\"theme.anyone\")\npermit (principal, action == Portal::Action::\"theme.configure\", resource);\n",
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    assert_eq!(code, 1, "{v:?}");
+    counterexample_decides_as_claimed(
+        &folder,
+        &v,
+        "the theme is configured only by owners and admins",
+        "allow",
+    );
+    let proved: Vec<&Value> = v
+        .iter()
+        .filter(|v| v["outcome"] == "proved")
+        .map(|v| &v["name"])
+        .collect();
+    assert_eq!(
+        proved.len(),
+        v.len() - 1,
+        "the other properties still hold: {v:?}"
+    );
+    assert!(
+        proved.contains(&&Value::from("a deactivated user is denied everything")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn always_and_never_errors_claims_are_refuted_when_false() {
+    if !solver() {
+        return;
+    }
+    let (_dir, folder) = copy();
+    std::fs::write(
+        folder.join("properties").join("claims.toml"),
+        r#"
+[[property]]
+name = "viewers never configure settings"
+actions = ["settings.configure"]
+always = "deny"
+assuming = "principal in Portal::Role::\"viewer\""
+
+[[property]]
+name = "everyone may read every shipment"
+actions = ["shipment.read"]
+always = "allow"
+
+[[property]]
+name = "themes never error"
+actions = ["theme.configure"]
+never_errors = true
+"#,
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    assert_eq!(code, 1, "{v:?}");
+    let outcome = |name: &str| v.iter().find(|v| v["name"] == name).unwrap()["outcome"].clone();
+    assert_eq!(outcome("viewers never configure settings"), "proved", "{v:?}");
+    assert_eq!(outcome("themes never error"), "proved", "{v:?}");
+    counterexample_decides_as_claimed(&folder, &v, "everyone may read every shipment", "deny");
+
+    // A policy that errors at run time (an overflow the validator cannot see) refutes the
+    // built-in property.
+    std::fs::write(
+        folder.join("overflow.cedar"),
+        "@id(\"overflow\")\npermit (principal, action == Portal::Action::\"theme.configure\", resource)\nwhen { 9223372036854775807 + 1 > 0 };\n",
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    assert_eq!(code, 1, "{v:?}");
+    let built_in = v.iter().find(|v| v["source"] == "built-in").unwrap();
+    assert_eq!(built_in["outcome"], "refuted", "{built_in}");
+    assert_eq!(
+        built_in["counterexample"]["errors"],
+        serde_json::json!(["overflow"]),
+        "{built_in}"
+    );
+    let themes = v.iter().find(|v| v["name"] == "themes never error").unwrap();
+    assert_eq!(themes["outcome"], "refuted", "{themes}");
+}
+
+#[test]
+fn bad_property_files_and_a_missing_solver_are_clear_errors() {
+    let (_dir, folder) = copy();
+    let props = folder.join("properties").join("bad.toml");
+    for (text, expected) in [
+        (
+            "[[property]]\nname = \"x\"\nactions = [\"shipment.raed\"]\nalways = \"deny\"\n",
+            "properties/bad.toml:1:1: property `x`: unknown action `shipment.raed`; did you mean `shipment.read`?",
+        ),
+        (
+            "[[property]]\nname = \"x\"\nalways = \"deny\"\nnever_errors = true\n",
+            "expected exactly one claim",
+        ),
+        ("[[property]]\nname = \"x\"\nimplies = \"principal.\"\n", "`implies` is not a Cedar condition"),
+        ("[[property]]\nname = \"x\"\nalways = \"sometimes\"\n", "properties/bad.toml:3:10: unknown variant `sometimes`"),
+        ("[[property]]\nname = \"x\"\nprincipal = \"Robot\"\nalways = \"deny\"\n", "unknown principal type `Portal::Robot`"),
+    ] {
+        std::fs::write(&props, text).unwrap();
+        let (code, out, err) = portcullis(&["verify", folder.to_str().unwrap()], &[]);
+        assert_eq!(code, 2, "{text}: {out}{err}");
+        assert!(err.contains(expected), "{text}: expected {expected:?} in {err}");
+    }
+    std::fs::remove_file(&props).unwrap();
+    let (code, out, err) = portcullis(
+        &["verify", folder.to_str().unwrap()],
+        &[("CVC5", "/nonexistent/cvc5")],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("apt-get install cvc5") && err.contains("/nonexistent/cvc5"),
+        "{err}"
+    );
+}
