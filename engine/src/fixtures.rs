@@ -246,7 +246,8 @@ impl Report {
     }
 }
 
-fn xml(s: &str) -> String {
+/// Text escaped for an XML attribute or element (JUnit reports).
+pub fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -15,6 +15,7 @@ pub mod facts;
 pub mod fixtures;
 pub mod matrix;
 pub mod permissions;
+pub mod properties;
 mod reach;
 mod request;
 pub mod resolve;

@@ -2,6 +2,7 @@
 //! `schema/` by `portcullis schema` and checked current by a workspace test.
 
 use crate::fixtures::FixtureFile;
+use crate::properties::PropertyFile;
 use crate::roles::raw::RawRoles;
 
 /// `(file name, JSON text)` for every format.
@@ -9,6 +10,10 @@ pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("roles.schema.json", render(schemars::schema_for!(RawRoles))),
         ("fixtures.schema.json", render(schemars::schema_for!(FixtureFile))),
+        (
+            "properties.schema.json",
+            render(schemars::schema_for!(PropertyFile)),
+        ),
     ]
 }
 

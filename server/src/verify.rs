@@ -22,7 +22,6 @@
 //! admits).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -30,90 +29,12 @@ use cedar_policy::{
 };
 use cedar_policy_symcc::solver::LocalSolver;
 use cedar_policy_symcc::{CedarSymCompiler, CompiledPolicy, CompiledPolicySet, Env};
+use portcullis_engine::properties::{assumptions, condition, Always, Claim, Property};
 use portcullis_engine::Snapshot;
-use serde::{Deserialize, Serialize};
-
-/// The folder's sub-folder of property files.
-pub const PROPERTIES_DIR: &str = "properties";
+use serde::Serialize;
 
 /// Per query, how long the solver may take before it gives up (milliseconds).
 const SOLVER_TIME_LIMIT_MS: u32 = 30_000;
-
-/// One `properties/*.toml` file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PropertyFile {
-    /// A Cedar condition every property of the file assumes of its requests.
-    #[serde(default)]
-    assuming: Option<String>,
-    #[serde(default)]
-    property: Vec<toml::Spanned<PropertySpec>>,
-}
-
-/// A property as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PropertySpec {
-    /// What it says, in the product's words.
-    name: String,
-    /// The principal type (`User` or `Portal::User`); all when left out.
-    #[serde(default)]
-    principal: Option<String>,
-    /// Action ids (`shipment.read`); all when empty.
-    #[serde(default)]
-    actions: Vec<String>,
-    /// The resource type; all when left out.
-    #[serde(default)]
-    resource: Option<String>,
-    /// Every such request is allowed, or every one denied.
-    #[serde(default)]
-    always: Option<Always>,
-    /// A Cedar condition every allowed request meets (`resource.owner == principal`).
-    #[serde(default)]
-    implies: Option<String>,
-    /// No policy errors on any such request.
-    #[serde(default)]
-    never_errors: bool,
-    /// A Cedar condition the claim assumes of its requests (beside the file's).
-    #[serde(default)]
-    assuming: Option<String>,
-}
-
-/// `always = "allow"` or `always = "deny"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Always {
-    /// Every request of the kinds is allowed.
-    Allow,
-    /// Every request of the kinds is denied.
-    Deny,
-}
-
-/// What a property claims.
-#[derive(Debug, Clone)]
-pub enum Claim {
-    /// Every request is allowed, or every one denied.
-    Always(Always),
-    /// Every allowed request meets the condition.
-    Implies(String),
-    /// No policy errors.
-    NeverErrors,
-}
-
-/// A property ready to prove.
-#[derive(Debug, Clone)]
-pub struct Property {
-    /// What it says.
-    pub name: String,
-    /// Where it is written (`properties/isolation.toml:3:1`), or `built-in`.
-    pub source: String,
-    /// The request kinds it is about.
-    pub envs: Vec<RequestEnv>,
-    /// What it claims of each.
-    pub claim: Claim,
-    /// What it assumes of the requests besides what the store keeps true (Cedar conditions).
-    pub assuming: Vec<String>,
-}
 
 /// A request that breaks a property, decided by the folder.
 #[derive(Debug, Clone, Serialize)]
@@ -164,9 +85,6 @@ pub struct Verdict {
 /// Why verification could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// A property file is wrong: each message starts with `file:line:col`.
-    #[error("{}", .0.join("\n"))]
-    Properties(Vec<String>),
     /// The solver is not there.
     #[error("`portcullis verify` needs the cvc5 SMT solver, and `{command}` cannot be started ({reason}): install it (Debian and Ubuntu: `apt-get install cvc5`; others: https://cvc5.github.io/downloads.html) or name it with CVC5=/path/to/cvc5")]
     NoSolver {
@@ -190,335 +108,274 @@ pub fn solver_command() -> String {
     std::env::var("CVC5").unwrap_or_else(|_| "cvc5".to_owned())
 }
 
-/// The built-in properties every folder gets without writing anything.
-pub fn built_in(snapshot: &Snapshot) -> Vec<Property> {
-    vec![Property {
-        name: "no request of any action errors".to_owned(),
-        source: "built-in".to_owned(),
-        envs: snapshot.schema().request_envs().collect(),
-        claim: Claim::NeverErrors,
-        assuming: Vec::new(),
-    }]
-}
-
-/// Reads `properties/*.toml` of a folder (none when the folder has no such sub-folder).
-pub fn load(folder: &Path, snapshot: &Snapshot) -> Result<Vec<Property>, VerifyError> {
-    let dir = folder.join(PROPERTIES_DIR);
-    let mut files: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(VerifyError::Properties(vec![format!(
-                "{PROPERTIES_DIR}: cannot read the folder: {e}"
-            )]))
-        }
+/// A policy set that decides as `set` does on requests meeting `assumed`, and denies the rest.
+fn restricted(set: &PolicySet, assumed: Option<&str>) -> Result<PolicySet, String> {
+    let Some(a) = assumed else {
+        return Ok(set.clone());
     };
-    files.sort();
-    let mut properties = Vec::new();
-    let mut errors = Vec::new();
-    for path in files {
-        let name = format!(
-            "{PROPERTIES_DIR}/{}",
-            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-        );
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(format!("{name}: cannot read it: {e}"));
-                continue;
-            }
-        };
-        match parse(&name, &text, snapshot) {
-            Ok(mut p) => properties.append(&mut p),
-            Err(mut e) => errors.append(&mut e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(properties)
-    } else {
-        Err(VerifyError::Properties(errors))
-    }
-}
-
-/// `line:col` (1-based) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
-/// Parses one property file; errors as `file:line:col: message`.
-pub fn parse(file: &str, text: &str, snapshot: &Snapshot) -> Result<Vec<Property>, Vec<String>> {
-    let parsed: PropertyFile = toml::from_str(text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        vec![format!("{file}:{line}:{col}: {}", e.message())]
-    })?;
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for spanned in parsed.property {
-        let (line, col) = line_col(text, spanned.span().start);
-        let at = format!("{file}:{line}:{col}");
-        match property(spanned.get_ref(), snapshot) {
-            Ok((envs, claim)) => out.push(Property {
-                name: spanned.get_ref().name.clone(),
-                source: at,
-                envs,
-                claim,
-                assuming: parsed
-                    .assuming
-                    .iter()
-                    .chain(&spanned.get_ref().assuming)
-                    .cloned()
-                    .collect(),
-            }),
-            Err(m) => errors.push(format!("{at}: property `{}`: {m}", spanned.get_ref().name)),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
-}
-
-/// The request kinds and the claim of a written property.
-fn property(p: &PropertySpec, snapshot: &Snapshot) -> Result<(Vec<RequestEnv>, Claim), String> {
-    let claims =
-        usize::from(p.always.is_some()) + usize::from(p.implies.is_some()) + usize::from(p.never_errors);
-    if claims != 1 {
-        return Err(
-            "expected exactly one claim: `always = \"allow\" | \"deny\"`, `implies = \"<Cedar condition>\"` or `never_errors = true`"
-                .to_owned(),
-        );
-    }
-    let schema = snapshot.schema();
-    let qualify = |t: &str| {
-        if t.contains("::") || snapshot.namespace().is_empty() {
-            t.to_owned()
-        } else {
-            format!("{}::{t}", snapshot.namespace())
-        }
-    };
-    let principals: Vec<String> = schema.principals().map(ToString::to_string).collect();
-    let resources: Vec<String> = schema.resources().map(ToString::to_string).collect();
-    let principal = p.principal.as_deref().map(qualify);
-    let resource = p.resource.as_deref().map(qualify);
-    for (what, given, known) in [
-        ("principal", &principal, &principals),
-        ("resource", &resource, &resources),
-    ] {
-        if let Some(t) = given {
-            if !known.contains(t) {
-                return Err(format!(
-                    "unknown {what} type `{t}`; the schema's {what} types are {}",
-                    known.join(", ")
-                ));
-            }
-        }
-    }
-    let actions: Vec<String> = schema.actions().map(|a| a.id().unescaped().to_owned()).collect();
-    for a in &p.actions {
-        if !actions.contains(a) {
-            let mut m = format!("unknown action `{a}`");
-            if let Some(close) = portcullis_engine::diag::did_you_mean(a, actions.iter().map(String::as_str))
-            {
-                m.push_str(&format!("; did you mean `{close}`?"));
-            }
-            return Err(m);
-        }
-    }
-    let envs: Vec<RequestEnv> = schema
-        .request_envs()
-        .filter(|e| principal.as_ref().is_none_or(|t| &e.principal().to_string() == t))
-        .filter(|e| resource.as_ref().is_none_or(|t| &e.resource().to_string() == t))
-        .filter(|e| p.actions.is_empty() || p.actions.iter().any(|a| a == e.action().id().unescaped()))
-        .collect();
-    if envs.is_empty() {
-        return Err("no action of the schema applies to this principal and resource type".to_owned());
-    }
-    if let Some(a) = &p.assuming {
-        condition(a).map_err(|e| format!("`assuming` is not a Cedar condition: {e}"))?;
-    }
-    let claim = if let Some(a) = p.always {
-        Claim::Always(a)
-    } else if let Some(cond) = &p.implies {
-        condition(cond).map_err(|e| format!("`implies` is not a Cedar condition: {e}"))?;
-        Claim::Implies(cond.clone())
-    } else {
-        Claim::NeverErrors
-    };
-    Ok((envs, claim))
-}
-
-/// A Cedar condition as a one-permit policy set (`permit … when { condition };`).
-fn condition(cond: &str) -> Result<PolicySet, String> {
-    let text = format!("permit(principal, action, resource) when {{ {cond} }};");
-    let policy = Policy::parse(Some(PolicyId::new("condition")), &text).map_err(|e| e.to_string())?;
-    let mut set = PolicySet::new();
-    set.add(policy).map_err(|e| e.to_string())?;
+    let text = format!("forbid(principal, action, resource) unless {{ {a} }};");
+    let forbid =
+        Policy::parse(Some(PolicyId::new("portcullis.assumed")), &text).map_err(|e| e.to_string())?;
+    let mut set = set.clone();
+    set.add(forbid).map_err(|e| e.to_string())?;
     Ok(set)
 }
 
-/// What every request of a kind is assumed to meet: what the store keeps true of a user (it is
-/// a member of its `company`, and of its `role` and no other role of roles.toml), for the
-/// principal and for a resource that is a user, and the property's own assumptions.
-fn assumptions(snapshot: &Snapshot, env: &RequestEnv, written: &[String]) -> Option<String> {
-    let mut parts: Vec<String> = written.iter().map(|a| format!("({a})")).collect();
-    if let Some(m) = snapshot.model() {
-        let ns = snapshot.namespace();
-        let qualify = |t: &str| {
-            if ns.is_empty() || t.contains("::") {
-                t.to_owned()
-            } else {
-                format!("{ns}::{t}")
-            }
-        };
-        let user_type = qualify(&m.cedar.user_type);
-        let role_type = qualify(&m.cedar.role_type);
-        let company_type = qualify(&m.cedar.company_type);
-        let attrs = snapshot.user_attributes();
-        let is_user = |ty: &cedar_policy::EntityTypeName| ty.to_string() == user_type;
-        for (var, ty, other, other_ty) in [
-            ("principal", env.principal(), "resource", env.resource()),
-            ("resource", env.resource(), "principal", env.principal()),
-        ] {
-            if !is_user(ty) {
-                continue;
-            }
-            if attrs.contains("company") {
-                parts.push(format!("{var} in {var}.company"));
-                // A user is in a company exactly when its company is (its one company parent
-                // and that company's enterprise), asked of the companies the request names.
-                let mut companies = Vec::new();
-                if is_user(other_ty) {
-                    companies.push(format!("{other}.company"));
-                } else if other_ty.to_string() == company_type {
-                    companies.push(other.to_owned());
-                }
-                for c in companies {
-                    parts.push(format!("(({var} in {c}) == ({var}.company in {c}))"));
-                }
-            }
-            if attrs.contains("role") {
-                for r in &m.roles {
-                    let role = format!("{role_type}::{:?}", r.name);
-                    parts.push(format!("(({var} in {role}) == ({var}.role == {role}))"));
-                }
-            }
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join(" && "))
+/// How an edit changed one action's rights, proved over every request of its kinds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionChange {
+    /// The action id.
+    pub action: String,
+    /// How many request kinds (principal and resource types) it has in both folders.
+    pub request_kinds: usize,
+    /// A request the new folder allows and the old one denied, if any.
+    pub widened: Option<Box<Counterexample>>,
+    /// A request the old folder allowed and the new one denies, if any.
+    pub narrowed: Option<Box<Counterexample>>,
 }
 
-/// Proves each property with one solver process.
-pub async fn prove(snapshot: &Snapshot, properties: &[Property]) -> Result<Vec<Verdict>, VerifyError> {
-    let command = solver_command();
-    let mut cmd = tokio::process::Command::new(&command);
-    cmd.args(["--lang", "smt", &format!("--tlimit-per={SOLVER_TIME_LIMIT_MS}")])
-        .kill_on_drop(true);
-    let solver = LocalSolver::from_command(&mut cmd).map_err(|e| VerifyError::NoSolver {
-        command: command.clone(),
-        reason: e.to_string(),
-    })?;
-    let mut symcc = CedarSymCompiler::new(solver).map_err(|e| VerifyError::NoSolver {
-        command,
-        reason: e.to_string(),
-    })?;
-    let schema = snapshot.schema();
-    let folder = snapshot.policy_set();
-    let mut compiled: BTreeMap<String, CompiledPolicySet> = BTreeMap::new();
-    let mut verdicts = Vec::new();
-    for p in properties {
+/// One solver process and Cedar's symbolic compiler over it.
+pub struct Prover {
+    symcc: CedarSymCompiler<LocalSolver>,
+    /// The folder's policy set compiled per request kind (keyed by the folder's version too).
+    compiled: BTreeMap<String, CompiledPolicySet>,
+}
+
+impl Prover {
+    /// Starts the solver: `$CVC5`, else `cvc5` on the `PATH`.
+    pub fn start() -> Result<Self, VerifyError> {
+        let command = solver_command();
+        let mut cmd = tokio::process::Command::new(&command);
+        cmd.args(["--lang", "smt", &format!("--tlimit-per={SOLVER_TIME_LIMIT_MS}")])
+            .kill_on_drop(true);
+        let no_solver = |reason: String| VerifyError::NoSolver {
+            command: command.clone(),
+            reason,
+        };
+        let solver = LocalSolver::from_command(&mut cmd).map_err(|e| no_solver(e.to_string()))?;
+        let symcc = CedarSymCompiler::new(solver).map_err(|e| no_solver(e.to_string()))?;
+        Ok(Prover {
+            symcc,
+            compiled: BTreeMap::new(),
+        })
+    }
+
+    /// Checks one property on one request kind: a request that breaks it, or `None`.
+    pub async fn check(
+        &mut self,
+        snapshot: &Snapshot,
+        p: &Property,
+        env: &RequestEnv,
+    ) -> Result<Option<Env>, VerifyError> {
+        let schema = snapshot.schema();
+        let folder = snapshot.policy_set();
         let failed = |e: &dyn std::fmt::Display| VerifyError::Solver {
             property: format!("{} ({})", p.name, p.source),
             message: e.to_string(),
         };
-        let mut outcome = Outcome::Proved;
-        'kinds: for env in &p.envs {
-            let key = format!("{} {} {}", env.principal(), env.action(), env.resource());
-            let found: Option<Env> = match &p.claim {
-                Claim::NeverErrors => {
-                    let mut found = None;
-                    for policy in folder.policies() {
-                        let one = CompiledPolicy::compile(policy, env, schema).map_err(|e| failed(&e))?;
-                        if let Some(env) = symcc
-                            .check_never_errors_with_counterexample_opt(&one)
-                            .await
-                            .map_err(|e| failed(&e))?
-                        {
-                            found = Some(env);
-                            break;
-                        }
-                    }
-                    found
+        let assumed = assumptions(snapshot, env, &p.assuming);
+        let compile = |set: &PolicySet| CompiledPolicySet::compile(set, env, schema).map_err(|e| failed(&e));
+        let condition = |cond: &str| compile(&condition(cond).map_err(|e| failed(&e))?);
+        if let Claim::NeverErrors = p.claim {
+            for policy in folder.policies() {
+                let one = CompiledPolicy::compile(policy, env, schema).map_err(|e| failed(&e))?;
+                let found = self
+                    .symcc
+                    .check_never_errors_with_counterexample_opt(&one)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                if found.is_some() {
+                    return Ok(found);
                 }
-                claim => {
-                    if !compiled.contains_key(&key) {
-                        let set = CompiledPolicySet::compile(folder, env, schema).map_err(|e| failed(&e))?;
-                        compiled.insert(key.clone(), set);
-                    }
-                    let Some(set) = compiled.get(&key) else {
-                        continue;
-                    };
-                    let assumed = assumptions(snapshot, env, &p.assuming);
-                    let compile = |cond: &str| {
-                        let set = condition(cond).map_err(|e| failed(&e))?;
-                        CompiledPolicySet::compile(&set, env, schema).map_err(|e| failed(&e))
-                    };
-                    match (claim, assumed) {
-                        (Claim::Always(Always::Allow), None) => symcc
-                            .check_always_allows_with_counterexample_opt(set)
-                            .await
-                            .map_err(|e| failed(&e))?,
-                        (Claim::Always(Always::Deny), None) => symcc
-                            .check_always_denies_with_counterexample_opt(set)
-                            .await
-                            .map_err(|e| failed(&e))?,
-                        // Every request that meets the assumptions is allowed.
-                        (Claim::Always(Always::Allow), Some(a)) => symcc
-                            .check_implies_with_counterexample_opt(&compile(&a)?, set)
-                            .await
-                            .map_err(|e| failed(&e))?,
-                        // Every allowed request breaks an assumption.
-                        (Claim::Always(Always::Deny), Some(a)) => symcc
-                            .check_implies_with_counterexample_opt(set, &compile(&format!("!({a})"))?)
-                            .await
-                            .map_err(|e| failed(&e))?,
-                        (Claim::Implies(c), a) => {
-                            let c = match a {
-                                Some(a) => format!("!({a}) || ({c})"),
-                                None => c.clone(),
-                            };
-                            symcc
-                                .check_implies_with_counterexample_opt(set, &compile(&c)?)
-                                .await
-                                .map_err(|e| failed(&e))?
-                        }
-                        (Claim::NeverErrors, _) => None,
-                    }
-                }
+            }
+            return Ok(None);
+        }
+        // The folder compiled once per request kind; each claim is an implication between it
+        // and a one-permit condition (no forbids, so the assumptions can be written into it).
+        let key = format!("{} {}", snapshot.version(), kind(env));
+        if !self.compiled.contains_key(&key) {
+            self.compiled.insert(key.clone(), compile(folder)?);
+        }
+        let Some(set) = self.compiled.get(&key) else {
+            return Ok(None);
+        };
+        let (premise, conclusion) = match (&p.claim, assumed) {
+            // Every request that meets the assumptions is allowed.
+            (Claim::Always(Always::Allow), a) => (condition(a.as_deref().unwrap_or("true"))?, set.clone()),
+            // No allowed request meets the assumptions.
+            (Claim::Always(Always::Deny), Some(a)) => (set.clone(), condition(&format!("!({a})"))?),
+            (Claim::Always(Always::Deny), None) => {
+                let found = self
+                    .symcc
+                    .check_always_denies_with_counterexample_opt(set)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                return Ok(found);
+            }
+            // Every allowed request that meets the assumptions meets the condition.
+            (Claim::Implies(c), Some(a)) => (set.clone(), condition(&format!("!({a}) || ({c})"))?),
+            (Claim::Implies(c), None) => (set.clone(), condition(c)?),
+            (Claim::NeverErrors, _) => return Ok(None),
+        };
+        let found = self
+            .symcc
+            .check_implies_with_counterexample_opt(&premise, &conclusion)
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(found)
+    }
+
+    /// Per action, whether going from `old` to `new` widened rights (a request `new` allows
+    /// that `old` denied), narrowed them, or kept them, over every request of the new schema's
+    /// kinds that the old schema has too, under what the new store keeps true.
+    pub async fn compare(
+        &mut self,
+        old: &Snapshot,
+        new: &Snapshot,
+    ) -> Result<Vec<ActionChange>, VerifyError> {
+        let schema = new.schema();
+        let old_kinds: std::collections::BTreeSet<String> =
+            old.schema().request_envs().map(|e| kind(&e)).collect();
+        let mut by_action: BTreeMap<String, ActionChange> = BTreeMap::new();
+        for env in schema.request_envs().filter(|e| old_kinds.contains(&kind(e))) {
+            let action = env.action().id().unescaped().to_owned();
+            let failed = |e: &dyn std::fmt::Display| VerifyError::Solver {
+                property: format!("{action} ({})", kind(&env)),
+                message: e.to_string(),
             };
-            if let Some(env) = found {
-                let counterexample = counterexample(snapshot, &env).map_err(|e| failed(&e))?;
-                outcome = Outcome::Refuted {
-                    counterexample: Box::new(counterexample),
-                };
-                break 'kinds;
+            let assumed = assumptions(new, &env, &[]);
+            let compile = |set: &PolicySet| {
+                let set = restricted(set, assumed.as_deref()).map_err(|e| failed(&e))?;
+                CompiledPolicySet::compile(&set, &env, schema).map_err(|e| failed(&e))
+            };
+            let (o, n) = (compile(old.policy_set())?, compile(new.policy_set())?);
+            let widened = self
+                .symcc
+                .check_implies_with_counterexample_opt(&n, &o)
+                .await
+                .map_err(|e| failed(&e))?;
+            let narrowed = self
+                .symcc
+                .check_implies_with_counterexample_opt(&o, &n)
+                .await
+                .map_err(|e| failed(&e))?;
+            let change = by_action.entry(action.clone()).or_insert_with(|| ActionChange {
+                action: action.clone(),
+                request_kinds: 0,
+                widened: None,
+                narrowed: None,
+            });
+            change.request_kinds += 1;
+            if change.widened.is_none() {
+                if let Some(env) = widened {
+                    change.widened = Some(Box::new(counterexample(new, &env).map_err(|e| failed(&e))?));
+                }
+            }
+            if change.narrowed.is_none() {
+                if let Some(env) = narrowed {
+                    change.narrowed = Some(Box::new(counterexample(new, &env).map_err(|e| failed(&e))?));
+                }
             }
         }
-        verdicts.push(Verdict {
+        Ok(by_action.into_values().collect())
+    }
+}
+
+/// A request kind as text: principal type, action, resource type.
+fn kind(env: &cedar_policy::RequestEnv) -> String {
+    format!("{} {} {}", env.principal(), env.action(), env.resource())
+}
+
+/// A refutation: the property's index, the request kind's index, the counterexample.
+type Found = (usize, usize, Counterexample);
+
+/// Proves each property, its request kinds shared out over one solver process per core (each
+/// on its own thread). A refuted property answers the counterexample of its first refuted kind,
+/// so the report does not depend on which solver finished first.
+pub fn prove(snapshot: &Snapshot, properties: &[Property]) -> Result<Vec<Verdict>, VerifyError> {
+    let work: Vec<(usize, usize)> = properties
+        .iter()
+        .enumerate()
+        .flat_map(|(p, prop)| (0..prop.envs.len()).map(move |e| (p, e)))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, work.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Per property, the first refuted kind found so far: later kinds need not be checked.
+    let refuted: Vec<std::sync::atomic::AtomicUsize> = properties
+        .iter()
+        .map(|_| std::sync::atomic::AtomicUsize::new(usize::MAX))
+        .collect();
+    let worker = || -> Result<Vec<Found>, VerifyError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| VerifyError::NoSolver {
+                command: solver_command(),
+                reason: format!("no runtime: {e}"),
+            })?;
+        runtime.block_on(async {
+            let mut prover = Prover::start()?;
+            let mut found = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(p, e)) = work.get(i) else {
+                    break;
+                };
+                if refuted[p].load(std::sync::atomic::Ordering::Relaxed) < e {
+                    continue;
+                }
+                let prop = &properties[p];
+                if let Some(env) = prover.check(snapshot, prop, &prop.envs[e]).await? {
+                    let c = counterexample(snapshot, &env).map_err(|m| VerifyError::Solver {
+                        property: format!("{} ({})", prop.name, prop.source),
+                        message: m,
+                    })?;
+                    refuted[p].fetch_min(e, std::sync::atomic::Ordering::Relaxed);
+                    found.push((p, e, c));
+                }
+            }
+            Ok(found)
+        })
+    };
+    let results: Vec<Result<Vec<Found>, VerifyError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(VerifyError::Solver {
+                        property: "(all)".to_owned(),
+                        message: "a prover thread panicked".to_owned(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut first: BTreeMap<usize, (usize, Counterexample)> = BTreeMap::new();
+    for r in results {
+        for (p, e, c) in r? {
+            if first.get(&p).is_none_or(|(known, _)| e < *known) {
+                first.insert(p, (e, c));
+            }
+        }
+    }
+    Ok(properties
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Verdict {
             name: p.name.clone(),
             source: p.source.clone(),
             request_kinds: p.envs.len(),
-            outcome,
-        });
-    }
-    Ok(verdicts)
+            outcome: match first.remove(&i) {
+                Some((_, c)) => Outcome::Refuted {
+                    counterexample: Box::new(c),
+                },
+                None => Outcome::Proved,
+            },
+        })
+        .collect())
 }
 
 /// The solver's model as a request and entities, decided by the folder.

@@ -19,7 +19,7 @@ fn committed_json_schemas_are_current() {
 }
 
 /// The schemas describe the files the folders really hold: every top-level key of every
-/// `roles.toml` and fixture file shipped here is a property of its schema, each such property
+/// `roles.toml`, fixture and property file shipped here is a property of its schema, each such property
 /// says what it is, and the schema refuses any other key (as the parser does), so an editor
 /// underlines a typo where `portcullis check` would refuse it.
 #[test]
@@ -31,14 +31,19 @@ fn schemas_describe_the_formats() {
     let mut checked = 0;
     for folder in portcullis_tests::policy_folders() {
         let mut files = vec![("roles.schema.json", folder.join("roles.toml"))];
-        if let Ok(entries) = std::fs::read_dir(folder.join("fixtures")) {
-            files.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                    .map(|p| ("fixtures.schema.json", p)),
-            );
+        for (dir, schema) in [
+            ("fixtures", "fixtures.schema.json"),
+            ("properties", "properties.schema.json"),
+        ] {
+            if let Ok(entries) = std::fs::read_dir(folder.join(dir)) {
+                files.extend(
+                    entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                        .map(|p| (schema, p)),
+                );
+            }
         }
         for (schema, file) in files {
             let Ok(text) = std::fs::read_to_string(&file) else {

@@ -36,6 +36,10 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: DiffFormat,
+    /// Prove, per action and for every request (cvc5), whether the edit widened, narrowed or
+    /// kept the rights, with a counterexample for each change.
+    #[arg(long)]
+    prove: bool,
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t)]
     error_format: ErrorFormat,
@@ -122,13 +126,69 @@ fn compare(a: &DiffArgs, old: PathBuf, new: PathBuf) -> u8 {
         _ => return EXIT_ERROR,
     };
     let d = diff::compare(&old, &new);
+    let rights = if a.prove {
+        let proved = super::migrate::block_on_value(async {
+            portcullis_server::verify::Prover::start()?
+                .compare(&old, &new)
+                .await
+        });
+        match proved {
+            Some(Ok(changes)) => Some(changes),
+            Some(Err(e)) => {
+                eprintln!("error: {e}");
+                return EXIT_ERROR;
+            }
+            None => return EXIT_ERROR,
+        }
+    } else {
+        None
+    };
+    let changed_rights = rights
+        .as_ref()
+        .is_some_and(|r| r.iter().any(|c| c.widened.is_some() || c.narrowed.is_some()));
     match a.format {
-        DiffFormat::Human => print!("{}", d.render()),
-        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default()),
+        DiffFormat::Human => {
+            print!("{}", d.render());
+            if let Some(r) = &rights {
+                print!("{}", render_rights(r));
+            }
+        }
+        DiffFormat::Json => {
+            let out = match &rights {
+                Some(r) => serde_json::json!({ "diff": d, "rights": r }),
+                None => serde_json::to_value(&d).unwrap_or_default(),
+            };
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
     }
-    if a.exit_code && !d.is_empty() {
+    if a.exit_code && (!d.is_empty() || changed_rights) {
         EXIT_FAILED
     } else {
         EXIT_OK
     }
+}
+
+/// The proved changes of rights, each with its counterexample as a fixture file of the new
+/// folder.
+fn render_rights(changes: &[portcullis_server::verify::ActionChange]) -> String {
+    let mut out = String::from("rights, proved for every request:\n");
+    let mut kept = 0;
+    for c in changes {
+        for (what, example) in [("widened", &c.widened), ("narrowed", &c.narrowed)] {
+            let Some(x) = example else { continue };
+            out.push_str(&format!(
+                "  {what:<9}{}: {} {} {} is now {}\n",
+                c.action, x.principal, x.action, x.resource, x.decision
+            ));
+            for line in x.fixture(&format!("{} {what}", c.action)).lines() {
+                out.push_str(&format!("    | {line}\n"));
+            }
+        }
+        if c.widened.is_none() && c.narrowed.is_none() {
+            kept += 1;
+        }
+    }
+    let changed = changes.len() - kept;
+    out.push_str(&format!("  {changed} actions changed, {kept} kept\n"));
+    out
 }

@@ -35,15 +35,20 @@ pub struct MigrateArgs {
     db: DatabaseArgs,
 }
 
-/// Runs `f` on a fresh current-thread runtime.
-pub fn block_on<F: std::future::Future<Output = u8>>(f: F) -> u8 {
+/// Runs `f` on a fresh current-thread runtime; `None` (said on stderr) when none starts.
+pub fn block_on_value<T, F: std::future::Future<Output = T>>(f: F) -> Option<T> {
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(f),
+        Ok(rt) => Some(rt.block_on(f)),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            EXIT_ERROR
+            None
         }
     }
+}
+
+/// Runs `f` on a fresh current-thread runtime.
+pub fn block_on<F: std::future::Future<Output = u8>>(f: F) -> u8 {
+    block_on_value(f).unwrap_or(EXIT_ERROR)
 }
 
 pub fn run(a: MigrateArgs) -> u8 {

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use portcullis_engine::properties;
 use portcullis_server::verify::{self, Outcome, Verdict};
 
-use super::migrate::block_on;
 use super::{FolderArgs, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 
 /// Output formats of `portcullis verify`.
@@ -18,6 +18,8 @@ pub enum VerifyFormat {
     Human,
     /// Every verdict as JSON.
     Json,
+    /// JUnit XML for CI systems: one test case per property, a refuted one failing.
+    Junit,
 }
 
 /// Arguments of `portcullis verify`.
@@ -41,40 +43,79 @@ pub fn run(a: VerifyArgs) -> u8 {
     let mut properties = if a.no_built_in {
         Vec::new()
     } else {
-        verify::built_in(&snapshot)
+        properties::built_in(&snapshot)
     };
-    match verify::load(&a.folder.folder, &snapshot) {
+    match properties::load(&a.folder.folder, &snapshot) {
         Ok(mut written) => properties.append(&mut written),
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
             return EXIT_ERROR;
         }
     }
     let started = Instant::now();
-    block_on(async move {
-        let verdicts = match verify::prove(&snapshot, &properties).await {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ERROR;
-            }
-        };
-        let refuted = verdicts
-            .iter()
-            .filter(|v| matches!(v.outcome, Outcome::Refuted { .. }))
-            .count();
-        match a.format {
-            VerifyFormat::Human => print!("{}", render(&verdicts, started.elapsed())),
-            VerifyFormat::Json => {
-                println!("{}", serde_json::to_string_pretty(&verdicts).unwrap_or_default())
-            }
+    let verdicts = match verify::prove(&snapshot, &properties) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ERROR;
         }
-        if refuted > 0 {
-            EXIT_FAILED
-        } else {
-            EXIT_OK
+    };
+    let refuted = verdicts
+        .iter()
+        .filter(|v| matches!(v.outcome, Outcome::Refuted { .. }))
+        .count();
+    match a.format {
+        VerifyFormat::Human => print!("{}", render(&verdicts, started.elapsed())),
+        VerifyFormat::Json => println!("{}", serde_json::to_string_pretty(&verdicts).unwrap_or_default()),
+        VerifyFormat::Junit => print!("{}", junit(&verdicts, started.elapsed())),
+    }
+    if refuted > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// The JUnit report: one suite, one case per property; a refuted one fails with its
+/// counterexample as the failure's text.
+fn junit(verdicts: &[Verdict], took: std::time::Duration) -> String {
+    use portcullis_engine::fixtures::xml;
+    let failures = verdicts
+        .iter()
+        .filter(|v| matches!(v.outcome, Outcome::Refuted { .. }))
+        .count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"portcullis verify\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n",
+        verdicts.len(),
+        took.as_secs_f64()
+    ));
+    out.push_str(&format!(
+        "  <testsuite name=\"properties\" tests=\"{}\" failures=\"{failures}\">\n",
+        verdicts.len()
+    ));
+    for v in verdicts {
+        let case = format!(
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml(&v.source),
+            xml(&v.name)
+        );
+        match &v.outcome {
+            Outcome::Proved => out.push_str(&format!("{case}/>\n")),
+            Outcome::Refuted { counterexample: c } => out.push_str(&format!(
+                "{case}>\n      <failure message=\"refuted: {} {} {} is {}\">{}</failure>\n    </testcase>\n",
+                xml(&c.principal),
+                xml(&c.action),
+                xml(&c.resource),
+                c.decision,
+                xml(&c.fixture(&v.name))
+            )),
         }
-    })
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
 }
 
 /// The human report: one line per property, each counterexample as a fixture file.

@@ -261,3 +261,135 @@ fn bad_property_files_and_a_missing_solver_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn a_role_given_rights_above_its_rank_breaks_the_built_in_properties() {
+    if !solver() {
+        return;
+    }
+    let (_dir, folder) = copy();
+    // A hand-written permit that lets a viewer change anyone's role in its company.
+    std::fs::write(
+        folder.join("viewers.cedar"),
+        "@id(\"viewers.set-role\")\npermit (principal in Portal::Role::\"viewer\", action == Portal::Action::\"user.set_role\", resource is Portal::User)\nwhen { resource in principal.company };\n",
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    assert_eq!(code, 1, "{v:?}");
+    let name = "role viewer never gives a role ranked above it (owner, admin, operator, user, regular)";
+    counterexample_decides_as_claimed(&folder, &v, name, "allow");
+    let refuted: Vec<&Value> = v
+        .iter()
+        .filter(|v| v["outcome"] == "refuted")
+        .map(|v| &v["name"])
+        .collect();
+    assert_eq!(
+        refuted,
+        [&Value::from(name)],
+        "only the viewer's rank is broken: {v:?}"
+    );
+    assert!(
+        v.iter().any(|v| v["source"] == "built-in, roles.toml"
+            && v["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("Carrier users never hold")),
+        "{v:?}"
+    );
+
+    // The same run as JUnit: one case per property, the refuted one failing.
+    let (code, out, _) = portcullis(&["verify", folder.to_str().unwrap(), "--format", "junit"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("<?xml") && out.contains("<testsuites name=\"portcullis verify\""),
+        "{out}"
+    );
+    assert_eq!(out.matches("<testcase ").count(), v.len(), "{out}");
+    assert_eq!(out.matches("<failure message=\"refuted: ").count(), 1, "{out}");
+}
+
+#[test]
+fn diff_prove_says_which_actions_an_edit_widened_or_narrowed() {
+    if !solver() {
+        return;
+    }
+    let (_dir, folder) = copy();
+    let old = repo().join("policies");
+    // Widened: anyone configures the theme. Narrowed: regular users no longer read shipments.
+    std::fs::write(
+        folder.join("edit.cedar"),
+        "@id(\"theme.anyone\")\npermit (principal, action == Portal::Action::\"theme.configure\", resource);\n\
+         @id(\"regulars.no-shipments\")\nforbid (principal in Portal::Role::\"regular\", action == Portal::Action::\"shipment.read\", resource);\n",
+    )
+    .unwrap();
+    let (code, out, err) = portcullis(
+        &[
+            "diff",
+            old.to_str().unwrap(),
+            folder.to_str().unwrap(),
+            "--prove",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let rights = d["rights"].as_array().unwrap();
+    let of = |action: &str| rights.iter().find(|r| r["action"] == action).unwrap();
+    assert_eq!(of("theme.configure")["widened"]["decision"], "allow", "{out}");
+    assert!(of("theme.configure")["narrowed"].is_null(), "{out}");
+    assert_eq!(of("shipment.read")["narrowed"]["decision"], "deny", "{out}");
+    assert!(of("shipment.read")["widened"].is_null(), "{out}");
+    let changed: Vec<&Value> = rights
+        .iter()
+        .filter(|r| !r["widened"].is_null() || !r["narrowed"].is_null())
+        .map(|r| &r["action"])
+        .collect();
+    assert_eq!(
+        changed.len(),
+        2,
+        "every other action kept its rights: {changed:?}"
+    );
+    // The narrowing's counterexample is a request the old folder allowed: a regular user
+    // reading a shipment it may see.
+    let x = &of("shipment.read")["narrowed"];
+    assert!(
+        x["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["uid"]["type"] == "Portal::Shipment"),
+        "{x}"
+    );
+
+    let (code, out, _) = portcullis(
+        &[
+            "diff",
+            old.to_str().unwrap(),
+            folder.to_str().unwrap(),
+            "--prove",
+            "--exit-code",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("  widened  theme.configure: ") && out.contains("  narrowed shipment.read: "),
+        "{out}"
+    );
+    assert!(out.contains("2 actions changed, "), "{out}");
+    // No edit, nothing proved changed.
+    let (code, out, _) = portcullis(
+        &[
+            "diff",
+            old.to_str().unwrap(),
+            old.to_str().unwrap(),
+            "--prove",
+            "--exit-code",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 actions changed"), "{out}");
+}
