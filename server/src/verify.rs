@@ -68,6 +68,13 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Whether a counterexample was found.
+    pub fn is_refuted(&self) -> bool {
+        matches!(self, Outcome::Refuted { .. })
+    }
+}
+
 /// A property's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
