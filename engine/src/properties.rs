@@ -55,6 +55,14 @@ pub struct PropertySpec {
     /// Claim: no policy errors on any such request.
     #[serde(default)]
     pub never_errors: bool,
+    /// Claim: this folder allows nothing that another version of it denies: a folder (a path
+    /// relative to this one, `../released`) or a git revision of this folder (`git:v1.4`).
+    #[serde(default)]
+    pub no_wider_than: Option<String>,
+    /// Claim: this folder decides every such request as another version of it does (a folder
+    /// or `git:REV`, as for `no_wider_than`).
+    #[serde(default)]
+    pub equivalent_to: Option<String>,
     /// A Cedar condition the claim assumes of its requests, beside the file's.
     #[serde(default)]
     pub assuming: Option<String>,
@@ -79,6 +87,20 @@ pub enum Claim {
     Implies(String),
     /// No policy errors.
     NeverErrors,
+    /// Nothing allowed that the other version (a folder path or `git:REV`) denies.
+    NoWiderThan(String),
+    /// Every request decided as the other version decides it.
+    EquivalentTo(String),
+}
+
+impl Claim {
+    /// The other version of the folder the claim compares with, if any.
+    pub fn other(&self) -> Option<&str> {
+        match self {
+            Claim::NoWiderThan(o) | Claim::EquivalentTo(o) => Some(o),
+            _ => None,
+        }
+    }
 }
 
 /// A property ready to prove.
@@ -281,11 +303,14 @@ pub fn parse(file: &str, text: &str, snapshot: &Snapshot) -> Result<Vec<Property
 
 /// The request kinds and the claim of a written property.
 fn property(p: &PropertySpec, snapshot: &Snapshot) -> Result<(Vec<RequestEnv>, Claim), String> {
-    let claims =
-        usize::from(p.always.is_some()) + usize::from(p.implies.is_some()) + usize::from(p.never_errors);
+    let claims = usize::from(p.always.is_some())
+        + usize::from(p.implies.is_some())
+        + usize::from(p.never_errors)
+        + usize::from(p.no_wider_than.is_some())
+        + usize::from(p.equivalent_to.is_some());
     if claims != 1 {
         return Err(
-            "expected exactly one claim: `always = \"allow\" | \"deny\"`, `implies = \"<Cedar condition>\"` or `never_errors = true`"
+            "expected exactly one claim: `always = \"allow\" | \"deny\"`, `implies = \"<Cedar condition>\"`, `never_errors = true`, `no_wider_than = \"<folder or git:REV>\"` or `equivalent_to = \"<folder or git:REV>\"`"
                 .to_owned(),
         );
     }
@@ -335,6 +360,10 @@ fn property(p: &PropertySpec, snapshot: &Snapshot) -> Result<(Vec<RequestEnv>, C
     } else if let Some(cond) = &p.implies {
         condition(cond).map_err(|e| format!("`implies` is not a Cedar condition: {e}"))?;
         Claim::Implies(cond.clone())
+    } else if let Some(other) = &p.no_wider_than {
+        Claim::NoWiderThan(other.clone())
+    } else if let Some(other) = &p.equivalent_to {
+        Claim::EquivalentTo(other.clone())
     } else {
         Claim::NeverErrors
     };

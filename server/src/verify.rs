@@ -173,6 +173,7 @@ impl Prover {
         snapshot: &Snapshot,
         p: &Property,
         env: &RequestEnv,
+        others: &Others,
     ) -> Result<Option<Env>, VerifyError> {
         let schema = snapshot.schema();
         let folder = snapshot.policy_set();
@@ -196,6 +197,31 @@ impl Prover {
                 }
             }
             return Ok(None);
+        }
+        if let Some(name) = p.claim.other() {
+            let other = others
+                .get(name)
+                .ok_or_else(|| failed(&format!("`{name}` was not loaded")))?;
+            let narrowed = restricted(folder, assumed.as_deref()).map_err(|e| failed(&e))?;
+            // The other version compiled against this folder's schema: a policy of it that no
+            // longer fits is an error, said as such.
+            let then = compile(other.policy_set())
+                .map_err(|e| failed(&format!("`{name}` against this folder's schema: {e}")))?;
+            let found = self
+                .symcc
+                .check_implies_with_counterexample_opt(&compile(&narrowed)?, &then)
+                .await
+                .map_err(|e| failed(&e))?;
+            if found.is_some() || matches!(p.claim, Claim::NoWiderThan(_)) {
+                return Ok(found);
+            }
+            let then = restricted(other.policy_set(), assumed.as_deref()).map_err(|e| failed(&e))?;
+            let found = self
+                .symcc
+                .check_implies_with_counterexample_opt(&compile(&then)?, &compile(folder)?)
+                .await
+                .map_err(|e| failed(&e))?;
+            return Ok(found);
         }
         // The folder compiled once per request kind; each claim is an implication between it
         // and a one-permit condition (no forbids, so the assumptions can be written into it).
@@ -222,7 +248,7 @@ impl Prover {
             // Every allowed request that meets the assumptions meets the condition.
             (Claim::Implies(c), Some(a)) => (set.clone(), condition(&format!("!({a}) || ({c})"))?),
             (Claim::Implies(c), None) => (set.clone(), condition(c)?),
-            (Claim::NeverErrors, _) => return Ok(None),
+            (Claim::NeverErrors | Claim::NoWiderThan(_) | Claim::EquivalentTo(_), _) => return Ok(None),
         };
         let found = self
             .symcc
@@ -293,13 +319,21 @@ fn kind(env: &cedar_policy::RequestEnv) -> String {
     format!("{} {} {}", env.principal(), env.action(), env.resource())
 }
 
+/// The other versions of the folder that properties compare with (`no_wider_than`,
+/// `equivalent_to`), by the name the property gives them.
+pub type Others = BTreeMap<String, Snapshot>;
+
 /// A refutation: the property's index, the request kind's index, the counterexample.
 type Found = (usize, usize, Counterexample);
 
 /// Proves each property, its request kinds shared out over one solver process per core (each
 /// on its own thread). A refuted property answers the counterexample of its first refuted kind,
 /// so the report does not depend on which solver finished first.
-pub fn prove(snapshot: &Snapshot, properties: &[Property]) -> Result<Vec<Verdict>, VerifyError> {
+pub fn prove(
+    snapshot: &Snapshot,
+    properties: &[Property],
+    others: &Others,
+) -> Result<Vec<Verdict>, VerifyError> {
     let work: Vec<(usize, usize)> = properties
         .iter()
         .enumerate()
@@ -334,7 +368,7 @@ pub fn prove(snapshot: &Snapshot, properties: &[Property]) -> Result<Vec<Verdict
                     continue;
                 }
                 let prop = &properties[p];
-                if let Some(env) = prover.check(snapshot, prop, &prop.envs[e]).await? {
+                if let Some(env) = prover.check(snapshot, prop, &prop.envs[e], others).await? {
                     let c = counterexample(snapshot, &env).map_err(|m| VerifyError::Solver {
                         property: format!("{} ({})", prop.name, prop.source),
                         message: m,

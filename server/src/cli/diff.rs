@@ -46,7 +46,7 @@ pub struct DiffArgs {
 }
 
 /// Writes `folder` as of `rev` into `dest` with `git archive`.
-fn checkout(folder: &Path, rev: &str, dest: &Path) -> Result<PathBuf, String> {
+pub(super) fn checkout(folder: &Path, rev: &str, dest: &Path) -> Result<PathBuf, String> {
     if rev == "WORKTREE" {
         return Ok(folder.to_path_buf());
     }

@@ -54,8 +54,18 @@ pub fn run(a: VerifyArgs) -> u8 {
             return EXIT_ERROR;
         }
     }
+    let scratch = std::env::temp_dir().join(format!("portcullis-verify-{}", std::process::id()));
+    let others = match load_others(&a.folder, &properties, &scratch) {
+        Ok(o) => o,
+        Err(m) => {
+            eprintln!("error: {m}");
+            let _ = std::fs::remove_dir_all(&scratch);
+            return EXIT_ERROR;
+        }
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
     let started = Instant::now();
-    let verdicts = match verify::prove(&snapshot, &properties) {
+    let verdicts = match verify::prove(&snapshot, &properties, &others) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
@@ -76,6 +86,39 @@ pub fn run(a: VerifyArgs) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// The other versions the properties compare with: `git:REV` is this folder at a git
+/// revision, anything else a folder path relative to this one.
+fn load_others(
+    folder: &FolderArgs,
+    properties: &[properties::Property],
+    scratch: &std::path::Path,
+) -> Result<verify::Others, String> {
+    let mut others = verify::Others::new();
+    for p in properties {
+        let Some(name) = p.claim.other() else { continue };
+        if others.contains_key(name) {
+            continue;
+        }
+        let path = match name.strip_prefix("git:") {
+            Some(rev) => super::diff::checkout(&folder.folder, rev, &scratch.join(others.len().to_string()))?,
+            None => folder.folder.join(name),
+        };
+        let snapshot = FolderArgs {
+            folder: path.clone(),
+            error_format: folder.error_format,
+        }
+        .load()
+        .map_err(|_| {
+            format!(
+                "{}: property `{}`: `{name}` does not load as a policy folder",
+                p.source, p.name
+            )
+        })?;
+        others.insert(name.to_owned(), snapshot);
+    }
+    Ok(others)
 }
 
 /// The JUnit report: one suite, one case per property; a refuted one fails with its

@@ -453,7 +453,7 @@ fn proved_properties_hold_on_every_request_of_the_fixture_worlds() {
         let snapshot = portcullis_engine::load(&folder).unwrap();
         let mut props = properties::built_in(&snapshot);
         props.extend(properties::load(&folder, &snapshot).unwrap());
-        let verdicts = portcullis_server::verify::prove(&snapshot, &props).unwrap();
+        let verdicts = portcullis_server::verify::prove(&snapshot, &props, &Default::default()).unwrap();
         let schema = snapshot.schema();
         let policies = snapshot.policy_set();
         // Per proved property and request kind, the policy set its claim is checked against.
@@ -490,7 +490,8 @@ fn proved_properties_hold_on_every_request_of_the_fixture_worlds() {
                         };
                         let (allowed, errored) = allows(policies, &request, &entities);
                         for (i, (p, v)) in props.iter().zip(&verdicts).enumerate() {
-                            if v.outcome.is_refuted() || !p.envs.contains(&env) {
+                            // Claims against another version have nothing to decide here.
+                            if v.outcome.is_refuted() || !p.envs.contains(&env) || p.claim.other().is_some() {
                                 continue;
                             }
                             let set = claims.entry((i, kind.clone())).or_insert_with(|| {
@@ -501,6 +502,10 @@ fn proved_properties_hold_on_every_request_of_the_fixture_worlds() {
                                     Claim::Always(Always::Allow) => permit_when(a),
                                     Claim::Always(Always::Deny) => permit_when(&format!("!({a})")),
                                     Claim::Implies(c) => permit_when(&format!("!({a}) || ({c})")),
+                                    // Compared with another version: none in the folders here.
+                                    Claim::NoWiderThan(_) | Claim::EquivalentTo(_) => {
+                                        cedar_policy::PolicySet::new()
+                                    }
                                 }
                             });
                             let holds = match &p.claim {
@@ -525,4 +530,108 @@ fn proved_properties_hold_on_every_request_of_the_fixture_worlds() {
     eprintln!("verify differential: {checked} (request, proved property) pairs decided by Cedar");
     assert!(contradictions.is_empty(), "{contradictions:#?}");
     assert!(checked > 100_000 / stride, "only {checked} pairs checked");
+}
+
+/// `git` in `dir`, failing loudly.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_edit_is_proved_no_wider_than_the_released_revision_or_refuted() {
+    if !solver() {
+        return;
+    }
+    let (dir, folder) = copy();
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-q", "-m", "released"]);
+    // Against the released revision and a copy of it beside the folder.
+    copy_dir(&folder, &dir.path().join("released"));
+    std::fs::write(
+        folder.join("properties").join("releases.toml"),
+        r#"
+[[property]]
+name = "the theme is given to nobody the release did not give it to"
+actions = ["theme.configure"]
+no_wider_than = "git:HEAD"
+
+[[property]]
+name = "shipments are read exactly as in the released folder"
+actions = ["shipment.read"]
+equivalent_to = "../released"
+"#,
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    assert_eq!(
+        code, 0,
+        "an unchanged folder is proved equal to its release: {v:?}"
+    );
+    // Widen the theme and narrow the shipments: both claims are refuted, each with a request
+    // the folder now decides otherwise.
+    std::fs::write(
+        folder.join("edit.cedar"),
+        "@id(\"theme.anyone\")\npermit (principal, action == Portal::Action::\"theme.configure\", resource);\n\
+         @id(\"regulars.no-shipments\")\nforbid (principal in Portal::Role::\"regular\", action == Portal::Action::\"shipment.read\", resource);\n",
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    assert_eq!(code, 1, "{v:?}");
+    counterexample_decides_as_claimed(
+        &folder,
+        &v,
+        "the theme is given to nobody the release did not give it to",
+        "allow",
+    );
+    counterexample_decides_as_claimed(
+        &folder,
+        &v,
+        "shipments are read exactly as in the released folder",
+        "deny",
+    );
+    // A narrowing is no widening.
+    std::fs::write(
+        folder.join("edit.cedar"),
+        "@id(\"regulars.no-shipments\")\nforbid (principal in Portal::Role::\"regular\", action == Portal::Action::\"shipment.read\", resource);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("properties").join("releases.toml"),
+        "[[property]]\nname = \"shipments are read by no one more\"\nactions = [\"shipment.read\"]\nno_wider_than = \"git:HEAD\"\n",
+    )
+    .unwrap();
+    let (code, v) = verdicts(&folder);
+    let shipments = v
+        .iter()
+        .find(|v| v["name"] == "shipments are read by no one more")
+        .unwrap();
+    assert_eq!(shipments["outcome"], "proved", "{v:?}");
+    assert_eq!(code, 0, "{v:?}");
+    // A revision that does not exist is a clear error.
+    std::fs::write(
+        folder.join("properties").join("releases.toml"),
+        "[[property]]\nname = \"x\"\nno_wider_than = \"git:no-such-tag\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = portcullis(&["verify", folder.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("no-such-tag"), "{err}");
 }
