@@ -13,7 +13,7 @@ pub const MAX_ATTRS_BYTES: usize = 64 * 1024;
 pub const MAX_NAME_BYTES: usize = 256;
 /// Most levels of an enterprise's company tree followed (user limits, roots).
 pub const MAX_ENTERPRISE_DEPTH: usize = 64;
-/// Default invitation lifetime (the seeds use 7 and 14 days).
+/// Default invitation lifetime (the customs portal uses 7 days, the load planner 14).
 pub const DEFAULT_INVITATION_TTL: Duration = Duration::days(14);
 
 /// The limits a store enforces.

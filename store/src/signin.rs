@@ -127,7 +127,7 @@ pub struct Totp {
     pub last_step: Option<i64>,
 }
 
-/// A customer's token link (003): signs in as the customer's token-link user while the customer
+/// A customer's token link (the service portal): signs in as the customer's token-link user while the customer
 /// has no portal user of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompanyLink {

@@ -185,7 +185,7 @@ pub enum PasswordRule {
     /// composition rules.
     #[default]
     Nist,
-    /// Seed 000's rule: the minimum length and at least one uppercase letter, one lowercase
+    /// The customs portal's rule: the minimum length and at least one uppercase letter, one lowercase
     /// letter, one digit and one special character (and no common password).
     Composition,
 }
@@ -198,23 +198,23 @@ pub struct RawSignIn {
     pub password_rule: PasswordRule,
     /// Fewest characters in a password (at least 8).
     pub min_password_length: Spanned<u32>,
-    /// Failed sign-ins in a row that lock the account (000: 5).
+    /// Failed sign-ins in a row that lock the account (the customs portal: 5).
     pub lockout_attempts: Spanned<u32>,
-    /// Minutes an account stays locked (000: 30).
+    /// Minutes an account stays locked (the customs portal: 30).
     pub lockout_minutes: Spanned<u32>,
-    /// Minutes a password-reset link stays valid (000: 60); an e-mail change link too.
+    /// Minutes a password-reset link stays valid (the customs portal: 60); an e-mail change link too.
     pub reset_link_minutes: Spanned<u32>,
     /// A changed e-mail address takes effect only once the link sent to it is used (the customs
     /// portal: "Changing a user's email requires them to verify the new email address"); until
     /// then the old one stays in force.
     pub verify_email_changes: bool,
-    /// Roles whose users must sign in with a second factor (000: "Require 2FA for admin
+    /// Roles whose users must sign in with a second factor (the customs portal: "Require 2FA for admin
     /// accounts").
     pub require_mfa_roles: Vec<Name>,
-    /// The role of a customer's token-link session (003), if the folder has token links.
+    /// The role of a customer's token-link session (the service portal), if the folder has token links.
     pub token_link_role: Option<Name>,
     /// A stored boolean user attribute that, when true, requires a second factor of that user
-    /// (003: "Require MFA For This User"), besides `require_mfa_roles`.
+    /// (the service portal: "Require MFA For This User"), besides `require_mfa_roles`.
     pub require_mfa_attribute: Option<Name>,
     /// The context attribute (a `Bool`) that tells a decision whether the signed-in session
     /// passed a second factor; the server fills it wherever an action's context declares it.
@@ -305,7 +305,7 @@ pub struct RawRole {
     /// Roles a user with this role may give (create, invite, promote to) and manage.
     #[serde(default)]
     pub manages: Vec<Name>,
-    /// Whether a user with this role may change its own role (004: an Administrator may not).
+    /// Whether a user with this role may change its own role (the load planner: an Administrator may not).
     #[serde(default = "yes")]
     pub change_own_role: bool,
     /// A description for the matrix page.
@@ -374,7 +374,7 @@ pub struct RawPermissionGroup {
     /// The group new users get.
     #[serde(default)]
     pub default: bool,
-    /// The group used for access without a user of one's own (003's "Non-Portal Users").
+    /// The group used for access without a user of one's own (the service portal's "Non-Portal Users").
     #[serde(default)]
     pub non_portal: bool,
 }

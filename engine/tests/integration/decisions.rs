@@ -55,7 +55,7 @@ fn entity(ty: &str, id: &str, attrs: Value, parents: Vec<Value>) -> Value {
     json!({ "uid": uid(ty, id), "attrs": attrs, "parents": parents })
 }
 
-/// The shipping platform of seed 001: Acme (a customer with a location in Oslo), Globex (another
+/// The shipping platform: Acme (a customer with a location in Oslo), Globex (another
 /// customer), their users, and shipments.
 fn acme() -> Vec<Value> {
     vec![

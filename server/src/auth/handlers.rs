@@ -298,7 +298,7 @@ pub const RESET_QUEUE: usize = 1024;
 /// `POST /v1/auth/password-reset`: always the same 202. The login is queued and its link made
 /// and handed to the `password_reset_command` by one background task, so neither the body nor
 /// the time of the answer says whether the login exists. Only logins that are email addresses
-/// can self-serve (003); a folder that declares the action `user.password_reset` decides it too
+/// can self-serve (the service portal); a folder that declares the action `user.password_reset` decides it too
 /// (principal and resource: the user).
 pub async fn request_reset(
     State(app): State<Arc<AppState>>,
@@ -504,7 +504,7 @@ pub struct DisableBody {
     pub code: String,
 }
 
-/// `POST /v1/auth/totp/disable`: needs the password and a code (000); a wrong one of
+/// `POST /v1/auth/totp/disable`: needs the password and a code (the customs portal); a wrong one of
 /// either counts towards the lockout.
 pub async fn totp_disable(
     State(app): State<Arc<AppState>>,
@@ -549,7 +549,7 @@ pub struct SwitchBody {
     pub customer: String,
 }
 
-/// `POST /v1/auth/switch` (000): the session acts for another customer profile, decided as
+/// `POST /v1/auth/switch` (the customs portal): the session acts for another customer profile, decided as
 /// `customer.switch` on that profile as the server's entities file (`serve --entities`)
 /// holds it; its decisions then carry it in the folder's `sign_in.switch_attribute`. A profile the server does not
 /// hold cannot be switched to (404, as for any id the caller cannot see).
@@ -622,7 +622,7 @@ pub struct LinkBody {
     pub device: String,
 }
 
-/// `POST /v1/auth/link` (003): a session as the customer's token-link user, only while the
+/// `POST /v1/auth/link` (the service portal): a session as the customer's token-link user, only while the
 /// customer has no portal user of its own; otherwise the link alone is refused.
 pub async fn link_login(
     State(app): State<Arc<AppState>>,
@@ -763,7 +763,7 @@ async fn link_target(
     Ok((resource, context))
 }
 
-/// `POST /v1/users/{id}/unlock` (`user.update`): clears a sign-in lock at once (000).
+/// `POST /v1/users/{id}/unlock` (`user.update`): clears a sign-in lock at once (the customs portal).
 pub async fn unlock(
     State(app): State<Arc<AppState>>,
     caller: Caller,

@@ -1,5 +1,5 @@
 //! Sign-in and account security under `/v1/auth/`: passwords (argon2id), lockout, reset links,
-//! TOTP with recovery codes, sessions, and customers' token links (003).
+//! TOTP with recovery codes, sessions, and customers' token links (the service portal).
 //!
 //! Input: the user store (through [`crate::manage::Gate::sign_in`]) and the policy folder's
 //! `[sign_in]` rules from the snapshot being served. Output: opaque session tokens that

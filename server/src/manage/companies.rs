@@ -1,5 +1,5 @@
-//! `/v1/companies` and `/v1/groups`: companies of an enterprise (004) and permission groups
-//! (003) over HTTP, governed like every other write.
+//! `/v1/companies` and `/v1/groups`: companies of an enterprise (the load planner) and permission groups
+//! (the service portal) over HTTP, governed like every other write.
 //!
 //! - `POST /v1/companies` (`company.create`) and `PATCH /v1/companies/{id}`
 //!   (`company.update`) are decided on the company as it will be (its parent chain from the

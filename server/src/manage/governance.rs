@@ -139,7 +139,7 @@ governed! {
     RevokeUserSessions { id: String } => "user.sessions";
     /// List a user's sessions.
     ListUserSessions { id: String } => "user.read";
-    /// Make a customer profile the session's active customer (000's forwarders).
+    /// Make a customer profile the session's active customer (the customs portal's forwarders).
     SwitchCustomer { session: String, customer: String } => "customer.switch";
     /// Create or revoke a customer's token link.
     ManageCompanyLink { company: String } => "link.create";

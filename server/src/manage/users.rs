@@ -602,7 +602,7 @@ pub async fn move_user(
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
     let destination = json!({ "__entity": { "type": served.snapshot.company_type(), "id": body.company } });
-    // "The user will be removed from the current company" (004): the caller must be able to
+    // "The user will be removed from the current company" (the load planner): the caller must be able to
     // remove it where it is, not only to place it in the destination.
     let here = user_resource(&served, &target);
     let removal = DeleteUser {

@@ -2,14 +2,14 @@
 //! scope) combination of the default folder `policies/` sent to a real server with a SQLite
 //! store, each answer (2xx vs 403) compared with an expectation computed here, independently
 //! of the Cedar files, from `roles.toml` (`manages`, the roles of each account type, ranks) and
-//! the rules the seeds state:
+//! the rules the portals' help pages state:
 //!
 //! - a user gives only roles its own role `manages`, to users whose current role it manages,
 //!   in its own company or a company of its enterprise below it, never a role the target
-//!   company's account type forbids (001: carriers are never Owners or Visitors);
-//! - in Customer accounts only the Owner gives the Admin role (001);
-//! - whoever gives a scope holds all of it (001);
-//! - nobody changes its own Admin role or moves itself (004), nobody reaches into another
+//!   company's account type forbids (the shipping platform: carriers are never Owners or Visitors);
+//! - in Customer accounts only the Owner gives the Admin role (the shipping platform);
+//! - whoever gives a scope holds all of it (the shipping platform);
+//! - nobody changes its own Admin role or moves itself (the load planner), nobody reaches into another
 //!   company: moves, accessible companies, deactivations and deletions included;
 //! - and, whatever the files say, no allowed assignment gives a role ranked above the
 //!   caller's.
@@ -371,7 +371,7 @@ async fn no_combination_escalates() {
         let who = format!("{}/{}/{:?}", c.ty, c.role, c.scope);
         let mut checks: Vec<(String, String, String, Value, bool)> = Vec::new();
         for given in &all_roles {
-            // Keeping one's own role is no change; any other is refused (004).
+            // Keeping one's own role is no change; any other is refused (the load planner).
             let expected = given == &c.role && model.may_give(c, &home(&c.ty), &c.role, given, c.scope);
             checks.push((
                 format!("sets its own role to {given}"),
@@ -590,7 +590,7 @@ async fn no_sequence_escalates() {
         .await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["role"], "regular");
-    // Set-role on self: the admin cannot make itself owner, nor leave its role (004).
+    // Set-role on self: the admin cannot make itself owner, nor leave its role (the load planner).
     for role in ["owner", "regular"] {
         let (s, b) = send(&admin, "PUT", "/v1/users/adm/role", json!({ "role": role })).await;
         assert_eq!(s, 403, "{role}: {b}");

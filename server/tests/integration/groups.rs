@@ -1,4 +1,4 @@
-//! Permission groups (seed 003) from the store reach decisions, served from
+//! Permission groups (the service portal) from the store reach decisions, served from
 //! `examples/service-portal` (where every feature is held through a group).
 
 use std::time::Duration;

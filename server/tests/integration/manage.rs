@@ -1,5 +1,5 @@
 //! The management API against a real server and a real store (a SQLite temp file; PostgreSQL
-//! when reachable): seed 001's and 000's user-management paragraphs walked through `/v1/`,
+//! when reachable): the shipping platform's and the customs portal's user-management paragraphs walked through `/v1/`,
 //! decisions by stored user id, cache invalidation, audit filters and CSV, authentication.
 
 use std::io::Write as _;
@@ -209,8 +209,8 @@ fn beta_shipment() -> Value {
     ])
 }
 
-/// Seed 001's user-management paragraphs, end to end.
-async fn seed_001(env: &Env) {
+/// The shipping platform's user-management paragraphs, end to end.
+async fn shipping_platform_paragraphs(env: &Env) {
     let store = &*env.store;
     company(store, "acme", "customer", Some(20)).await;
     company(store, "beta", "customer", None).await;
@@ -486,26 +486,26 @@ async fn seed_001(env: &Env) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_001_user_management_sqlite() {
+async fn shipping_platform_user_management_sqlite() {
     let env = sqlite_env().await;
-    seed_001(&env).await;
+    shipping_platform_paragraphs(&env).await;
     env.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_001_user_management_postgres() {
+async fn shipping_platform_user_management_postgres() {
     let Some(url) = fresh_postgres().await else {
         return;
     };
     let env = env_at(Fixture::new(), url.clone()).await;
-    seed_001(&env).await;
+    shipping_platform_paragraphs(&env).await;
     env.server.shutdown().await;
     drop_postgres(&url).await;
 }
 
-/// Seed 000: a shipper's admin creates and manages every role, Admins included.
+/// Seed the customs portal: a shipper's admin creates and manages every role, Admins included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_000_admin_creates_admins() {
+async fn customs_portal_admin_creates_admins() {
     let env = sqlite_env().await;
     let store = &*env.store;
     company(store, "ship", "shipper", None).await;

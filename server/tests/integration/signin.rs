@@ -467,7 +467,7 @@ async fn reset_links_work_once_unlock_and_end_sessions() {
         "{b}"
     );
 
-    // A login that is not an email address cannot self-serve (003): no link is made.
+    // A login that is not an email address cannot self-serve (the service portal): no link is made.
     store
         .create_user(
             NewUser {
@@ -800,7 +800,7 @@ async fn the_openapi_document_describes_sign_in() {
     assert!(doc["components"]["schemas"]["AuthorizeRequest"]["properties"]["session"].is_object());
 }
 
-/// 003's token link: a session as the customer's token-link user while the customer has no
+/// The service portal's token link: a session as the customer's token-link user while the customer has no
 /// portal user; its decisions carry `mfa_verified` from the session; refused once a portal user
 /// exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -920,7 +920,7 @@ async fn token_links_open_a_customer_without_portal_users() {
     assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "{b}");
 }
 
-/// 000: a forwarder's session switches customer profiles through the governed
+/// The customs portal: a forwarder's session switches customer profiles through the governed
 /// `customer.switch`, and its decisions then reach only the active customer's declarations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_switches_customer_and_decisions_follow() {
