@@ -167,6 +167,10 @@ pub struct Config {
     pub shutdown_grace: Option<Duration>,
     /// TLS: the certificate, key and client CA files; `None` serves plain HTTP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The product owner's console: `GET /` may preview, save and undo edits of
+    /// `roles.toml` and try the folder as one of its users (`/v1/console/*`). Off by default;
+    /// beyond loopback the service API key guards it like the decision API.
+    pub console: bool,
 }
 
 impl Config {
@@ -192,6 +196,7 @@ impl Config {
             drain_delay: Duration::ZERO,
             shutdown_grace: None,
             tls: None,
+            console: false,
         }
     }
 
@@ -329,6 +334,9 @@ impl Config {
         }
         if let Some(v) = l.public_url {
             self.public_url = Some(v);
+        }
+        if let Some(v) = l.console {
+            self.console = v;
         }
         if let Some(v) = l.drain_delay_ms {
             self.drain_delay = Duration::from_millis(v);
@@ -471,6 +479,8 @@ pub struct Layer {
     pub reload_debounce_ms: Option<u64>,
     /// Watch the policy folder.
     pub watch: Option<bool>,
+    /// Turn on the product owner's console.
+    pub console: Option<bool>,
     /// Log format.
     pub log_format: Option<LogFormat>,
     /// The user store URL.
@@ -569,7 +579,7 @@ impl Layer {
                         .map(|h| toml::Value::String(h.to_owned()))
                         .collect(),
                 ),
-                "watch" => v
+                "watch" | "console" => v
                     .parse::<bool>()
                     .map(toml::Value::Boolean)
                     .map_err(|_| ConfigError::Env(format!("`{k}` must be true or false")))?,

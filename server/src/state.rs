@@ -451,6 +451,8 @@ pub struct AppState {
     pub tls: std::sync::OnceLock<Arc<crate::tls::Tls>>,
     /// Set at SIGTERM: `GET /readyz` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
+    /// The product owner's console: its saves and their undo history.
+    pub console: crate::api::console::Console,
 }
 
 impl AppState {
@@ -494,6 +496,7 @@ impl AppState {
             bound: std::sync::OnceLock::new(),
             tls: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            console: crate::api::console::Console::default(),
         }))
     }
 

@@ -2,5 +2,6 @@
 //! to Cedar (`compile`).
 
 pub mod compile;
+pub mod edit;
 pub mod model;
 pub mod raw;

@@ -363,7 +363,7 @@ fn toml_message(e: &toml::de::Error) -> String {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name

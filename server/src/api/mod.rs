@@ -6,6 +6,7 @@
 
 pub mod audited;
 pub mod authzen;
+pub mod console;
 pub mod decide;
 pub mod error;
 pub mod extract;
@@ -49,6 +50,12 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .route("/access/v1/search/resource", post(search::resource))
         .route("/access/v1/search/action", post(search::action))
         .route("/v1/policy/reload", post(policy::reload))
+        .route("/v1/console", get(console::overview))
+        .route("/v1/console/preview", post(console::preview))
+        .route("/v1/console/prove", post(console::prove))
+        .route("/v1/console/save", post(console::save))
+        .route("/v1/console/undo", post(console::undo))
+        .route("/v1/console/try", post(console::try_as))
         .merge(extra)
         .route_layer(middleware::from_fn_with_state(state.clone(), api_key));
     let limits = state.config.limits;

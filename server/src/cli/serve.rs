@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// Do not watch the policy folder (reload on SIGHUP or `POST /v1/policy/reload` only).
     #[arg(long)]
     no_watch: bool,
+    /// Turn on the product owner's console at `GET /`: edit `roles.toml` from the page (preview,
+    /// save, undo) and try the folder as one of its users [default: off].
+    #[arg(long)]
+    console: bool,
     /// Log format [default: text]; the filter is `PORTCULLIS_LOG` (e.g. `info,portcullis=debug`).
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -110,6 +114,7 @@ impl ServeArgs {
             request_timeout_ms: self.request_timeout_ms,
             reload_debounce_ms: self.reload_debounce_ms,
             watch: self.no_watch.then_some(false),
+            console: self.console.then_some(true),
             log_format: self.log_format,
             database_url: self.database_url.clone(),
             user_cache: self.user_cache,
