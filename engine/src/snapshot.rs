@@ -74,6 +74,8 @@ pub struct Snapshot {
     pub(crate) company_attrs: BTreeSet<String>,
     /// Context attribute names per action uid text.
     contexts: HashMap<String, BTreeSet<String>>,
+    /// Context attributes with their kinds per action uid text, for forms.
+    context_fields: HashMap<String, Vec<ContextField>>,
     /// Attribute names per qualified entity type.
     attrs: HashMap<String, BTreeSet<String>>,
     /// Entity types of entity-valued attributes, by (entity type, attribute).
@@ -286,6 +288,7 @@ impl Snapshot {
         let user_attrs = shapes.attrs_of(&qualify(ns, user));
         let company_attrs = shapes.attrs_of(&qualify(ns, company));
         let contexts = shapes.contexts;
+        let context_fields = shapes.context_fields;
         let attrs = shapes.attrs;
         let entity_attrs = shapes.entity_attrs;
         let context_entities = shapes.context_entities;
@@ -312,6 +315,7 @@ impl Snapshot {
             user_attrs,
             company_attrs,
             contexts,
+            context_fields,
             attrs,
             entity_attrs,
             context_entities,
@@ -419,6 +423,14 @@ impl Snapshot {
     /// as an entity.
     pub fn context_entity_type(&self, attr: &str) -> Option<&str> {
         self.context_entities.get(attr).map(String::as_str)
+    }
+
+    /// The context attributes the schema declares for `action`, with their kinds (for forms
+    /// that build a request's context); empty for an action without context.
+    pub fn context_fields(&self, action: &cedar_policy::EntityUid) -> &[ContextField] {
+        self.context_fields
+            .get(&action.to_string())
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether the context type of `action` declares the attribute `attr` (so the server may
@@ -1050,12 +1062,62 @@ fn push_one(
     diags.push(d);
 }
 
+/// One attribute of an action's context, as a form asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContextField {
+    /// The attribute.
+    pub name: String,
+    /// `Bool`, `Long`, `String`, `Entity`, or `Json` for anything else (sets, records,
+    /// extension types).
+    pub kind: &'static str,
+    /// For `Entity`, its qualified type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_type: Option<String>,
+    /// Whether a request must carry it.
+    pub required: bool,
+}
+
+impl ContextField {
+    fn of(name: &str, ty: &Value, ns: &str, entity_types: &HashMap<String, BTreeSet<String>>) -> Self {
+        let required = ty.get("required").and_then(Value::as_bool).unwrap_or(true);
+        let kind = ty.get("type").and_then(Value::as_str).unwrap_or_default();
+        let named = ty.get("name").and_then(Value::as_str).unwrap_or_default();
+        let bare = named.trim_start_matches("__cedar::");
+        let (kind, entity_type) = match (kind, bare) {
+            ("Boolean" | "Bool", _) | ("EntityOrCommon", "Bool" | "Boolean") => ("Bool", None),
+            ("Long", _) | ("EntityOrCommon", "Long") => ("Long", None),
+            ("String", _) | ("EntityOrCommon", "String") => ("String", None),
+            ("Entity" | "EntityOrCommon", n) if !n.is_empty() => {
+                let q = if n.contains("::") {
+                    n.to_owned()
+                } else {
+                    qualify(ns, n)
+                };
+                if entity_types.contains_key(&q) {
+                    ("Entity", Some(q))
+                } else {
+                    ("Json", None)
+                }
+            }
+            _ => ("Json", None),
+        };
+        ContextField {
+            name: name.to_owned(),
+            kind,
+            entity_type,
+            required,
+        }
+    }
+}
+
 /// Attribute names per entity type, read from the schema text, and whether any entity type
 /// is enumerated (or the schema could not be read that way, to be safe).
 struct SchemaShapes {
     attrs: HashMap<String, BTreeSet<String>>,
     /// Context attribute names per action (qualified uid text, `Ns::Action::"name"`).
     contexts: HashMap<String, BTreeSet<String>>,
+    /// The same with their kinds.
+    context_fields: HashMap<String, Vec<ContextField>>,
     /// The entity type of entity-valued attributes: `(qualified type, attribute)` → qualified
     /// type of the value.
     entity_attrs: HashMap<(String, String), String>,
@@ -1073,6 +1135,7 @@ impl SchemaShapes {
         let mut out = Self {
             attrs: HashMap::new(),
             contexts: HashMap::new(),
+            context_fields: HashMap::new(),
             entity_attrs: HashMap::new(),
             attr_types: HashMap::new(),
             context_entities: HashMap::new(),
@@ -1153,8 +1216,14 @@ impl SchemaShapes {
                 }
                 let attrs = declared.map(|a| a.keys().cloned().collect()).unwrap_or_default();
                 let action_type = qualify(ns, "Action");
-                out.contexts
-                    .insert(format!("{action_type}::{}", Value::from(name.as_str())), attrs);
+                let uid = format!("{action_type}::{}", Value::from(name.as_str()));
+                let fields = declared
+                    .into_iter()
+                    .flatten()
+                    .map(|(attr, ty)| ContextField::of(attr, ty, ns, &out.attrs))
+                    .collect();
+                out.context_fields.insert(uid.clone(), fields);
+                out.contexts.insert(uid, attrs);
             }
         }
         out
@@ -1237,7 +1306,7 @@ mod tests {
   entity Doc in [Company];
   type Session = { mfa_verified: Bool };
   action "a" appliesTo { principal: User, resource: Doc, context: Session };
-  action "b" appliesTo { principal: User, resource: Doc, context: { reason: String } };
+  action "b" appliesTo { principal: User, resource: Doc, context: { reason: String, doc?: Doc, n: Long, tags: Set<String> } };
   action "c" appliesTo { principal: User, resource: Doc, context: {} };
 }"#;
         let mut set = folder("[roles.x]\nrank = 1\n[sign_in]\nrequire_mfa_roles = [\"x\"]\n");
@@ -1250,6 +1319,23 @@ mod tests {
         assert!(!s.context_declares(&uid("b"), "mfa_verified"));
         assert!(s.context_declares(&uid("b"), "reason"));
         assert!(!s.context_declares(&uid("c"), "mfa_verified"));
+        let kinds = |a: &str| -> Vec<(String, &str, Option<String>, bool)> {
+            s.context_fields(&uid(a))
+                .iter()
+                .map(|f| (f.name.clone(), f.kind, f.entity_type.clone(), f.required))
+                .collect()
+        };
+        assert_eq!(kinds("a"), vec![("mfa_verified".to_owned(), "Bool", None, true)]);
+        assert_eq!(
+            kinds("b"),
+            vec![
+                ("doc".to_owned(), "Entity", Some("Portal::Doc".to_owned()), false),
+                ("n".to_owned(), "Long", None, true),
+                ("reason".to_owned(), "String", None, true),
+                ("tags".to_owned(), "Json", None, true),
+            ]
+        );
+        assert!(kinds("c").is_empty());
         assert_eq!(
             s.model().map(|m| m.sign_in.require_mfa_roles.clone()),
             Some(vec!["x".to_owned()])

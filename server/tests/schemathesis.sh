@@ -54,7 +54,7 @@ KEY="$("$BIN" users --database-url "$DB" create --company acme --account-type cu
 "$BIN" users --database-url "$DB" create --company acme --id adm1 --login adm1 --role admin --attr scope_all=true >/dev/null
 
 (cd "$WORK" && PORTCULLIS_LOG=warn exec "$BIN" serve policies --listen 127.0.0.1:0 \
-  --database-url "$DB" --no-watch 2>"$WORK/server.log") &
+  --database-url "$DB" --no-watch --console 2>"$WORK/server.log") &
 SERVER_PID=$!
 URL=""
 for _ in $(seq 1 400); do

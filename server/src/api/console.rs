@@ -83,7 +83,7 @@ pub struct EditsBody {
 
 fn disabled() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
+        StatusCode::FORBIDDEN,
         "console_disabled",
         "the console is off; start the server with `--console` (or `console = true`, `PORTCULLIS_CONSOLE=true`)",
     )
@@ -197,23 +197,26 @@ pub async fn overview(State(app): State<Arc<AppState>>) -> Result<Json<Value>, A
             }));
         }
     }
-    let actions: Vec<Value> = s
-        .schema()
-        .request_envs()
-        .fold(BTreeMap::<String, (Vec<String>, Vec<String>)>::new(), |mut m, env| {
-            let id = env.action().id().unescaped().to_owned();
-            let e = m.entry(id).or_default();
-            let (p, r) = (env.principal().to_string(), env.resource().to_string());
-            if !e.0.contains(&p) {
-                e.0.push(p);
-            }
-            if !e.1.contains(&r) {
-                e.1.push(r);
-            }
-            m
-        })
+    let mut by_action: BTreeMap<String, (cedar_policy::EntityUid, Vec<String>, Vec<String>)> =
+        BTreeMap::new();
+    for env in s.schema().request_envs() {
+        let id = env.action().id().unescaped().to_owned();
+        let e = by_action
+            .entry(id)
+            .or_insert_with(|| (env.action().clone(), Vec::new(), Vec::new()));
+        let (p, r) = (env.principal().to_string(), env.resource().to_string());
+        if !e.1.contains(&p) {
+            e.1.push(p);
+        }
+        if !e.2.contains(&r) {
+            e.2.push(r);
+        }
+    }
+    let actions: Vec<Value> = by_action
         .into_iter()
-        .map(|(id, (principals, resources))| json!({ "id": id, "principals": principals, "resources": resources }))
+        .map(|(id, (uid, principals, resources))| {
+            json!({ "id": id, "principals": principals, "resources": resources, "context": s.context_fields(&uid) })
+        })
         .collect();
     let history: Vec<Save> = app
         .console

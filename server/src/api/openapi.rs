@@ -7,7 +7,13 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every path the document describes, for the test that keeps it in step with the router.
-pub const PATHS: [&str; 16] = [
+pub const PATHS: [&str; 22] = [
+    "/v1/console",
+    "/v1/console/preview",
+    "/v1/console/prove",
+    "/v1/console/save",
+    "/v1/console/undo",
+    "/v1/console/try",
     "/v1/permissions",
     "/",
     "/v1/authorize",
@@ -91,7 +97,7 @@ pub fn openapi() -> Value {
             } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Prometheus text format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } },
-            "/": { "get": { "summary": "The rights-matrix page for product owners", "responses": { "200": { "description": "HTML page", "content": { "text/html": { "schema": { "type": "string" } } } } } } }
+            "/": { "get": { "summary": "The product owner's page: the rights matrix, and with `console` on, editing it with a preview, saves and undo, and trying users", "responses": { "200": { "description": "HTML page", "content": { "text/html": { "schema": { "type": "string" } } } } } } }
         },
         "components": {
             "securitySchemes": {
@@ -221,10 +227,50 @@ fn extend_search(doc: &mut Value) {
     }
 }
 
+/// The console's endpoints and their schemas, added to the document.
+fn extend_console(doc: &mut Value) {
+    let errs = ["400", "401", "403", "408", "409", "413"];
+    let edit = json!({ "type": "object", "required": ["op"], "description": "one change of roles.toml", "properties": {
+        "op": { "enum": ["cell", "group_cell", "add_role", "add_feature", "rename", "title", "rank", "manages", "flag"] },
+        "feature": { "type": "string" }, "role": { "type": "string" }, "group": { "type": "string" }, "flag": { "type": "string" },
+        "access": { "enum": ["yes", "own", "addon", "none"] }, "account_type": { "type": ["string", "null"] }, "held": { "type": "boolean" },
+        "title": { "type": "string" }, "rank": { "type": "integer" }, "account_types": { "type": "array", "items": { "type": "string" } },
+        "actions": { "type": "array", "items": { "type": "string" } }, "kind": { "enum": ["role", "feature", "account_type", "flag", "group"] },
+        "from": { "type": "string" }, "to": { "type": "string" }, "name": { "type": "string" },
+        "manages": { "type": "array", "items": { "type": "string" } }, "max_rank": { "type": ["integer", "null"] }, "owned_only": { "type": "boolean" }
+    } });
+    let paths = json!({
+        "/v1/console": { "get": op("The console's overview: role model, actions, fixture worlds and their users, stored users, saves", None, json!({ "description": "the overview" }), &["401", "403"], true) },
+        "/v1/console/preview": { "post": op("What edits of roles.toml would change: text diff, matrix cells, fixture outcomes; nothing is saved", Some("ConsoleEdits"), json!({ "description": "the preview" }), &errs, true) },
+        "/v1/console/prove": { "post": op("Whether the folder's properties hold with the edits (cvc5)", Some("ConsoleEdits"), json!({ "description": "one verdict per property" }), &[&errs[..], &["422"]].concat(), true) },
+        "/v1/console/save": { "post": op("Write the edits to roles.toml when the result builds, and reload", Some("ConsoleEdits"), json!({ "description": "the installed version and the save" }), &[&errs[..], &["422"]].concat(), true) },
+        "/v1/console/undo": { "post": op("Put roles.toml back as it was before the last save", None, json!({ "description": "the installed version and the save undone" }), &["401", "403", "409", "422"], true) },
+        "/v1/console/try": { "post": op("A fixture user's rights per resource type, or one decision explained", Some("ConsoleTry"), json!({ "description": "rights per resource type, or the explanation" }), &["400", "401", "403", "408", "413"], true) }
+    });
+    let schemas = json!({
+        "ConsoleEdit": edit,
+        "ConsoleEdits": { "type": "object", "required": ["base", "edits"], "additionalProperties": false, "properties": {
+            "base": { "type": "string", "description": "the policy version the edits were made on (GET /v1/policy)" },
+            "edits": { "type": "array", "maxItems": 200, "items": { "$ref": "#/components/schemas/ConsoleEdit" } }
+        } },
+        "ConsoleTry": { "type": "object", "required": ["world", "user"], "additionalProperties": false, "properties": {
+            "world": { "type": "string", "description": "a fixture file of the folder, e.g. fixtures/common.toml" },
+            "user": { "type": "string" }, "action": { "type": "string" }, "resource": { "type": "string" }, "context": { "type": "object" }
+        } }
+    });
+    for (section, add) in [("/paths", paths), ("/components/schemas", schemas)] {
+        if let (Some(to), Value::Object(add)) = (doc.pointer_mut(section).and_then(Value::as_object_mut), add)
+        {
+            to.extend(add);
+        }
+    }
+}
+
 /// `GET /openapi.json`.
 pub async fn document() -> Json<Value> {
     let mut doc = openapi();
     extend_search(&mut doc);
+    extend_console(&mut doc);
     crate::manage::openapi::extend(&mut doc);
     crate::auth::openapi::extend(&mut doc);
     Json(doc)

@@ -85,7 +85,7 @@ pub async fn page(State(app): State<Arc<AppState>>) -> Response {
         esc(&example(s))
     );
     let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Portcullis · {}</title>\n<style>{STYLE}{PAGE_STYLE}</style></head>\n<body>\n{body}</body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Portcullis · {}</title>\n<style>{STYLE}{PAGE_STYLE}</style></head>\n<body>\n{body}</body></html>\n",
         esc(s.version())
     );
     (
@@ -160,7 +160,7 @@ const CONSOLE_HTML: &str = r#"<section id="console" aria-labelledby="console-tit
 <h3>Changes not saved yet</h3>
 <ol id="pending"><li class="empty">None.</li></ol>
 <div class="buttons"><button type="button" id="save" disabled>Save to roles.toml</button> <button type="button" id="discard" disabled>Discard the changes</button> <button type="button" id="undo" disabled>Undo the last save</button></div>
-<section id="preview" hidden aria-live="polite"><h3>What the changes do</h3>
+<section id="preview" hidden aria-live="polite" tabindex="-1"><h3>What the changes do</h3>
 <p id="preview-build"></p>
 <h4>Matrix cells</h4><div class="scroll"><table id="preview-cells"></table></div>
 <h4>Fixture outcomes</h4><ul id="preview-outcomes"></ul><p id="preview-fixtures"></p>
@@ -169,15 +169,16 @@ const CONSOLE_HTML: &str = r#"<section id="console" aria-labelledby="console-tit
 </section>
 <h3>Saves</h3><ol id="history"><li class="empty">None yet.</li></ol>
 </section>
+<div id="bar" hidden role="region" aria-label="Changes not saved yet"><span id="bar-text"></span> <button type="button" id="bar-review">See what they do</button> <button type="button" id="bar-save">Save</button> <button type="button" id="bar-discard">Discard</button></div>
 <section id="try" aria-labelledby="try-title"><h2 id="try-title">Try it as a user</h2>
 <form id="try-form" class="inline"><label>Users of <select id="try-world"></select></label> <label>User <select id="try-user"></select></label> <button type="submit" id="try-what">What may this user do?</button></form>
 <div id="try-can" class="scroll"></div>
-<form id="decide-form" class="inline"><label>Action <select id="try-action"></select></label> <label>Resource <select id="try-resource"></select><input id="try-resource-text" hidden placeholder='Type::"id"'></label> <button type="submit" id="try-decide">Decide</button></form>
+<form id="decide-form" class="inline"><label>Action <select id="try-action"></select></label> <label>Resource <select id="try-resource"></select><input id="try-resource-text" hidden placeholder='Type::"id"'></label> <span id="try-context"></span> <button type="submit" id="try-decide">Decide</button></form>
 <output id="try-answer" data-decision=""></output><pre id="try-explanation"></pre>
 </section>
 "#;
 
-const PAGE_STYLE: &str = "header p{color:#555}.error{background:#fde2e2;padding:.5rem 1rem;border-left:4px solid #c00}#reload-ok{color:#286b2f}td{cursor:pointer}td:focus,td.selected{outline:3px solid #1a5fb4;outline-offset:-3px}td.pending{box-shadow:inset 0 0 0 3px #e66100}textarea{width:100%;font-family:monospace}#details{position:fixed;right:1rem;top:1rem;width:40%;max-height:80vh;overflow:auto;background:#fff;border:1px solid #888;padding:.5rem 1rem;box-shadow:0 2px 8px #0003}#details-close{float:right}output{display:block;margin:1rem 0;padding:.5rem 1rem;font-size:1.1rem}output[data-decision=allow]{background:#d7f5dd}output[data-decision=deny],output[data-decision=error]{background:#fde2e2}.legend span{padding:0 .3rem}.legend .yes{background:#d7f5dd}.legend .own{background:#fff4c2}.legend .addon{background:#dde8ff}label{display:inline-block;margin:.3rem .8rem .3rem 0}form.inline{margin:.5rem 0 1rem}fieldset{border:1px solid #ccc;margin:.3rem 0}#pending li,#history li{margin:.2rem 0}button{font:inherit;padding:.2rem .7rem;margin:.2rem 0}button:focus,select:focus,input:focus,summary:focus{outline:3px solid #1a5fb4}.note{color:#444}#preview{border-left:4px solid #e66100;padding:0 1rem;margin:1rem 0}#text-diff .add{background:#d7f5dd}#text-diff .del{background:#fde2e2}pre{white-space:pre-wrap;overflow-wrap:anywhere}.scroll{overflow-x:auto;max-width:100%}section.matrix{overflow-x:auto}.bad{color:#a00}.good{color:#286b2f}#console-status:empty{display:none}#console-status{background:#fff4c2;padding:.3rem .6rem}@media (max-width:700px){body{margin:.5rem}#details{left:0;right:0;top:auto;bottom:0;width:auto;max-height:50vh}label{display:block}}";
+const PAGE_STYLE: &str = "header p{color:#555}.error{background:#fde2e2;padding:.5rem 1rem;border-left:4px solid #c00}#reload-ok{color:#286b2f}td{cursor:pointer}td:focus,td.selected{outline:3px solid #1a5fb4;outline-offset:-3px}td.pending{box-shadow:inset 0 0 0 3px #e66100}textarea{width:100%;font-family:monospace}#details{position:fixed;right:1rem;top:1rem;width:40%;max-height:80vh;overflow:auto;background:#fff;border:1px solid #888;padding:.5rem 1rem;box-shadow:0 2px 8px #0003}#details-close{float:right}output{display:block;margin:1rem 0;padding:.5rem 1rem;font-size:1.1rem}output[data-decision=allow]{background:#d7f5dd}output[data-decision=deny],output[data-decision=error]{background:#fde2e2}.legend span{padding:0 .3rem}.legend .yes{background:#d7f5dd}.legend .own{background:#fff4c2}.legend .addon{background:#dde8ff}label{display:inline-block;margin:.3rem .8rem .3rem 0}form.inline{margin:.5rem 0 1rem}fieldset{border:1px solid #ccc;margin:.3rem 0}#pending li,#history li{margin:.2rem 0}button{font:inherit;padding:.2rem .7rem;margin:.2rem 0}button:focus,select:focus,input:focus,summary:focus{outline:3px solid #1a5fb4}.note{color:#444}#preview{border-left:4px solid #e66100;padding:0 1rem;margin:1rem 0}#text-diff .add{background:#d7f5dd}#text-diff .del{background:#fde2e2}pre{white-space:pre-wrap;overflow-wrap:anywhere}.scroll{overflow-x:auto;max-width:100%}section.matrix{overflow-x:auto}.bad{color:#a00}.good{color:#286b2f}#console-status:empty{display:none}#console-status{background:#fff4c2;padding:.3rem .6rem}#bar{position:sticky;bottom:0;background:#fff8e5;border-top:3px solid #e66100;padding:.4rem 1rem;margin:0 -1rem;z-index:5}@media (max-width:700px){body{margin:.5rem}#details{left:0;right:0;top:auto;bottom:0;width:auto;max-height:50vh}label{display:block}}";
 
 const SCRIPT: &str = r#"
 const data = JSON.parse(document.getElementById('page-data').textContent);
@@ -292,6 +293,8 @@ function changed() {
     document.querySelectorAll(`section.matrix[data-account-type="${CSS.escape(table)}"] tr[data-feature="${CSS.escape(e.feature)}"] td[data-role="${CSS.escape(role)}"]`).forEach(c => c.classList.add('pending'));
   }
   $('save').disabled = $('discard').disabled = !edits.length;
+  $('bar').hidden = !edits.length;
+  $('bar-text').textContent = `${edits.length} change${edits.length === 1 ? '' : 's'} not saved: working out what they do…`;
   preview();
 }
 let previewing = 0;
@@ -309,6 +312,8 @@ async function preview() {
     status(message(r));
     $('preview-build').textContent = 'Refused: ' + message(r);
     $('preview-build').className = 'bad';
+    $('bar-text').textContent = 'The changes are refused: ' + message(r);
+    $('bar-save').disabled = true;
     p.dataset.state = 'refused';
     return;
   }
@@ -342,20 +347,25 @@ async function preview() {
   $('preview-fixtures').textContent = v.fixtures ? `With the changes, ${v.fixtures.passed} fixture cases pass and ${v.fixtures.failed} fail.` : '';
   const diff = $('text-diff');
   diff.innerHTML = '';
-  for (const line of v.text_diff.split('\n')) {
+  for (const line of v.text_diff.replace(/\n$/, '').split('\n')) {
     const cls = line.startsWith('+') && !line.startsWith('+++') ? 'add' : line.startsWith('-') && !line.startsWith('---') ? 'del' : '';
     diff.append(el('span', line + '\n', cls));
   }
   $('prove').disabled = !v.builds;
+  $('bar-save').disabled = !v.builds;
+  $('bar-text').textContent = `${edits.length} change${edits.length === 1 ? '' : 's'} not saved: ` + (v.builds ? `${v.cells.length} matrix cell${v.cells.length === 1 ? '' : 's'} and ${v.outcomes.length} fixture outcome${v.outcomes.length === 1 ? '' : 's'} change.` : 'the folder would not build.');
   p.dataset.state = v.builds ? 'ready' : 'broken';
 }
+$('bar-review').addEventListener('click', () => { $('preview').scrollIntoView(); $('preview').focus(); });
+$('bar-save').addEventListener('click', () => $('save').click());
+$('bar-discard').addEventListener('click', () => $('discard').click());
 $('prove').addEventListener('click', async () => {
   const list = $('preview-properties');
   list.innerHTML = '';
   list.append(el('li', 'Proving…'));
   const r = await call('POST', '/v1/console/prove', {base: data.version, edits});
   list.innerHTML = '';
-  if (!r.ok) { list.append(el('li', message(r), 'bad')); return; }
+  if (!r.ok) { list.append(el('li', message(r), 'bad')); list.dataset.done = 'error'; return; }
   for (const v of r.body.verdicts) {
     const ok = v.outcome === 'proved';
     const li = el('li', (ok ? 'holds: ' : 'BROKEN: ') + v.name + ` (${v.source})`, ok ? 'good' : 'bad');
@@ -454,8 +464,40 @@ function tryActions() {
   fill($('try-action'), overview.actions.filter(a => a.principals.includes(overview.user_type)), a => a.id, a => a.id);
   tryResources();
 }
+function tryContext(a, w) {
+  const span = $('try-context');
+  span.innerHTML = '';
+  for (const f of (a ? a.context : [])) {
+    const l = el('label', f.name + (f.required ? '' : ' (optional)') + ' ');
+    let input;
+    if (f.kind === 'Bool' && f.required) { input = el('input'); input.type = 'checkbox'; }
+    else if (f.kind === 'Bool') { input = el('select'); for (const [v, t] of [['', 'absent'], ['true', 'true'], ['false', 'false']]) { const o = el('option', t); o.value = v; input.append(o); } }
+    else if (f.kind === 'Entity' && w) { input = el('select'); const ids = f.entity_type === overview.user_type ? w.users : (w.entities[f.entity_type] || []); if (!f.required) { const o = el('option', 'absent'); o.value = ''; input.append(o); } for (const id of ids) { const o = el('option', id); o.value = id; input.append(o); } }
+    else { input = el('input'); if (f.kind === 'Long') input.type = 'number'; if (f.kind === 'Json') input.placeholder = 'JSON'; if (f.kind === 'Entity') input.placeholder = 'id'; }
+    input.dataset.name = f.name; input.dataset.kind = f.kind; input.dataset.required = f.required;
+    if (f.entity_type) input.dataset.type = f.entity_type;
+    l.append(input);
+    span.append(l);
+  }
+}
+function contextOf() {
+  const ctx = {};
+  for (const i of $('try-context').querySelectorAll('[data-name]')) {
+    const name = i.dataset.name, required = i.dataset.required === 'true';
+    if (i.type === 'checkbox') { ctx[name] = i.checked; continue; }
+    const v = i.value;
+    if (v === '' && !required) continue;
+    if (i.dataset.kind === 'Bool') ctx[name] = v === 'true';
+    else if (i.dataset.kind === 'Long') ctx[name] = Number(v);
+    else if (i.dataset.kind === 'Entity') ctx[name] = {'__entity': {type: i.dataset.type, id: v}};
+    else if (i.dataset.kind === 'Json') { try { ctx[name] = JSON.parse(v); } catch (e) { ctx[name] = v; } }
+    else ctx[name] = v;
+  }
+  return ctx;
+}
 function tryResources() {
   const w = worldOf(), a = overview.actions.find(x => x.id === $('try-action').value);
+  tryContext(a, w);
   const select = $('try-resource'), text = $('try-resource-text');
   select.hidden = !w; text.hidden = !!w;
   if (!w || !a) return;
@@ -502,8 +544,8 @@ $('decide-form').addEventListener('submit', async e => {
   const resource = w ? $('try-resource').value : $('try-resource-text').value;
   const out = $('try-answer'), text = $('try-explanation');
   const r = w
-    ? await call('POST', '/v1/console/try', {world: w.file, user, action, resource})
-    : await call('POST', '/v1/authorize', {principal: userUid(user), action, resource, explain: true});
+    ? await call('POST', '/v1/console/try', {world: w.file, user, action, resource, context: contextOf()})
+    : await call('POST', '/v1/authorize', {principal: userUid(user), action, resource, context: contextOf(), explain: true});
   if (!r.ok) { out.dataset.decision = 'error'; out.textContent = 'error: ' + message(r); text.textContent = ''; return; }
   const x = w ? r.body.explanation : r.body.explanation;
   const decision = w ? x.decision.decision : r.body.decision;

@@ -8,9 +8,11 @@
 mod authzen;
 mod authzen_interop;
 mod browser;
+mod cdp;
 mod cedar_corpus;
 mod cli;
 mod common;
+mod console;
 mod crash;
 mod decisions;
 mod delegation;
