@@ -18,11 +18,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::types::Json;
-use sqlx::{Encode, Executor, IntoArguments, Transaction, Type};
+use sqlx::{Encode, Executor, Transaction, Type};
 
 use crate::backend as v;
 use crate::clock::to_millis;
-use crate::dialect::{Affected, Args, Column, Conn, Db, Dialect, Param, Row, SqlStore};
+use crate::dialect::{Affected, Column, Conn, Db, Dialect, Param, Row, SqlStore};
 use crate::error::{Result, StoreError};
 use crate::limits::StoreLimits;
 use crate::model::*;
@@ -268,7 +268,6 @@ impl<D> SqlStore<D>
 where
     D: Dialect,
     for<'c> &'c mut Conn<D>: Executor<'c, Database = Db<D>>,
-    for<'q> Args<'q, D>: IntoArguments<'q, Db<D>>,
     for<'r> &'r str: sqlx::ColumnIndex<Row<D>>,
     usize: sqlx::ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, Db<D>> + Type<Db<D>>,
@@ -296,6 +295,7 @@ where
         Ok((tx, version))
     }
 
+    /// Records one changed entity under the write's version.
     async fn changed(conn: &mut Conn<D>, version: i64, now: i64, kind: &str, id: &str) -> Result<()> {
         sqlx::query(sql::INSERT_CHANGE)
             .bind(version)
@@ -645,7 +645,6 @@ impl<D> UserStore for SqlStore<D>
 where
     D: Dialect,
     for<'c> &'c mut Conn<D>: Executor<'c, Database = Db<D>>,
-    for<'q> Args<'q, D>: IntoArguments<'q, Db<D>>,
     for<'r> &'r str: sqlx::ColumnIndex<Row<D>>,
     usize: sqlx::ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, Db<D>> + Type<Db<D>>,

@@ -14,18 +14,19 @@
 //! that implements [`Dialect`] for its sqlx database.
 //!
 //! sqlx checks every bound value and every decoded column against the database type, so the
-//! generic blocks need the sqlx bounds of the types they bind and read. Rust does not carry the
-//! `where` clauses of a trait over to its users (rust-lang/rust#20671), so those bounds cannot
-//! live on [`Dialect`] itself: each generic `impl` block of `backend.rs` and `signin.rs` states
-//! the same list (one line per type, shortened by [`Param`] and [`Column`]), and every sqlx
-//! database with the usual types satisfies it.
+//! generic blocks need sqlx's bounds for the types they bind and read. Rust carries over to a
+//! trait's users the bounds on its own associated types (so [`Dialect`] states what it can about
+//! `Dialect::DB`: migrations, results, arguments) but not bounds on other types
+//! (rust-lang/rust#20671): `i64: Encode<DB>` or `&mut DB::Connection: Executor` cannot live on
+//! the trait. Each of the four generic `impl` blocks of `backend.rs` and `signin.rs` states the
+//! same list instead, one line per type thanks to [`Param`] and [`Column`].
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
+use sqlx::{Database, Decode, Encode, IntoArguments, Pool, Transaction, Type};
 
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
@@ -37,7 +38,10 @@ use crate::store::Backend;
 ///
 /// Every other statement is written once (in `backend.rs` and `signin.rs`) with `$n`
 /// placeholders, which sqlx binds by number on SQLite too.
-pub trait Dialect: Debug + Clone + Send + Sync + 'static {
+pub trait Dialect: Debug + Clone + Send + Sync + 'static
+where
+    for<'q> <Self::DB as Database>::Arguments<'q>: IntoArguments<'q, Self::DB>,
+{
     /// The sqlx database: its connections run migrations, its results count rows.
     type DB: Database<Connection: Migrate, QueryResult: Affected>;
 
@@ -109,9 +113,6 @@ pub trait Affected {
 
 /// The rows a dialect's database returns.
 pub(crate) type Row<D> = <Db<D> as Database>::Row;
-
-/// The bound parameters of a dialect's query.
-pub(crate) type Args<'q, D> = <Db<D> as Database>::Arguments<'q>;
 
 /// A type sqlx binds as a parameter of `DB` (any lifetime of the query).
 pub trait Param<DB: Database>: for<'q> Encode<'q, DB> + Type<DB> {}

@@ -1,6 +1,8 @@
 //! The PostgreSQL backend: a connection pool on a `postgres://…` URL, its own migrations
-//! (`migrations/postgres`) and SQL, and `NOTIFY` on [`CHANGE_CHANNEL`] inside every write
-//! transaction so other server instances invalidate their caches when it commits.
+//! (`migrations/postgres`), and `NOTIFY` on [`CHANGE_CHANNEL`] inside every write transaction
+//! so other server instances invalidate their caches when it commits. [`PgDialect`] is the
+//! [`Dialect`] the generic store runs on: the pool, the constraint names PostgreSQL reports,
+//! the NOTIFY before a write commits, and the row locks of the statements whose text differs.
 //!
 //! Writers are ordered by the row lock of the single `store_version` row, taken by the first
 //! statement of every write: versions commit in order, so a listener that reads

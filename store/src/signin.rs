@@ -20,21 +20,21 @@
 //! An attempt is counted *before* the password is verified, in one transaction, so concurrent
 //! guesses cannot run more than `max` verifications before the lock holds.
 //!
-//! The implementation is written once, `impl<D: Dialect> SignInStore for SqlStore<D>`, over the
-//! statements in [`sql`], which both databases run as written. The one that differs is the
-//! read of an attempts row for the read-check-write of an attempt, [`Dialect::LOCK_ATTEMPTS`]:
-//! with a row lock on PostgreSQL, plain on SQLite, whose single writer connection already
-//! serialises writes.
+//! The implementation is written once, `impl<D: Dialect> SignInStore for SqlStore<D>`, over
+//! the statements of its `sql` module, which both databases run as written. The one that
+//! differs is the read of an attempts row for the read-check-write of an attempt,
+//! [`Dialect::LOCK_ATTEMPTS`]: with a row lock on PostgreSQL, plain on SQLite, whose single
+//! writer connection already serialises writes.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::types::Json;
-use sqlx::{Encode, Executor, IntoArguments, Type};
+use sqlx::{Encode, Executor, Type};
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::{from_millis, to_millis};
-use crate::dialect::{Affected, Args, Column, Conn, Db, Dialect, Param, Row, SqlStore};
+use crate::dialect::{Affected, Column, Conn, Db, Dialect, Param, Row, SqlStore};
 use crate::error::{Result, StoreError};
 use crate::model::{Attrs, Audit, EntityRef, Outcome, User};
 use crate::secret::{hash_token, random_token, same_hash, Secret};
@@ -577,7 +577,6 @@ impl<D> SqlStore<D>
 where
     D: Dialect,
     for<'c> &'c mut Conn<D>: Executor<'c, Database = Db<D>>,
-    for<'q> Args<'q, D>: IntoArguments<'q, Db<D>>,
     for<'r> &'r str: sqlx::ColumnIndex<Row<D>>,
     usize: sqlx::ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, Db<D>> + Type<Db<D>>,
@@ -744,7 +743,6 @@ impl<D> SignInStore for SqlStore<D>
 where
     D: Dialect,
     for<'c> &'c mut Conn<D>: Executor<'c, Database = Db<D>>,
-    for<'q> Args<'q, D>: IntoArguments<'q, Db<D>>,
     for<'r> &'r str: sqlx::ColumnIndex<Row<D>>,
     usize: sqlx::ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, Db<D>> + Type<Db<D>>,

@@ -1,5 +1,7 @@
 //! The SQLite backend, the embedded default: one database file in WAL mode with an explicit
-//! `synchronous` setting, foreign keys on, its own migrations (`migrations/sqlite`) and SQL.
+//! `synchronous` setting, foreign keys on, and its own migrations (`migrations/sqlite`).
+//! [`SqliteDialect`] is the [`Dialect`] the generic store runs on: the two pools, SQLite's
+//! constraint messages mapped to PostgreSQL's names, and the few statements whose text differs.
 //!
 //! All writes go through a pool of exactly one connection, and the first statement of every
 //! write transaction bumps the change version, which takes SQLite's write lock before anything
