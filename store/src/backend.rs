@@ -264,6 +264,8 @@ pub(crate) mod sql {
          WHERE user_id = $1 ORDER BY created_at, id";
 }
 
+// The `where` list, the same in the four generic blocks: sqlx's bounds for what they bind and
+// read (see `crate::dialect` for why it cannot live on `Dialect`).
 impl<D> SqlStore<D>
 where
     D: Dialect,
@@ -640,6 +642,7 @@ where
     }
 }
 
+/// The user store on any [`Dialect`] (with the same `where` list).
 #[async_trait]
 impl<D> UserStore for SqlStore<D>
 where

@@ -37,7 +37,9 @@ use crate::store::Backend;
 /// read, the statements whose text differs between databases, and what differs in a write.
 ///
 /// Every other statement is written once (in `backend.rs` and `signin.rs`) with `$n`
-/// placeholders, which sqlx binds by number on SQLite too.
+/// placeholders, which sqlx binds by number on SQLite too. A new backend is a type holding its
+/// pools that implements this trait (and [`Affected`] for its query result), its constructors
+/// as `impl SqlStore<ItsDialect>`, and its migrations.
 pub trait Dialect: Debug + Clone + Send + Sync + 'static
 where
     for<'q> <Self::DB as Database>::Arguments<'q>: IntoArguments<'q, Self::DB>,

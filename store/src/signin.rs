@@ -573,6 +573,7 @@ fn link_digest(token: &str, prefix: &str, what: &'static str) -> Result<String> 
         .ok_or_else(|| StoreError::not_found(what, "(redacted)"))
 }
 
+// The `where` list of the four generic blocks (see `crate::dialect`).
 impl<D> SqlStore<D>
 where
     D: Dialect,
@@ -738,6 +739,7 @@ where
     }
 }
 
+/// Sign-in on any [`Dialect`] (with the same `where` list).
 #[async_trait]
 impl<D> SignInStore for SqlStore<D>
 where
