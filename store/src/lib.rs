@@ -18,6 +18,7 @@
 
 mod backend;
 pub mod clock;
+pub mod dialect;
 pub mod error;
 pub mod limits;
 pub mod model;
@@ -31,17 +32,18 @@ mod store;
 use std::sync::Arc;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dialect::{Dialect, SqlStore};
 pub use error::{Result, StoreError};
 pub use limits::StoreLimits;
 pub use model::*;
 pub use portcullis_engine::facts::{CompanyFacts, UserFacts};
-pub use postgres::PgStore;
+pub use postgres::{PgDialect, PgStore};
 pub use secret::Secret;
 pub use signin::{
     unknown_subject, Attempt, CompanyLink, IssuedSession, LockState, Lockout, NewPasskey, NewSession,
     Session, SignInStore, StoredPasskey, Totp,
 };
-pub use sqlite::{backup, BackupSummary, SqliteOptions, SqliteStore, Synchronous};
+pub use sqlite::{backup, BackupSummary, SqliteDialect, SqliteOptions, SqliteStore, Synchronous};
 pub use store::{Backend, UserStore};
 
 /// Opens the store a URL names: `postgres://…` or `postgresql://…` for PostgreSQL, anything else

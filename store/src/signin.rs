@@ -19,14 +19,26 @@
 //!
 //! An attempt is counted *before* the password is verified, in one transaction, so concurrent
 //! guesses cannot run more than `max` verifications before the lock holds.
+//!
+//! The implementation is written once, `impl<D: Dialect> SignInStore for SqlStore<D>`, over
+//! the statements of its `sql` module, which both databases run as written. The one that
+//! differs is the read of an attempts row for the read-check-write of an attempt,
+//! [`Dialect::LOCK_ATTEMPTS`]: with a row lock on PostgreSQL, plain on SQLite, whose single
+//! writer connection already serialises writes.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::types::Json;
+use sqlx::{Encode, Executor, Type};
 use time::{Duration, OffsetDateTime};
 
-use crate::error::Result;
-use crate::model::{Audit, User};
-use crate::secret::Secret;
+use crate::clock::{from_millis, to_millis};
+use crate::dialect::{Affected, Column, Conn, Db, Dialect, Param, Row, SqlStore};
+use crate::error::{Result, StoreError};
+use crate::model::{Attrs, Audit, EntityRef, Outcome, User};
+use crate::secret::{hash_token, random_token, same_hash, Secret};
+use crate::store::UserStore;
 
 /// The lockout rules of a sign-in attempt (from the policy folder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,9 +378,6 @@ pub(crate) mod sql {
         "INSERT INTO sign_in_attempts (subject) VALUES ($1) ON CONFLICT (subject) DO NOTHING";
     pub const GET_ATTEMPTS: &str =
         "SELECT failed_logins, locked_until FROM sign_in_attempts WHERE subject = $1";
-    /// [`GET_ATTEMPTS`] with PostgreSQL's row lock.
-    pub const GET_ATTEMPTS_FOR_UPDATE: &str =
-        "SELECT failed_logins, locked_until FROM sign_in_attempts WHERE subject = $1 FOR UPDATE";
     pub const SET_LOCK: &str =
         "UPDATE sign_in_attempts SET failed_logins = $2, locked_until = $3 WHERE subject = $1";
     pub const SET_TOTP: &str = "UPDATE user_security SET totp_secret = $2, totp_enabled = $3, \
@@ -454,1043 +463,1263 @@ pub(crate) mod sql {
          RETURNING token_hash, user_id, state, expires_at";
 }
 
-/// Implements [`SignInStore`] for the backend module's `Store` (its `writer()`, `reader()`,
-/// `clock`, `limits`, `db_err` and `sql::INSERT_AUDIT`). The argument is the backend's statement
-/// that reads a user's security row for the read-check-write of an attempt: with a row lock on
-/// PostgreSQL, plain on SQLite, whose single writer connection already serialises writes.
-macro_rules! impl_sign_in {
-    ($lock:expr) => {
-        mod sign_in {
-            use super::{db_err, sql as backend_sql, Store};
-            use crate::clock::{from_millis, to_millis};
-            use crate::error::{Result, StoreError};
-            use crate::model::{Audit, Outcome, User};
-            use crate::secret::{hash_token, random_token, same_hash, Secret};
-            use crate::signin::sql;
-            use crate::signin::*;
-            use async_trait::async_trait;
-            use serde_json::json;
-            use sqlx::types::Json;
-            use time::Duration;
-
-            #[derive(sqlx::FromRow)]
-            struct AttemptsRow {
-                failed_logins: i64,
-                locked_until: Option<i64>,
-            }
-
-            #[derive(sqlx::FromRow)]
-            struct SecurityRow {
-                totp_secret: Option<String>,
-                totp_enabled: bool,
-                totp_last_step: Option<i64>,
-            }
-
-            #[derive(sqlx::FromRow)]
-            struct SessionRow {
-                id: String,
-                user_id: String,
-                device: String,
-                mfa: bool,
-                switched_to: Option<String>,
-                created_at: i64,
-                last_active_at: i64,
-                expires_at: i64,
-                revoked_at: Option<i64>,
-            }
-
-            impl SessionRow {
-                fn into_session(self) -> Session {
-                    Session {
-                        id: self.id,
-                        user: self.user_id,
-                        device: self.device,
-                        mfa: self.mfa,
-                        switched_to: self.switched_to,
-                        created_at: from_millis(self.created_at),
-                        last_active_at: from_millis(self.last_active_at),
-                        expires_at: from_millis(self.expires_at),
-                        revoked_at: self.revoked_at.map(from_millis),
-                    }
-                }
-            }
-
-            #[derive(sqlx::FromRow)]
-            struct HashedSessionRow {
-                #[sqlx(flatten)]
-                session: SessionRow,
-                token_hash: String,
-                active: bool,
-            }
-
-            #[derive(sqlx::FromRow)]
-            struct LinkRow {
-                id: String,
-                company_id: String,
-                created_at: i64,
-                revoked_at: Option<i64>,
-                token_hash: String,
-            }
-
-            impl LinkRow {
-                fn into_link(self) -> CompanyLink {
-                    CompanyLink {
-                        id: self.id,
-                        company: self.company_id,
-                        created_at: from_millis(self.created_at),
-                        revoked_at: self.revoked_at.map(from_millis),
-                    }
-                }
-            }
-
-            #[derive(sqlx::FromRow)]
-            struct PasskeyRow {
-                id: String,
-                user_id: String,
-                handle: String,
-                credential_id: String,
-                name: String,
-                credential: String,
-                created_at: i64,
-                last_used_at: Option<i64>,
-            }
-
-            impl PasskeyRow {
-                fn into_passkey(self) -> StoredPasskey {
-                    StoredPasskey {
-                        id: self.id,
-                        user: self.user_id,
-                        handle: self.handle,
-                        credential_id: self.credential_id,
-                        name: self.name,
-                        credential: self.credential,
-                        created_at: from_millis(self.created_at),
-                        last_used_at: self.last_used_at.map(from_millis),
-                    }
-                }
-            }
-
-            fn millis(d: Duration) -> i64 {
-                i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
-            }
-
-            type Conn = super::Conn;
-
-            /// The company of a user, or `NotFound`.
-            async fn company_of(conn: &mut Conn, user: &str) -> Result<String> {
-                sqlx::query_scalar::<_, String>(sql::USER_EXISTS)
-                    .bind(user)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db_err)?
-                    .ok_or_else(|| StoreError::not_found("user", user))
-            }
-
-            /// Appends an audit row with its outcome (sign-in rows move no change version).
-            #[expect(clippy::too_many_arguments, reason = "one audit row has that many columns")]
-            async fn audit_row(
-                conn: &mut Conn,
-                now: i64,
-                audit: &Audit,
-                action: &str,
-                target: Option<String>,
-                company: Option<&str>,
-                outcome: Outcome,
-                own: serde_json::Value,
-            ) -> Result<()> {
-                let company = audit.company.as_deref().or(company);
-                sqlx::query(backend_sql::INSERT_AUDIT)
-                    .bind(now)
-                    .bind(audit.actor.as_deref())
-                    .bind(company)
-                    .bind(action)
-                    .bind(target)
-                    .bind(outcome.as_str())
-                    .bind(Json(crate::backend::details(own, &audit.details)))
-                    .bind(Option::<i64>::None)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                Ok(())
-            }
-
-            /// The security row of a user, created if missing.
-            async fn security(conn: &mut Conn, user: &str) -> Result<SecurityRow> {
-                sqlx::query(sql::ENSURE_SECURITY)
-                    .bind(user)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                sqlx::query_as::<_, SecurityRow>(sql::GET_SECURITY)
-                    .bind(user)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_err)
-            }
-
-            /// The attempts row of a subject, created if missing and locked for the transaction.
-            async fn attempts(conn: &mut Conn, subject: &str) -> Result<AttemptsRow> {
-                sqlx::query(sql::ENSURE_ATTEMPTS)
-                    .bind(subject)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                sqlx::query_as::<_, AttemptsRow>($lock)
-                    .bind(subject)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_err)
-            }
-
-            async fn clear_attempts(conn: &mut Conn, subject: &str) -> Result<()> {
-                sqlx::query(sql::SET_LOCK)
-                    .bind(subject)
-                    .bind(0_i64)
-                    .bind(Option::<i64>::None)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                Ok(())
-            }
-
-            /// The stored digest of a link token (`pcr_…`, `pce_…`) or ceremony token (`pkc_…`):
-            /// `NotFound` without its prefix.
-            fn link_digest(token: &str, prefix: &str, what: &'static str) -> Result<String> {
-                let secret = token.trim().strip_prefix(prefix);
-                secret.map(hash_token).ok_or_else(|| StoreError::not_found(what, "(redacted)"))
-            }
-
-            /// Uses a link token once: its row `(digest, expires_at, used_at)` must match, be
-            /// unused (`NotFound` otherwise, as for an unknown token) and unexpired (`Expired`);
-            /// `use_sql` marks it used, and a concurrent use makes this one `NotFound`.
-            async fn use_link(
-                conn: &mut Conn,
-                given: &str,
-                (hash, expires_at, used_at): (&str, i64, Option<i64>),
-                use_sql: &str,
-                now: i64,
-                what: &'static str,
-            ) -> Result<()> {
-                let unknown = || StoreError::not_found(what, "(redacted)");
-                if !same_hash(hash, given) || used_at.is_some() {
-                    return Err(unknown());
-                }
-                if expires_at <= now {
-                    return Err(StoreError::Expired { what });
-                }
-                let used = sqlx::query(use_sql)
-                    .bind(given)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                if used.rows_affected() != 1 {
-                    return Err(unknown());
-                }
-                Ok(())
-            }
-
-            /// `Conflict` (the users' e-mail constraint) when another user has `email`.
-            async fn email_free(conn: &mut Conn, email: &str, user: &str) -> Result<()> {
-                let taken: i64 = sqlx::query_scalar(sql::EMAIL_TAKEN)
-                    .bind(email)
-                    .bind(user)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                if taken > 0 {
-                    return Err(StoreError::Conflict {
-                        constraint: "users_email_key".to_owned(),
-                        message: format!("another user has the e-mail address `{email}`"),
-                    });
-                }
-                Ok(())
-            }
-
-            /// The company of a user, or `None` for a subject that is no user.
-            async fn company_if_user(conn: &mut Conn, subject: &str) -> Result<Option<String>> {
-                sqlx::query_scalar::<_, String>(sql::USER_EXISTS)
-                    .bind(subject)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db_err)
-            }
-
-            #[async_trait]
-            impl SignInStore for Store {
-                async fn begin_sign_in(&self, subject: &str, rules: Lockout) -> Result<Attempt> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_if_user(&mut tx, subject).await?;
-                    let row = attempts(&mut tx, subject).await?;
-                    if let Some(until) = row.locked_until.filter(|u| *u > now) {
-                        return Ok(Attempt::Locked { until: from_millis(until) });
-                    }
-                    // A lock that ran out starts a fresh count.
-                    let before = if row.locked_until.is_some() { 0 } else { row.failed_logins };
-                    let failures = u32::try_from(before.saturating_add(1)).unwrap_or(u32::MAX);
-                    let locked = failures >= rules.max_failures;
-                    let until = locked.then(|| now.saturating_add(millis(rules.lock_for)));
-                    sqlx::query(sql::SET_LOCK)
-                        .bind(subject)
-                        .bind(i64::from(failures))
-                        .bind(until)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    // Locks of real users are audited; an unknown login's is not worth a row.
-                    if let (Some(until), Some(company)) = (until, company) {
-                        let own = json!({ "failures": failures, "locked_until": from_millis(until).to_string() });
-                        let target = Some(format!("user:{subject}"));
-                        let audit = Audit::system();
-                        audit_row(&mut tx, now, &audit, actions::LOCK, target, Some(&company), Outcome::Success, own)
-                            .await?;
-                    }
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Attempt::Proceed { failures, locked })
-                }
-
-                async fn sign_in_succeeded(&self, user: &str) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    attempts(&mut tx, user).await?;
-                    clear_attempts(&mut tx, user).await?;
-                    let audit = Audit::by(user.to_owned());
-                    let target = Some(format!("user:{user}"));
-                    audit_row(&mut tx, now, &audit, actions::LOGIN, target, Some(&company), Outcome::Success, json!({}))
-                        .await?;
-                    tx.commit().await.map_err(db_err)
-                }
-
-                async fn audit_sign_in_failure(
-                    &self,
-                    user: Option<&str>,
-                    company: Option<&str>,
-                    reason: &str,
-                ) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let mut conn = self.writer().acquire().await.map_err(db_err)?;
-                    let target = user.map(|u| format!("user:{u}"));
-                    let own = json!({ "reason": reason });
-                    audit_row(&mut conn, now, &Audit::system(), actions::LOGIN, target, company, Outcome::Failed, own)
-                        .await
-                }
-
-                async fn lock_state(&self, user: &str) -> Result<LockState> {
-                    let now = to_millis(self.clock.now());
-                    let mut conn = self.reader().acquire().await.map_err(db_err)?;
-                    company_of(&mut conn, user).await?;
-                    let row = sqlx::query_as::<_, AttemptsRow>(sql::GET_ATTEMPTS)
-                        .bind(user)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    Ok(match row {
-                        None => LockState { failures: 0, locked_until: None },
-                        Some(r) => {
-                            let live = r.locked_until.filter(|u| *u > now);
-                            LockState {
-                                failures: if r.locked_until.is_some() && live.is_none() {
-                                    0
-                                } else {
-                                    u32::try_from(r.failed_logins).unwrap_or(u32::MAX)
-                                },
-                                locked_until: live.map(from_millis),
-                            }
-                        }
-                    })
-                }
-
-                async fn unlock_user(&self, user: &str, audit: &Audit) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    let before = attempts(&mut tx, user).await?;
-                    clear_attempts(&mut tx, user).await?;
-                    let own = json!({ "was_locked": before.locked_until.is_some_and(|u| u > now) });
-                    let target = Some(format!("user:{user}"));
-                    audit_row(&mut tx, now, audit, actions::UNLOCK, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)
-                }
-
-                async fn create_session(&self, new: NewSession, audit: &Audit) -> Result<IssuedSession> {
-                    let l = &self.limits;
-                    let device = crate::backend::label(l, "device", &new.device)?;
-                    let now = to_millis(self.clock.now());
-                    let id = uuid::Uuid::new_v4().simple().to_string();
-                    let token = random_token()?;
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, &new.user).await?;
-                    sqlx::query(sql::INSERT_SESSION)
-                        .bind(&id)
-                        .bind(hash_token(&token))
-                        .bind(&new.user)
-                        .bind(&device)
-                        .bind(new.mfa)
-                        .bind(&new.switched_to)
-                        .bind(now)
-                        .bind(now.saturating_add(millis(new.lifetime)))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let own = json!({ "session": id, "device": device, "mfa": new.mfa });
-                    let target = Some(format!("user:{}", new.user));
-                    audit_row(&mut tx, now, audit, "auth.session_create", target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    let session = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
-                        .bind(&id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .into_session();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(IssuedSession { session, token: Secret::new(format!("pcs_{token}")) })
-                }
-
-                async fn resolve_session(&self, token: &str, idle: Duration) -> Result<Session> {
-                    let unknown = || StoreError::not_found("session", "(redacted)");
-                    let secret = token.trim().strip_prefix("pcs_").ok_or_else(unknown)?;
-                    let given = hash_token(secret);
-                    let now = to_millis(self.clock.now());
-                    let row = sqlx::query_as::<_, HashedSessionRow>(sql::SESSION_BY_HASH)
-                        .bind(&given)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_err)?
-                        .ok_or_else(unknown)?;
-                    let s = &row.session;
-                    let live = same_hash(&row.token_hash, &given)
-                        && row.active
-                        && s.revoked_at.is_none()
-                        && s.expires_at > now
-                        && s.last_active_at.saturating_add(millis(idle)) > now;
-                    if !live {
-                        return Err(unknown());
-                    }
-                    // Record the use, at most once a second per session (reads stay reads).
-                    if now - s.last_active_at >= 1000 {
-                        sqlx::query(sql::TOUCH_SESSION)
-                            .bind(&s.id)
-                            .bind(now)
-                            .execute(self.writer())
-                            .await
-                            .map_err(db_err)?;
-                    }
-                    let mut session = row.session.into_session();
-                    session.last_active_at = from_millis(now.max(to_millis(session.last_active_at)));
-                    Ok(session)
-                }
-
-                async fn get_session(&self, id: &str) -> Result<Session> {
-                    sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
-                        .bind(id)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_err)?
-                        .map(SessionRow::into_session)
-                        .ok_or_else(|| StoreError::not_found("session", id))
-                }
-
-                async fn list_sessions(&self, user: &str, idle: Duration) -> Result<Vec<Session>> {
-                    let now = to_millis(self.clock.now());
-                    let rows = sqlx::query_as::<_, SessionRow>(sql::LIST_SESSIONS)
-                        .bind(user)
-                        .bind(now)
-                        .bind(now.saturating_sub(millis(idle)))
-                        .fetch_all(self.reader())
-                        .await
-                        .map_err(db_err)?;
-                    Ok(rows.into_iter().map(SessionRow::into_session).collect())
-                }
-
-                async fn revoke_session(&self, id: &str, audit: &Audit) -> Result<Session> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let s = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .ok_or_else(|| StoreError::not_found("session", id))?;
-                    let company = company_of(&mut tx, &s.user_id).await?;
-                    sqlx::query(sql::REVOKE_SESSION)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let target = Some(format!("user:{}", s.user_id));
-                    let own = json!({ "session": id });
-                    audit_row(&mut tx, now, audit, actions::SESSION_REVOKE, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    let after = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .into_session();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(after)
-                }
-
-                async fn revoke_sessions(&self, user: &str, except: Option<&str>, audit: &Audit) -> Result<u64> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    let n = revoke_all(&mut tx, user, except, now).await?;
-                    if n == 0 {
-                        // Nothing ended, nothing to record.
-                        tx.commit().await.map_err(db_err)?;
-                        return Ok(0);
-                    }
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "sessions": n, "kept": except });
-                    audit_row(&mut tx, now, audit, actions::SESSION_REVOKE, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(n)
-                }
-
-                async fn update_session(
-                    &self,
-                    id: &str,
-                    mfa: bool,
-                    switched_to: Option<String>,
-                ) -> Result<Session> {
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let done = sqlx::query(sql::UPDATE_SESSION)
-                        .bind(id)
-                        .bind(mfa)
-                        .bind(&switched_to)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::not_found("session", id));
-                    }
-                    let s = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .into_session();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(s)
-                }
-
-                async fn change_password(
-                    &self,
-                    user: &str,
-                    phc: String,
-                    keep: Option<&str>,
-                    audit: &Audit,
-                ) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    sqlx::query(sql::SET_PASSWORD)
-                        .bind(user)
-                        .bind(&phc)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let n = revoke_all(&mut tx, user, keep, now).await?;
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "sessions_revoked": n });
-                    audit_row(&mut tx, now, audit, actions::PASSWORD_CHANGE, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)
-                }
-
-                async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Option<Secret>> {
-                    let now = to_millis(self.clock.now());
-                    let token = random_token()?;
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    let live: i64 = sqlx::query_scalar(sql::LIVE_RESETS)
-                        .bind(user)
-                        .bind(now)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if live > 0 {
-                        tx.commit().await.map_err(db_err)?;
-                        return Ok(None);
-                    }
-                    sqlx::query(sql::INSERT_RESET)
-                        .bind(hash_token(&token))
-                        .bind(user)
-                        .bind(now)
-                        .bind(now.saturating_add(millis(ttl)))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "valid_minutes": ttl.whole_minutes() });
-                    audit_row(&mut tx, now, audit, actions::RESET_REQUEST, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Some(Secret::new(format!("pcr_{token}"))))
-                }
-
-                async fn request_email_change(
-                    &self,
-                    user: &str,
-                    new_email: &str,
-                    ttl: Duration,
-                    audit: &Audit,
-                ) -> Result<Secret> {
-                    let email = crate::backend::email(&self.limits, new_email)?;
-                    let now = to_millis(self.clock.now());
-                    let token = random_token()?;
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    email_free(&mut tx, &email, user).await?;
-                    sqlx::query(sql::DROP_EMAIL_CHANGES)
-                        .bind(user)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    sqlx::query(sql::INSERT_EMAIL_CHANGE)
-                        .bind(hash_token(&token))
-                        .bind(user)
-                        .bind(&email)
-                        .bind(now)
-                        .bind(now.saturating_add(millis(ttl)))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "new_email": email, "valid_minutes": ttl.whole_minutes() });
-                    audit_row(&mut tx, now, audit, actions::EMAIL_CHANGE_REQUEST, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Secret::new(format!("pce_{token}")))
-                }
-
-                async fn confirm_email_change(&self, token: &str, audit: &Audit) -> Result<User> {
-                    const WHAT: &str = "e-mail change token";
-                    let given = link_digest(token, "pce_", WHAT)?;
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_EMAIL_CHANGE)
-                        .bind(&given)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let Some((hash, user, email, expires_at, used_at)) = row else {
-                        return Err(StoreError::not_found(WHAT, "(redacted)"));
-                    };
-                    use_link(&mut tx, &given, (&hash, expires_at, used_at), sql::USE_EMAIL_CHANGE, now, WHAT).await?;
-                    // Taken meanwhile: refused, and the transaction, the token's use with it, undone.
-                    email_free(&mut tx, &email, &user).await?;
-                    let company = company_of(&mut tx, &user).await?;
-                    sqlx::query(sql::SET_EMAIL)
-                        .bind(&user)
-                        .bind(&email)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "email": email });
-                    let audit = Audit { actor: audit.actor.clone().or_else(|| Some(user.clone())), ..audit.clone() };
-                    audit_row(&mut tx, now, &audit, actions::EMAIL_CHANGE, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    use crate::store::UserStore;
-                    self.get_user(&user).await
-                }
-
-                async fn reset_password(&self, token: &str, phc: String, audit: &Audit) -> Result<User> {
-                    const WHAT: &str = "reset token";
-                    let given = link_digest(token, "pcr_", WHAT)?;
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_RESET)
-                        .bind(&given)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let Some((hash, user, expires_at, used_at)) = row else {
-                        return Err(StoreError::not_found(WHAT, "(redacted)"));
-                    };
-                    use_link(&mut tx, &given, (&hash, expires_at, used_at), sql::USE_RESET, now, WHAT).await?;
-                    let company = company_of(&mut tx, &user).await?;
-                    sqlx::query(sql::SET_PASSWORD)
-                        .bind(&user)
-                        .bind(&phc)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    attempts(&mut tx, &user).await?;
-                    clear_attempts(&mut tx, &user).await?;
-                    let n = revoke_all(&mut tx, &user, None, now).await?;
-                    // The keys those sessions made end with them: whoever held a session
-                    // before the reset keeps no way in.
-                    let keys = sqlx::query(sql::REVOKE_SESSION_KEYS)
-                        .bind(&user)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected();
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "sessions_revoked": n, "api_keys_revoked": keys, "unlocked": true });
-                    let audit = Audit { actor: audit.actor.clone().or_else(|| Some(user.clone())), ..audit.clone() };
-                    audit_row(&mut tx, now, &audit, actions::RESET, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    use crate::store::UserStore;
-                    self.get_user(&user).await
-                }
-
-                async fn totp(&self, user: &str) -> Result<Totp> {
-                    let mut conn = self.reader().acquire().await.map_err(db_err)?;
-                    company_of(&mut conn, user).await?;
-                    let row = sqlx::query_as::<_, SecurityRow>(sql::GET_SECURITY)
-                        .bind(user)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    Ok(row.map_or_else(Totp::default, |r| Totp {
-                        sealed: r.totp_secret,
-                        enabled: r.totp_enabled,
-                        last_step: r.totp_last_step,
-                    }))
-                }
-
-                async fn set_totp(
-                    &self,
-                    user: &str,
-                    sealed: Option<String>,
-                    enabled: bool,
-                    audit: &Audit,
-                ) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    security(&mut tx, user).await?;
-                    let removed = sealed.is_none();
-                    sqlx::query(sql::SET_TOTP)
-                        .bind(user)
-                        .bind(&sealed)
-                        .bind(enabled && !removed)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if removed {
-                        sqlx::query(sql::DELETE_RECOVERY).bind(user).execute(&mut *tx).await.map_err(db_err)?;
-                    }
-                    let state = if removed { "disabled" } else if enabled { "enabled" } else { "enrolling" };
-                    let target = Some(format!("user:{user}"));
-                    audit_row(&mut tx, now, audit, actions::TOTP, target, Some(&company), Outcome::Success, json!({ "state": state }))
-                        .await?;
-                    tx.commit().await.map_err(db_err)
-                }
-
-                async fn use_totp_step(&self, user: &str, step: i64) -> Result<bool> {
-                    let done = sqlx::query(sql::USE_TOTP_STEP)
-                        .bind(user)
-                        .bind(step)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_err)?;
-                    Ok(done.rows_affected() == 1)
-                }
-
-                async fn set_recovery_codes(&self, user: &str, codes: &[Secret], audit: &Audit) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, user).await?;
-                    sqlx::query(sql::DELETE_RECOVERY).bind(user).execute(&mut *tx).await.map_err(db_err)?;
-                    for c in codes {
-                        sqlx::query(sql::INSERT_RECOVERY)
-                            .bind(user)
-                            .bind(hash_token(&normalize_code(c.expose())))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                    }
-                    let target = Some(format!("user:{user}"));
-                    audit_row(&mut tx, now, audit, actions::RECOVERY_CODES, target, Some(&company), Outcome::Success, json!({ "codes": codes.len() }))
-                        .await?;
-                    tx.commit().await.map_err(db_err)
-                }
-
-                async fn use_recovery_code(&self, user: &str, code: &str) -> Result<bool> {
-                    let now = to_millis(self.clock.now());
-                    let done = sqlx::query(sql::USE_RECOVERY)
-                        .bind(user)
-                        .bind(hash_token(&normalize_code(code)))
-                        .bind(now)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_err)?;
-                    Ok(done.rows_affected() == 1)
-                }
-
-                async fn recovery_codes_left(&self, user: &str) -> Result<u32> {
-                    let n: i64 = sqlx::query_scalar(sql::RECOVERY_LEFT)
-                        .bind(user)
-                        .fetch_one(self.reader())
-                        .await
-                        .map_err(db_err)?;
-                    Ok(u32::try_from(n).unwrap_or(0))
-                }
-
-                async fn create_company_link(&self, company: &str, audit: &Audit) -> Result<(CompanyLink, Secret)> {
-                    let now = to_millis(self.clock.now());
-                    let id = uuid::Uuid::new_v4().simple().to_string();
-                    let token = random_token()?;
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    sqlx::query(sql::INSERT_LINK)
-                        .bind(&id)
-                        .bind(hash_token(&token))
-                        .bind(company)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| match db_err(e) {
-                            StoreError::Conflict { .. } => StoreError::not_found("company", company),
-                            other => other,
-                        })?;
-                    let target = Some(format!("company:{company}"));
-                    audit_row(&mut tx, now, audit, actions::LINK, target, Some(company), Outcome::Success, json!({ "link": id, "state": "created" }))
-                        .await?;
-                    let link = sqlx::query_as::<_, LinkRow>(sql::LINK_BY_ID)
-                        .bind(&id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .into_link();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok((link, Secret::new(format!("pcl_{token}"))))
-                }
-
-                async fn resolve_company_link(&self, token: &str) -> Result<CompanyLink> {
-                    let unknown = || StoreError::not_found("link", "(redacted)");
-                    let secret = token.trim().strip_prefix("pcl_").ok_or_else(unknown)?;
-                    let given = hash_token(secret);
-                    let row = sqlx::query_as::<_, LinkRow>(sql::LINK_BY_HASH)
-                        .bind(&given)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_err)?
-                        .ok_or_else(unknown)?;
-                    if !same_hash(&row.token_hash, &given) || row.revoked_at.is_some() {
-                        return Err(unknown());
-                    }
-                    Ok(row.into_link())
-                }
-
-                async fn revoke_company_link(&self, id: &str, audit: &Audit) -> Result<CompanyLink> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let row = sqlx::query_as::<_, LinkRow>(sql::LINK_BY_ID)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .ok_or_else(|| StoreError::not_found("link", id))?;
-                    if row.revoked_at.is_some() {
-                        return Err(StoreError::invalid(format!("link `{id}` is already revoked")));
-                    }
-                    sqlx::query(sql::REVOKE_LINK).bind(id).bind(now).execute(&mut *tx).await.map_err(db_err)?;
-                    let target = Some(format!("company:{}", row.company_id));
-                    let company = row.company_id.clone();
-                    audit_row(&mut tx, now, audit, actions::LINK, target, Some(&company), Outcome::Success, json!({ "link": id, "state": "revoked" }))
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    let mut link = row.into_link();
-                    link.revoked_at = Some(from_millis(now));
-                    Ok(link)
-                }
-
-                async fn passkeys(&self, user: &str) -> Result<Vec<StoredPasskey>> {
-                    let mut conn = self.reader().acquire().await.map_err(db_err)?;
-                    company_of(&mut conn, user).await?;
-                    let rows = sqlx::query_as::<_, PasskeyRow>(sql::LIST_PASSKEYS)
-                        .bind(user)
-                        .fetch_all(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    Ok(rows.into_iter().map(PasskeyRow::into_passkey).collect())
-                }
-
-                async fn add_passkey(&self, new: NewPasskey, audit: &Audit) -> Result<StoredPasskey> {
-                    let name = crate::backend::label(&self.limits, "passkey name", &new.name)?;
-                    let now = to_millis(self.clock.now());
-                    let id = uuid::Uuid::new_v4().simple().to_string();
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    let company = company_of(&mut tx, &new.user).await?;
-                    sqlx::query(sql::INSERT_PASSKEY)
-                        .bind(&id)
-                        .bind(&new.user)
-                        .bind(&new.handle)
-                        .bind(&new.credential_id)
-                        .bind(&name)
-                        .bind(&new.credential)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| match db_err(e) {
-                            // Named by the credential only: whose it is stays unsaid.
-                            StoreError::Conflict { constraint, .. } if constraint == "passkeys_credential_id_key" => {
-                                StoreError::Conflict {
-                                    message: format!(
-                                        "the passkey credential `{}` is registered already",
-                                        new.credential_id
-                                    ),
-                                    constraint,
-                                }
-                            }
-                            // The user deleted meanwhile (PostgreSQL names the key, SQLite does not).
-                            StoreError::Conflict { constraint, .. }
-                                if constraint == "passkeys_user_id_fkey" || constraint == "foreign_key" =>
-                            {
-                                StoreError::not_found("user", new.user.as_str())
-                            }
-                            other => other,
-                        })?;
-                    let target = Some(format!("user:{}", new.user));
-                    let own = json!({ "passkey": id, "name": name, "state": "registered" });
-                    audit_row(&mut tx, now, audit, actions::PASSKEY, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    let passkey = sqlx::query_as::<_, PasskeyRow>(sql::PASSKEY_BY_ID)
-                        .bind(&id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .into_passkey();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(passkey)
-                }
-
-                async fn passkey_by_credential(&self, credential_id: &str) -> Result<StoredPasskey> {
-                    sqlx::query_as::<_, PasskeyRow>(sql::PASSKEY_BY_CREDENTIAL)
-                        .bind(credential_id)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(db_err)?
-                        .map(PasskeyRow::into_passkey)
-                        .ok_or_else(|| StoreError::not_found("passkey", credential_id))
-                }
-
-                async fn passkey_used(&self, id: &str, credential: String) -> Result<()> {
-                    let now = to_millis(self.clock.now());
-                    let done = sqlx::query(sql::USE_PASSKEY)
-                        .bind(id)
-                        .bind(&credential)
-                        .bind(now)
-                        .execute(self.writer())
-                        .await
-                        .map_err(db_err)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::not_found("passkey", id));
-                    }
-                    Ok(())
-                }
-
-                async fn remove_passkey(&self, user: &str, id: &str, audit: &Audit) -> Result<StoredPasskey> {
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    // Found and deleted in one statement, and only if it is the user's.
-                    let passkey = sqlx::query_as::<_, PasskeyRow>(sql::DELETE_PASSKEY)
-                        .bind(id)
-                        .bind(user)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .ok_or_else(|| StoreError::not_found("passkey", id))?
-                        .into_passkey();
-                    let company = company_of(&mut tx, user).await?;
-                    let target = Some(format!("user:{user}"));
-                    let own = json!({ "passkey": id, "name": passkey.name, "state": "removed" });
-                    audit_row(&mut tx, now, audit, actions::PASSKEY, target, Some(&company), Outcome::Success, own)
-                        .await?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(passkey)
-                }
-
-                async fn begin_ceremony(
-                    &self,
-                    kind: &str,
-                    user: Option<&str>,
-                    state: String,
-                    ttl: Duration,
-                ) -> Result<Secret> {
-                    let now = to_millis(self.clock.now());
-                    let token = random_token()?;
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    if let Some(user) = user {
-                        company_of(&mut tx, user).await?;
-                    }
-                    sqlx::query(sql::DROP_EXPIRED_CEREMONIES)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    sqlx::query(sql::INSERT_CEREMONY)
-                        .bind(hash_token(&token))
-                        .bind(kind)
-                        .bind(user)
-                        .bind(&state)
-                        .bind(now.saturating_add(millis(ttl)))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Secret::new(format!("pkc_{token}")))
-                }
-
-                async fn take_ceremony(&self, kind: &str, token: &str) -> Result<(Option<String>, String)> {
-                    const WHAT: &str = "passkey ceremony";
-                    let given = link_digest(token, "pkc_", WHAT)?;
-                    let now = to_millis(self.clock.now());
-                    let mut tx = self.writer().begin().await.map_err(db_err)?;
-                    // One statement finds and deletes the row: a concurrent take finds none.
-                    let row: Option<(String, Option<String>, String, i64)> = sqlx::query_as(sql::TAKE_CEREMONY)
-                        .bind(&given)
-                        .bind(kind)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let Some((hash, user, state, expires_at)) = row else {
-                        return Err(StoreError::not_found(WHAT, "(redacted)"));
-                    };
-                    if !same_hash(&hash, &given) {
-                        // Dropping the transaction undoes the delete.
-                        return Err(StoreError::not_found(WHAT, "(redacted)"));
-                    }
-                    // Gone either way: an expired ceremony is not kept for another try.
-                    tx.commit().await.map_err(db_err)?;
-                    if expires_at <= now {
-                        return Err(StoreError::Expired { what: WHAT });
-                    }
-                    Ok((user, state))
-                }
-            }
-
-            async fn revoke_all(conn: &mut Conn, user: &str, except: Option<&str>, now: i64) -> Result<u64> {
-                let done = sqlx::query(sql::REVOKE_SESSIONS)
-                    .bind(user)
-                    .bind(now)
-                    .bind(except)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                Ok(done.rows_affected())
-            }
-        }
-    };
+#[derive(sqlx::FromRow)]
+struct AttemptsRow {
+    failed_logins: i64,
+    locked_until: Option<i64>,
 }
 
-pub(crate) use impl_sign_in;
+#[derive(sqlx::FromRow)]
+struct SecurityRow {
+    totp_secret: Option<String>,
+    totp_enabled: bool,
+    totp_last_step: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    device: String,
+    mfa: bool,
+    switched_to: Option<String>,
+    created_at: i64,
+    last_active_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl SessionRow {
+    fn into_session(self) -> Session {
+        Session {
+            id: self.id,
+            user: self.user_id,
+            device: self.device,
+            mfa: self.mfa,
+            switched_to: self.switched_to,
+            created_at: from_millis(self.created_at),
+            last_active_at: from_millis(self.last_active_at),
+            expires_at: from_millis(self.expires_at),
+            revoked_at: self.revoked_at.map(from_millis),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HashedSessionRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    token_hash: String,
+    active: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    id: String,
+    company_id: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+    token_hash: String,
+}
+
+impl LinkRow {
+    fn into_link(self) -> CompanyLink {
+        CompanyLink {
+            id: self.id,
+            company: self.company_id,
+            created_at: from_millis(self.created_at),
+            revoked_at: self.revoked_at.map(from_millis),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PasskeyRow {
+    id: String,
+    user_id: String,
+    handle: String,
+    credential_id: String,
+    name: String,
+    credential: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl PasskeyRow {
+    fn into_passkey(self) -> StoredPasskey {
+        StoredPasskey {
+            id: self.id,
+            user: self.user_id,
+            handle: self.handle,
+            credential_id: self.credential_id,
+            name: self.name,
+            credential: self.credential,
+            created_at: from_millis(self.created_at),
+            last_used_at: self.last_used_at.map(from_millis),
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+/// The stored digest of a link token (`pcr_…`, `pce_…`) or ceremony token (`pkc_…`):
+/// `NotFound` without its prefix.
+fn link_digest(token: &str, prefix: &str, what: &'static str) -> Result<String> {
+    let secret = token.trim().strip_prefix(prefix);
+    secret
+        .map(hash_token)
+        .ok_or_else(|| StoreError::not_found(what, "(redacted)"))
+}
+
+// The `where` list of the four generic blocks (see `crate::dialect`).
+impl<D> SqlStore<D>
+where
+    D: Dialect,
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = Db<D>>,
+    for<'r> &'r str: sqlx::ColumnIndex<Row<D>>,
+    usize: sqlx::ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, Db<D>> + Type<Db<D>>,
+    for<'q> Option<&'q str>: Encode<'q, Db<D>>,
+    i64: Column<Db<D>>,
+    bool: Column<Db<D>>,
+    String: Column<Db<D>>,
+    Json<Attrs>: Column<Db<D>>,
+    Json<Vec<String>>: Column<Db<D>>,
+    Json<Vec<EntityRef>>: Column<Db<D>>,
+    Option<i64>: Param<Db<D>>,
+    Option<String>: Param<Db<D>>,
+    for<'a> Json<&'a Attrs>: Param<Db<D>>,
+    for<'a> Json<&'a Vec<String>>: Param<Db<D>>,
+    for<'a> Json<&'a Vec<EntityRef>>: Param<Db<D>>,
+{
+    /// The company of a user, or `NotFound`.
+    async fn company_of(conn: &mut Conn<D>, user: &str) -> Result<String> {
+        sqlx::query_scalar::<_, String>(sql::USER_EXISTS)
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(D::db_err)?
+            .ok_or_else(|| StoreError::not_found("user", user))
+    }
+
+    /// Appends an audit row with its outcome (sign-in rows move no change version).
+    #[expect(clippy::too_many_arguments, reason = "one audit row has that many columns")]
+    async fn audit_row(
+        conn: &mut Conn<D>,
+        now: i64,
+        audit: &Audit,
+        action: &str,
+        target: Option<String>,
+        company: Option<&str>,
+        outcome: Outcome,
+        own: serde_json::Value,
+    ) -> Result<()> {
+        let company = audit.company.as_deref().or(company);
+        sqlx::query(crate::backend::sql::INSERT_AUDIT)
+            .bind(now)
+            .bind(audit.actor.as_deref())
+            .bind(company)
+            .bind(action)
+            .bind(target)
+            .bind(outcome.as_str())
+            .bind(Json(crate::backend::details(own, &audit.details)))
+            .bind(Option::<i64>::None)
+            .execute(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        Ok(())
+    }
+
+    /// The security row of a user, created if missing.
+    async fn security(conn: &mut Conn<D>, user: &str) -> Result<SecurityRow> {
+        sqlx::query(sql::ENSURE_SECURITY)
+            .bind(user)
+            .execute(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        sqlx::query_as::<_, SecurityRow>(sql::GET_SECURITY)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(D::db_err)
+    }
+
+    /// The attempts row of a subject, created if missing and locked for the transaction.
+    async fn attempts(conn: &mut Conn<D>, subject: &str) -> Result<AttemptsRow> {
+        sqlx::query(sql::ENSURE_ATTEMPTS)
+            .bind(subject)
+            .execute(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        sqlx::query_as::<_, AttemptsRow>(D::LOCK_ATTEMPTS)
+            .bind(subject)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(D::db_err)
+    }
+
+    async fn clear_attempts(conn: &mut Conn<D>, subject: &str) -> Result<()> {
+        sqlx::query(sql::SET_LOCK)
+            .bind(subject)
+            .bind(0_i64)
+            .bind(Option::<i64>::None)
+            .execute(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        Ok(())
+    }
+
+    /// Uses a link token once: its row `(digest, expires_at, used_at)` must match, be
+    /// unused (`NotFound` otherwise, as for an unknown token) and unexpired (`Expired`);
+    /// `use_sql` marks it used, and a concurrent use makes this one `NotFound`.
+    async fn use_link(
+        conn: &mut Conn<D>,
+        given: &str,
+        (hash, expires_at, used_at): (&str, i64, Option<i64>),
+        use_sql: &str,
+        now: i64,
+        what: &'static str,
+    ) -> Result<()> {
+        let unknown = || StoreError::not_found(what, "(redacted)");
+        if !same_hash(hash, given) || used_at.is_some() {
+            return Err(unknown());
+        }
+        if expires_at <= now {
+            return Err(StoreError::Expired { what });
+        }
+        let used = sqlx::query(use_sql)
+            .bind(given)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        if used.rows_affected() != 1 {
+            return Err(unknown());
+        }
+        Ok(())
+    }
+
+    /// `Conflict` (the users' e-mail constraint) when another user has `email`.
+    async fn email_free(conn: &mut Conn<D>, email: &str, user: &str) -> Result<()> {
+        let taken: i64 = sqlx::query_scalar(sql::EMAIL_TAKEN)
+            .bind(email)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        if taken > 0 {
+            return Err(StoreError::Conflict {
+                constraint: "users_email_key".to_owned(),
+                message: format!("another user has the e-mail address `{email}`"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The company of a user, or `None` for a subject that is no user.
+    async fn company_if_user(conn: &mut Conn<D>, subject: &str) -> Result<Option<String>> {
+        sqlx::query_scalar::<_, String>(sql::USER_EXISTS)
+            .bind(subject)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(D::db_err)
+    }
+
+    async fn revoke_all(conn: &mut Conn<D>, user: &str, except: Option<&str>, now: i64) -> Result<u64> {
+        let done = sqlx::query(sql::REVOKE_SESSIONS)
+            .bind(user)
+            .bind(now)
+            .bind(except)
+            .execute(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Sign-in on any [`Dialect`] (with the same `where` list).
+#[async_trait]
+impl<D> SignInStore for SqlStore<D>
+where
+    D: Dialect,
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = Db<D>>,
+    for<'r> &'r str: sqlx::ColumnIndex<Row<D>>,
+    usize: sqlx::ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, Db<D>> + Type<Db<D>>,
+    for<'q> Option<&'q str>: Encode<'q, Db<D>>,
+    i64: Column<Db<D>>,
+    bool: Column<Db<D>>,
+    String: Column<Db<D>>,
+    Json<Attrs>: Column<Db<D>>,
+    Json<Vec<String>>: Column<Db<D>>,
+    Json<Vec<EntityRef>>: Column<Db<D>>,
+    Option<i64>: Param<Db<D>>,
+    Option<String>: Param<Db<D>>,
+    for<'a> Json<&'a Attrs>: Param<Db<D>>,
+    for<'a> Json<&'a Vec<String>>: Param<Db<D>>,
+    for<'a> Json<&'a Vec<EntityRef>>: Param<Db<D>>,
+{
+    async fn begin_sign_in(&self, subject: &str, rules: Lockout) -> Result<Attempt> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_if_user(&mut tx, subject).await?;
+        let row = Self::attempts(&mut tx, subject).await?;
+        if let Some(until) = row.locked_until.filter(|u| *u > now) {
+            return Ok(Attempt::Locked {
+                until: from_millis(until),
+            });
+        }
+        // A lock that ran out starts a fresh count.
+        let before = if row.locked_until.is_some() {
+            0
+        } else {
+            row.failed_logins
+        };
+        let failures = u32::try_from(before.saturating_add(1)).unwrap_or(u32::MAX);
+        let locked = failures >= rules.max_failures;
+        let until = locked.then(|| now.saturating_add(millis(rules.lock_for)));
+        sqlx::query(sql::SET_LOCK)
+            .bind(subject)
+            .bind(i64::from(failures))
+            .bind(until)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        // Locks of real users are audited; an unknown login's is not worth a row.
+        if let (Some(until), Some(company)) = (until, company) {
+            let own = json!({ "failures": failures, "locked_until": from_millis(until).to_string() });
+            let target = Some(format!("user:{subject}"));
+            let audit = Audit::system();
+            Self::audit_row(
+                &mut tx,
+                now,
+                &audit,
+                actions::LOCK,
+                target,
+                Some(&company),
+                Outcome::Success,
+                own,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(Attempt::Proceed { failures, locked })
+    }
+
+    async fn sign_in_succeeded(&self, user: &str) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        Self::attempts(&mut tx, user).await?;
+        Self::clear_attempts(&mut tx, user).await?;
+        let audit = Audit::by(user.to_owned());
+        let target = Some(format!("user:{user}"));
+        Self::audit_row(
+            &mut tx,
+            now,
+            &audit,
+            actions::LOGIN,
+            target,
+            Some(&company),
+            Outcome::Success,
+            json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)
+    }
+
+    async fn audit_sign_in_failure(
+        &self,
+        user: Option<&str>,
+        company: Option<&str>,
+        reason: &str,
+    ) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let mut conn = self.db.writer().acquire().await.map_err(D::db_err)?;
+        let target = user.map(|u| format!("user:{u}"));
+        let own = json!({ "reason": reason });
+        Self::audit_row(
+            &mut conn,
+            now,
+            &Audit::system(),
+            actions::LOGIN,
+            target,
+            company,
+            Outcome::Failed,
+            own,
+        )
+        .await
+    }
+
+    async fn lock_state(&self, user: &str) -> Result<LockState> {
+        let now = to_millis(self.clock.now());
+        let mut conn = self.db.reader().acquire().await.map_err(D::db_err)?;
+        Self::company_of(&mut conn, user).await?;
+        let row = sqlx::query_as::<_, AttemptsRow>(sql::GET_ATTEMPTS)
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        Ok(match row {
+            None => LockState {
+                failures: 0,
+                locked_until: None,
+            },
+            Some(r) => {
+                let live = r.locked_until.filter(|u| *u > now);
+                LockState {
+                    failures: if r.locked_until.is_some() && live.is_none() {
+                        0
+                    } else {
+                        u32::try_from(r.failed_logins).unwrap_or(u32::MAX)
+                    },
+                    locked_until: live.map(from_millis),
+                }
+            }
+        })
+    }
+
+    async fn unlock_user(&self, user: &str, audit: &Audit) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        let before = Self::attempts(&mut tx, user).await?;
+        Self::clear_attempts(&mut tx, user).await?;
+        let own = json!({ "was_locked": before.locked_until.is_some_and(|u| u > now) });
+        let target = Some(format!("user:{user}"));
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::UNLOCK,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)
+    }
+
+    async fn create_session(&self, new: NewSession, audit: &Audit) -> Result<IssuedSession> {
+        let l = &self.limits;
+        let device = crate::backend::label(l, "device", &new.device)?;
+        let now = to_millis(self.clock.now());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let token = random_token()?;
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, &new.user).await?;
+        sqlx::query(sql::INSERT_SESSION)
+            .bind(&id)
+            .bind(hash_token(&token))
+            .bind(&new.user)
+            .bind(&device)
+            .bind(new.mfa)
+            .bind(&new.switched_to)
+            .bind(now)
+            .bind(now.saturating_add(millis(new.lifetime)))
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let own = json!({ "session": id, "device": device, "mfa": new.mfa });
+        let target = Some(format!("user:{}", new.user));
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            "auth.session_create",
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        let session = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .into_session();
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(IssuedSession {
+            session,
+            token: Secret::new(format!("pcs_{token}")),
+        })
+    }
+
+    async fn resolve_session(&self, token: &str, idle: Duration) -> Result<Session> {
+        let unknown = || StoreError::not_found("session", "(redacted)");
+        let secret = token.trim().strip_prefix("pcs_").ok_or_else(unknown)?;
+        let given = hash_token(secret);
+        let now = to_millis(self.clock.now());
+        let row = sqlx::query_as::<_, HashedSessionRow>(sql::SESSION_BY_HASH)
+            .bind(&given)
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(D::db_err)?
+            .ok_or_else(unknown)?;
+        let s = &row.session;
+        let live = same_hash(&row.token_hash, &given)
+            && row.active
+            && s.revoked_at.is_none()
+            && s.expires_at > now
+            && s.last_active_at.saturating_add(millis(idle)) > now;
+        if !live {
+            return Err(unknown());
+        }
+        // Record the use, at most once a second per session (reads stay reads).
+        if now - s.last_active_at >= 1000 {
+            sqlx::query(sql::TOUCH_SESSION)
+                .bind(&s.id)
+                .bind(now)
+                .execute(self.db.writer())
+                .await
+                .map_err(D::db_err)?;
+        }
+        let mut session = row.session.into_session();
+        session.last_active_at = from_millis(now.max(to_millis(session.last_active_at)));
+        Ok(session)
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Session> {
+        sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
+            .bind(id)
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(D::db_err)?
+            .map(SessionRow::into_session)
+            .ok_or_else(|| StoreError::not_found("session", id))
+    }
+
+    async fn list_sessions(&self, user: &str, idle: Duration) -> Result<Vec<Session>> {
+        let now = to_millis(self.clock.now());
+        let rows = sqlx::query_as::<_, SessionRow>(sql::LIST_SESSIONS)
+            .bind(user)
+            .bind(now)
+            .bind(now.saturating_sub(millis(idle)))
+            .fetch_all(self.db.reader())
+            .await
+            .map_err(D::db_err)?;
+        Ok(rows.into_iter().map(SessionRow::into_session).collect())
+    }
+
+    async fn revoke_session(&self, id: &str, audit: &Audit) -> Result<Session> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let s = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .ok_or_else(|| StoreError::not_found("session", id))?;
+        let company = Self::company_of(&mut tx, &s.user_id).await?;
+        sqlx::query(sql::REVOKE_SESSION)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let target = Some(format!("user:{}", s.user_id));
+        let own = json!({ "session": id });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::SESSION_REVOKE,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        let after = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .into_session();
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(after)
+    }
+
+    async fn revoke_sessions(&self, user: &str, except: Option<&str>, audit: &Audit) -> Result<u64> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        let n = Self::revoke_all(&mut tx, user, except, now).await?;
+        if n == 0 {
+            // Nothing ended, nothing to record.
+            tx.commit().await.map_err(D::db_err)?;
+            return Ok(0);
+        }
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "sessions": n, "kept": except });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::SESSION_REVOKE,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(n)
+    }
+
+    async fn update_session(&self, id: &str, mfa: bool, switched_to: Option<String>) -> Result<Session> {
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let done = sqlx::query(sql::UPDATE_SESSION)
+            .bind(id)
+            .bind(mfa)
+            .bind(&switched_to)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("session", id));
+        }
+        let s = sqlx::query_as::<_, SessionRow>(sql::SESSION_BY_ID)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .into_session();
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(s)
+    }
+
+    async fn change_password(
+        &self,
+        user: &str,
+        phc: String,
+        keep: Option<&str>,
+        audit: &Audit,
+    ) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        sqlx::query(sql::SET_PASSWORD)
+            .bind(user)
+            .bind(&phc)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let n = Self::revoke_all(&mut tx, user, keep, now).await?;
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "sessions_revoked": n });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::PASSWORD_CHANGE,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)
+    }
+
+    async fn create_reset_token(&self, user: &str, ttl: Duration, audit: &Audit) -> Result<Option<Secret>> {
+        let now = to_millis(self.clock.now());
+        let token = random_token()?;
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        let live: i64 = sqlx::query_scalar(sql::LIVE_RESETS)
+            .bind(user)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        if live > 0 {
+            tx.commit().await.map_err(D::db_err)?;
+            return Ok(None);
+        }
+        sqlx::query(sql::INSERT_RESET)
+            .bind(hash_token(&token))
+            .bind(user)
+            .bind(now)
+            .bind(now.saturating_add(millis(ttl)))
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "valid_minutes": ttl.whole_minutes() });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::RESET_REQUEST,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(Some(Secret::new(format!("pcr_{token}"))))
+    }
+
+    async fn request_email_change(
+        &self,
+        user: &str,
+        new_email: &str,
+        ttl: Duration,
+        audit: &Audit,
+    ) -> Result<Secret> {
+        let email = crate::backend::email(&self.limits, new_email)?;
+        let now = to_millis(self.clock.now());
+        let token = random_token()?;
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        Self::email_free(&mut tx, &email, user).await?;
+        sqlx::query(sql::DROP_EMAIL_CHANGES)
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        sqlx::query(sql::INSERT_EMAIL_CHANGE)
+            .bind(hash_token(&token))
+            .bind(user)
+            .bind(&email)
+            .bind(now)
+            .bind(now.saturating_add(millis(ttl)))
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "new_email": email, "valid_minutes": ttl.whole_minutes() });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::EMAIL_CHANGE_REQUEST,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(Secret::new(format!("pce_{token}")))
+    }
+
+    async fn confirm_email_change(&self, token: &str, audit: &Audit) -> Result<User> {
+        const WHAT: &str = "e-mail change token";
+        let given = link_digest(token, "pce_", WHAT)?;
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_EMAIL_CHANGE)
+            .bind(&given)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let Some((hash, user, email, expires_at, used_at)) = row else {
+            return Err(StoreError::not_found(WHAT, "(redacted)"));
+        };
+        Self::use_link(
+            &mut tx,
+            &given,
+            (&hash, expires_at, used_at),
+            sql::USE_EMAIL_CHANGE,
+            now,
+            WHAT,
+        )
+        .await?;
+        // Taken meanwhile: refused, and the transaction, the token's use with it, undone.
+        Self::email_free(&mut tx, &email, &user).await?;
+        let company = Self::company_of(&mut tx, &user).await?;
+        sqlx::query(sql::SET_EMAIL)
+            .bind(&user)
+            .bind(&email)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "email": email });
+        let audit = Audit {
+            actor: audit.actor.clone().or_else(|| Some(user.clone())),
+            ..audit.clone()
+        };
+        Self::audit_row(
+            &mut tx,
+            now,
+            &audit,
+            actions::EMAIL_CHANGE,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        self.get_user(&user).await
+    }
+
+    async fn reset_password(&self, token: &str, phc: String, audit: &Audit) -> Result<User> {
+        const WHAT: &str = "reset token";
+        let given = link_digest(token, "pcr_", WHAT)?;
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(sql::GET_RESET)
+            .bind(&given)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let Some((hash, user, expires_at, used_at)) = row else {
+            return Err(StoreError::not_found(WHAT, "(redacted)"));
+        };
+        Self::use_link(
+            &mut tx,
+            &given,
+            (&hash, expires_at, used_at),
+            sql::USE_RESET,
+            now,
+            WHAT,
+        )
+        .await?;
+        let company = Self::company_of(&mut tx, &user).await?;
+        sqlx::query(sql::SET_PASSWORD)
+            .bind(&user)
+            .bind(&phc)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        Self::attempts(&mut tx, &user).await?;
+        Self::clear_attempts(&mut tx, &user).await?;
+        let n = Self::revoke_all(&mut tx, &user, None, now).await?;
+        // The keys those sessions made end with them: whoever held a session
+        // before the reset keeps no way in.
+        let keys = sqlx::query(sql::REVOKE_SESSION_KEYS)
+            .bind(&user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .rows_affected();
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "sessions_revoked": n, "api_keys_revoked": keys, "unlocked": true });
+        let audit = Audit {
+            actor: audit.actor.clone().or_else(|| Some(user.clone())),
+            ..audit.clone()
+        };
+        Self::audit_row(
+            &mut tx,
+            now,
+            &audit,
+            actions::RESET,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        self.get_user(&user).await
+    }
+
+    async fn totp(&self, user: &str) -> Result<Totp> {
+        let mut conn = self.db.reader().acquire().await.map_err(D::db_err)?;
+        Self::company_of(&mut conn, user).await?;
+        let row = sqlx::query_as::<_, SecurityRow>(sql::GET_SECURITY)
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        Ok(row.map_or_else(Totp::default, |r| Totp {
+            sealed: r.totp_secret,
+            enabled: r.totp_enabled,
+            last_step: r.totp_last_step,
+        }))
+    }
+
+    async fn set_totp(&self, user: &str, sealed: Option<String>, enabled: bool, audit: &Audit) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        Self::security(&mut tx, user).await?;
+        let removed = sealed.is_none();
+        sqlx::query(sql::SET_TOTP)
+            .bind(user)
+            .bind(&sealed)
+            .bind(enabled && !removed)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        if removed {
+            sqlx::query(sql::DELETE_RECOVERY)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(D::db_err)?;
+        }
+        let state = if removed {
+            "disabled"
+        } else if enabled {
+            "enabled"
+        } else {
+            "enrolling"
+        };
+        let target = Some(format!("user:{user}"));
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::TOTP,
+            target,
+            Some(&company),
+            Outcome::Success,
+            json!({ "state": state }),
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)
+    }
+
+    async fn use_totp_step(&self, user: &str, step: i64) -> Result<bool> {
+        let done = sqlx::query(sql::USE_TOTP_STEP)
+            .bind(user)
+            .bind(step)
+            .execute(self.db.writer())
+            .await
+            .map_err(D::db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_recovery_codes(&self, user: &str, codes: &[Secret], audit: &Audit) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, user).await?;
+        sqlx::query(sql::DELETE_RECOVERY)
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        for c in codes {
+            sqlx::query(sql::INSERT_RECOVERY)
+                .bind(user)
+                .bind(hash_token(&normalize_code(c.expose())))
+                .execute(&mut *tx)
+                .await
+                .map_err(D::db_err)?;
+        }
+        let target = Some(format!("user:{user}"));
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::RECOVERY_CODES,
+            target,
+            Some(&company),
+            Outcome::Success,
+            json!({ "codes": codes.len() }),
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)
+    }
+
+    async fn use_recovery_code(&self, user: &str, code: &str) -> Result<bool> {
+        let now = to_millis(self.clock.now());
+        let done = sqlx::query(sql::USE_RECOVERY)
+            .bind(user)
+            .bind(hash_token(&normalize_code(code)))
+            .bind(now)
+            .execute(self.db.writer())
+            .await
+            .map_err(D::db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, user: &str) -> Result<u32> {
+        let n: i64 = sqlx::query_scalar(sql::RECOVERY_LEFT)
+            .bind(user)
+            .fetch_one(self.db.reader())
+            .await
+            .map_err(D::db_err)?;
+        Ok(u32::try_from(n).unwrap_or(0))
+    }
+
+    async fn create_company_link(&self, company: &str, audit: &Audit) -> Result<(CompanyLink, Secret)> {
+        let now = to_millis(self.clock.now());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let token = random_token()?;
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        sqlx::query(sql::INSERT_LINK)
+            .bind(&id)
+            .bind(hash_token(&token))
+            .bind(company)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match D::db_err(e) {
+                StoreError::Conflict { .. } => StoreError::not_found("company", company),
+                other => other,
+            })?;
+        let target = Some(format!("company:{company}"));
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::LINK,
+            target,
+            Some(company),
+            Outcome::Success,
+            json!({ "link": id, "state": "created" }),
+        )
+        .await?;
+        let link = sqlx::query_as::<_, LinkRow>(sql::LINK_BY_ID)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .into_link();
+        tx.commit().await.map_err(D::db_err)?;
+        Ok((link, Secret::new(format!("pcl_{token}"))))
+    }
+
+    async fn resolve_company_link(&self, token: &str) -> Result<CompanyLink> {
+        let unknown = || StoreError::not_found("link", "(redacted)");
+        let secret = token.trim().strip_prefix("pcl_").ok_or_else(unknown)?;
+        let given = hash_token(secret);
+        let row = sqlx::query_as::<_, LinkRow>(sql::LINK_BY_HASH)
+            .bind(&given)
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(D::db_err)?
+            .ok_or_else(unknown)?;
+        if !same_hash(&row.token_hash, &given) || row.revoked_at.is_some() {
+            return Err(unknown());
+        }
+        Ok(row.into_link())
+    }
+
+    async fn revoke_company_link(&self, id: &str, audit: &Audit) -> Result<CompanyLink> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let row = sqlx::query_as::<_, LinkRow>(sql::LINK_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .ok_or_else(|| StoreError::not_found("link", id))?;
+        if row.revoked_at.is_some() {
+            return Err(StoreError::invalid(format!("link `{id}` is already revoked")));
+        }
+        sqlx::query(sql::REVOKE_LINK)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let target = Some(format!("company:{}", row.company_id));
+        let company = row.company_id.clone();
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::LINK,
+            target,
+            Some(&company),
+            Outcome::Success,
+            json!({ "link": id, "state": "revoked" }),
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        let mut link = row.into_link();
+        link.revoked_at = Some(from_millis(now));
+        Ok(link)
+    }
+
+    async fn passkeys(&self, user: &str) -> Result<Vec<StoredPasskey>> {
+        let mut conn = self.db.reader().acquire().await.map_err(D::db_err)?;
+        Self::company_of(&mut conn, user).await?;
+        let rows = sqlx::query_as::<_, PasskeyRow>(sql::LIST_PASSKEYS)
+            .bind(user)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(D::db_err)?;
+        Ok(rows.into_iter().map(PasskeyRow::into_passkey).collect())
+    }
+
+    async fn add_passkey(&self, new: NewPasskey, audit: &Audit) -> Result<StoredPasskey> {
+        let name = crate::backend::label(&self.limits, "passkey name", &new.name)?;
+        let now = to_millis(self.clock.now());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        let company = Self::company_of(&mut tx, &new.user).await?;
+        sqlx::query(sql::INSERT_PASSKEY)
+            .bind(&id)
+            .bind(&new.user)
+            .bind(&new.handle)
+            .bind(&new.credential_id)
+            .bind(&name)
+            .bind(&new.credential)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match D::db_err(e) {
+                // Named by the credential only: whose it is stays unsaid.
+                StoreError::Conflict { constraint, .. } if constraint == "passkeys_credential_id_key" => {
+                    StoreError::Conflict {
+                        message: format!(
+                            "the passkey credential `{}` is registered already",
+                            new.credential_id
+                        ),
+                        constraint,
+                    }
+                }
+                // The user deleted meanwhile (PostgreSQL names the key, SQLite does not).
+                StoreError::Conflict { constraint, .. }
+                    if constraint == "passkeys_user_id_fkey" || constraint == "foreign_key" =>
+                {
+                    StoreError::not_found("user", new.user.as_str())
+                }
+                other => other,
+            })?;
+        let target = Some(format!("user:{}", new.user));
+        let own = json!({ "passkey": id, "name": name, "state": "registered" });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::PASSKEY,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        let passkey = sqlx::query_as::<_, PasskeyRow>(sql::PASSKEY_BY_ID)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .into_passkey();
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(passkey)
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<StoredPasskey> {
+        sqlx::query_as::<_, PasskeyRow>(sql::PASSKEY_BY_CREDENTIAL)
+            .bind(credential_id)
+            .fetch_optional(self.db.reader())
+            .await
+            .map_err(D::db_err)?
+            .map(PasskeyRow::into_passkey)
+            .ok_or_else(|| StoreError::not_found("passkey", credential_id))
+    }
+
+    async fn passkey_used(&self, id: &str, credential: String) -> Result<()> {
+        let now = to_millis(self.clock.now());
+        let done = sqlx::query(sql::USE_PASSKEY)
+            .bind(id)
+            .bind(&credential)
+            .bind(now)
+            .execute(self.db.writer())
+            .await
+            .map_err(D::db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("passkey", id));
+        }
+        Ok(())
+    }
+
+    async fn remove_passkey(&self, user: &str, id: &str, audit: &Audit) -> Result<StoredPasskey> {
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        // Found and deleted in one statement, and only if it is the user's.
+        let passkey = sqlx::query_as::<_, PasskeyRow>(sql::DELETE_PASSKEY)
+            .bind(id)
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(D::db_err)?
+            .ok_or_else(|| StoreError::not_found("passkey", id))?
+            .into_passkey();
+        let company = Self::company_of(&mut tx, user).await?;
+        let target = Some(format!("user:{user}"));
+        let own = json!({ "passkey": id, "name": passkey.name, "state": "removed" });
+        Self::audit_row(
+            &mut tx,
+            now,
+            audit,
+            actions::PASSKEY,
+            target,
+            Some(&company),
+            Outcome::Success,
+            own,
+        )
+        .await?;
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(passkey)
+    }
+
+    async fn begin_ceremony(
+        &self,
+        kind: &str,
+        user: Option<&str>,
+        state: String,
+        ttl: Duration,
+    ) -> Result<Secret> {
+        let now = to_millis(self.clock.now());
+        let token = random_token()?;
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        if let Some(user) = user {
+            Self::company_of(&mut tx, user).await?;
+        }
+        sqlx::query(sql::DROP_EXPIRED_CEREMONIES)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        sqlx::query(sql::INSERT_CEREMONY)
+            .bind(hash_token(&token))
+            .bind(kind)
+            .bind(user)
+            .bind(&state)
+            .bind(now.saturating_add(millis(ttl)))
+            .execute(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        tx.commit().await.map_err(D::db_err)?;
+        Ok(Secret::new(format!("pkc_{token}")))
+    }
+
+    async fn take_ceremony(&self, kind: &str, token: &str) -> Result<(Option<String>, String)> {
+        const WHAT: &str = "passkey ceremony";
+        let given = link_digest(token, "pkc_", WHAT)?;
+        let now = to_millis(self.clock.now());
+        let mut tx = self.db.writer().begin().await.map_err(D::db_err)?;
+        // One statement finds and deletes the row: a concurrent take finds none.
+        let row: Option<(String, Option<String>, String, i64)> = sqlx::query_as(sql::TAKE_CEREMONY)
+            .bind(&given)
+            .bind(kind)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(D::db_err)?;
+        let Some((hash, user, state, expires_at)) = row else {
+            return Err(StoreError::not_found(WHAT, "(redacted)"));
+        };
+        if !same_hash(&hash, &given) {
+            // Dropping the transaction undoes the delete.
+            return Err(StoreError::not_found(WHAT, "(redacted)"));
+        }
+        // Gone either way: an expired ceremony is not kept for another try.
+        tx.commit().await.map_err(D::db_err)?;
+        if expires_at <= now {
+            return Err(StoreError::Expired { what: WHAT });
+        }
+        Ok((user, state))
+    }
+}
 
 /// The lockout subject of a login that names no user: unknown logins lock like known ones.
 pub fn unknown_subject(login: &str) -> String {
