@@ -37,6 +37,8 @@ use crate::state::AppState;
 
 /// Saves kept for undo.
 pub const HISTORY: usize = 20;
+/// How long a proof may take (the request timeout, when longer, wins).
+pub const PROVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// Most edits in one request.
 pub const MAX_EDITS: usize = 200;
 /// The file the console edits.
@@ -46,6 +48,8 @@ const ROLES: &str = "roles.toml";
 #[derive(Debug, Default)]
 pub struct Console {
     saving: tokio::sync::Mutex<()>,
+    /// One proof at a time: each runs one solver per core.
+    proving: tokio::sync::Mutex<()>,
     history: Mutex<VecDeque<Save>>,
     next_id: std::sync::atomic::AtomicU64,
 }
@@ -352,6 +356,7 @@ pub async fn prove(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
 ) -> Result<Response, ApiError> {
+    let _one = app.console.proving.lock().await;
     let (_, e) = edited(&app, &body).await?;
     let new = match e.built {
         Ok(s) => s,

@@ -225,7 +225,12 @@ async fn json_only(req: Request, next: Next) -> Response {
 
 /// Bounds the time of one request, body included.
 async fn timeout(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let limit = app.config.limits.request_timeout;
+    // A proof runs a solver over every request kind of the folder: seconds, not milliseconds.
+    let limit = if req.uri().path() == "/v1/console/prove" {
+        app.config.limits.request_timeout.max(console::PROVE_TIMEOUT)
+    } else {
+        app.config.limits.request_timeout
+    };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(

@@ -1,11 +1,14 @@
-//! `GET /`: the read-only page for product owners.
+//! `GET /`: the product owner's page.
 //!
-//! Input: the served snapshot and the reload status. Output: one self-contained HTML page
-//! (no build step, no external assets): the folder's role × feature matrix per account type
-//! (own, add-on and conditional cells marked; hover or click a cell for the policy and the
-//! `roles.toml` line behind it), the policy version and load time, the last reload error if
-//! any, and a form that asks `POST /v1/authorize` for one decision and shows the answer with
-//! its reasons. `/?request=<json>` fills the form and asks at once (links and tests use it).
+//! Input: the served snapshot, the reload status and the `console` setting. Output: one
+//! self-contained HTML page (no build step, no external assets): the folder's role × feature
+//! matrix per account type (own, add-on and conditional cells marked; click a cell, or focus it
+//! and press Enter, for the policy and the `roles.toml` line behind it), the policy version and
+//! load time, the last reload error if any, and a raw request form that asks `POST
+//! /v1/authorize` (starting with the folder's own first fixture case; `/?request=<json>` fills
+//! it and asks at once). With the console on, the page also edits the matrix and the role
+//! model, previews, proves, saves and undoes through `/v1/console/*` (see `console.rs`), and
+//! tries the folder as one of its users with forms built from the schema.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -168,7 +168,12 @@ impl Browser {
 
     /// Polls `expression` until it is truthy (within the deadline); answers its value.
     pub async fn wait_for(&mut self, page: &Page, expression: &str, what: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        self.wait_within(page, expression, what, DEADLINE).await
+    }
+
+    /// [`Self::wait_for`] with its own bound.
+    pub async fn wait_within(&mut self, page: &Page, expression: &str, what: &str, bound: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + bound;
         loop {
             let r = self
                 .call(

@@ -257,11 +257,13 @@ async fn a_product_owner_changes_a_right_in_every_folder_from_the_page_and_undoe
             browser
                 .eval(&page, "document.getElementById('prove').click()")
                 .await;
+            // Proofs take seconds (one solver per core), more with the whole suite running.
             browser
-                .wait_for(
+                .wait_within(
                     &page,
                     "document.getElementById('preview-properties').dataset.done",
                     &format!("{name}: the proofs"),
+                    Duration::from_secs(150),
                 )
                 .await;
             let done = browser.eval(&page, "[document.getElementById('preview-properties').dataset.done, document.getElementById('preview-properties').textContent]").await;
@@ -458,7 +460,10 @@ async fn the_console_refuses_what_it_must() {
     assert!(page.contains("id=\"console-off\""));
     server.shutdown().await;
 
-    let server = start(config(&folder)).await;
+    // Without the watcher, what is on disk and what is served part ways until a reload.
+    let mut on = config(&folder);
+    on.watch = false;
+    let server = start(on).await;
     let http = Http::new(&server);
     let version = server.state.served().snapshot.version().to_owned();
     let cell = |access: &str| json!({ "op": "cell", "feature": "shipping_rules", "role": "admin", "access": access, "account_type": "customer" });
@@ -608,5 +613,63 @@ async fn the_console_refuses_what_it_must() {
         (400, Some("unknown_user")),
         "{v}"
     );
+    server.shutdown().await;
+}
+
+/// With a user store: the overview lists the stored users (for "try it as a user"), and a save
+/// and its undo are audit rows of the installation (no company's audit log shows them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_saves_are_audited_and_stored_users_are_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("policies");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        &folder,
+    );
+    let db = dir.path().join("store.db").display().to_string();
+    let key = crate::procs::bootstrap_owner(&db, "acme", "olga");
+    let mut c = config(&folder);
+    c.database_url = Some(db.clone());
+    let server = start(c).await;
+    let http = Http::new(&server);
+    let (s, v) = http.get("/v1/console").await;
+    assert_eq!(s, 200, "{v}");
+    let stored = v["stored_users"].as_array().unwrap();
+    assert_eq!(stored.len(), 1, "{v}");
+    assert_eq!(stored[0]["uid"], json!("Portal::User::\"olga\""));
+    assert_eq!(stored[0]["role"], json!("owner"));
+
+    let version = server.state.served().snapshot.version().to_owned();
+    let edit = json!({ "op": "title", "kind": "feature", "name": "portal_theme", "title": "Change the portal's theme" });
+    let (s, v) = http
+        .post("/v1/console/save", &json!({ "base": version, "edits": [edit] }))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = http.post("/v1/console/undo", &json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    // Installation rows (no company): no company's audit log shows them.
+    let owner = Http::new(&server).with_key(&key);
+    let (s, v) = owner.get("/v1/audit?action=policy.console_save").await;
+    assert_eq!((s, v["entries"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    let (store, _) = portcullis_server::manage::open_store(&db).await.unwrap();
+    let rows = |action: &str| portcullis_store::AuditQuery {
+        action: Some(action.to_owned()),
+        ..Default::default()
+    };
+    let saves = store
+        .query_audit(&rows("policy.console_save"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(saves.len(), 1, "{saves:?}");
+    assert_eq!(saves[0].actor.as_deref(), Some("console"));
+    assert_eq!(saves[0].details["before_version"], json!(version));
+    assert_eq!(saves[0].details["edits"][0]["op"], json!("title"));
+    let undos = store
+        .query_audit(&rows("policy.console_undo"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(undos.len(), 1, "{undos:?}");
     server.shutdown().await;
 }
