@@ -292,17 +292,153 @@ fn matrix_renders_every_format() {
     }
 }
 
+/// Checks `value` against the subset of JSON Schema the written schemas use (`$ref`,
+/// `properties`, `additionalProperties`, `items`, `type`, `anyOf`/`oneOf`, `enum`); answers the
+/// paths that do not fit.
+fn fits(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = root.pointer(r.trim_start_matches('#')).unwrap();
+        return fits(root, target, value, path, out);
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(options) = schema[key].as_array() {
+            let fitting = options.iter().any(|o| {
+                let mut e = Vec::new();
+                fits(root, o, value, path, &mut e);
+                e.is_empty()
+            });
+            if !fitting {
+                out.push(format!("{path}: fits none of {key}"));
+            }
+            return;
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            out.push(format!("{path}: {value} is not one of {allowed:?}"));
+        }
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let allowed =
+        types.is_empty() || types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !allowed {
+        out.push(format!("{path}: a {kind}, the schema says {types:?}"));
+        return;
+    }
+    match value {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let at = format!("{path}.{k}");
+                match (schema["properties"].get(k), &schema["additionalProperties"]) {
+                    (Some(s), _) => fits(root, s, v, &at, out),
+                    (None, Value::Bool(false)) => out.push(format!("{at}: not in the schema")),
+                    (None, Value::Object(_)) => fits(root, &schema["additionalProperties"], v, &at, out),
+                    _ => {}
+                }
+            }
+        }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, v) in items.iter().enumerate() {
+                fits(root, &schema["items"], v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The written JSON Schemas are the ones shipped in `schema/` (editors read those), and every
+/// real file of the repository (the default folder's and each example's `roles.toml`, fixture
+/// files and property files) fits its schema: a field the engine reads but the schema lacks, or
+/// a wrong type, fails here.
 #[test]
-fn schema_writes_the_json_schemas() {
+fn schema_writes_the_json_schemas_every_real_file_fits() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&["schema", "--out", "out"], dir.path());
     assert_eq!(out.status.code(), Some(0));
-    for name in ["roles.schema.json", "fixtures.schema.json"] {
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("out").join(name)).unwrap())
-                .unwrap();
-        assert!(v["properties"].is_object(), "{name}");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut folders = vec![repo.join("policies")];
+    for e in std::fs::read_dir(repo.join("examples")).unwrap() {
+        folders.push(e.unwrap().path());
     }
+    let mut checked = 0;
+    for (name, files) in [
+        ("roles.schema.json", vec!["roles.toml"]),
+        ("fixtures.schema.json", vec!["fixtures"]),
+        ("properties.schema.json", vec!["properties"]),
+    ] {
+        let written = std::fs::read_to_string(dir.path().join("out").join(name)).unwrap();
+        let shipped = std::fs::read_to_string(repo.join("schema").join(name)).unwrap();
+        assert_eq!(
+            written, shipped,
+            "schema/{name} is out of date: run `portcullis schema`"
+        );
+        let schema: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{name}: unknown keys are refused"
+        );
+        for folder in &folders {
+            for f in &files {
+                let at = folder.join(f);
+                let paths: Vec<PathBuf> = if at.is_dir() {
+                    std::fs::read_dir(&at)
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                        .collect()
+                } else if at.is_file() {
+                    vec![at]
+                } else {
+                    Vec::new()
+                };
+                for p in paths {
+                    let value: serde_json::Value = serde_json::to_value(
+                        toml::from_str::<toml::Value>(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+                    )
+                    .unwrap();
+                    let mut errors = Vec::new();
+                    fits(&schema, &schema, &value, "", &mut errors);
+                    assert!(errors.is_empty(), "{} against {name}: {errors:?}", p.display());
+                    checked += 1;
+                }
+            }
+        }
+        // The check itself catches a stray key.
+        let mut errors = Vec::new();
+        fits(
+            &schema,
+            &schema,
+            &serde_json::json!({ "no_such_key": 1 }),
+            "",
+            &mut errors,
+        );
+        assert_eq!(
+            errors,
+            vec![".no_such_key: not in the schema".to_owned()],
+            "{name}"
+        );
+    }
+    assert!(checked > 40, "{checked} files checked");
 }
 
 #[test]
