@@ -61,7 +61,7 @@ const SKIPPED: &[(&str, &str)] = &[
     ),
     (
         "portcullis verify policies",
-        "shows the folder after the edit the text describes, abridged; verify.rs tests the prover",
+        "the folder after the edit the text describes; proving takes 20-30 s here; verify.rs tests it",
     ),
 ];
 
