@@ -1,8 +1,9 @@
 //! Documentation that cannot drift: every command of `README.md` and of each example's README
 //! runs, and its output is compared with the output the text shows.
 //!
-//! Each file is one bash session in a temp copy of `policies/` and `examples/` (nothing in the
-//! checkout changes), run block by block as a reader would type it, with three stand-ins:
+//! Each file is one bash session in a temp copy of `policies/` and `examples/`, committed to a
+//! fresh git repository as branch `main` (nothing in the checkout changes), run block by block
+//! as a reader would type it, with three stand-ins:
 //! `cargo run … -- ARGS` and `portcullis ARGS` run the built binary; `… serve …` starts it in the
 //! background on a free port instead of `127.0.0.1:8180` (and returns once it serves); `curl`
 //! sends what names `localhost:8180` to that port. `/tmp/` in a command becomes the session's
@@ -19,7 +20,8 @@
 //!
 //! A command's exit status must be 0, 1 when its output starts with `deny` and not 0 when it
 //! starts with `error`. Volatile values are masked on both sides, narrowly: `version` and
-//! `decision_id` in JSON, the closing `in N.N s` of `portcullis verify`.
+//! `decision_id` in JSON, the closing `in N.N s` of `portcullis verify`, the two versions of
+//! `portcullis diff`'s `policy version A -> B`. Ids, tokens and times are `...` in the text.
 //!
 //! A block after `<!-- docs-test: skip (reason) -->`, and the commands of `SKIPPED`, are not
 //! run; the test prints them with their reasons.
