@@ -16,6 +16,7 @@ mod console;
 mod crash;
 mod decisions;
 mod delegation;
+mod docs;
 mod errors;
 mod escalation;
 mod examples;
