@@ -22,7 +22,7 @@ use portcullis_engine::{Decision, EntityRef, Prepared, RequestError, Slot};
 use portcullis_store::Session;
 use serde_json::{Map, Value};
 
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use crate::manage::entities::{self, Stored};
 use crate::slice::{context_refs, Inline, Roots};
 use crate::state::{AppState, CachedSlice, Served};

@@ -2,15 +2,15 @@
 //! binary runs.
 //!
 //! Data flow: [`config::Config`] (layered settings) → [`state::AppState`] (the served bundle
-//! behind an `ArcSwap`, rebuilt by [`reload`]) → [`api`] (axum routes; decisions go through
+//! behind an `ArcSwap`, rebuilt by [`reload`]) → [`http`] (axum routes; decisions go through
 //! [`slice`] and the engine) → [`listen`] (hyper with slow-client limits and graceful
 //! shutdown), tied together by [`server::Server`].
 
-pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod decision;
+pub mod http;
 pub mod listen;
 pub mod manage;
 pub mod metrics;

@@ -17,8 +17,6 @@
 //! counted attempt, one argon2 verification, one audit row) and get the same answer, so neither
 //! the body, the time nor the lockout tells them apart.
 
-pub mod handlers;
-pub mod openapi;
 pub mod passkey;
 pub mod password;
 pub mod totp;
@@ -643,14 +641,14 @@ pub async fn session_principal(
     app: &crate::state::AppState,
     token: &str,
     q: &mut portcullis_engine::AuthzQuery,
-) -> Result<Session, crate::api::error::ApiError> {
+) -> Result<Session, crate::http::error::ApiError> {
     let m = crate::manage::manage(app)?;
     let session = m
         .auth
         .session(&m.gate.sign_in(), token)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound { .. } => crate::api::error::ApiError::new(
+            StoreError::NotFound { .. } => crate::http::error::ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_session",
                 "the session is not valid or has ended",

@@ -12,16 +12,10 @@
 //!                                                         └─Deny──> 403 + audit row (denied)
 //! ```
 
-pub mod audit;
 pub mod cache;
-pub mod companies;
 pub mod entities;
 pub mod governance;
-pub mod grants;
-pub mod invitations;
-pub mod openapi;
 pub mod reads;
-pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +23,9 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::routing::{get, post, put};
-use axum::Router;
 use portcullis_store::{StoreError, StoreLimits, SystemClock, UserStore};
 
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 pub use cache::FactsCache;
@@ -90,14 +82,14 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     let sign_in = state.config.sign_in.clone();
     let sealer = crate::auth::load_key(&sign_in, &url)?;
     let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock), state.metrics.clone())?;
-    let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::handlers::RESET_QUEUE);
+    let (resets, queue) = tokio::sync::mpsc::channel(crate::http::signin::handlers::RESET_QUEUE);
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
         cache: FactsCache::new(state.config.caches.users),
         auth,
         resets,
     });
-    crate::auth::handlers::spawn_resets(Arc::downgrade(state), queue);
+    crate::http::signin::handlers::spawn_resets(Arc::downgrade(state), queue);
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
     let weak = Arc::downgrade(&manage);
@@ -174,54 +166,6 @@ async fn sync_groups(store: &dyn UserStore, state: &AppState) -> Result<(), Stri
         }
     }
     Ok(())
-}
-
-/// The management routes.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/users", get(users::list).post(users::create))
-        .route(
-            "/v1/users/{id}",
-            get(users::read).patch(users::update).delete(users::delete),
-        )
-        .route("/v1/users/{id}/role", put(users::set_role))
-        .route("/v1/users/{id}/deactivate", post(users::deactivate))
-        .route("/v1/users/{id}/reactivate", post(users::reactivate))
-        .route("/v1/users/{id}/move", post(users::move_user))
-        .route("/v1/users/{id}/companies", put(users::set_companies))
-        .route(
-            "/v1/users/{id}/api-keys",
-            get(users::list_keys).post(users::create_key),
-        )
-        .route(
-            "/v1/users/{id}/api-keys/{key}",
-            axum::routing::delete(users::revoke_key),
-        )
-        .route("/v1/companies/{id}", get(users::company))
-        .route("/v1/grants", get(grants::list).post(grants::request))
-        .route("/v1/grants/{id}/approve", post(grants::approve))
-        .route("/v1/grants/{id}/refuse", post(grants::refuse))
-        .route("/v1/grants/{id}/revoke", post(grants::revoke))
-        .route(
-            "/v1/invitations",
-            get(invitations::list).post(invitations::create),
-        )
-        .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
-        .route("/v1/invitations/accept", post(invitations::accept))
-        .route("/v1/audit", get(audit::query))
-        // Companies and permission groups (companies.rs).
-        .route("/v1/companies", get(companies::list).post(companies::create))
-        .route("/v1/companies/{id}", axum::routing::patch(companies::update))
-        .route(
-            "/v1/groups",
-            get(companies::list_groups).post(companies::create_group),
-        )
-        .route("/v1/groups/default", put(companies::set_default_group))
-        .route(
-            "/v1/groups/{name}",
-            axum::routing::patch(companies::update_group).delete(companies::delete_group),
-        )
-        .merge(crate::auth::handlers::router())
 }
 
 /// The store of a server, or 503 when it runs without one.
@@ -336,7 +280,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
             if !session.mfa
                 && !ENROLMENT_PATHS.contains(&parts.uri.path())
-                && crate::auth::mfa_required(&crate::auth::handlers::rules(&app.served()), &user)
+                && crate::auth::mfa_required(&crate::http::signin::handlers::rules(&app.served()), &user)
             {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

@@ -1,12 +1,12 @@
 //! The HTTP face of sign-in: `/v1/auth/…` for users themselves, and the governed
 //! `/v1/users/{id}/unlock` and `/v1/users/{id}/sessions` for admins. Thin: each handler parses,
-//! calls [`super::Auth`] or the [`crate::manage::Gate`], and maps errors to the envelope.
+//! calls [`crate::auth::Auth`] or the [`crate::manage::Gate`], and maps errors to the envelope.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 
-use crate::api::extract::ApiPath;
+use crate::http::extract::ApiPath;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::{AuthError, Credentials, PasskeyAnswer, SignedIn};
-use crate::api::error::ApiError;
-use crate::api::json::ApiJson;
+use crate::auth::{AuthError, Credentials, PasskeyAnswer, SignedIn};
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::http::manage::users::{decide_on_user, parts};
 use crate::manage::governance::{
     ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, SwitchCustomer, UnlockUser,
 };
-use crate::manage::users::{decide_on_user, parts};
 use crate::manage::{manage, store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
@@ -184,7 +184,7 @@ pub async fn current(State(app): State<Arc<AppState>>, caller: Caller) -> Result
     let (m, served) = parts(&app)?;
     let s = session_of(&caller)?;
     let user = me(&m, &caller).await?;
-    let setup = !s.mfa && super::mfa_required(&rules(&served), &user);
+    let setup = !s.mfa && crate::auth::mfa_required(&rules(&served), &user);
     Ok(Json(
         json!({ "session": s, "user": user, "mfa_setup_required": setup }),
     ))
@@ -514,7 +514,7 @@ pub async fn totp_disable(
     let (m, served) = parts(&app)?;
     session_of(&caller)?;
     let user = me(&m, &caller).await?;
-    if super::mfa_required(&rules(&served), &user) {
+    if crate::auth::mfa_required(&rules(&served), &user) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "mfa_required_by_policy",
@@ -758,8 +758,8 @@ async fn link_target(
         accessible: Vec::new(),
     };
     m.gate.read().get_company(company).await.map_err(store_error)?;
-    let resource = crate::manage::users::prospective(m, served, &link_user, &facts).await?;
-    let context = crate::manage::users::assignment(served, &facts);
+    let resource = crate::http::manage::users::prospective(m, served, &link_user, &facts).await?;
+    let context = crate::http::manage::users::assignment(served, &facts);
     Ok((resource, context))
 }
 
@@ -811,7 +811,7 @@ pub async fn revoke_user_sessions(
 }
 
 /// A started passkey ceremony, as answered.
-fn started(s: super::passkey::Started) -> Json<Value> {
+fn started(s: crate::auth::passkey::Started) -> Json<Value> {
     Json(json!({ "ceremony": s.ceremony.expose(), "options": s.options }))
 }
 
@@ -914,7 +914,7 @@ pub async fn passkey_remove(
     }
     let user = me(&m, &caller).await?;
     let totp = access.store.totp(&user.id).await.map_err(store_error)?.enabled;
-    if mine.len() == 1 && !totp && super::mfa_required(&rules(&served), &user) {
+    if mine.len() == 1 && !totp && crate::auth::mfa_required(&rules(&served), &user) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "mfa_required_by_policy",

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::decide::decision_id;
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::decision::{ask, Given, Question};
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 

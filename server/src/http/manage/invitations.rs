@@ -12,13 +12,13 @@ use portcullis_store::{Acceptance, Invitation, NewInvitation, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::governance::{InviteUser, RevokeInvitation};
-use super::reads::Reads;
 use super::users::{assignment, parts, prospective};
-use super::{store_error, Caller};
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiPath, ApiQuery};
-use crate::api::json::ApiJson;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::json::ApiJson;
+use crate::manage::governance::{InviteUser, RevokeInvitation};
+use crate::manage::reads::Reads;
+use crate::manage::{store_error, Caller};
 use crate::state::AppState;
 
 /// The user an invitation would make, as the resource of its decisions.
@@ -173,7 +173,7 @@ pub async fn accept(
     let (m, served) = parts(&app)?;
     let phc = match body.password {
         Some(p) => {
-            let rules = crate::auth::handlers::rules(&served);
+            let rules = crate::http::signin::handlers::rules(&served);
             let context = [body.login.as_deref().unwrap_or("")];
             Some(
                 m.auth
@@ -207,7 +207,7 @@ pub async fn accept(
             .store
             .change_password(&user.id, phc, None, &audit)
             .await
-            .map_err(super::store_error)?;
+            .map_err(crate::manage::store_error)?;
         user.has_password = true;
     }
     Ok((StatusCode::CREATED, Json(user)))

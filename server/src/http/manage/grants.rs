@@ -2,7 +2,7 @@
 //! (`grant.request` on that company); an owner of that company approves, refuses or revokes it
 //! (`grant.approve` / `grant.refuse` / `grant.revoke` on its company, with the requester's
 //! company in the context). Approved grants become links of the `visitor-grant` template in
-//! the visitor's decisions (see [`super::cache::grant_policies`]).
+//! the visitor's decisions (see [`crate::manage::cache::grant_policies`]).
 
 use std::sync::Arc;
 
@@ -14,13 +14,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::entities;
-use super::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, RevokeGrant};
 use super::users::parts;
-use super::{store_error, Caller, Manage};
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiPath, ApiQuery};
-use crate::api::json::ApiJson;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::json::ApiJson;
+use crate::manage::entities;
+use crate::manage::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, RevokeGrant};
+use crate::manage::{store_error, Caller, Manage};
 use crate::state::Served;
 
 /// A company as the resource of a decision, with its ancestors and, for grant decisions,
@@ -106,14 +106,17 @@ pub async fn request(
 
 /// Decides a change to grant `id` by the owners of the data's company: the shared step of
 /// approve, refuse and revoke.
-async fn decide_on_grant<T: super::governance::Governed>(
+async fn decide_on_grant<T: crate::manage::governance::Governed>(
     app: &crate::state::AppState,
     caller: &Caller,
     id: String,
     op: impl FnOnce(String) -> T,
-) -> Result<(Arc<Manage>, super::governance::Authorized<T>), ApiError> {
+) -> Result<(Arc<Manage>, crate::manage::governance::Authorized<T>), ApiError> {
     let (m, served) = parts(app)?;
-    let g = super::reads::Reads::new(app, caller).await?.grant(&id).await?;
+    let g = crate::manage::reads::Reads::new(app, caller)
+        .await?
+        .grant(&id)
+        .await?;
     let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
     let ctx = requester_context(&served, &g);
     let ok = m.gate.decide(&served, &m.cache, caller, op(id), r, ctx).await?;
@@ -166,7 +169,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let reads = super::reads::Reads::new(&app, &caller).await?;
+    let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     let query = match q.company {
         Some(c) => GrantQuery {
             company: Some(c),

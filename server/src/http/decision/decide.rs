@@ -12,9 +12,9 @@ use axum::Json;
 use portcullis_engine::{AuthzQuery, Decision, EntityRef, RequestError, Slot};
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::decision::{ask, Answer, BatchSlices, Given, Question, Resolved};
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::slice::{context_refs, Inline, Roots};
 use crate::state::AppState;
 

@@ -14,16 +14,16 @@ use portcullis_store::{AccessibleCompany, NewUser, User, UserPatch, UserQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::entities::{self, Stored};
-use super::governance::{
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::json::ApiJson;
+use crate::manage::entities::{self, Stored};
+use crate::manage::governance::{Authorized, Governed};
+use crate::manage::governance::{
     CreateApiKey, CreateUser, Deactivate, DeleteUser, ListApiKeys, MoveUser, Reactivate, ReadUser, Resource,
     RevokeApiKey, SetCompanies, SetRole, UpdateUser,
 };
-use super::{manage, store_error, Caller, Manage};
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiPath, ApiQuery};
-use crate::api::json::ApiJson;
-use crate::manage::governance::{Authorized, Governed};
+use crate::manage::{manage, store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
 /// The store and the bundle of one call.
@@ -49,7 +49,10 @@ pub async fn stored(m: &Manage, id: &str) -> Result<Arc<Stored>, ApiError> {
 /// A stored user the caller may read (`user.read`), or the 404 of a missing one: the
 /// target of every call on a user id, so no id of another tenant can be probed.
 pub async fn visible(app: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
-    super::reads::Reads::new(app, caller).await?.user(id).await
+    crate::manage::reads::Reads::new(app, caller)
+        .await?
+        .user(id)
+        .await
 }
 
 /// The resource of a decision on a stored user.
@@ -204,7 +207,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let reads = super::reads::Reads::new(&app, &caller).await?;
+    let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     let company = q.company.unwrap_or_else(|| caller.company.clone());
     let page = reads
         .m
@@ -411,7 +414,7 @@ pub async fn update(
     }
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
-    let rules = crate::auth::handlers::rules(&served);
+    let rules = crate::http::signin::handlers::rules(&served);
     // A new address, where the folder verifies changes, waits for the link sent to it.
     let mut patch = patch;
     let pending = match &patch.email {
@@ -696,7 +699,7 @@ pub async fn company(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<portcullis_store::Company>, ApiError> {
-    let reads = super::reads::Reads::new(&app, &caller).await?;
+    let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     Ok(Json(reads.company(&id).await?))
 }
 

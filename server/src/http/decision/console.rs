@@ -30,9 +30,9 @@ use portcullis_engine::{SourceLimits, SourceSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
-use super::json::ApiJson;
 use super::policy::rfc3339;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::state::AppState;
 
 /// Saves kept for undo.
