@@ -1,5 +1,11 @@
-//! Sign-in and account security under `/v1/auth/`: passwords (argon2id), lockout, reset links,
+//! The sign-in service: account security behind `/v1/auth/` (its HTTP handlers are the
+//! adapter [`crate::http::signin`]): passwords (argon2id), lockout, reset links ([`resets`]),
 //! TOTP with recovery codes, sessions, and customers' token links (the service portal).
+//!
+//! A service: it may import the other services ([`crate::manage`], [`crate::decision`],
+//! [`crate::state`]), the error envelope ([`crate::http::error`]), the store and the engine;
+//! never an HTTP adapter (`crate::http::{decision,manage,signin}`);
+//! `tests/integration/layers.rs` checks.
 //!
 //! Input: the user store (through [`crate::manage::Gate::sign_in`]) and the policy folder's
 //! `[sign_in]` rules from the snapshot being served. Output: opaque session tokens that
@@ -19,6 +25,7 @@
 
 pub mod passkey;
 pub mod password;
+pub mod resets;
 pub mod totp;
 
 use std::path::{Path, PathBuf};
@@ -31,8 +38,18 @@ use zeroize::Zeroizing;
 
 use crate::config::SignInConfig;
 use crate::manage::governance::SignInAccess;
+use crate::state::Served;
 use password::{HashParams, Hasher};
 use totp::Sealer;
+
+/// The folder's sign-in rules (the defaults when it has no `roles.toml`).
+pub fn rules(served: &Served) -> SignIn {
+    served
+        .snapshot
+        .model()
+        .map(|m| m.sign_in.clone())
+        .unwrap_or_default()
+}
 
 /// Everything sign-in needs besides the s.store.
 #[derive(Debug, Clone)]

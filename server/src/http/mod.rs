@@ -1,8 +1,22 @@
-//! The HTTP API: routes, the API-key guard, the request timeout, panic catching.
+//! The HTTP layer, and its composition root: the whole router (the three adapters' routes),
+//! the API-key guard, the request timeout, panic catching; [`openapi`] composes the document.
 //!
 //! Input: an [`AppState`]. Output: an axum `Router` whose every failure, from a bad route to
 //! a panic, is the JSON error envelope. Decision endpoints and the reload endpoint require
 //! the service API key when one is configured.
+//!
+//! Layers, imports running down only:
+//!
+//! ```text
+//! http (this module: router, middleware; openapi)   composition root: names the adapters
+//!   decision/   manage/   signin/                   adapters: never import one another
+//!   error, extract, json                            plumbing every adapter uses
+//! crate::{decision, state}, crate::manage, crate::auth   services: never import an adapter
+//! portcullis_store, portcullis_engine
+//! ```
+//!
+//! `tests/integration/layers.rs` reads the sources and fails when an adapter imports another
+//! or a service imports an adapter.
 
 pub mod decision;
 pub mod error;
@@ -72,7 +86,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .with_state(state)
 }
 
-/// A new request id: a version-4 UUID made like decision ids ([`decision::decide::decision_id`]), with
+/// A new request id: a version-4 UUID made like decision ids ([`crate::decision::decision_id`]), with
 /// no system call per request (`tower_http`'s `MakeRequestUuid` asks the operating system's
 /// random source for every one).
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +94,7 @@ struct NewRequestId;
 
 impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        axum::http::HeaderValue::from_str(&decision::decide::decision_id())
+        axum::http::HeaderValue::from_str(&crate::decision::decision_id())
             .ok()
             .map(RequestId::new)
     }

@@ -425,7 +425,7 @@ impl Gate {
             // A folder without the action permits nothing through it: deny, as for any request.
             .map_err(|e| denied(format!("`{mapped}` is not an action of this policy folder: {e}")))?;
         let decision = decide_for(served, &me, caller.mfa(), action, &resource, context)?;
-        let decision_id = crate::http::decision::decide::decision_id();
+        let decision_id = crate::decision::decision_id();
         if decision.allowed() {
             return Ok(Authorized {
                 op,

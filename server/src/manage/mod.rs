@@ -1,5 +1,12 @@
-//! The user store behind the server: decisions by stored user id and the governed management
-//! API under `/v1/` (users, invitations, visitor grants, audit).
+//! The management service: the user store behind the server, decisions by stored user id,
+//! and the governed writes the management API (`/v1/` users, invitations, visitor grants,
+//! audit; its HTTP handlers are the adapter [`crate::http::manage`]) and sign-in make.
+//!
+//! A service: it may import the other services ([`crate::auth`], [`crate::decision`],
+//! [`crate::state`]), the error envelope ([`crate::http::error`]), the store and the engine;
+//! never an HTTP adapter (`crate::http::{decision,manage,signin}`);
+//! `tests/integration/layers.rs` checks. [`targets`] holds what both the management and the
+//! sign-in adapters decide on (a stored user, a prospective one, a company).
 //!
 //! Input: the store named by `Config::database_url` (opened and migrated at start by
 //! [`attach`]). Output: [`Manage`] in `AppState::manage`, whose [`cache::FactsCache`] feeds
@@ -16,6 +23,7 @@ pub mod cache;
 pub mod entities;
 pub mod governance;
 pub mod reads;
+pub mod targets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,14 +90,14 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     let sign_in = state.config.sign_in.clone();
     let sealer = crate::auth::load_key(&sign_in, &url)?;
     let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock), state.metrics.clone())?;
-    let (resets, queue) = tokio::sync::mpsc::channel(crate::http::signin::handlers::RESET_QUEUE);
+    let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::resets::RESET_QUEUE);
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
         cache: FactsCache::new(state.config.caches.users),
         auth,
         resets,
     });
-    crate::http::signin::handlers::spawn_resets(Arc::downgrade(state), queue);
+    crate::auth::resets::spawn_resets(Arc::downgrade(state), queue);
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
     let weak = Arc::downgrade(&manage);
@@ -280,7 +288,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
             if !session.mfa
                 && !ENROLMENT_PATHS.contains(&parts.uri.path())
-                && crate::auth::mfa_required(&crate::http::signin::handlers::rules(&app.served()), &user)
+                && crate::auth::mfa_required(&crate::auth::rules(&app.served()), &user)
             {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

@@ -50,8 +50,8 @@ pub fn not_found(what: &'static str, id: &str) -> ApiError {
 impl Reads {
     /// The caller's read decisions under the served bundle.
     pub async fn new(app: &AppState, caller: &Caller) -> Result<Self, ApiError> {
-        let (m, served) = crate::http::manage::users::parts(app)?;
-        let me = crate::http::manage::users::stored(&m, &caller.id).await?;
+        let (m, served) = super::targets::parts(app)?;
+        let me = super::targets::stored(&m, &caller.id).await?;
         let accessible = m
             .gate
             .read()
@@ -104,8 +104,8 @@ impl Reads {
 
     /// A stored user the caller may read (`user.read`), or 404 as for a missing one.
     pub async fn user(&self, id: &str) -> Result<Arc<Stored>, ApiError> {
-        let target = crate::http::manage::users::stored(&self.m, id).await?;
-        let r = crate::http::manage::users::user_resource(&self.served, &target);
+        let target = super::targets::stored(&self.m, id).await?;
+        let r = super::targets::user_resource(&self.served, &target);
         if self.allows::<ReadUser>(&r, Map::new()) {
             Ok(target)
         } else {
@@ -126,7 +126,7 @@ impl Reads {
             else {
                 continue;
             };
-            let r = crate::http::manage::users::user_resource(&self.served, &target);
+            let r = super::targets::user_resource(&self.served, &target);
             if self.allows::<ReadUser>(&r, Map::new()) {
                 out.push(u);
             }
@@ -136,14 +136,8 @@ impl Reads {
 
     /// The resource of an invitation: the user it would make.
     async fn invitation_resource(&self, inv: &Invitation) -> Result<Resource, ApiError> {
-        let f = crate::http::manage::invitations::invited_facts(inv);
-        crate::http::manage::users::prospective(
-            &self.m,
-            &self.served,
-            &format!("invitation:{}", inv.email),
-            &f,
-        )
-        .await
+        let f = super::targets::invited_facts(inv);
+        super::targets::prospective(&self.m, &self.served, &format!("invitation:{}", inv.email), &f).await
     }
 
     /// An invitation the caller may read, or 404 as for a missing one.
@@ -269,14 +263,9 @@ impl Reads {
 
     /// Whether the caller may read grant `g` (`grant.read`).
     async fn grant_readable(&self, g: &VisitorGrant) -> Result<bool, ApiError> {
-        let r = crate::http::manage::grants::company_resource(
-            &self.m,
-            &self.served,
-            &g.company,
-            Some(&g.from_company),
-        )
-        .await?;
-        let ctx = crate::http::manage::grants::requester_context(&self.served, g);
+        let r = super::targets::company_resource(&self.m, &self.served, &g.company, Some(&g.from_company))
+            .await?;
+        let ctx = super::targets::requester_context(&self.served, g);
         Ok(self.allows::<ReadGrant>(&r, ctx))
     }
 

@@ -26,7 +26,6 @@ use portcullis_store::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::users::{parts, stored};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::manage::entities;
@@ -34,6 +33,7 @@ use crate::manage::governance::{
     CreateCompany, CreateGroup, DeleteGroup, Reader, Resource, SetDefaultGroup, UpdateCompany, UpdateGroup,
 };
 use crate::manage::reads::Reads;
+use crate::manage::targets::{parts, stored};
 use crate::manage::{store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
@@ -52,7 +52,7 @@ async fn company_as(
     facts: &CompanyFacts,
 ) -> Result<Resource, ApiError> {
     let s = &served.snapshot;
-    entities::writable_company(s, facts).map_err(crate::http::manage::users::unfit)?;
+    entities::writable_company(s, facts).map_err(crate::manage::targets::unfit)?;
     let mut values = vec![entities::company_value(s, id, facts)];
     if let Some(parent) = &facts.parent {
         let chain = entities::company_chain(&m.gate.read(), parent)
@@ -68,7 +68,7 @@ async fn company_as(
                 .map(|(c, f)| entities::company_value(s, c, f)),
         );
     }
-    entities::fits_schema(s, &values).map_err(crate::http::manage::users::unfit)?;
+    entities::fits_schema(s, &values).map_err(crate::manage::targets::unfit)?;
     Ok(Resource {
         ty: s.company_type(),
         id: id.to_owned(),
@@ -284,7 +284,7 @@ async fn on_member_companies<T: crate::manage::governance::Governed + Clone>(
     }
     companies.remove(&caller.company);
     for c in companies {
-        let r = super::grants::company_resource(m, served, &c, None).await?;
+        let r = crate::manage::targets::company_resource(m, served, &c, None).await?;
         m.gate
             .decide(served, &m.cache, caller, op.clone(), r, Map::new())
             .await?;

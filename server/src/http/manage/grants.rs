@@ -14,51 +14,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::users::parts;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::json::ApiJson;
-use crate::manage::entities;
-use crate::manage::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, RevokeGrant};
+use crate::manage::governance::{ApproveGrant, RefuseGrant, RequestGrant, RevokeGrant};
+use crate::manage::targets::{company_resource, parts, requester_context};
 use crate::manage::{store_error, Caller, Manage};
-use crate::state::Served;
-
-/// A company as the resource of a decision, with its ancestors and, for grant decisions,
-/// the requester's company and its ancestors.
-pub async fn company_resource(
-    m: &Manage,
-    served: &Served,
-    company: &str,
-    requester: Option<&str>,
-) -> Result<Resource, ApiError> {
-    let s = &served.snapshot;
-    let read = m.gate.read();
-    let mut values: Vec<Value> = Vec::new();
-    for c in std::iter::once(company).chain(requester) {
-        let chain = entities::company_chain(&read, c).await.map_err(store_error)?;
-        let vs = chain
-            .iter()
-            .map(|(id, f)| entities::company_value(s, id, f))
-            .collect();
-        entities::merge(&mut values, vs);
-    }
-    Ok(Resource {
-        ty: s.company_type(),
-        id: company.to_owned(),
-        entities: values,
-        target: format!("company:{company}"),
-    })
-}
-
-/// The context of a grant decision: the requesting company.
-pub fn requester_context(served: &Served, g: &VisitorGrant) -> Map<String, Value> {
-    let mut c = Map::new();
-    c.insert(
-        "requester".to_owned(),
-        json!({ "__entity": { "type": served.snapshot.company_type(), "id": g.from_company } }),
-    );
-    c
-}
 
 /// `POST /v1/grants` body: the caller asks for read access to `company`'s data.
 #[derive(Debug, Deserialize)]
