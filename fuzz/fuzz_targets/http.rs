@@ -214,7 +214,7 @@ fn setup() -> Env {
         ] {
             keys.push(user(&*store, id, company, role).await);
         }
-        let app = portcullis_server::api::router(state.clone());
+        let app = portcullis_server::http::router(state.clone());
         let req = Request::post("/v1/grants")
             .header(header::HOST, "localhost")
             .header(header::CONTENT_TYPE, "application/json")

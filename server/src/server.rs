@@ -81,7 +81,7 @@ impl Server {
             .map_err(|e| StartError::Bind(config.listen, e))?;
         let _ = state.bound.set(addr);
         let reloader = reload::start(state.clone(), config.watch)?;
-        let app = crate::api::router_with(state.clone(), extra);
+        let app = crate::http::router_with(state.clone(), extra);
         let tls = match &config.tls {
             Some(files) => {
                 let tls = Arc::new(crate::tls::Tls::load(files.clone()).map_err(StartError::Tls)?);

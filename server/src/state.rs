@@ -452,7 +452,7 @@ pub struct AppState {
     /// Set at SIGTERM: `GET /readyz` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
     /// The product owner's console: its saves and their undo history.
-    pub console: crate::api::console::Console,
+    pub console: crate::console::Console,
 }
 
 impl AppState {
@@ -496,7 +496,7 @@ impl AppState {
             bound: std::sync::OnceLock::new(),
             tls: std::sync::OnceLock::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            console: crate::api::console::Console::default(),
+            console: crate::console::Console::default(),
         }))
     }
 

@@ -1,5 +1,11 @@
-//! Sign-in and account security under `/v1/auth/`: passwords (argon2id), lockout, reset links,
+//! The sign-in service: account security behind `/v1/auth/` (its HTTP handlers are the
+//! adapter [`crate::http::signin`]): passwords (argon2id), lockout, reset links ([`resets`]),
 //! TOTP with recovery codes, sessions, and customers' token links (the service portal).
+//!
+//! A service: it may import the other services ([`crate::manage`], [`crate::decision`],
+//! [`crate::state`]), the error envelope ([`crate::http::error`]), the store and the engine;
+//! never an HTTP adapter (`crate::http::{decision,manage,signin}`);
+//! `tests/integration/layers.rs` checks.
 //!
 //! Input: the user store (through [`crate::manage::Gate::sign_in`]) and the policy folder's
 //! `[sign_in]` rules from the snapshot being served. Output: opaque session tokens that
@@ -17,10 +23,9 @@
 //! counted attempt, one argon2 verification, one audit row) and get the same answer, so neither
 //! the body, the time nor the lockout tells them apart.
 
-pub mod handlers;
-pub mod openapi;
 pub mod passkey;
 pub mod password;
+pub mod resets;
 pub mod totp;
 
 use std::path::{Path, PathBuf};
@@ -33,8 +38,18 @@ use zeroize::Zeroizing;
 
 use crate::config::SignInConfig;
 use crate::manage::governance::SignInAccess;
+use crate::state::Served;
 use password::{HashParams, Hasher};
 use totp::Sealer;
+
+/// The folder's sign-in rules (the defaults when it has no `roles.toml`).
+pub fn rules(served: &Served) -> SignIn {
+    served
+        .snapshot
+        .model()
+        .map(|m| m.sign_in.clone())
+        .unwrap_or_default()
+}
 
 /// Everything sign-in needs besides the s.store.
 #[derive(Debug, Clone)]
@@ -643,14 +658,14 @@ pub async fn session_principal(
     app: &crate::state::AppState,
     token: &str,
     q: &mut portcullis_engine::AuthzQuery,
-) -> Result<Session, crate::api::error::ApiError> {
+) -> Result<Session, crate::http::error::ApiError> {
     let m = crate::manage::manage(app)?;
     let session = m
         .auth
         .session(&m.gate.sign_in(), token)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound { .. } => crate::api::error::ApiError::new(
+            StoreError::NotFound { .. } => crate::http::error::ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_session",
                 "the session is not valid or has ended",

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use super::entities::{self, Stored};
 use super::governance::Reader;
 use super::Manage;
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 

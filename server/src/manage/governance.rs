@@ -21,8 +21,8 @@ use portcullis_store::{
 use serde_json::{json, Map, Value};
 
 use super::{store_error, Caller, FactsCache};
-use crate::api::error::ApiError;
 use crate::decision::{Grounds, Resolved};
+use crate::http::error::ApiError;
 use crate::state::Served;
 
 /// An operation the policies govern. The folder's `[management.operations]` names the action
@@ -425,7 +425,7 @@ impl Gate {
             // A folder without the action permits nothing through it: deny, as for any request.
             .map_err(|e| denied(format!("`{mapped}` is not an action of this policy folder: {e}")))?;
         let decision = decide_for(served, &me, caller.mfa(), action, &resource, context)?;
-        let decision_id = crate::api::decide::decision_id();
+        let decision_id = crate::decision::decision_id();
         if decision.allowed() {
             return Ok(Authorized {
                 op,

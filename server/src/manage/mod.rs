@@ -1,5 +1,12 @@
-//! The user store behind the server: decisions by stored user id and the governed management
-//! API under `/v1/` (users, invitations, visitor grants, audit).
+//! The management service: the user store behind the server, decisions by stored user id,
+//! and the governed writes the management API (`/v1/` users, invitations, visitor grants,
+//! audit; its HTTP handlers are the adapter [`crate::http::manage`]) and sign-in make.
+//!
+//! A service: it may import the other services ([`crate::auth`], [`crate::decision`],
+//! [`crate::state`]), the error envelope ([`crate::http::error`]), the store and the engine;
+//! never an HTTP adapter (`crate::http::{decision,manage,signin}`);
+//! `tests/integration/layers.rs` checks. [`targets`] holds what both the management and the
+//! sign-in adapters decide on (a stored user, a prospective one, a company).
 //!
 //! Input: the store named by `Config::database_url` (opened and migrated at start by
 //! [`attach`]). Output: [`Manage`] in `AppState::manage`, whose [`cache::FactsCache`] feeds
@@ -12,16 +19,11 @@
 //!                                                         └─Deny──> 403 + audit row (denied)
 //! ```
 
-pub mod audit;
 pub mod cache;
-pub mod companies;
 pub mod entities;
 pub mod governance;
-pub mod grants;
-pub mod invitations;
-pub mod openapi;
 pub mod reads;
-pub mod users;
+pub mod targets;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +31,9 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::routing::{get, post, put};
-use axum::Router;
 use portcullis_store::{StoreError, StoreLimits, SystemClock, UserStore};
 
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 pub use cache::FactsCache;
@@ -90,14 +90,14 @@ pub async fn attach(state: &Arc<AppState>) -> Result<(), String> {
     let sign_in = state.config.sign_in.clone();
     let sealer = crate::auth::load_key(&sign_in, &url)?;
     let auth = crate::auth::Auth::new(sign_in, sealer, Arc::new(SystemClock), state.metrics.clone())?;
-    let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::handlers::RESET_QUEUE);
+    let (resets, queue) = tokio::sync::mpsc::channel(crate::auth::resets::RESET_QUEUE);
     let manage = Arc::new(Manage {
         gate: Gate::new(store),
         cache: FactsCache::new(state.config.caches.users),
         auth,
         resets,
     });
-    crate::auth::handlers::spawn_resets(Arc::downgrade(state), queue);
+    crate::auth::resets::spawn_resets(Arc::downgrade(state), queue);
     let _ = state.manage.set(manage.clone());
     cache::spawn_invalidation(Arc::downgrade(&manage), pg, start);
     let weak = Arc::downgrade(&manage);
@@ -174,54 +174,6 @@ async fn sync_groups(store: &dyn UserStore, state: &AppState) -> Result<(), Stri
         }
     }
     Ok(())
-}
-
-/// The management routes.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/users", get(users::list).post(users::create))
-        .route(
-            "/v1/users/{id}",
-            get(users::read).patch(users::update).delete(users::delete),
-        )
-        .route("/v1/users/{id}/role", put(users::set_role))
-        .route("/v1/users/{id}/deactivate", post(users::deactivate))
-        .route("/v1/users/{id}/reactivate", post(users::reactivate))
-        .route("/v1/users/{id}/move", post(users::move_user))
-        .route("/v1/users/{id}/companies", put(users::set_companies))
-        .route(
-            "/v1/users/{id}/api-keys",
-            get(users::list_keys).post(users::create_key),
-        )
-        .route(
-            "/v1/users/{id}/api-keys/{key}",
-            axum::routing::delete(users::revoke_key),
-        )
-        .route("/v1/companies/{id}", get(users::company))
-        .route("/v1/grants", get(grants::list).post(grants::request))
-        .route("/v1/grants/{id}/approve", post(grants::approve))
-        .route("/v1/grants/{id}/refuse", post(grants::refuse))
-        .route("/v1/grants/{id}/revoke", post(grants::revoke))
-        .route(
-            "/v1/invitations",
-            get(invitations::list).post(invitations::create),
-        )
-        .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
-        .route("/v1/invitations/accept", post(invitations::accept))
-        .route("/v1/audit", get(audit::query))
-        // Companies and permission groups (companies.rs).
-        .route("/v1/companies", get(companies::list).post(companies::create))
-        .route("/v1/companies/{id}", axum::routing::patch(companies::update))
-        .route(
-            "/v1/groups",
-            get(companies::list_groups).post(companies::create_group),
-        )
-        .route("/v1/groups/default", put(companies::set_default_group))
-        .route(
-            "/v1/groups/{name}",
-            axum::routing::patch(companies::update_group).delete(companies::delete_group),
-        )
-        .merge(crate::auth::handlers::router())
 }
 
 /// The store of a server, or 503 when it runs without one.
@@ -336,7 +288,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
             if !session.mfa
                 && !ENROLMENT_PATHS.contains(&parts.uri.path())
-                && crate::auth::mfa_required(&crate::auth::handlers::rules(&app.served()), &user)
+                && crate::auth::mfa_required(&crate::auth::rules(&app.served()), &user)
             {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

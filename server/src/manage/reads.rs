@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use super::entities::{self, Stored};
 use super::governance::{Governed, ReadCompany, ReadGrant, ReadGroup, ReadInvitation, ReadUser, Resource};
 use super::{store_error, Caller, Manage};
-use crate::api::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::{AppState, Served};
 
 /// The read decisions of one call: the caller's facts, loaded once.
@@ -50,8 +50,8 @@ pub fn not_found(what: &'static str, id: &str) -> ApiError {
 impl Reads {
     /// The caller's read decisions under the served bundle.
     pub async fn new(app: &AppState, caller: &Caller) -> Result<Self, ApiError> {
-        let (m, served) = super::users::parts(app)?;
-        let me = super::users::stored(&m, &caller.id).await?;
+        let (m, served) = super::targets::parts(app)?;
+        let me = super::targets::stored(&m, &caller.id).await?;
         let accessible = m
             .gate
             .read()
@@ -104,8 +104,8 @@ impl Reads {
 
     /// A stored user the caller may read (`user.read`), or 404 as for a missing one.
     pub async fn user(&self, id: &str) -> Result<Arc<Stored>, ApiError> {
-        let target = super::users::stored(&self.m, id).await?;
-        let r = super::users::user_resource(&self.served, &target);
+        let target = super::targets::stored(&self.m, id).await?;
+        let r = super::targets::user_resource(&self.served, &target);
         if self.allows::<ReadUser>(&r, Map::new()) {
             Ok(target)
         } else {
@@ -126,7 +126,7 @@ impl Reads {
             else {
                 continue;
             };
-            let r = super::users::user_resource(&self.served, &target);
+            let r = super::targets::user_resource(&self.served, &target);
             if self.allows::<ReadUser>(&r, Map::new()) {
                 out.push(u);
             }
@@ -136,8 +136,8 @@ impl Reads {
 
     /// The resource of an invitation: the user it would make.
     async fn invitation_resource(&self, inv: &Invitation) -> Result<Resource, ApiError> {
-        let f = super::invitations::invited_facts(inv);
-        super::users::prospective(&self.m, &self.served, &format!("invitation:{}", inv.email), &f).await
+        let f = super::targets::invited_facts(inv);
+        super::targets::prospective(&self.m, &self.served, &format!("invitation:{}", inv.email), &f).await
     }
 
     /// An invitation the caller may read, or 404 as for a missing one.
@@ -263,9 +263,9 @@ impl Reads {
 
     /// Whether the caller may read grant `g` (`grant.read`).
     async fn grant_readable(&self, g: &VisitorGrant) -> Result<bool, ApiError> {
-        let r =
-            super::grants::company_resource(&self.m, &self.served, &g.company, Some(&g.from_company)).await?;
-        let ctx = super::grants::requester_context(&self.served, g);
+        let r = super::targets::company_resource(&self.m, &self.served, &g.company, Some(&g.from_company))
+            .await?;
+        let ctx = super::targets::requester_context(&self.served, g);
         Ok(self.allows::<ReadGrant>(&r, ctx))
     }
 

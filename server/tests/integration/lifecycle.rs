@@ -139,7 +139,7 @@ async fn metrics_and_openapi_describe_the_server() {
     let (s, doc) = http.get("/openapi.json").await;
     assert_eq!(s, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in portcullis_server::api::openapi::PATHS {
+    for path in portcullis_server::http::decision::openapi::PATHS {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
         // Every documented path is routed (anything but 404).
         let method = if doc["paths"][path].get("post").is_some() {

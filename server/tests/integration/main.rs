@@ -23,6 +23,7 @@ mod examples;
 mod explain_http;
 mod folder_delegation;
 mod groups;
+mod layers;
 mod leaks;
 mod lifecycle;
 mod manage;

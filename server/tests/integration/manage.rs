@@ -851,7 +851,7 @@ async fn openapi_describes_the_management_api() {
     let env = sqlite_env().await;
     let (s, doc) = Http::new(&env.server).get("/openapi.json").await;
     assert_eq!(s, 200);
-    for path in portcullis_server::manage::openapi::PATHS {
+    for path in portcullis_server::http::manage::openapi::PATHS {
         assert!(doc["paths"][path].is_object(), "{path} is not described");
     }
     assert!(doc["components"]["schemas"]["NewUser"].is_object());

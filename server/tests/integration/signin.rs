@@ -793,7 +793,7 @@ async fn the_openapi_document_describes_sign_in() {
     let (_fx, server, _store) = env(false).await;
     let (s, doc) = Http::new(&server).get("/openapi.json").await;
     assert_eq!(s, 200);
-    for path in portcullis_server::auth::openapi::PATHS {
+    for path in portcullis_server::http::signin::openapi::PATHS {
         assert!(doc["paths"][path].is_object(), "{path} is not described");
     }
     assert!(doc["components"]["schemas"]["LoginBody"].is_object());

@@ -2,7 +2,7 @@
 //! (`grant.request` on that company); an owner of that company approves, refuses or revokes it
 //! (`grant.approve` / `grant.refuse` / `grant.revoke` on its company, with the requester's
 //! company in the context). Approved grants become links of the `visitor-grant` template in
-//! the visitor's decisions (see [`super::cache::grant_policies`]).
+//! the visitor's decisions (see [`crate::manage::cache::grant_policies`]).
 
 use std::sync::Arc;
 
@@ -14,51 +14,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::entities;
-use super::governance::{ApproveGrant, RefuseGrant, RequestGrant, Resource, RevokeGrant};
-use super::users::parts;
-use super::{store_error, Caller, Manage};
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiPath, ApiQuery};
-use crate::api::json::ApiJson;
-use crate::state::Served;
-
-/// A company as the resource of a decision, with its ancestors and, for grant decisions,
-/// the requester's company and its ancestors.
-pub async fn company_resource(
-    m: &Manage,
-    served: &Served,
-    company: &str,
-    requester: Option<&str>,
-) -> Result<Resource, ApiError> {
-    let s = &served.snapshot;
-    let read = m.gate.read();
-    let mut values: Vec<Value> = Vec::new();
-    for c in std::iter::once(company).chain(requester) {
-        let chain = entities::company_chain(&read, c).await.map_err(store_error)?;
-        let vs = chain
-            .iter()
-            .map(|(id, f)| entities::company_value(s, id, f))
-            .collect();
-        entities::merge(&mut values, vs);
-    }
-    Ok(Resource {
-        ty: s.company_type(),
-        id: company.to_owned(),
-        entities: values,
-        target: format!("company:{company}"),
-    })
-}
-
-/// The context of a grant decision: the requesting company.
-pub fn requester_context(served: &Served, g: &VisitorGrant) -> Map<String, Value> {
-    let mut c = Map::new();
-    c.insert(
-        "requester".to_owned(),
-        json!({ "__entity": { "type": served.snapshot.company_type(), "id": g.from_company } }),
-    );
-    c
-}
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::json::ApiJson;
+use crate::manage::governance::{ApproveGrant, RefuseGrant, RequestGrant, RevokeGrant};
+use crate::manage::targets::{company_resource, parts, requester_context};
+use crate::manage::{store_error, Caller, Manage};
 
 /// `POST /v1/grants` body: the caller asks for read access to `company`'s data.
 #[derive(Debug, Deserialize)]
@@ -106,14 +67,17 @@ pub async fn request(
 
 /// Decides a change to grant `id` by the owners of the data's company: the shared step of
 /// approve, refuse and revoke.
-async fn decide_on_grant<T: super::governance::Governed>(
+async fn decide_on_grant<T: crate::manage::governance::Governed>(
     app: &crate::state::AppState,
     caller: &Caller,
     id: String,
     op: impl FnOnce(String) -> T,
-) -> Result<(Arc<Manage>, super::governance::Authorized<T>), ApiError> {
+) -> Result<(Arc<Manage>, crate::manage::governance::Authorized<T>), ApiError> {
     let (m, served) = parts(app)?;
-    let g = super::reads::Reads::new(app, caller).await?.grant(&id).await?;
+    let g = crate::manage::reads::Reads::new(app, caller)
+        .await?
+        .grant(&id)
+        .await?;
     let r = company_resource(&m, &served, &g.company, Some(&g.from_company)).await?;
     let ctx = requester_context(&served, &g);
     let ok = m.gate.decide(&served, &m.cache, caller, op(id), r, ctx).await?;
@@ -166,7 +130,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let reads = super::reads::Reads::new(&app, &caller).await?;
+    let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     let query = match q.company {
         Some(c) => GrantQuery {
             company: Some(c),

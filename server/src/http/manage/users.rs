@@ -3,7 +3,6 @@
 //! engine (principal = the caller, resource = the target user, or the prospective user of a
 //! creation) before the gate writes.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,170 +13,17 @@ use portcullis_store::{AccessibleCompany, NewUser, User, UserPatch, UserQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::entities::{self, Stored};
-use super::governance::{
-    CreateApiKey, CreateUser, Deactivate, DeleteUser, ListApiKeys, MoveUser, Reactivate, ReadUser, Resource,
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::json::ApiJson;
+use crate::manage::entities;
+use crate::manage::governance::{
+    CreateApiKey, CreateUser, Deactivate, DeleteUser, ListApiKeys, MoveUser, Reactivate, ReadUser,
     RevokeApiKey, SetCompanies, SetRole, UpdateUser,
 };
-use super::{manage, store_error, Caller, Manage};
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiPath, ApiQuery};
-use crate::api::json::ApiJson;
-use crate::manage::governance::{Authorized, Governed};
-use crate::state::{AppState, Served};
-
-/// The store and the bundle of one call.
-pub fn parts(app: &AppState) -> Result<(Arc<Manage>, Arc<Served>), ApiError> {
-    Ok((manage(app)?.clone(), app.served()))
-}
-
-/// A stored user, or 404.
-pub async fn stored(m: &Manage, id: &str) -> Result<Arc<Stored>, ApiError> {
-    m.cache
-        .get(m.gate.read(), id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("user `{id}` not found"),
-            )
-        })
-}
-
-/// A stored user the caller may read (`user.read`), or the 404 of a missing one: the
-/// target of every call on a user id, so no id of another tenant can be probed.
-pub async fn visible(app: &AppState, caller: &Caller, id: &str) -> Result<Arc<Stored>, ApiError> {
-    super::reads::Reads::new(app, caller).await?.user(id).await
-}
-
-/// The resource of a decision on a stored user.
-pub fn user_resource(served: &Served, u: &Stored) -> Resource {
-    Resource {
-        ty: served.snapshot.user_type(),
-        id: u.id.clone(),
-        entities: entities::values(&served.snapshot, &u.id, &u.user, &u.chain),
-        target: format!("user:{}", u.id),
-    }
-}
-
-/// Decides `op` on an existing stored user, with no context (reads, edits, keys, sessions):
-/// the manager and the proof.
-pub async fn decide_on_user<T: Governed>(
-    app: &AppState,
-    caller: &Caller,
-    id: &str,
-    op: T,
-) -> Result<(Arc<Manage>, Authorized<T>), ApiError> {
-    let (m, served) = parts(app)?;
-    let target = visible(app, caller, id).await?;
-    let r = user_resource(&served, &target);
-    let ok = m
-        .gate
-        .decide(&served, &m.cache, caller, op, r, Map::new())
-        .await?;
-    Ok((m, ok))
-}
-
-/// The resource of a decision on a user that does not exist yet.
-pub async fn prospective(m: &Manage, served: &Served, id: &str, f: &UserFacts) -> Result<Resource, ApiError> {
-    let mut f = f.clone();
-    entities::strip_reserved(&mut f);
-    let f = &f;
-    entities::writable(&served.snapshot, f).map_err(unfit)?;
-    let chain = entities::company_chain(&m.gate.read(), &f.company)
-        .await
-        .map_err(store_error)?;
-    let values = entities::values(&served.snapshot, id, f, &chain);
-    entities::fits_schema(&served.snapshot, &values).map_err(unfit)?;
-    Ok(Resource {
-        ty: served.snapshot.user_type(),
-        id: id.to_owned(),
-        entities: values,
-        target: format!("user:{id}"),
-    })
-}
-
-/// 422 for a user or company that would not fit the folder's schema: nothing is written.
-pub fn unfit(message: String) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unfit_attributes", message)
-}
-
-/// The entity a Cedar JSON value names (`{"__entity": {...}}` or `{"type", "id"}`).
-fn entity_of(v: &Value) -> Option<cedar_policy::EntityUid> {
-    let e = v.get("__entity").unwrap_or(v);
-    let ty = e.get("type")?.as_str()?;
-    let id = e.get("id")?.as_str()?;
-    let ty = cedar_policy::EntityTypeName::from_str(ty).ok()?;
-    Some(cedar_policy::EntityUid::from_type_name_and_id(
-        ty,
-        cedar_policy::EntityId::new(id),
-    ))
-}
-
-fn entity_json(uid: &cedar_policy::EntityUid) -> Value {
-    json!({ "__entity": { "type": uid.type_name().to_string(), "id": uid.id().unescaped() } })
-}
-
-/// The context of a decision that gives a user something: the user as it will be, computed
-/// by the server from the store and the requested change, never from the caller's claims.
-/// It offers the core facts (`role`, `flags`, `addons`, `group`), every stored attribute by
-/// its own name, and the values `[management.derived]` derives from the held entities (e.g.
-/// the locations of the actors the user will have); the decision keeps those its action's
-/// context declares. An entity the server does not hold derives an unknown entity of the
-/// declared type, which no caller holds.
-pub fn assignment(served: &Served, user: &UserFacts) -> Map<String, Value> {
-    let s = &served.snapshot;
-    let mut c = Map::new();
-    // The attributes as the user's entity will hold them: stored values, else defaults.
-    let entity = entities::user_value(s, "", user);
-    if let Some(Value::Object(attrs)) = entity.get("attrs") {
-        for (k, v) in attrs {
-            if !entities::RESERVED_USER_ATTRS.contains(&k.as_str()) {
-                c.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    c.insert(
-        "role".to_owned(),
-        json!({ "__entity": { "type": s.role_type(), "id": user.role } }),
-    );
-    c.insert("flags".to_owned(), json!(user.flags));
-    c.insert("addons".to_owned(), json!(user.addons));
-    if let Some(g) = &user.group {
-        c.insert("group".to_owned(), json!(g));
-    }
-    let derived = s.model().map(|m| m.derived.as_slice()).unwrap_or_default();
-    for d in derived {
-        let ty = s.qualified_type(&d.ty);
-        let named: Vec<&Value> = match user.attrs.get(&d.parents_of) {
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(v) => vec![v],
-            None => Vec::new(),
-        };
-        let mut out: Vec<Value> = Vec::new();
-        for v in named {
-            let parents: Vec<Value> = entity_of(v)
-                .map(|uid| served.entities.entities.ancestors(&uid))
-                .unwrap_or_default()
-                .iter()
-                .filter(|p| p.type_name().to_string() == ty)
-                .map(entity_json)
-                .collect();
-            if parents.is_empty() {
-                out.push(json!({ "__entity": { "type": ty, "id": "(unknown)" } }));
-            }
-            for p in parents {
-                if !out.contains(&p) {
-                    out.push(p);
-                }
-            }
-        }
-        c.insert(d.name.clone(), Value::Array(out));
-    }
-    c
-}
+use crate::manage::targets::{assignment, decide_on_user, parts, prospective, user_resource, visible};
+use crate::manage::{store_error, Caller};
+use crate::state::AppState;
 
 fn invalid(e: serde_json::Error) -> ApiError {
     ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string()))
@@ -204,7 +50,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let reads = super::reads::Reads::new(&app, &caller).await?;
+    let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     let company = q.company.unwrap_or_else(|| caller.company.clone());
     let page = reads
         .m
@@ -411,7 +257,7 @@ pub async fn update(
     }
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
-    let rules = crate::auth::handlers::rules(&served);
+    let rules = crate::auth::rules(&served);
     // A new address, where the folder verifies changes, waits for the link sent to it.
     let mut patch = patch;
     let pending = match &patch.email {
@@ -696,7 +542,7 @@ pub async fn company(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<portcullis_store::Company>, ApiError> {
-    let reads = super::reads::Reads::new(&app, &caller).await?;
+    let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     Ok(Json(reads.company(&id).await?))
 }
 

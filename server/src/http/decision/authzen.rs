@@ -18,10 +18,10 @@ use portcullis_engine::{Decision, EntityRef, Slot};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::decide::decision_id;
-use super::error::ApiError;
-use super::json::ApiJson;
+use crate::decision::decision_id;
 use crate::decision::{ask, Given, Question};
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 

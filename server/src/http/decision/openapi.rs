@@ -1,9 +1,9 @@
-//! The OpenAPI 3.1 document of the whole API, served at `GET /openapi.json`.
+//! The decision adapter's part of the OpenAPI 3.1 document, and its base: info, servers,
+//! security schemes (composed into `GET /openapi.json` by [`crate::http::openapi`]).
 //!
 //! Written by hand next to the routes it describes; a test checks that every route of the
 //! router appears here.
 
-use axum::Json;
 use serde_json::{json, Value};
 
 /// Every path the document describes, for the test that keeps it in step with the router.
@@ -68,8 +68,16 @@ fn op(summary: &str, req: Option<&str>, res: Value, errs: &[&str], secured: bool
     o
 }
 
-/// The document.
+/// The decision API's document, console and searches included: the base the other
+/// adapters' parts are merged into ([`crate::http::openapi`]).
 pub fn openapi() -> Value {
+    let mut doc = base();
+    extend_search(&mut doc);
+    extend_console(&mut doc);
+    doc
+}
+
+fn base() -> Value {
     let bad = ["400", "401", "408", "413"];
     let entity_ref = json!({
         "description": "`Portal::User::\"alice\"`, a bare id where the slot implies the type, or {type, id}",
@@ -264,14 +272,4 @@ fn extend_console(doc: &mut Value) {
             to.extend(add);
         }
     }
-}
-
-/// `GET /openapi.json`.
-pub async fn document() -> Json<Value> {
-    let mut doc = openapi();
-    extend_search(&mut doc);
-    extend_console(&mut doc);
-    crate::manage::openapi::extend(&mut doc);
-    crate::auth::openapi::extend(&mut doc);
-    Json(doc)
 }

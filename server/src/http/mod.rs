@@ -1,20 +1,30 @@
-//! The HTTP API: routes, the API-key guard, the request timeout, panic catching.
+//! The HTTP layer, and its composition root: the whole router (the three adapters' routes),
+//! the API-key guard, the request timeout, panic catching; [`openapi`] composes the document.
 //!
 //! Input: an [`AppState`]. Output: an axum `Router` whose every failure, from a bad route to
 //! a panic, is the JSON error envelope. Decision endpoints and the reload endpoint require
 //! the service API key when one is configured.
+//!
+//! Layers, imports running down only:
+//!
+//! ```text
+//! http (this module: router, middleware; openapi)   composition root: names the adapters
+//!   decision/   manage/   signin/                   adapters: never import one another
+//!   error, extract, json                            plumbing every adapter uses
+//! crate::{decision, state}, crate::manage, crate::auth   services: never import an adapter
+//! portcullis_store, portcullis_engine
+//! ```
+//!
+//! `tests/integration/layers.rs` reads the sources and fails when an adapter imports another
+//! or a service imports an adapter.
 
-pub mod audited;
-pub mod authzen;
-pub mod console;
-pub mod decide;
+pub mod decision;
 pub mod error;
 pub mod extract;
 pub mod json;
+pub mod manage;
 pub mod openapi;
-pub mod page;
-pub mod policy;
-pub mod search;
+pub mod signin;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -23,7 +33,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -40,35 +50,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The whole API plus `extra` routes (given the same guards and layers), for tests.
 pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
-    let guarded = Router::new()
-        .route("/v1/authorize", post(decide::authorize))
-        .route("/v1/authorize/batch", post(decide::batch))
-        .route("/v1/permissions", post(decide::permissions))
-        .route("/access/v1/evaluation", post(authzen::evaluation))
-        .route("/access/v1/evaluations", post(authzen::evaluations))
-        .route("/access/v1/search/subject", post(search::subject))
-        .route("/access/v1/search/resource", post(search::resource))
-        .route("/access/v1/search/action", post(search::action))
-        .route("/v1/policy/reload", post(policy::reload))
-        .route("/v1/console", get(console::overview))
-        .route("/v1/console/preview", post(console::preview))
-        .route("/v1/console/prove", post(console::prove))
-        .route("/v1/console/save", post(console::save))
-        .route("/v1/console/undo", post(console::undo))
-        .route("/v1/console/try", post(console::try_as))
+    let guarded = decision::guarded()
         .merge(extra)
         .route_layer(middleware::from_fn_with_state(state.clone(), api_key));
     let limits = state.config.limits;
-    Router::new()
-        .route("/", get(page::page))
-        .route("/v1/policy", get(policy::policy))
-        .route("/healthz", get(policy::healthz))
-        .route("/readyz", get(policy::readyz))
-        .route("/metrics", get(policy::metrics))
+    decision::open()
         .route("/openapi.json", get(openapi::document))
-        .route("/.well-known/authzen-configuration", get(authzen::configuration))
         .merge(guarded)
-        .merge(crate::manage::router())
+        .merge(manage::router())
+        .merge(signin::router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -96,7 +86,7 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
         .with_state(state)
 }
 
-/// A new request id: a version-4 UUID made like decision ids ([`decide::decision_id`]), with
+/// A new request id: a version-4 UUID made like decision ids ([`crate::decision::decision_id`]), with
 /// no system call per request (`tower_http`'s `MakeRequestUuid` asks the operating system's
 /// random source for every one).
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +94,7 @@ struct NewRequestId;
 
 impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        axum::http::HeaderValue::from_str(&decide::decision_id())
+        axum::http::HeaderValue::from_str(&crate::decision::decision_id())
             .ok()
             .map(RequestId::new)
     }
@@ -227,7 +217,10 @@ async fn json_only(req: Request, next: Next) -> Response {
 async fn timeout(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     // A proof runs a solver over every request kind of the folder: seconds, not milliseconds.
     let limit = if req.uri().path() == "/v1/console/prove" {
-        app.config.limits.request_timeout.max(console::PROVE_TIMEOUT)
+        app.config
+            .limits
+            .request_timeout
+            .max(decision::console::PROVE_TIMEOUT)
     } else {
         app.config.limits.request_timeout
     };

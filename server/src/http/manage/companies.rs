@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 
-use crate::api::extract::ApiPath;
+use crate::http::extract::ApiPath;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::CompanyFacts;
@@ -26,15 +26,15 @@ use portcullis_store::{
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::entities;
-use super::governance::{
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::manage::entities;
+use crate::manage::governance::{
     CreateCompany, CreateGroup, DeleteGroup, Reader, Resource, SetDefaultGroup, UpdateCompany, UpdateGroup,
 };
-use super::reads::Reads;
-use super::users::{parts, stored};
-use super::{store_error, Caller, Manage};
-use crate::api::error::ApiError;
-use crate::api::json::ApiJson;
+use crate::manage::reads::Reads;
+use crate::manage::targets::{parts, stored};
+use crate::manage::{store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
 /// Most companies `GET /v1/companies` walks.
@@ -52,7 +52,7 @@ async fn company_as(
     facts: &CompanyFacts,
 ) -> Result<Resource, ApiError> {
     let s = &served.snapshot;
-    entities::writable_company(s, facts).map_err(crate::manage::users::unfit)?;
+    entities::writable_company(s, facts).map_err(crate::manage::targets::unfit)?;
     let mut values = vec![entities::company_value(s, id, facts)];
     if let Some(parent) = &facts.parent {
         let chain = entities::company_chain(&m.gate.read(), parent)
@@ -68,7 +68,7 @@ async fn company_as(
                 .map(|(c, f)| entities::company_value(s, c, f)),
         );
     }
-    entities::fits_schema(s, &values).map_err(crate::manage::users::unfit)?;
+    entities::fits_schema(s, &values).map_err(crate::manage::targets::unfit)?;
     Ok(Resource {
         ty: s.company_type(),
         id: id.to_owned(),
@@ -161,7 +161,7 @@ pub async fn update(
     let (m, served) = parts(&app)?;
     let patch: CompanyPatch = serde_json::from_value(body).map_err(invalid)?;
     if !Reads::new(&app, &caller).await?.company_readable(&id).await? {
-        return Err(super::reads::not_found("company", &id));
+        return Err(crate::manage::reads::not_found("company", &id));
     }
     let mut facts = m.gate.read().company_facts(&id).await.map_err(store_error)?;
     let old = facts.attrs.clone();
@@ -251,7 +251,7 @@ async fn caller_company(m: &Manage, served: &Served, caller: &Caller) -> Result<
 /// own (decided already). A caller changes a group only where the policies let it manage
 /// groups, so no admin changes the rights of another company's users without a policy that
 /// says it may (the field-service company's office, over its customers' portal users).
-async fn on_member_companies<T: super::governance::Governed + Clone>(
+async fn on_member_companies<T: crate::manage::governance::Governed + Clone>(
     m: &Manage,
     served: &Served,
     caller: &Caller,
@@ -284,7 +284,7 @@ async fn on_member_companies<T: super::governance::Governed + Clone>(
     }
     companies.remove(&caller.company);
     for c in companies {
-        let r = super::grants::company_resource(m, served, &c, None).await?;
+        let r = crate::manage::targets::company_resource(m, served, &c, None).await?;
         m.gate
             .decide(served, &m.cache, caller, op.clone(), r, Map::new())
             .await?;

@@ -13,9 +13,9 @@
 //! server beyond loopback always has one). Edits are checked against the version the page
 //! saw: a save over a folder that changed since answers 409, never overwrites.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::State;
@@ -30,50 +30,18 @@ use portcullis_engine::{SourceLimits, SourceSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
-use super::json::ApiJson;
 use super::policy::rfc3339;
+use crate::console::{Save, HISTORY};
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::state::AppState;
 
-/// Saves kept for undo.
-pub const HISTORY: usize = 20;
 /// How long a proof may take (the request timeout, when longer, wins).
 pub const PROVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// Most edits in one request.
 pub const MAX_EDITS: usize = 200;
 /// The file the console edits.
 const ROLES: &str = "roles.toml";
-
-/// The console's own state: one save at a time, and the saves that can be undone.
-#[derive(Debug, Default)]
-pub struct Console {
-    saving: tokio::sync::Mutex<()>,
-    /// One proof at a time: each runs one solver per core.
-    proving: tokio::sync::Mutex<()>,
-    history: Mutex<VecDeque<Save>>,
-    next_id: std::sync::atomic::AtomicU64,
-}
-
-/// One save, newest first in the history.
-#[derive(Debug, Clone, Serialize)]
-pub struct Save {
-    /// Its number in this server's life.
-    pub id: u64,
-    /// When.
-    pub at: String,
-    /// The version it was made on.
-    pub before_version: String,
-    /// The version it installed.
-    pub after_version: String,
-    /// The edits.
-    pub edits: Vec<Edit>,
-    /// The text diff of `roles.toml`.
-    pub text_diff: String,
-    #[serde(skip)]
-    before: String,
-    #[serde(skip)]
-    after: String,
-}
 
 /// The body of preview, prove and save.
 #[derive(Debug, Deserialize)]

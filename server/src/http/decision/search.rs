@@ -27,8 +27,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::authzen::{entity_ref, evaluate, Action, Thing};
-use super::error::ApiError;
-use super::json::ApiJson;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 

@@ -7,55 +7,18 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_engine::facts::UserFacts;
 use portcullis_store::{Acceptance, Invitation, NewInvitation, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::governance::{InviteUser, RevokeInvitation};
-use super::reads::Reads;
-use super::users::{assignment, parts, prospective};
-use super::{store_error, Caller};
-use crate::api::error::ApiError;
-use crate::api::extract::{ApiPath, ApiQuery};
-use crate::api::json::ApiJson;
+use crate::http::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::json::ApiJson;
+use crate::manage::governance::{InviteUser, RevokeInvitation};
+use crate::manage::reads::Reads;
+use crate::manage::targets::{assignment, facts, invited_facts, parts, prospective};
+use crate::manage::{store_error, Caller};
 use crate::state::AppState;
-
-/// The user an invitation would make, as the resource of its decisions.
-pub fn invited_facts(inv: &Invitation) -> UserFacts {
-    facts(
-        &inv.company,
-        &inv.role,
-        &inv.flags,
-        &inv.addons,
-        &inv.group,
-        &inv.attrs,
-        &inv.email,
-    )
-}
-
-fn facts(
-    company: &str,
-    role: &str,
-    flags: &[String],
-    addons: &[String],
-    group: &Option<String>,
-    attrs: &portcullis_store::Attrs,
-    email: &str,
-) -> UserFacts {
-    UserFacts {
-        company: company.to_owned(),
-        role: role.to_owned(),
-        active: true,
-        flags: flags.to_vec(),
-        addons: addons.to_vec(),
-        group: group.clone(),
-        attrs: attrs.clone().into_iter().collect(),
-        // The login an accepted invitation gets unless the invitee chooses another.
-        login: Some(email.to_owned()),
-        accessible: Vec::new(),
-    }
-}
 
 /// `POST /v1/invitations`: a `NewInvitation` (company defaults to the caller's), decided with
 /// the user as it will be. Answers the invitation and its token, shown once.
@@ -173,7 +136,7 @@ pub async fn accept(
     let (m, served) = parts(&app)?;
     let phc = match body.password {
         Some(p) => {
-            let rules = crate::auth::handlers::rules(&served);
+            let rules = crate::auth::rules(&served);
             let context = [body.login.as_deref().unwrap_or("")];
             Some(
                 m.auth
@@ -207,7 +170,7 @@ pub async fn accept(
             .store
             .change_password(&user.id, phc, None, &audit)
             .await
-            .map_err(super::store_error)?;
+            .map_err(crate::manage::store_error)?;
         user.has_password = true;
     }
     Ok((StatusCode::CREATED, Json(user)))

@@ -15,7 +15,7 @@ use portcullis_store::{NewAuditEntry, Outcome, Session};
 use serde_json::{json, Map, Value};
 
 use super::decide::DecisionBody;
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::{AppState, Served};
 
 /// What was asked, as the request gave it.

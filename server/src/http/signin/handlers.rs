@@ -1,28 +1,27 @@
-//! The HTTP face of sign-in: `/v1/auth/…` for users themselves, and the governed
+//! The handlers of the sign-in adapter: `/v1/auth/…` for users themselves, and the governed
 //! `/v1/users/{id}/unlock` and `/v1/users/{id}/sessions` for admins. Thin: each handler parses,
-//! calls [`super::Auth`] or the [`crate::manage::Gate`], and maps errors to the envelope.
+//! calls [`crate::auth::Auth`] or the [`crate::manage::Gate`], and maps errors to the envelope.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 
-use crate::api::extract::ApiPath;
+use crate::http::extract::ApiPath;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use portcullis_engine::SignIn;
 use portcullis_store::{Audit, Session, StoreError, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::{AuthError, Credentials, PasskeyAnswer, SignedIn};
-use crate::api::error::ApiError;
-use crate::api::json::ApiJson;
+use crate::auth::{rules, AuthError, Credentials, PasskeyAnswer, SignedIn};
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::manage::governance::{
     ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, SwitchCustomer, UnlockUser,
 };
-use crate::manage::users::{decide_on_user, parts};
+use crate::manage::targets::{decide_on_user, parts};
 use crate::manage::{manage, store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
@@ -59,15 +58,6 @@ pub fn router() -> Router<Arc<AppState>> {
             "/v1/users/{id}/sessions",
             get(user_sessions).delete(revoke_user_sessions),
         )
-}
-
-/// The folder's sign-in rules (the defaults when it has no `roles.toml`).
-pub fn rules(served: &Served) -> SignIn {
-    served
-        .snapshot
-        .model()
-        .map(|m| m.sign_in.clone())
-        .unwrap_or_default()
 }
 
 impl From<AuthError> for ApiError {
@@ -184,7 +174,7 @@ pub async fn current(State(app): State<Arc<AppState>>, caller: Caller) -> Result
     let (m, served) = parts(&app)?;
     let s = session_of(&caller)?;
     let user = me(&m, &caller).await?;
-    let setup = !s.mfa && super::mfa_required(&rules(&served), &user);
+    let setup = !s.mfa && crate::auth::mfa_required(&rules(&served), &user);
     Ok(Json(
         json!({ "session": s, "user": user, "mfa_setup_required": setup }),
     ))
@@ -291,10 +281,6 @@ pub struct ResetRequestBody {
     pub login: String,
 }
 
-/// Reset requests waiting for the background task; beyond it, requests are dropped (and
-/// logged), so a flood of them costs a bounded amount of work.
-pub const RESET_QUEUE: usize = 1024;
-
 /// `POST /v1/auth/password-reset`: always the same 202. The login is queued and its link made
 /// and handed to the `password_reset_command` by one background task, so neither the body nor
 /// the time of the answer says whether the login exists. Only logins that are email addresses
@@ -315,79 +301,6 @@ pub async fn request_reset(
             "message": "if the login exists and is an email address, a reset link is on its way",
         })),
     ))
-}
-
-/// The task that makes and delivers reset links, one at a time, until the server is gone.
-pub fn spawn_resets(app: std::sync::Weak<AppState>, mut queue: tokio::sync::mpsc::Receiver<String>) {
-    tokio::spawn(async move {
-        while let Some(login) = queue.recv().await {
-            let Some(app) = app.upgrade() else { return };
-            let Ok((m, served)) = parts(&app) else { return };
-            if let Err(e) = issue_reset(&m, &served, &login).await {
-                tracing::error!(error = %e, "a password-reset request failed");
-            }
-        }
-    });
-}
-
-async fn issue_reset(m: &Manage, served: &Served, login: &str) -> Result<(), String> {
-    let read = m.gate.read();
-    let user = match read.get_user_by_login(login).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let is_email = user.login.contains('@') && user.email.as_deref() == Some(user.login.as_str());
-    if !user.active || !is_email || !reset_allowed(m, served, &user).await {
-        tracing::info!(user = %user.id, "a password-reset request was not eligible");
-        return Ok(());
-    }
-    let r = rules(served);
-    let ttl = time::Duration::minutes(i64::from(r.reset_link_minutes));
-    let audit = Audit::by(user.id.clone()).in_company(user.company.clone());
-    let token = m
-        .gate
-        .sign_in()
-        .store
-        .create_reset_token(&user.id, ttl, &audit)
-        .await
-        .map_err(|e| e.to_string())?;
-    // One live link per login: while the last one is valid, a new request sends nothing.
-    let Some(token) = token else {
-        tracing::info!(user = %user.id, "a password-reset link is still live; no new one sent");
-        return Ok(());
-    };
-    m.auth.deliver_reset(&user, &token, r.reset_link_minutes).await;
-    Ok(())
-}
-
-/// Asks the folder when it declares `user.password_reset`; otherwise allowed.
-async fn reset_allowed(m: &Manage, served: &Served, user: &User) -> bool {
-    let s = &served.snapshot;
-    let action =
-        portcullis_engine::EntityRef::Text(format!("{}::Action::\"user.password_reset\"", s.namespace()));
-    let Ok(action_uid) = served.resolver.action(s, &action) else {
-        return true;
-    };
-    let Ok(Some(me)) = m.cache.get(m.gate.read(), &user.id).await else {
-        return false;
-    };
-    let principal = portcullis_engine::EntityRef::Object {
-        ty: s.user_type(),
-        id: user.id.clone(),
-    };
-    let mut context = Map::new();
-    if let Some(name) = crate::auth::mfa_context(s, &action_uid) {
-        context.insert(name, json!(false));
-    }
-    let Ok(uids) = crate::decision::Resolved::of(served, &principal, &action, &principal) else {
-        return false;
-    };
-    let Ok(grounds) = crate::decision::Grounds::caller(served, &me, Vec::new()) else {
-        return false;
-    };
-    crate::decision::decide(served, &grounds, uids, context, None, false)
-        .is_ok_and(|a| a.decision().allowed())
 }
 
 /// The body of `POST /v1/auth/password-reset/confirm`.
@@ -514,7 +427,7 @@ pub async fn totp_disable(
     let (m, served) = parts(&app)?;
     session_of(&caller)?;
     let user = me(&m, &caller).await?;
-    if super::mfa_required(&rules(&served), &user) {
+    if crate::auth::mfa_required(&rules(&served), &user) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "mfa_required_by_policy",
@@ -758,8 +671,8 @@ async fn link_target(
         accessible: Vec::new(),
     };
     m.gate.read().get_company(company).await.map_err(store_error)?;
-    let resource = crate::manage::users::prospective(m, served, &link_user, &facts).await?;
-    let context = crate::manage::users::assignment(served, &facts);
+    let resource = crate::manage::targets::prospective(m, served, &link_user, &facts).await?;
+    let context = crate::manage::targets::assignment(served, &facts);
     Ok((resource, context))
 }
 
@@ -811,7 +724,7 @@ pub async fn revoke_user_sessions(
 }
 
 /// A started passkey ceremony, as answered.
-fn started(s: super::passkey::Started) -> Json<Value> {
+fn started(s: crate::auth::passkey::Started) -> Json<Value> {
     Json(json!({ "ceremony": s.ceremony.expose(), "options": s.options }))
 }
 
@@ -914,7 +827,7 @@ pub async fn passkey_remove(
     }
     let user = me(&m, &caller).await?;
     let totp = access.store.totp(&user.id).await.map_err(store_error)?.enabled;
-    if mine.len() == 1 && !totp && super::mfa_required(&rules(&served), &user) {
+    if mine.len() == 1 && !totp && crate::auth::mfa_required(&rules(&served), &user) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "mfa_required_by_policy",

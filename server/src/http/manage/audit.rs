@@ -14,12 +14,12 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::entities;
-use super::governance::{ReadAudit, Resource};
-use super::users::parts;
-use super::{store_error, Caller};
-use crate::api::error::ApiError;
-use crate::api::extract::ApiQuery;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiQuery;
+use crate::manage::entities;
+use crate::manage::governance::{ReadAudit, Resource};
+use crate::manage::targets::parts;
+use crate::manage::{store_error, Caller};
 use crate::state::AppState;
 
 /// `GET /v1/audit` query.

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::{AppState, BuildError};
 
 /// RFC 3339 UTC, to the millisecond (`time`'s formatting, as the user store's times).
