@@ -18,7 +18,6 @@ pub struct ServeArgs {
     /// The policy folder (the setting `policies`).
     #[arg(conflicts_with = "policies")]
     folder: Option<String>,
-    /// A config file.
     #[arg(long, help = format!("A config file [default: {DEFAULT_CONFIG_FILE} when present]"))]
     config: Option<std::path::PathBuf>,
     #[command(flatten)]
