@@ -12,7 +12,8 @@
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// How many entries each cache holds (0: that cache is off).
+/// How many entries each cache holds (0: that cache is off); the defaults are
+/// [`crate::config::Settings`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSizes {
     /// Stored users' facts (and ids found not to be stored users).
@@ -21,25 +22,6 @@ pub struct CacheSizes {
     pub decisions: usize,
     /// Slices of questions with a context, and parsed inline entities, per bundle.
     pub slices: usize,
-}
-
-impl CacheSizes {
-    /// 100,000 users.
-    pub const DEFAULT_USERS: usize = 100_000;
-    /// 16,384 decisions.
-    pub const DEFAULT_DECISIONS: usize = 16_384;
-    /// 256 slices.
-    pub const DEFAULT_SLICES: usize = 256;
-}
-
-impl Default for CacheSizes {
-    fn default() -> Self {
-        Self {
-            users: Self::DEFAULT_USERS,
-            decisions: Self::DEFAULT_DECISIONS,
-            slices: Self::DEFAULT_SLICES,
-        }
-    }
 }
 
 /// Hits and misses of one cache, for the process's lifetime (a bundle's caches are replaced at

@@ -1,28 +1,28 @@
-//! Server configuration: one immutable [`Config`], resolved once at start.
+//! Server configuration: every setting declared once, in [`Settings`], and resolved once at
+//! start into one immutable [`Config`].
 //!
-//! Layers, later ones winning: the defaults below → `portcullis.toml` (unknown keys are an
-//! error) → `PORTCULLIS_*` environment variables → command-line flags. The binary reads the
-//! file and the environment and hands the flags in as a [`Layer`]; tests build a `Config`
-//! directly. Limits are typed, each with a named default, so nothing is a magic number.
+//! A field of [`Settings`] is a key of `portcullis.toml`, a `PORTCULLIS_<KEY>` variable and a
+//! `--key` flag of `portcullis serve`; its doc comment is the help text and its value in
+//! `Settings::default` the default, both read back through its JSON Schema ([`settings`]), so
+//! `--help` shows what the code uses. Layers, later ones winning: the defaults →
+//! `portcullis.toml` (unknown keys are an error) → `PORTCULLIS_*` variables (unknown ones are
+//! an error) → flags. Each layer is a [`Layer`] of keys; merged, they deserialize into one
+//! `Settings`, typed by serde, which becomes the `Config`. Tests build a `Config` directly.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The default listen address: loopback only.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8180";
 /// The default policy folder.
 pub const DEFAULT_POLICIES: &str = "policies";
 /// The default user store of `portcullis serve`: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "portcullis.db";
 /// The default config file, read when present.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
-/// The `Host` names answered by default (besides the listen address): loopback only, so a
-/// web page that rebinds its own name to 127.0.0.1 reaches nothing.
-pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+/// The relying party name passkeys show by default.
+const DEFAULT_RP_NAME: &str = "Portcullis";
 
 /// A secret whose `Debug` never shows it (the store's one wrapper, for the service API key
 /// too).
@@ -41,31 +41,6 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time one request may take, body included.
     pub request_timeout: Duration,
-}
-
-impl Limits {
-    /// 1 MiB.
-    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-    /// 1,000 checks.
-    pub const DEFAULT_MAX_BATCH: usize = 1_000;
-    /// 64 levels.
-    pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
-    /// 5 seconds.
-    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-    /// 10 seconds.
-    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
-            max_batch: Self::DEFAULT_MAX_BATCH,
-            max_json_depth: Self::DEFAULT_MAX_JSON_DEPTH,
-            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
-            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
-        }
-    }
 }
 
 /// Sign-in settings of the server (the rules themselves live in the policy folder's
@@ -94,32 +69,18 @@ pub struct SignInConfig {
     pub passkeys: Option<crate::auth::passkey::PasskeyConfig>,
 }
 
-impl SignInConfig {
-    /// 30 minutes.
-    pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
-    /// 12 hours.
-    pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-}
-
 impl Default for SignInConfig {
     fn default() -> Self {
-        Self {
-            session_idle: Self::DEFAULT_SESSION_IDLE,
-            session_lifetime: Self::DEFAULT_SESSION_LIFETIME,
-            argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
-            argon2_lanes: 1,
-            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
-            secret_key_file: None,
-            password_reset_command: None,
-            passkeys: None,
-        }
+        Settings::default().into_config().sign_in
     }
 }
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
@@ -174,29 +135,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// 50 ms of quiet before a reload.
-    pub const DEFAULT_RELOAD_DEBOUNCE: Duration = Duration::from_millis(50);
-
-    /// The defaults, serving `folder`.
+    /// The defaults, serving `folder` without a user store (`portcullis serve` uses
+    /// `database_url`'s default; tests and embedders name one when they want one).
     pub fn new(policies: impl Into<PathBuf>) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
+        let settings = Settings {
             policies: policies.into(),
-            entities: None,
-            api_key: None,
-            limits: Limits::default(),
-            caches: crate::cache::CacheSizes::default(),
-            reload_debounce: Self::DEFAULT_RELOAD_DEBOUNCE,
-            watch: true,
-            log_format: LogFormat::Text,
+            ..Settings::default()
+        };
+        Self {
             database_url: None,
-            sign_in: SignInConfig::default(),
-            allowed_hosts: DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
-            public_url: None,
-            drain_delay: Duration::ZERO,
-            shutdown_grace: None,
-            tls: None,
-            console: false,
+            ..settings.into_config()
         }
     }
 
@@ -237,133 +185,6 @@ impl Config {
                 .any(|h| h == "*" || h.eq_ignore_ascii_case(name))
     }
 
-    /// Applies one layer over this config.
-    pub fn apply(mut self, l: Layer) -> Self {
-        if let Some(v) = l.listen {
-            self.listen = v;
-        }
-        if let Some(v) = l.policies {
-            self.policies = v;
-        }
-        if let Some(v) = l.entities {
-            self.entities = Some(v);
-        }
-        if let Some(v) = l.api_key {
-            self.api_key = Some(Secret::new(v));
-        }
-        if let Some(v) = l.max_body_bytes {
-            self.limits.max_body_bytes = v;
-        }
-        if let Some(v) = l.max_batch {
-            self.limits.max_batch = v;
-        }
-        if let Some(v) = l.user_cache {
-            self.caches.users = v;
-        }
-        if let Some(v) = l.decision_cache {
-            self.caches.decisions = v;
-        }
-        if let Some(v) = l.slice_cache {
-            self.caches.slices = v;
-        }
-        if let Some(v) = l.max_json_depth {
-            self.limits.max_json_depth = v;
-        }
-        if let Some(v) = l.header_read_timeout_ms {
-            self.limits.header_read_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = l.request_timeout_ms {
-            self.limits.request_timeout = Duration::from_millis(v);
-        }
-        if let Some(v) = l.reload_debounce_ms {
-            self.reload_debounce = Duration::from_millis(v);
-        }
-        if let Some(v) = l.watch {
-            self.watch = v;
-        }
-        if let Some(v) = l.log_format {
-            self.log_format = v;
-        }
-        if let Some(v) = l.database_url {
-            self.database_url = Some(v);
-        }
-        let si = &mut self.sign_in;
-        if let Some(v) = l.session_idle_minutes {
-            si.session_idle = Duration::from_secs(v.saturating_mul(60));
-        }
-        if let Some(v) = l.session_lifetime_minutes {
-            si.session_lifetime = Duration::from_secs(v.saturating_mul(60));
-        }
-        if let Some(v) = l.argon2_memory_kib {
-            si.argon2_memory_kib = v;
-        }
-        if let Some(v) = l.argon2_iterations {
-            si.argon2_iterations = v;
-        }
-        if let Some(v) = l.argon2_lanes {
-            si.argon2_lanes = v;
-        }
-        if let Some(v) = l.max_concurrent_hashes {
-            si.max_concurrent_hashes = v;
-        }
-        if let Some(v) = l.secret_key_file {
-            si.secret_key_file = Some(v);
-        }
-        if let Some(v) = l.password_reset_command {
-            si.password_reset_command = Some(v);
-        }
-        if l.passkey_rp_id.is_some() || l.passkey_origins.is_some() || l.passkey_rp_name.is_some() {
-            let mut p = si.passkeys.take().unwrap_or(crate::auth::passkey::PasskeyConfig {
-                rp_id: String::new(),
-                origins: Vec::new(),
-                rp_name: "Portcullis".to_owned(),
-            });
-            if let Some(v) = l.passkey_rp_id {
-                p.rp_id = v;
-            }
-            if let Some(v) = l.passkey_origins {
-                p.origins = v;
-            }
-            if let Some(v) = l.passkey_rp_name {
-                p.rp_name = v;
-            }
-            si.passkeys = Some(p);
-        }
-        if let Some(v) = l.allowed_hosts {
-            self.allowed_hosts = v;
-        }
-        if let Some(v) = l.public_url {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = l.console {
-            self.console = v;
-        }
-        if let Some(v) = l.drain_delay_ms {
-            self.drain_delay = Duration::from_millis(v);
-        }
-        if let Some(v) = l.shutdown_grace_ms {
-            self.shutdown_grace = Some(Duration::from_millis(v));
-        }
-        if l.tls_cert.is_some() || l.tls_key.is_some() || l.tls_client_ca.is_some() {
-            let mut tls = self.tls.take().unwrap_or(crate::tls::TlsFiles {
-                cert: PathBuf::new(),
-                key: PathBuf::new(),
-                client_ca: None,
-            });
-            if let Some(v) = l.tls_cert {
-                tls.cert = v;
-            }
-            if let Some(v) = l.tls_key {
-                tls.key = v;
-            }
-            if let Some(v) = l.tls_client_ca {
-                tls.client_ca = Some(v);
-            }
-            self.tls = Some(tls);
-        }
-        self
-    }
-
     /// Resolves defaults → file → environment → flags.
     ///
     /// `file` is the config file named by the user (it must exist), or `None` to read
@@ -373,25 +194,18 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
         flags: Layer,
     ) -> Result<Self, ConfigError> {
-        let file_layer = match file {
+        let file = match file {
             Some(p) => Layer::from_file(p)?,
-            None => {
-                let p = Path::new(DEFAULT_CONFIG_FILE);
-                if p.is_file() {
-                    Layer::from_file(p)?
-                } else {
-                    Layer::default()
-                }
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Layer::from_file(Path::new(DEFAULT_CONFIG_FILE))?
             }
+            None => Layer::default(),
         };
-        let config = Self::new(DEFAULT_POLICIES)
-            .apply(file_layer)
-            .apply(Layer::from_env(env)?)
-            .apply(flags);
-        let mut config = config;
-        if config.database_url.is_none() {
-            config.database_url = Some(DEFAULT_DATABASE.to_owned());
-        }
+        let settings = flags
+            .over(Layer::from_env(env)?.over(file))
+            .settings()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let config = settings.into_config();
         config.check()?;
         Ok(config)
     }
@@ -453,95 +267,376 @@ impl Config {
     }
 }
 
-/// One layer of settings; `None` leaves the value below it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Layer {
+/// Every setting of `portcullis serve`, declared once: the field is the file key, the
+/// `PORTCULLIS_<KEY>` variable and the `--key` flag (`x-flag` names another); its doc comment
+/// is the help text; `Default` below holds the defaults. Lists are comma-separated in the
+/// environment, and their flag may be repeated.
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
     /// Listen address, `host:port`.
-    pub listen: Option<SocketAddr>,
-    /// The policy folder.
-    pub policies: Option<PathBuf>,
-    /// A static entities file.
+    pub listen: SocketAddr,
+    /// The policy folder (also `portcullis serve FOLDER`).
+    pub policies: PathBuf,
+    /// A static entities file (Cedar JSON entity array), reloaded with the policies.
     pub entities: Option<PathBuf>,
-    /// The service API key.
+    /// Service API key for the decision endpoints; required beyond loopback. Prefer
+    /// `PORTCULLIS_API_KEY`, which does not show in the process list.
     pub api_key: Option<String>,
     /// Largest request body, in bytes.
-    pub max_body_bytes: Option<usize>,
-    /// Most checks in one batch.
-    pub max_batch: Option<usize>,
-    /// Deepest JSON nesting.
-    pub max_json_depth: Option<usize>,
-    /// Header read timeout, in milliseconds.
-    pub header_read_timeout_ms: Option<u64>,
-    /// Request timeout, in milliseconds.
-    pub request_timeout_ms: Option<u64>,
-    /// Reload debounce, in milliseconds.
-    pub reload_debounce_ms: Option<u64>,
-    /// Watch the policy folder.
-    pub watch: Option<bool>,
-    /// Turn on the product owner's console.
-    pub console: Option<bool>,
-    /// Log format.
-    pub log_format: Option<LogFormat>,
-    /// The user store URL.
-    pub database_url: Option<String>,
-    /// Stored users' facts kept (0: none).
-    pub user_cache: Option<usize>,
-    /// Decisions kept per policy version (0: none).
-    pub decision_cache: Option<usize>,
-    /// Slices and parsed inline entities kept per policy version (0: none).
-    pub slice_cache: Option<usize>,
+    pub max_body_bytes: usize,
+    /// Most checks in one batch request.
+    pub max_batch: usize,
+    /// Deepest JSON nesting accepted in a body.
+    pub max_json_depth: usize,
+    /// Time a client has to send its request headers, in ms (then 408).
+    pub header_read_timeout_ms: u64,
+    /// Time one request may take, body included, in ms.
+    pub request_timeout_ms: u64,
+    /// Quiet time after a file change before reloading, in ms.
+    pub reload_debounce_ms: u64,
+    /// Watch the policy folder (off: reload on SIGHUP or `POST /v1/policy/reload` only).
+    pub watch: bool,
+    /// The product owner's console at `GET /`: edit `roles.toml` from the page (preview,
+    /// save, undo) and try the folder as one of its users.
+    pub console: bool,
+    /// Log format; the filter is `PORTCULLIS_LOG` (e.g. `info,portcullis=debug`).
+    pub log_format: LogFormat,
+    /// The user store: `postgres://…` or a SQLite file, migrated at start.
+    pub database_url: String,
+    /// Stored users whose facts are kept in memory; 0 turns the cache off.
+    pub user_cache: usize,
+    /// Decisions kept per policy version; 0 turns the cache off.
+    pub decision_cache: usize,
+    /// Slices and parsed inline entities kept per policy version; 0 turns the cache off.
+    pub slice_cache: usize,
     /// Minutes a session may go unused.
-    pub session_idle_minutes: Option<u64>,
-    /// Minutes a session lasts at most.
-    pub session_lifetime_minutes: Option<u64>,
-    /// argon2id memory, in KiB.
-    pub argon2_memory_kib: Option<u32>,
+    pub session_idle_minutes: u64,
+    /// Minutes a session lasts at most, whatever its use.
+    pub session_lifetime_minutes: u64,
+    /// argon2id memory of a password hash, in KiB.
+    pub argon2_memory_kib: u32,
     /// argon2id passes.
-    pub argon2_iterations: Option<u32>,
+    pub argon2_iterations: u32,
     /// argon2id lanes.
-    pub argon2_lanes: Option<u32>,
-    /// Password hashes computed at once.
-    pub max_concurrent_hashes: Option<usize>,
-    /// The key file sealing TOTP secrets.
+    pub argon2_lanes: u32,
+    /// Password hashes computed at once, each holding `argon2_memory_kib` (default: the
+    /// cores).
+    pub max_concurrent_hashes: usize,
+    /// The file holding the 256-bit key that seals TOTP secrets (64 hex characters); with a
+    /// SQLite store and none set, `<database>.key`, created on first use.
     pub secret_key_file: Option<PathBuf>,
-    /// The program that delivers password-reset links.
+    /// A program run for each password-reset link, the link's JSON on its standard input
+    /// (the application's mailer); without one, links are issued to no one.
     pub password_reset_command: Option<PathBuf>,
     /// The passkeys' relying party id (a domain), which turns passkeys on.
     pub passkey_rp_id: Option<String>,
-    /// The origins of the pages that use passkeys. In the environment: comma-separated.
-    pub passkey_origins: Option<Vec<String>>,
+    /// The origins of the pages that use passkeys.
+    pub passkey_origins: Vec<String>,
     /// The name authenticators show for the relying party.
-    pub passkey_rp_name: Option<String>,
-    /// The `Host` names answered (replacing the loopback defaults; the listen address is
-    /// always allowed). In the environment: comma-separated.
-    pub allowed_hosts: Option<Vec<String>>,
-    /// The URL clients reach this server at, for the AuthZEN metadata.
+    pub passkey_rp_name: String,
+    /// The names the `Host` header may carry (`*` allows any; the listen address always
+    /// does); others answer 421.
+    #[schemars(extend("x-flag" = "allowed-host"))]
+    pub allowed_hosts: Vec<String>,
+    /// The URL clients reach this server at (e.g. `https://authz.example.com`), as the
+    /// AuthZEN metadata advertises it (default: `http://` and the listen address).
     pub public_url: Option<String>,
-    /// Time between SIGTERM and closing the listener, in milliseconds (`/readyz` says 503).
-    pub drain_delay_ms: Option<u64>,
-    /// Time requests in flight get once the listener is closed, in milliseconds.
+    /// After SIGTERM, keep answering this long (with `GET /readyz` at 503) before closing the
+    /// listener, so a load balancer stops sending first, in ms.
+    pub drain_delay_ms: u64,
+    /// Once the listener is closed, time requests in flight get to finish, in ms (default:
+    /// the request timeout and a second).
     pub shutdown_grace_ms: Option<u64>,
-    /// The TLS certificate chain (PEM); with `tls_key`, the server speaks HTTPS only.
+    /// Serve HTTPS with this certificate chain (PEM, leaf first), reloaded when it changes;
+    /// needs `tls_key`.
     pub tls_cert: Option<PathBuf>,
-    /// The TLS private key (PEM).
+    /// The private key of `tls_cert` (PEM).
     pub tls_key: Option<PathBuf>,
-    /// CAs (PEM) whose client certificates the decision API then requires (mutual TLS).
+    /// Require, on the decision API, a client certificate signed by one of these CAs (PEM):
+    /// mutual TLS between the application and Portcullis.
     pub tls_client_ca: Option<PathBuf>,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8180)),
+            policies: PathBuf::from(DEFAULT_POLICIES),
+            entities: None,
+            api_key: None,
+            max_body_bytes: 1024 * 1024,
+            max_batch: 1_000,
+            max_json_depth: 64,
+            header_read_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            reload_debounce_ms: 50,
+            watch: true,
+            console: false,
+            log_format: LogFormat::Text,
+            database_url: DEFAULT_DATABASE.to_owned(),
+            user_cache: 100_000,
+            decision_cache: 16_384,
+            slice_cache: 256,
+            session_idle_minutes: 30,
+            session_lifetime_minutes: 12 * 60,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_lanes: 1,
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, usize::from),
+            secret_key_file: None,
+            password_reset_command: None,
+            passkey_rp_id: None,
+            passkey_origins: Vec::new(),
+            passkey_rp_name: DEFAULT_RP_NAME.to_owned(),
+            allowed_hosts: ["localhost", "127.0.0.1", "[::1]"].map(str::to_owned).to_vec(),
+            public_url: None,
+            drain_delay_ms: 0,
+            shutdown_grace_ms: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The typed `Config` these settings give. Written out by hand: the server and the tests
+    /// use its shape (durations, groups that are on or off), not the flat keys of the file.
+    pub fn into_config(self) -> Config {
+        let ms = Duration::from_millis;
+        let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
+        // A group is on when any of its keys is set; `check` says what it lacks.
+        let passkeys = (self.passkey_rp_id.is_some()
+            || !self.passkey_origins.is_empty()
+            || self.passkey_rp_name != DEFAULT_RP_NAME)
+            .then(|| crate::auth::passkey::PasskeyConfig {
+                rp_id: self.passkey_rp_id.unwrap_or_default(),
+                origins: self.passkey_origins,
+                rp_name: self.passkey_rp_name,
+            });
+        let tls =
+            (self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_client_ca.is_some()).then(|| {
+                crate::tls::TlsFiles {
+                    cert: self.tls_cert.unwrap_or_default(),
+                    key: self.tls_key.unwrap_or_default(),
+                    client_ca: self.tls_client_ca,
+                }
+            });
+        Config {
+            listen: self.listen,
+            policies: self.policies,
+            entities: self.entities,
+            api_key: self.api_key.map(Secret::new),
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_batch: self.max_batch,
+                max_json_depth: self.max_json_depth,
+                header_read_timeout: ms(self.header_read_timeout_ms),
+                request_timeout: ms(self.request_timeout_ms),
+            },
+            caches: crate::cache::CacheSizes {
+                users: self.user_cache,
+                decisions: self.decision_cache,
+                slices: self.slice_cache,
+            },
+            reload_debounce: ms(self.reload_debounce_ms),
+            watch: self.watch,
+            log_format: self.log_format,
+            database_url: Some(self.database_url),
+            sign_in: SignInConfig {
+                session_idle: minutes(self.session_idle_minutes),
+                session_lifetime: minutes(self.session_lifetime_minutes),
+                argon2_memory_kib: self.argon2_memory_kib,
+                argon2_iterations: self.argon2_iterations,
+                argon2_lanes: self.argon2_lanes,
+                max_concurrent_hashes: self.max_concurrent_hashes,
+                secret_key_file: self.secret_key_file,
+                password_reset_command: self.password_reset_command,
+                passkeys,
+            },
+            allowed_hosts: self.allowed_hosts,
+            public_url: self.public_url,
+            drain_delay: ms(self.drain_delay_ms),
+            shutdown_grace: self.shutdown_grace_ms.map(ms),
+            tls,
+            console: self.console,
+        }
+    }
+}
+
+/// How a setting is written as text (a variable, a flag), from its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An integer.
+    Number,
+    /// `true` or `false`; a flag turns the default around (`--console`, `--no-watch`).
+    Bool,
+    /// Strings, comma-separated (a flag may also be repeated).
+    List,
+    /// A string, path, address or name.
+    Text,
+}
+
+impl Kind {
+    /// The value `raw` gives (a variable's, or a flag's values), `name` in errors.
+    fn value(self, name: &str, raw: &[String]) -> Result<toml::Value, String> {
+        let one = raw.last().map_or("", String::as_str);
+        Ok(match self {
+            Kind::Number => one
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| format!("`{name}` must be a number, not `{one}`"))?,
+            Kind::Bool => one
+                .parse::<bool>()
+                .map(toml::Value::Boolean)
+                .map_err(|_| format!("`{name}` must be true or false"))?,
+            Kind::List => toml::Value::Array(
+                raw.iter()
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(|h| toml::Value::String(h.to_owned()))
+                    .collect(),
+            ),
+            Kind::Text => toml::Value::String(one.to_owned()),
+        })
+    }
+}
+
+/// One setting as `--help` shows it, read from the JSON Schema of [`Settings`].
+#[derive(Debug, Clone)]
+pub struct Setting {
+    /// The key in `portcullis.toml`.
+    pub key: String,
+    /// What it does (the field's doc comment, on one line).
+    pub doc: String,
+    /// The default, as text; `None` when unset by default (the doc says what that means).
+    pub default: Option<String>,
+    /// How it is written as text.
+    pub kind: Kind,
+    /// The values it takes, when they are few (`log_format`).
+    pub values: Vec<String>,
+    /// The long flag, without `--`.
+    pub flag: String,
+}
+
+impl Setting {
+    /// Its environment variable.
+    pub fn env(&self) -> String {
+        format!("PORTCULLIS_{}", self.key.to_uppercase())
+    }
+
+    /// Whether its flag turns it off (a setting true by default: `--no-watch`).
+    pub fn flag_turns_off(&self) -> bool {
+        self.kind == Kind::Bool && self.default.as_deref() == Some("true")
+    }
+
+    /// Its long flag, without `--`.
+    pub fn long(&self) -> String {
+        if self.flag_turns_off() {
+            format!("no-{}", self.flag)
+        } else {
+            self.flag.clone()
+        }
+    }
+}
+
+/// Every setting, in the order [`Settings`] declares them.
+pub fn settings() -> Vec<Setting> {
+    let schema = schemars::schema_for!(Settings);
+    let Some(properties) = schema.get("properties").and_then(serde_json::Value::as_object) else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    properties
+        .iter()
+        .map(|(key, p)| {
+            let types: Vec<&str> = match &p["type"] {
+                serde_json::Value::String(t) => vec![t.as_str()],
+                serde_json::Value::Array(ts) => ts.iter().filter_map(serde_json::Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let kind = match types.iter().find(|t| **t != "null") {
+                Some(&"integer") => Kind::Number,
+                Some(&"boolean") => Kind::Bool,
+                Some(&"array") => Kind::List,
+                _ => Kind::Text,
+            };
+            let default = match &p["default"] {
+                serde_json::Value::Null => None,
+                serde_json::Value::Array(a) if a.is_empty() => None,
+                serde_json::Value::Array(a) => Some(a.iter().map(text).collect::<Vec<_>>().join(", ")),
+                v => Some(text(v)),
+            };
+            let values = p["enum"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(p["oneOf"].as_array().into_iter().flatten().map(|v| &v["const"]))
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            Setting {
+                key: key.clone(),
+                doc: p["description"].as_str().unwrap_or_default().replace('\n', " "),
+                default,
+                kind,
+                values,
+                flag: p["x-flag"]
+                    .as_str()
+                    .map_or_else(|| key.replace('_', "-"), str::to_owned),
+            }
+        })
+        .collect()
+}
+
+/// One layer of settings by key, as a file, the environment or the flags give them;
+/// `Layer::default()` gives none.
+#[derive(Clone, Default)]
+pub struct Layer(toml::Table);
+
+impl std::fmt::Debug for Layer {
+    /// The keys only: a layer may hold the API key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
 impl Layer {
-    /// Reads a `portcullis.toml`.
+    /// This layer with `key` set to `value`.
+    pub fn set(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.0.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Sets `setting` from text (a variable's value, a flag's values), checked on its own so
+    /// an error names `name`.
+    pub fn set_text(&mut self, setting: &Setting, name: &str, raw: &[String]) -> Result<(), String> {
+        let value = setting.kind.value(name, raw)?;
+        let one = Layer::default().set(&setting.key, value.clone());
+        one.settings().map_err(|e| format!("`{name}`: {}", e.message()))?;
+        self.0.insert(setting.key.clone(), value);
+        Ok(())
+    }
+
+    /// Reads a `portcullis.toml`; unknown keys are an error.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |e: toml::de::Error| ConfigError::File(format!("invalid `{}`: {e}", path.display()));
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::File(format!("cannot read `{}`: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| ConfigError::File(format!("invalid `{}`: {e}", path.display())))
+        toml::from_str::<Settings>(&text).map_err(invalid)?;
+        toml::from_str(&text).map(Self).map_err(invalid)
     }
 
     /// Reads the `PORTCULLIS_*` variables; other variables are ignored, unknown
     /// `PORTCULLIS_*` ones are an error so a typo never goes unnoticed.
     pub fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut table = BTreeMap::new();
+        let all = settings();
+        let mut layer = Self::default();
         for (k, v) in env {
             let Some(key) = k.strip_prefix("PORTCULLIS_") else {
                 continue;
@@ -551,45 +646,26 @@ impl Layer {
             if key == "log" {
                 continue;
             }
-            let value = match key.as_str() {
-                "max_body_bytes"
-                | "max_batch"
-                | "max_json_depth"
-                | "header_read_timeout_ms"
-                | "request_timeout_ms"
-                | "reload_debounce_ms"
-                | "session_idle_minutes"
-                | "session_lifetime_minutes"
-                | "argon2_memory_kib"
-                | "argon2_iterations"
-                | "argon2_lanes"
-                | "max_concurrent_hashes"
-                | "user_cache"
-                | "decision_cache"
-                | "slice_cache"
-                | "drain_delay_ms"
-                | "shutdown_grace_ms" => v
-                    .parse::<i64>()
-                    .map(toml::Value::Integer)
-                    .map_err(|_| ConfigError::Env(format!("`{k}` must be a number, not `{v}`")))?,
-                "allowed_hosts" | "passkey_origins" => toml::Value::Array(
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|h| !h.is_empty())
-                        .map(|h| toml::Value::String(h.to_owned()))
-                        .collect(),
-                ),
-                "watch" | "console" => v
-                    .parse::<bool>()
-                    .map(toml::Value::Boolean)
-                    .map_err(|_| ConfigError::Env(format!("`{k}` must be true or false")))?,
-                _ => toml::Value::String(v),
+            let Some(setting) = all.iter().find(|s| s.key == key) else {
+                return Err(ConfigError::Env(format!(
+                    "`{k}` names no setting (`{key}`); `portcullis serve --help` lists them"
+                )));
             };
-            table.insert(key, value);
+            layer.set_text(setting, &k, &[v]).map_err(ConfigError::Env)?;
         }
-        toml::Value::Table(table.into_iter().collect())
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Env(format!("invalid environment: {e}")))
+        Ok(layer)
+    }
+
+    /// This layer over `below`: its keys win.
+    pub fn over(self, below: Layer) -> Layer {
+        let mut table = below.0;
+        table.extend(self.0);
+        Layer(table)
+    }
+
+    /// The settings of this layer, the defaults for the keys it does not give.
+    pub fn settings(&self) -> Result<Settings, toml::de::Error> {
+        toml::Value::Table(self.0.clone()).try_into()
     }
 }
 
@@ -623,10 +699,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.toml");
         std::fs::write(&file, "max_batch = 10\nmax_json_depth = 8\npolicies = \"a\"\n").unwrap();
-        let flags = Layer {
-            max_json_depth: Some(9),
-            ..Layer::default()
-        };
+        let flags = Layer::default().set("max_json_depth", 9);
         let c = Config::resolve(
             Some(&file),
             env(&[("PORTCULLIS_MAX_BATCH", "20"), ("HOME", "/x")]),
@@ -636,8 +709,8 @@ mod tests {
         assert_eq!(c.limits.max_batch, 20);
         assert_eq!(c.limits.max_json_depth, 9);
         assert_eq!(c.policies, PathBuf::from("a"));
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.limits.max_body_bytes, Limits::DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8180");
+        assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
     }
 
     #[test]
@@ -653,10 +726,7 @@ mod tests {
 
     #[test]
     fn beyond_loopback_needs_a_key() {
-        let flags = Layer {
-            listen: Some("0.0.0.0:8180".parse().unwrap()),
-            ..Layer::default()
-        };
+        let flags = Layer::default().set("listen", "0.0.0.0:8180");
         let e = Config::resolve(None, env(&[]), flags.clone()).unwrap_err();
         assert!(e.to_string().contains("API key"), "{e}");
         let c = Config::resolve(None, env(&[("PORTCULLIS_API_KEY", "0123456789abcdef0")]), flags).unwrap();
@@ -707,5 +777,127 @@ mod tests {
                 Config::resolve(None, env(&[("PORTCULLIS_PUBLIC_URL", bad)]), Layer::default()).unwrap_err();
             assert!(e.to_string().contains("public_url"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn env_values_are_typed_by_their_declaration() {
+        let c = Config::resolve(
+            None,
+            env(&[
+                ("PORTCULLIS_WATCH", "false"),
+                ("PORTCULLIS_CONSOLE", "true"),
+                ("PORTCULLIS_HEADER_READ_TIMEOUT_MS", "300"),
+                ("PORTCULLIS_SESSION_IDLE_MINUTES", "5"),
+                ("PORTCULLIS_SLICE_CACHE", "0"),
+                ("PORTCULLIS_API_KEY", "1234567890123456"),
+                ("PORTCULLIS_LOG_FORMAT", "json"),
+                ("PORTCULLIS_LOG", "debug"),
+            ]),
+            Layer::default(),
+        )
+        .unwrap();
+        assert!(!c.watch && c.console);
+        assert_eq!(c.limits.header_read_timeout, Duration::from_millis(300));
+        assert_eq!(c.sign_in.session_idle, Duration::from_secs(300));
+        assert_eq!(c.caches.slices, 0);
+        assert_eq!(c.api_key.unwrap().expose(), "1234567890123456");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.database_url.as_deref(), Some(DEFAULT_DATABASE));
+        for (k, v, says) in [
+            ("PORTCULLIS_MAX_BATCH", "ten", "must be a number"),
+            ("PORTCULLIS_WATCH", "no", "must be true or false"),
+            ("PORTCULLIS_LISTEN", "here", "PORTCULLIS_LISTEN"),
+            (
+                "PORTCULLIS_TEST_POSTGRES_URL",
+                "postgres://x",
+                "test_postgres_url",
+            ),
+        ] {
+            let e = Config::resolve(None, env(&[(k, v)]), Layer::default()).unwrap_err();
+            assert!(e.to_string().contains(says), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn groups_are_on_when_a_key_is_set_and_checked() {
+        let c = Config::resolve(None, env(&[]), Layer::default()).unwrap();
+        assert!(c.tls.is_none() && c.sign_in.passkeys.is_none());
+        let e =
+            Config::resolve(None, env(&[("PORTCULLIS_TLS_CERT", "c.pem")]), Layer::default()).unwrap_err();
+        assert!(e.to_string().contains("TLS needs both"), "{e}");
+        let e = Config::resolve(
+            None,
+            env(&[("PORTCULLIS_PASSKEY_RP_NAME", "Acme")]),
+            Layer::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("passkeys need `passkey_rp_id`"), "{e}");
+        let e = Config::resolve(
+            None,
+            env(&[("PORTCULLIS_PASSKEY_RP_ID", "example.com")]),
+            Layer::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("passkeys need `passkey_origins`"), "{e}");
+        let c = Config::resolve(
+            None,
+            env(&[
+                ("PORTCULLIS_PASSKEY_RP_ID", "example.com"),
+                (
+                    "PORTCULLIS_PASSKEY_ORIGINS",
+                    "https://example.com, https://www.example.com",
+                ),
+            ]),
+            Layer::default(),
+        )
+        .unwrap();
+        let p = c.sign_in.passkeys.unwrap();
+        assert_eq!(p.origins.len(), 2);
+        assert_eq!(p.rp_name, "Portcullis");
+    }
+
+    /// The declaration is what `--help` reads: every setting has its doc, its kind and, where
+    /// it has one, the default the code uses.
+    #[test]
+    fn settings_are_read_from_their_declaration() {
+        let all = settings();
+        let get = |k: &str| all.iter().find(|s| s.key == k).unwrap();
+        assert_eq!(all.len(), 35);
+        assert_eq!(all[0].key, "listen", "in declaration order");
+        assert!(all.iter().all(|s| !s.doc.is_empty() && !s.doc.contains('\n')));
+        assert_eq!(get("max_batch").default.as_deref(), Some("1000"));
+        assert_eq!(get("max_batch").kind, Kind::Number);
+        assert_eq!(get("watch").default.as_deref(), Some("true"));
+        assert_eq!(get("console").kind, Kind::Bool);
+        assert_eq!(get("allowed_hosts").flag, "allowed-host");
+        assert_eq!(
+            get("allowed_hosts").default.as_deref(),
+            Some("localhost, 127.0.0.1, [::1]")
+        );
+        assert_eq!(get("log_format").values, ["text", "json"]);
+        assert_eq!(get("listen").default.as_deref(), Some("127.0.0.1:8180"));
+        assert_eq!(get("api_key").default, None);
+        assert_eq!(get("tls_client_ca").env(), "PORTCULLIS_TLS_CLIENT_CA");
+    }
+
+    /// The README's configuration table names settings that exist.
+    #[test]
+    fn the_readme_table_names_real_settings() {
+        let readme = include_str!("../../README.md");
+        let keys: Vec<String> = settings().into_iter().map(|s| s.key).collect();
+        let table = readme
+            .split_once("| key | default | |")
+            .and_then(|(_, rest)| rest.split_once("\n\n"))
+            .unwrap()
+            .0;
+        let mut rows = 0;
+        for line in table.lines().filter(|l| l.starts_with("| `")) {
+            let first = line.split('|').nth(1).unwrap();
+            for key in first.split('`').skip(1).step_by(2) {
+                assert!(keys.iter().any(|k| k == key), "README names `{key}`");
+                rows += 1;
+            }
+        }
+        assert!(rows > 20, "{rows}");
     }
 }

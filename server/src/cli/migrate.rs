@@ -21,10 +21,17 @@ impl DatabaseArgs {
         }
         let file = std::path::Path::new(portcullis_server::config::DEFAULT_CONFIG_FILE);
         file.is_file()
-            .then(|| portcullis_server::config::Layer::from_file(file).ok())
+            .then(|| {
+                portcullis_server::config::Layer::from_file(file)
+                    .ok()?
+                    .settings()
+                    .ok()
+            })
             .flatten()
-            .and_then(|l| l.database_url)
-            .unwrap_or_else(|| portcullis_server::config::DEFAULT_DATABASE.to_owned())
+            .map_or_else(
+                || portcullis_server::config::DEFAULT_DATABASE.to_owned(),
+                |s| s.database_url,
+            )
     }
 }
 

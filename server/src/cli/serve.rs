@@ -4,10 +4,9 @@
 //! environment → these flags. SIGHUP reloads the policy folder; SIGTERM and SIGINT stop
 //! accepting, let in-flight requests finish, then exit 0.
 
-use std::path::PathBuf;
-
-use clap::Args;
-use portcullis_server::config::{Config, Layer, LogFormat};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args};
+use portcullis_server::config::{settings, Config, Kind, Layer, LogFormat, DEFAULT_CONFIG_FILE};
 use portcullis_server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -16,119 +15,90 @@ use super::{EXIT_ERROR, EXIT_OK};
 /// Arguments of `portcullis serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The policy folder [default: policies].
-    folder: Option<PathBuf>,
-    /// A config file [default: portcullis.toml when present].
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Listen address [default: 127.0.0.1:8180].
-    #[arg(long)]
-    listen: Option<std::net::SocketAddr>,
-    /// A static entities file (Cedar JSON entity array), reloaded with the policies.
-    #[arg(long)]
-    entities: Option<PathBuf>,
-    /// Service API key for the decision endpoints; required beyond loopback. Prefer
-    /// `PORTCULLIS_API_KEY`, which does not show in the process list.
-    #[arg(long)]
-    api_key: Option<String>,
-    /// Largest request body in bytes [default: 1048576].
-    #[arg(long)]
-    max_body_bytes: Option<usize>,
-    /// Most checks in one batch [default: 1000].
-    #[arg(long)]
-    max_batch: Option<usize>,
-    /// Deepest JSON nesting accepted [default: 64].
-    #[arg(long)]
-    max_json_depth: Option<usize>,
-    /// Time a client has to send its request headers, in ms [default: 5000].
-    #[arg(long)]
-    header_read_timeout_ms: Option<u64>,
-    /// Time one request may take, in ms [default: 10000].
-    #[arg(long)]
-    request_timeout_ms: Option<u64>,
-    /// Quiet time after a file change before reloading, in ms [default: 50].
-    #[arg(long)]
-    reload_debounce_ms: Option<u64>,
-    /// Do not watch the policy folder (reload on SIGHUP or `POST /v1/policy/reload` only).
-    #[arg(long)]
-    no_watch: bool,
-    /// Turn on the product owner's console at `GET /`: edit `roles.toml` from the page (preview,
-    /// save, undo) and try the folder as one of its users [default: off].
-    #[arg(long)]
-    console: bool,
-    /// Log format [default: text]; the filter is `PORTCULLIS_LOG` (e.g. `info,portcullis=debug`).
-    #[arg(long, value_enum)]
-    log_format: Option<LogFormat>,
-    /// The user store: `postgres://…` or a SQLite file [default: portcullis.db].
-    #[arg(long)]
-    database_url: Option<String>,
-    /// Stored users whose facts are kept in memory; 0 turns the cache off [default: 100000].
-    #[arg(long)]
-    user_cache: Option<usize>,
-    /// Decisions kept per policy version; 0 turns the cache off [default: 16384].
-    #[arg(long)]
-    decision_cache: Option<usize>,
-    /// Slices and parsed inline entities kept per policy version; 0 turns the cache off
-    /// [default: 256].
-    #[arg(long)]
-    slice_cache: Option<usize>,
-    /// A name the `Host` header may carry (repeat it for several; `*` allows any)
-    /// [default: localhost, 127.0.0.1, [::1]; the listen address is always allowed].
-    #[arg(long = "allowed-host", value_name = "NAME")]
-    allowed_hosts: Vec<String>,
-    /// The URL clients reach this server at (e.g. `https://authz.example.com`), as the AuthZEN
-    /// metadata advertises it [default: http:// and the listen address].
-    #[arg(long)]
-    public_url: Option<String>,
-    /// After SIGTERM, keep answering this long (with `GET /readyz` at 503) before closing the
-    /// listener, so a load balancer stops sending first, in ms [default: 0].
-    #[arg(long)]
-    drain_delay_ms: Option<u64>,
-    /// Once the listener is closed, time requests in flight get to finish, in ms
-    /// [default: the request timeout and a second].
-    #[arg(long)]
-    shutdown_grace_ms: Option<u64>,
-    /// Serve HTTPS with this certificate chain (PEM, leaf first), reloaded when it changes.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key of `--tls-cert` (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Require, on the decision API, a client certificate signed by one of these CAs (PEM):
-    /// mutual TLS between the application and Portcullis.
-    #[arg(long, requires = "tls_cert")]
-    tls_client_ca: Option<PathBuf>,
+    /// The policy folder (the setting `policies`).
+    #[arg(conflicts_with = "policies")]
+    folder: Option<String>,
+    #[arg(long, help = format!("A config file [default: {DEFAULT_CONFIG_FILE} when present]"))]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+/// A flag for every setting, made from its declaration in `config::Settings`; the layer they
+/// give, or what is wrong with one.
+#[derive(Debug, Clone)]
+struct Flags(Result<Layer, String>);
+
+impl Args for Flags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        settings().into_iter().fold(cmd, |cmd, s| {
+            let mut help = s.doc.clone();
+            if s.flag_turns_off() {
+                help = format!("Turns off `{}`: {help}", s.key);
+            }
+            if let Some(d) = &s.default {
+                help.push_str(&format!(" [default: {d}]"));
+            }
+            help.push_str(&format!(" [env: {}]", s.env()));
+            let arg = Arg::new(s.key.clone())
+                .long(s.long())
+                .help(help)
+                .value_name(s.key.to_uppercase());
+            cmd.arg(match s.kind {
+                Kind::Bool => arg.action(ArgAction::SetTrue),
+                Kind::List => arg.action(ArgAction::Append).value_delimiter(','),
+                _ if !s.values.is_empty() => {
+                    arg.value_parser(clap::builder::PossibleValuesParser::new(s.values))
+                }
+                _ => arg,
+            })
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for Flags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut layer = Layer::default();
+        for s in settings() {
+            if m.value_source(&s.key) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            // A flag of a setting true by default (`--no-watch`) turns it off, else on.
+            let raw = match s.kind {
+                Kind::Bool => vec![(!s.flag_turns_off()).to_string()],
+                _ => m
+                    .get_many::<String>(&s.key)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            };
+            // Said by `run` like a bad variable, rather than as a clap error without usage.
+            if let Err(e) = layer.set_text(&s, &format!("--{}", s.long()), &raw) {
+                return Ok(Self(Err(e)));
+            }
+        }
+        Ok(Self(Ok(layer)))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
 impl ServeArgs {
-    fn layer(&self) -> Layer {
-        Layer {
-            listen: self.listen,
-            policies: self.folder.clone(),
-            entities: self.entities.clone(),
-            api_key: self.api_key.clone(),
-            max_body_bytes: self.max_body_bytes,
-            max_batch: self.max_batch,
-            max_json_depth: self.max_json_depth,
-            header_read_timeout_ms: self.header_read_timeout_ms,
-            request_timeout_ms: self.request_timeout_ms,
-            reload_debounce_ms: self.reload_debounce_ms,
-            watch: self.no_watch.then_some(false),
-            console: self.console.then_some(true),
-            log_format: self.log_format,
-            database_url: self.database_url.clone(),
-            user_cache: self.user_cache,
-            decision_cache: self.decision_cache,
-            slice_cache: self.slice_cache,
-            allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
-            public_url: self.public_url.clone(),
-            drain_delay_ms: self.drain_delay_ms,
-            shutdown_grace_ms: self.shutdown_grace_ms,
-            tls_cert: self.tls_cert.clone(),
-            tls_key: self.tls_key.clone(),
-            tls_client_ca: self.tls_client_ca.clone(),
-            ..Layer::default()
-        }
+    /// The flags' layer, the folder argument as `policies`.
+    fn layer(&self) -> Result<Layer, String> {
+        let flags = self.flags.0.clone()?;
+        Ok(match &self.folder {
+            Some(f) => flags.set("policies", f.as_str()),
+            None => flags,
+        })
     }
 }
 
@@ -168,7 +138,10 @@ async fn until_signal() {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(a: ServeArgs) -> u8 {
-    let config = match Config::resolve(a.config.as_deref(), std::env::vars(), a.layer()) {
+    let resolved = a.layer().and_then(|flags| {
+        Config::resolve(a.config.as_deref(), std::env::vars(), flags).map_err(|e| e.to_string())
+    });
+    let config = match resolved {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -450,6 +450,32 @@ fn every_command_has_help() {
     }
 }
 
+/// `portcullis serve --help` shows every setting with its variable and the default the code
+/// uses, read from its one declaration (`config::Settings`).
+#[test]
+fn serve_help_shows_every_setting_and_its_real_default() {
+    let out = bin().args(["serve", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for s in portcullis_server::config::settings() {
+        let flag = format!("--{}", s.long());
+        assert!(
+            help.lines()
+                .map(str::trim)
+                .any(|l| l == flag || l.starts_with(&format!("{flag} "))),
+            "{flag}"
+        );
+        assert!(help.contains(&format!("[env: {}]", s.env())), "{}", s.key);
+        if let Some(d) = &s.default {
+            assert!(help.contains(&format!("[default: {d}]")), "{}: {d}", s.key);
+        }
+    }
+    assert!(
+        help.contains("--no-watch") && help.contains("[default: 1000]"),
+        "{help}"
+    );
+}
+
 /// `portcullis backup` copies a SQLite store a server is using (the copy serves its users),
 /// reminds of the sealing key, never overwrites, and sends PostgreSQL users to `pg_dump`.
 #[test]
