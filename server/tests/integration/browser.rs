@@ -8,19 +8,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::cdp::{chromium, HEADLESS};
 use crate::common::{await_install, olivia_creates, start, Fixture};
-
-fn chromium() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var("PORTCULLIS_CHROMIUM").unwrap_or_default(),
-        "/usr/bin/chromium".to_owned(),
-    ];
-    candidates
-        .into_iter()
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
 
 /// Runs headless Chromium on `url` with extra flags; returns stdout.
 async fn chrome(bin: &std::path::Path, url: String, extra: Vec<String>) -> String {
@@ -28,18 +17,8 @@ async fn chrome(bin: &std::path::Path, url: String, extra: Vec<String>) -> Strin
     tokio::task::spawn_blocking(move || {
         let profile = tempfile::tempdir().unwrap();
         let out = Command::new(bin)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--virtual-time-budget=5000",
-            ])
+            .args(HEADLESS)
+            .arg("--virtual-time-budget=5000")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
             .arg(url)

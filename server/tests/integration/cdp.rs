@@ -29,6 +29,20 @@ pub fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The flags every headless Chromium of the tests runs with: no sandbox (CI runs as root), no
+/// GPU, nothing fetched from the network on its own, a fresh profile each time.
+pub const HEADLESS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 /// One headless Chromium and its DevTools connection.
 pub struct Browser {
     child: Child,
@@ -47,16 +61,8 @@ impl Browser {
     pub async fn launch(bin: &Path) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new(bin)
+            .args(HEADLESS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
