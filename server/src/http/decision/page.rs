@@ -550,7 +550,7 @@ $('decide-form').addEventListener('submit', async e => {
     ? await call('POST', '/v1/console/try', {world: w.file, user, action, resource, context: contextOf()})
     : await call('POST', '/v1/authorize', {principal: userUid(user), action, resource, context: contextOf(), explain: true});
   if (!r.ok) { out.dataset.decision = 'error'; out.textContent = 'error: ' + message(r); text.textContent = ''; return; }
-  const x = w ? r.body.explanation : r.body.explanation;
+  const x = r.body.explanation;
   const decision = w ? x.decision.decision : r.body.decision;
   out.dataset.decision = decision;
   out.textContent = `${user} ${action} ${resource}: ${decision}`;
