@@ -16,6 +16,7 @@ use crate::snapshot::{Effect, PolicyInfo, Snapshot};
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     /// The action is allowed.
     Allow,
@@ -35,6 +36,7 @@ impl Outcome {
 
 /// An error met while evaluating one policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyError {
     /// The policy.
     pub policy: String,

@@ -14,6 +14,7 @@ use crate::snapshot::Snapshot;
 
 /// The answer for one action.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionPermission {
     /// The action id.
     pub action: String,
@@ -25,6 +26,7 @@ pub struct ActionPermission {
 
 /// A feature of the matrix, judged on this resource.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeaturePermission {
     /// Feature name.
     pub feature: String,
@@ -38,6 +40,7 @@ pub struct FeaturePermission {
 
 /// Everything a principal may do on a resource.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Permissions {
     /// The allowed action ids.
     pub allowed: Vec<String>,
@@ -47,6 +50,7 @@ pub struct Permissions {
     pub features: Vec<FeaturePermission>,
     /// Actions that apply but could not be asked with this context, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
     pub skipped: Vec<(String, String)>,
     /// The policy version.
     pub version: String,

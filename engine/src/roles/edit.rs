@@ -31,6 +31,8 @@ use super::model::valid_name;
 /// How a role holds a feature: the matrix's cell values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsoleAccess))]
 pub enum Access {
     /// On every record of its company (`roles`).
     Yes,
@@ -45,6 +47,8 @@ pub enum Access {
 /// What a name in `roles.toml` names, for renames and titles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsoleKind))]
 pub enum Kind {
     /// `[roles.NAME]`.
     Role,
@@ -83,6 +87,8 @@ impl Kind {
 /// One change of `roles.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ConsoleEdit))]
 pub enum Edit {
     /// A matrix cell: how `role` holds `feature`. The role moves between the feature's `roles`,
     /// `own` and `addon_roles` lists; given an `account_type` the feature is limited away from,

@@ -33,7 +33,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -48,17 +47,31 @@ pub fn router(state: Arc<AppState>) -> Router {
     router_with(state, Router::new())
 }
 
+/// Every route of the three adapters and the document's own, those that need the service API
+/// key apart: the router and the OpenAPI document ([`openapi`]) are both made from these.
+fn adapters() -> (openapi::ApiRouter, openapi::ApiRouter) {
+    let open = decision::open()
+        .routes(utoipa_axum::routes!(openapi::document))
+        .merge(manage::router().into())
+        .merge(signin::router().into());
+    (open, decision::guarded())
+}
+
+/// The routes, for the document.
+fn routes() -> openapi::ApiRouter {
+    let (open, guarded) = adapters();
+    open.merge(guarded)
+}
+
 /// The whole API plus `extra` routes (given the same guards and layers), for tests.
 pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
-    let guarded = decision::guarded()
-        .merge(extra)
+    let (open, guarded) = adapters();
+    let guarded = guarded
+        .merge(extra.into())
         .route_layer(middleware::from_fn_with_state(state.clone(), api_key));
     let limits = state.config.limits;
-    decision::open()
-        .route("/openapi.json", get(openapi::document))
-        .merge(guarded)
-        .merge(manage::router())
-        .merge(signin::router())
+    let (routes, _) = open.merge(guarded).split_for_parts();
+    routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -1,23 +1,188 @@
-//! The OpenAPI 3.1 document of the whole API, served at `GET /openapi.json`: the decision
-//! adapter's document with the management and sign-in adapters' parts merged in.
+//! The OpenAPI 3.1 document of the whole API, served at `GET /openapi.json`, derived from the
+//! handlers with utoipa.
 //!
-//! Each part is written by hand next to the routes it describes; tests check that every
-//! route of the router appears in it.
+//! Each handler's `#[utoipa::path]` names its method, path, parameters, request body and
+//! answers, and `utoipa_axum::routes!` registers the handler on the router from that same
+//! attribute: a route cannot be missing from the document, nor stand at another path there.
+//! Bodies and query strings are the handlers' own types (`ToSchema`, `IntoParams`). This
+//! module adds what no handler owns: the title, the security schemes, the error envelope and
+//! unique operation ids.
 
-use axum::Json;
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde_json::Value;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
-use super::{decision, manage, signin};
+use crate::state::AppState;
+
+/// A router whose routes carry their part of the document.
+pub type ApiRouter = utoipa_axum::router::OpenApiRouter<Arc<AppState>>;
 
 /// The whole document.
 pub fn openapi() -> Value {
-    let mut doc = decision::openapi::openapi();
-    manage::openapi::extend(&mut doc);
-    signin::openapi::extend(&mut doc);
-    doc
+    DOCUMENT.0.clone()
 }
 
-/// `GET /openapi.json`.
-pub async fn document() -> Json<Value> {
-    Json(openapi())
+/// The document, built once: as a value, and as the bytes `GET /openapi.json` answers.
+static DOCUMENT: LazyLock<(Value, Vec<u8>)> = LazyLock::new(|| {
+    let mut api = super::routes().into_openapi();
+    complete(&mut api);
+    let mut doc = serde_json::to_value(&api).unwrap_or_default();
+    super::manage::openapi::extend(&mut doc);
+    super::signin::openapi::extend(&mut doc);
+    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+    (doc, bytes)
+});
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1")))]
+pub async fn document() -> axum::response::Response {
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.1.clone()).into_response()
+}
+
+/// Adds what no handler owns: the title and version, the security schemes, the error
+/// envelope, and an operation id per operation made of its method and path (handlers of
+/// different adapters share names such as `list`).
+fn complete(api: &mut OpenApi) {
+    api.info.title = "Portcullis API".to_owned();
+    api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    api.info.description = Some(
+        "Decisions (`/v1/authorize`, AuthZEN), the policy console, the management API and \
+         sign-in of a Portcullis server."
+            .to_owned(),
+    );
+    api.info.license = None;
+    api.info.contact = None;
+    let components = api.components.get_or_insert_with(Default::default);
+    components.security_schemes.insert(
+        "bearer".to_owned(),
+        RefOr::T(SecurityScheme::Http(
+            HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build(),
+        )),
+    );
+    components.security_schemes.insert(
+        "apiKey".to_owned(),
+        RefOr::T(SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+            "X-Api-Key",
+        )))),
+    );
+    components
+        .schemas
+        .insert("Error".to_owned(), ErrorEnvelope::schema());
+    components.responses.insert(
+        "Error".to_owned(),
+        RefOr::T(
+            ResponseBuilder::new()
+                .description("the error envelope: a stable code and a message")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Error")))
+                        .build(),
+                )
+                .build(),
+        ),
+    );
+    for (path, item) in api.paths.paths.iter_mut() {
+        let slug: String = path
+            .trim_matches('/')
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let ops = [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                op.operation_id = Some(format!("{method}_{slug}").replace("__", "_"));
+            }
+        }
+    }
+}
+
+/// The error envelope every failure answers: `{ "error": { "code", "message" } }`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorEnvelope {
+    error: ErrorFields,
+}
+
+/// The fields of the error envelope.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorFields {
+    /// A stable, machine-readable code (`invalid_body`, `forbidden`, …).
+    code: String,
+    /// What is wrong, for a human.
+    message: String,
+}
+
+/// The error envelope under each of `codes`.
+pub fn envelope(codes: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    codes
+        .iter()
+        .map(|c| (c.to_string(), RefOr::Ref(Ref::from_response_name("Error"))))
+        .collect()
+}
+
+/// What a decision call may answer besides its result: a bad body (400), no or a bad key
+/// (401), too slow (408), too large (413).
+pub struct Refused;
+
+impl IntoResponses for Refused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        envelope(&[400, 401, 408, 413])
+    }
+}
+
+/// What a console call may answer besides its result: a bad body (400), no or a bad key
+/// (401), the console off (403), too slow (408), a stale version (409), too large (413).
+pub struct ConsoleRefused;
+
+impl IntoResponses for ConsoleRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        envelope(&[400, 401, 403, 408, 409, 413])
+    }
+}
+
+/// The error envelope alone, for one more status beside a set (`(status = 422, response =
+/// ErrorResponse)`).
+pub struct ErrorResponse;
+
+impl utoipa::ToResponse<'static> for ErrorResponse {
+    fn response() -> (&'static str, RefOr<Response>) {
+        ("Error", RefOr::Ref(Ref::from_response_name("Error")))
+    }
+}
+
+/// An entity reference as a request names it: `Portal::User::"alice"`, a bare id where the
+/// slot implies the type, or `{type, id}`.
+pub struct EntityRefSchema;
+
+impl PartialSchema for EntityRefSchema {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let doc: Value = serde_json::json!({
+            "description": "`Portal::User::\"alice\"`, a bare id where the slot implies the type, or {type, id}",
+            "oneOf": [
+                { "type": "string" },
+                { "type": "object", "required": ["type", "id"], "properties": { "type": { "type": "string" }, "id": { "type": "string" } }, "additionalProperties": false }
+            ]
+        });
+        serde_json::from_value(doc).unwrap_or_else(|_| RefOr::T(Default::default()))
+    }
+}
+
+impl ToSchema for EntityRefSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "EntityRef".into()
+    }
 }

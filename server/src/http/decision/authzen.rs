@@ -17,16 +17,19 @@ use axum::Json;
 use portcullis_engine::{Decision, EntityRef, Slot};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use crate::decision::decision_id;
 use crate::decision::{ask, Given, Question};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
+use crate::http::openapi::Refused;
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 
 /// An AuthZEN subject or resource.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = AuthzenThing)]
 pub struct Thing {
     /// The entity type.
     #[serde(rename = "type")]
@@ -39,7 +42,8 @@ pub struct Thing {
 }
 
 /// An AuthZEN action.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = AuthzenAction)]
 pub struct Action {
     /// The action id.
     pub name: String,
@@ -49,7 +53,8 @@ pub struct Action {
 }
 
 /// `POST /access/v1/evaluation` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AuthzenEvaluation)]
 pub struct Evaluation {
     /// The principal.
     pub subject: Thing,
@@ -59,14 +64,17 @@ pub struct Evaluation {
     pub resource: Thing,
     /// The context.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Map<String, Value>>,
     /// Extension: Cedar JSON entities the decision needs.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<Value>,
 }
 
 /// One item of `evaluations`: any part left out comes from the request's top level.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = AuthzenPartialEvaluation)]
 pub struct PartialEvaluation {
     /// The principal.
     pub subject: Option<Thing>,
@@ -75,11 +83,13 @@ pub struct PartialEvaluation {
     /// The resource.
     pub resource: Option<Thing>,
     /// The context.
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Map<String, Value>>,
 }
 
 /// `options` of `evaluations`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = AuthzenOptions)]
 pub struct Options {
     /// `execute_all` (default), `deny_on_first_deny` or `permit_on_first_permit`.
     #[serde(default)]
@@ -87,7 +97,8 @@ pub struct Options {
 }
 
 /// `POST /access/v1/evaluations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AuthzenEvaluations)]
 pub struct Evaluations {
     /// Default principal.
     pub subject: Option<Thing>,
@@ -96,6 +107,7 @@ pub struct Evaluations {
     /// Default resource.
     pub resource: Option<Thing>,
     /// Default context.
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Map<String, Value>>,
     /// The checks.
     #[serde(default)]
@@ -105,6 +117,7 @@ pub struct Evaluations {
     pub options: Options,
     /// Extension: Cedar JSON entities every check may use.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<Value>,
 }
 
@@ -323,7 +336,28 @@ pub(crate) async fn evaluate(
     Ok((d, ignored))
 }
 
-/// `POST /access/v1/evaluation`.
+/// The answer to one AuthZEN evaluation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthzenDecision {
+    /// Allowed or not.
+    pub decision: bool,
+    /// The decision id, the policy version and the reasons; `ignored` keys; `error` for an
+    /// evaluation of a batch that could not be decided.
+    #[schema(value_type = Object)]
+    pub context: Value,
+}
+
+/// The answers to AuthZEN evaluations, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthzenDecisions {
+    /// One answer per evaluation (fewer when the semantic stopped early).
+    pub evaluations: Vec<AuthzenDecision>,
+}
+
+/// AuthZEN Access Evaluation
+#[utoipa::path(post, path = "/access/v1/evaluation", request_body = Evaluation,
+    responses((status = 200, description = "the decision", body = AuthzenDecision), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn evaluation(
     State(app): State<Arc<AppState>>,
     ApiJson(e): ApiJson<Evaluation>,
@@ -352,7 +386,12 @@ pub async fn evaluation(
     ))
 }
 
-/// `POST /access/v1/evaluations`.
+/// AuthZEN Access Evaluations
+///
+/// Without `evaluations`, one decision as for `/access/v1/evaluation`.
+#[utoipa::path(post, path = "/access/v1/evaluations", request_body = Evaluations,
+    responses((status = 200, description = "one decision per evaluation", body = AuthzenDecisions), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn evaluations(
     State(app): State<Arc<AppState>>,
     ApiJson(req): ApiJson<Evaluations>,
@@ -446,8 +485,11 @@ pub async fn evaluations(
     Ok(Json(json!({ "evaluations": out })))
 }
 
-/// `GET /.well-known/authzen-configuration`: the endpoints under the configured
-/// `public_url` (never the request's `Host`, which a client chooses).
+/// AuthZEN PDP metadata
+///
+/// The endpoints under the configured `public_url` (never the request's `Host`, which a
+/// client chooses).
+#[utoipa::path(get, path = "/.well-known/authzen-configuration", responses((status = 200, description = "metadata", body = Object)))]
 pub async fn configuration(State(app): State<Arc<AppState>>) -> Json<Value> {
     let base = app.base_url();
     Json(json!({

@@ -29,11 +29,13 @@ use portcullis_engine::{fixtures, Diagnostics, EntityRef, Slot, Snapshot};
 use portcullis_engine::{SourceLimits, SourceSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use super::policy::rfc3339;
 use crate::console::{Save, HISTORY};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
+use crate::http::openapi::{ConsoleRefused, ErrorResponse};
 use crate::state::AppState;
 
 /// How long a proof may take (the request timeout, when longer, wins).
@@ -44,12 +46,14 @@ pub const MAX_EDITS: usize = 200;
 const ROLES: &str = "roles.toml";
 
 /// The body of preview, prove and save.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConsoleEdits)]
 pub struct EditsBody {
     /// The policy version the page shows (from `GET /v1/policy`): edits apply to it.
     pub base: String,
-    /// The changes, in order.
+    /// The changes, in order (at most 200).
+    #[schema(max_items = 200)]
     pub edits: Vec<Edit>,
 }
 
@@ -138,8 +142,12 @@ fn build_failed(d: &Diagnostics) -> Response {
         .into_response()
 }
 
-/// `GET /v1/console`: what the page builds its forms from: the role model, the schema's
-/// actions and types, the fixtures' worlds and their users, the stored users, the saves.
+/// The console's overview: role model, actions, fixture worlds and their users, stored users, saves
+///
+/// What the page builds its forms from.
+#[utoipa::path(get, path = "/v1/console",
+    responses((status = 200, description = "the overview", body = Object), ConsoleRefused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn overview(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     enabled(&app)?;
     let served = app.served();
@@ -244,33 +252,51 @@ fn worlds(s: &Snapshot) -> Vec<Value> {
 }
 
 /// The answer of a preview.
-#[derive(Debug, Serialize)]
-struct Preview {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ConsolePreview)]
+pub struct Preview {
+    /// The version the edits were made on.
     base: String,
+    /// Whether the edited folder builds.
     builds: bool,
     /// The version the edited folder would have.
     version: Option<String>,
+    /// `roles.toml`'s unified diff.
     text_diff: String,
+    /// Why it does not build.
+    #[schema(value_type = Option<Vec<Object>>)]
     diagnostics: Option<Diagnostics>,
+    /// The same, as text.
     diagnostics_text: Option<String>,
+    /// The matrix cells that change.
+    #[schema(value_type = Vec<Object>)]
     cells: Vec<diff::CellChange>,
+    /// The fixture outcomes that change.
+    #[schema(value_type = Vec<Object>)]
     outcomes: Vec<diff::OutcomeChange>,
+    /// What else the edits open or close.
     notes: Vec<String>,
+    /// The folder's fixtures run on the edited folder.
     fixtures: Option<FixtureCount>,
+    /// Whether the folder has properties to prove.
     has_properties: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct FixtureCount {
+/// Fixture cases passed and failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FixtureCount {
     passed: usize,
     failed: usize,
 }
 
-/// `POST /v1/console/preview`: what the edits would change, without saving anything.
+/// What edits of roles.toml would change: text diff, matrix cells, fixture outcomes; nothing is saved
+#[utoipa::path(post, path = "/v1/console/preview", request_body = EditsBody,
+    responses((status = 200, description = "the preview", body = Preview), ConsoleRefused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn preview(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Preview>, ApiError> {
     let (old, e) = edited(&app, &body).await?;
     let text_diff = edit::unified_diff(ROLES, &e.old_text, &e.new_text);
     let has_properties = app.config.policies.join(properties::PROPERTIES_DIR).is_dir();
@@ -314,12 +340,17 @@ pub async fn preview(
             }
         }
     };
-    serde_json::to_value(p).map(Json).map_err(ApiError::internal)
+    Ok(Json(p))
 }
 
-/// `POST /v1/console/prove`: whether the folder's properties (and the built-in ones) still
-/// hold with the edits, each refuted one with its counterexample. Properties that compare with
-/// another version of the folder are left out (run `portcullis verify` for them).
+/// Whether the folder's properties hold with the edits (cvc5)
+///
+/// The folder's properties and the built-in ones, each refuted one with its counterexample.
+/// Properties that compare with another version of the folder are left out (run `portcullis
+/// verify` for them).
+#[utoipa::path(post, path = "/v1/console/prove", request_body = EditsBody,
+    responses((status = 200, description = "one verdict per property", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn prove(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
@@ -436,9 +467,13 @@ async fn audit(app: &AppState, action: &str, details: Value) {
     }
 }
 
-/// `POST /v1/console/save`: applies the edits to `roles.toml` on disk when the result builds,
-/// reloads, and answers the new version; 409 when the folder changed since `base`, 422 with
-/// the diagnostics when the result does not build.
+/// Write the edits to roles.toml when the result builds, and reload
+///
+/// Answers the new version; 409 when the folder changed since `base`, 422 with the
+/// diagnostics when the result does not build.
+#[utoipa::path(post, path = "/v1/console/save", request_body = EditsBody,
+    responses((status = 200, description = "the installed version and the save", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn save(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
@@ -492,8 +527,13 @@ pub async fn save(
     )
 }
 
-/// `POST /v1/console/undo`: puts back `roles.toml` as it was before the last save, when the
-/// file is still as that save left it (else 409: undo never overwrites a later edit).
+/// Put roles.toml back as it was before the last save
+///
+/// Only when the file is still as that save left it (else 409: undo never overwrites a later
+/// edit).
+#[utoipa::path(post, path = "/v1/console/undo",
+    responses((status = 200, description = "the installed version and the save undone", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn undo(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     enabled(&app)?;
     let _one = app.console.saving.lock().await;
@@ -533,10 +573,11 @@ pub async fn undo(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiEr
 }
 
 /// The body of `POST /v1/console/try`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConsoleTry)]
 pub struct TryBody {
-    /// The fixture file whose world the user lives in.
+    /// The fixture file whose world the user lives in, e.g. `fixtures/common.toml`.
     pub world: String,
     /// The user's id.
     pub user: String,
@@ -548,13 +589,18 @@ pub struct TryBody {
     pub resource: Option<String>,
     /// The request context.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub context: Map<String, Value>,
 }
 
-/// `POST /v1/console/try`: a fixture user of the served folder, decided against its fixture
-/// file's entities: without `action`, what it may do on a new record of each resource type
-/// (the matrix's features, by title); with `action` and `resource`, that one decision,
-/// explained.
+/// A fixture user's rights per resource type, or one decision explained
+///
+/// A fixture user of the served folder, decided against its fixture file's entities: without
+/// `action`, what it may do on a new record of each resource type (the matrix's features, by
+/// title); with `action` and `resource`, that one decision, explained.
+#[utoipa::path(post, path = "/v1/console/try", request_body = TryBody,
+    responses((status = 200, description = "rights per resource type, or the explanation", body = Object), ConsoleRefused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn try_as(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<TryBody>,

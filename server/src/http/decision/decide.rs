@@ -11,15 +11,17 @@ use axum::extract::State;
 use axum::Json;
 use portcullis_engine::{AuthzQuery, Decision, EntityRef, RequestError, Slot};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::decision::{ask, decision_id, Answer, BatchSlices, Given, Question, Resolved};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
+use crate::http::openapi::{EntityRefSchema, Refused};
 use crate::slice::{context_refs, Inline, Roots};
 use crate::state::AppState;
 
 /// The answer to one decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionBody {
     /// `allow` or `deny`.
     pub decision: portcullis_engine::Outcome,
@@ -29,8 +31,10 @@ pub struct DecisionBody {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<portcullis_engine::PolicyError>,
     /// The policy version decided under.
+    #[schema(value_type = String)]
     pub version: Arc<str>,
     /// A unique id for this decision, for audit logs.
+    #[schema(format = "uuid")]
     pub decision_id: String,
 }
 
@@ -47,6 +51,38 @@ impl DecisionBody {
     }
 }
 
+/// The body of `POST /v1/authorize` as sent: `principal`, or `session` (a signed-in session's
+/// token, whose user becomes the principal and whose MFA state fills the folder's
+/// `sign_in.mfa_context` attribute where the action's context declares it), but not both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// Who asks.
+    #[schema(value_type = Option<EntityRefSchema>)]
+    pub principal: Option<EntityRef>,
+    /// `pcs_…` from `POST /v1/auth/login`, instead of `principal`.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// What they want to do.
+    #[schema(value_type = EntityRefSchema)]
+    pub action: EntityRef,
+    /// On what.
+    #[schema(value_type = EntityRefSchema)]
+    pub resource: EntityRef,
+    /// The request context.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub context: serde_json::Map<String, serde_json::Value>,
+    /// Entities the decision needs, in Cedar's JSON entity format.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub entities: Vec<serde_json::Value>,
+    /// Add an `explanation`: the deciding policies, or for a default deny the nearest
+    /// permits and their failed conditions.
+    #[serde(default)]
+    pub explain: bool,
+}
+
 /// The body of `POST /v1/authorize`: a query, whose principal may be given as a signed-in
 /// session's token (`"session": "pcs_…"`) instead.
 #[derive(Debug)]
@@ -60,24 +96,7 @@ pub struct AuthorizeBody {
 impl<'de> Deserialize<'de> for AuthorizeBody {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        /// The query's fields with `principal` optional beside `session`: one pass over the
-        /// body, as for a plain `AuthzQuery`.
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Wire {
-            principal: Option<EntityRef>,
-            #[serde(default)]
-            session: Option<String>,
-            action: EntityRef,
-            resource: EntityRef,
-            #[serde(default)]
-            context: serde_json::Map<String, serde_json::Value>,
-            #[serde(default)]
-            entities: Vec<serde_json::Value>,
-            #[serde(default)]
-            explain: bool,
-        }
-        let w = Wire::deserialize(d)?;
+        let w = AuthorizeRequest::deserialize(d)?;
         let principal = match (w.principal, &w.session) {
             (Some(p), None) => p,
             // A placeholder the session's user replaces before anything is decided.
@@ -102,7 +121,10 @@ impl<'de> Deserialize<'de> for AuthorizeBody {
     }
 }
 
-/// `POST /v1/authorize`.
+/// Decide one request
+#[utoipa::path(post, path = "/v1/authorize", request_body = AuthorizeRequest,
+    responses((status = 200, description = "the decision, with an `explanation` when asked", body = ExplainedBody), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn authorize(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<AuthorizeBody>,
@@ -159,39 +181,49 @@ pub async fn authorize(
     Ok(response)
 }
 
-/// A decision with `"explain": true`: the usual answer plus the explanation.
-#[derive(Debug, Serialize)]
+/// A decision, with `"explain": true` the usual answer plus the explanation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExplainedBody {
     /// The decision, as without `explain`.
     #[serde(flatten)]
     pub decision: DecisionBody,
     /// Why: the deciding policies with where they are written, or for a default deny the
-    /// nearest permits and which of their conditions failed.
+    /// nearest permits and which of their conditions failed (only with `explain`).
+    #[schema(value_type = Option<Object>)]
     pub explanation: serde_json::Value,
 }
 
 /// `POST /v1/permissions` body: what may `principal` do on `resource`?
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsQuery {
     /// Who asks.
+    #[schema(value_type = EntityRefSchema)]
     pub principal: EntityRef,
     /// On what.
     #[serde(default)]
+    #[schema(value_type = Option<EntityRefSchema>)]
     pub resource: Option<EntityRef>,
     /// Or on a new record of this type in the principal's company (for "create" buttons).
     #[serde(default)]
     pub resource_type: Option<String>,
     /// The request context for every action.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub context: serde_json::Map<String, serde_json::Value>,
     /// Entities the decisions need, in Cedar's JSON entity format.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<serde_json::Value>,
 }
 
-/// `POST /v1/permissions`: every action the schema lets the principal ask about the resource,
+/// Every action and feature the principal is allowed on the resource
+///
+/// Every action the schema lets the principal ask about the resource,
 /// decided, and the features they make up, so a UI can show or hide its buttons in one call.
+#[utoipa::path(post, path = "/v1/permissions", request_body = PermissionsQuery,
+    responses((status = 200, description = "the allowed actions and features", body = portcullis_engine::permissions::Permissions), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn permissions(
     State(app): State<Arc<AppState>>,
     ApiJson(p): ApiJson<PermissionsQuery>,
@@ -291,38 +323,44 @@ pub async fn permissions(
 }
 
 /// One check of a batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchCheck {
     /// The client's id for this check, echoed in its answer.
     pub id: serde_json::Value,
     /// Who asks.
+    #[schema(value_type = EntityRefSchema)]
     pub principal: EntityRef,
     /// What they want to do.
+    #[schema(value_type = EntityRefSchema)]
     pub action: EntityRef,
     /// On what.
+    #[schema(value_type = EntityRefSchema)]
     pub resource: EntityRef,
     /// The request context.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub context: serde_json::Map<String, serde_json::Value>,
     /// Entities only this check needs.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<serde_json::Value>,
 }
 
 /// `POST /v1/authorize/batch` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The checks, answered in order.
     pub checks: Vec<BatchCheck>,
     /// Entities every check may use.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<serde_json::Value>,
 }
 
 /// One answer of a batch: a decision, or the error of that check alone.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResult {
     /// The client's id.
     pub id: serde_json::Value,
@@ -331,19 +369,26 @@ pub struct BatchResult {
     pub decision: Option<DecisionBody>,
     /// The error envelope's body, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::http::openapi::ErrorFields>)]
     pub error: Option<serde_json::Value>,
 }
 
 /// `POST /v1/authorize/batch` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     /// The policy version every check was decided under.
+    #[schema(value_type = String)]
     pub version: Arc<str>,
     /// One answer per check, in order.
     pub results: Vec<BatchResult>,
 }
 
-/// `POST /v1/authorize/batch`: every check under one snapshot.
+/// Decide many requests under one policy version
+///
+/// Every check under one snapshot; a check's own error is its answer.
+#[utoipa::path(post, path = "/v1/authorize/batch", request_body = BatchRequest,
+    responses((status = 200, description = "one answer per check", body = BatchResponse), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn batch(
     State(app): State<Arc<AppState>>,
     ApiJson(req): ApiJson<BatchRequest>,

@@ -14,46 +14,42 @@ pub mod audited;
 pub mod authzen;
 pub mod console;
 pub mod decide;
-pub mod openapi;
 pub mod page;
 pub mod policy;
 pub mod search;
 
-use std::sync::Arc;
+use utoipa_axum::routes;
 
-use axum::routing::{get, post};
-use axum::Router;
-
-use crate::state::AppState;
+use crate::http::openapi::ApiRouter;
 
 /// The routes that need the service API key (the composition root, [`crate::http`], adds
 /// the guard).
-pub fn guarded() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/authorize", post(decide::authorize))
-        .route("/v1/authorize/batch", post(decide::batch))
-        .route("/v1/permissions", post(decide::permissions))
-        .route("/access/v1/evaluation", post(authzen::evaluation))
-        .route("/access/v1/evaluations", post(authzen::evaluations))
-        .route("/access/v1/search/subject", post(search::subject))
-        .route("/access/v1/search/resource", post(search::resource))
-        .route("/access/v1/search/action", post(search::action))
-        .route("/v1/policy/reload", post(policy::reload))
-        .route("/v1/console", get(console::overview))
-        .route("/v1/console/preview", post(console::preview))
-        .route("/v1/console/prove", post(console::prove))
-        .route("/v1/console/save", post(console::save))
-        .route("/v1/console/undo", post(console::undo))
-        .route("/v1/console/try", post(console::try_as))
+pub fn guarded() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(decide::authorize))
+        .routes(routes!(decide::batch))
+        .routes(routes!(decide::permissions))
+        .routes(routes!(authzen::evaluation))
+        .routes(routes!(authzen::evaluations))
+        .routes(routes!(search::subject))
+        .routes(routes!(search::resource))
+        .routes(routes!(search::action))
+        .routes(routes!(policy::reload))
+        .routes(routes!(console::overview))
+        .routes(routes!(console::preview))
+        .routes(routes!(console::prove))
+        .routes(routes!(console::save))
+        .routes(routes!(console::undo))
+        .routes(routes!(console::try_as))
 }
 
 /// The routes open to anyone who reaches the server.
-pub fn open() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(page::page))
-        .route("/v1/policy", get(policy::policy))
-        .route("/healthz", get(policy::healthz))
-        .route("/readyz", get(policy::readyz))
-        .route("/metrics", get(policy::metrics))
-        .route("/.well-known/authzen-configuration", get(authzen::configuration))
+pub fn open() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(page::page))
+        .routes(routes!(policy::policy))
+        .routes(routes!(policy::healthz))
+        .routes(routes!(policy::readyz))
+        .routes(routes!(policy::metrics))
+        .routes(routes!(authzen::configuration))
 }

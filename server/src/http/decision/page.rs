@@ -24,7 +24,8 @@ use portcullis_engine::{Slot, Snapshot};
 use super::policy::rfc3339;
 use crate::state::AppState;
 
-/// The page.
+/// The product owner's page: the rights matrix, and with `console` on, editing it with a preview, saves and undo, and trying users
+#[utoipa::path(get, path = "/", responses((status = 200, description = "HTML page", body = String, content_type = "text/html")))]
 pub async fn page(State(app): State<Arc<AppState>>) -> Response {
     let served = app.served();
     let s = &served.snapshot;

@@ -10,9 +10,11 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
+use crate::http::openapi::{ErrorResponse, Refused};
 use crate::state::{AppState, BuildError};
 
 /// RFC 3339 UTC, to the millisecond (`time`'s formatting, as the user store's times).
@@ -24,45 +26,123 @@ pub fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-fn error_json(at: SystemTime, e: &BuildError) -> Value {
-    json!({
-        "at": rfc3339(at),
-        "message": e.summary(),
-        "diagnostics": e.diagnostics,
+/// What `GET /v1/policy` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyStatus {
+    /// The version served (a digest of the folder).
+    pub version: String,
+    /// How many builds this server has installed.
+    pub generation: u64,
+    /// When the served folder was read.
+    pub loaded_at: String,
+    /// When it began serving.
+    pub installed_at: String,
+    /// The policy folder.
+    pub folder: String,
+    /// The Cedar files served.
+    pub files: Vec<PolicyFile>,
+    /// How many policies.
+    pub policies: usize,
+    /// The entities file, if any, and how many entities it holds.
+    pub entities: EntitiesFile,
+    /// When a reload was last tried.
+    pub last_reload_at: Option<String>,
+    /// Why the last reload failed, while the version before it keeps serving.
+    pub last_error: Option<ReloadError>,
+}
+
+/// One Cedar file of the folder.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyFile {
+    /// Its path in the folder.
+    pub path: String,
+    /// Its size.
+    pub bytes: usize,
+}
+
+/// The entities the server holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitiesFile {
+    /// `--entities`, when given.
+    pub file: Option<String>,
+    /// How many entities.
+    pub count: usize,
+}
+
+/// A failed build.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadError {
+    /// When.
+    pub at: String,
+    /// The first error.
+    pub message: String,
+    /// Every diagnostic, at `file:line:col`.
+    #[schema(value_type = Vec<Object>)]
+    pub diagnostics: portcullis_engine::Diagnostics,
+}
+
+impl ReloadError {
+    fn new(at: SystemTime, e: &BuildError) -> Self {
+        Self {
+            at: rfc3339(at),
+            message: e.summary(),
+            diagnostics: e.diagnostics.clone(),
+        }
+    }
+}
+
+/// The policy served and the last reload error
+#[utoipa::path(get, path = "/v1/policy", responses((status = 200, description = "policy status", body = PolicyStatus)))]
+pub async fn policy(State(app): State<Arc<AppState>>) -> Json<PolicyStatus> {
+    let served = app.served();
+    let s = &served.snapshot;
+    let files = s
+        .sources()
+        .policy_files()
+        .map(|f| PolicyFile {
+            path: f.path.to_string(),
+            bytes: f.text.len(),
+        })
+        .collect();
+    let status = app.reload_status();
+    Json(PolicyStatus {
+        version: s.version().to_owned(),
+        generation: served.generation,
+        loaded_at: rfc3339(s.loaded_at()),
+        installed_at: rfc3339(served.installed_at),
+        folder: app.config.policies.display().to_string(),
+        files,
+        policies: s.policies().len(),
+        entities: EntitiesFile {
+            file: app.config.entities.as_ref().map(|p| p.display().to_string()),
+            count: served.entities.entities.len(),
+        },
+        last_reload_at: status.last_attempt.map(rfc3339),
+        last_error: status.last_error.as_ref().map(|(at, e)| ReloadError::new(*at, e)),
     })
 }
 
-/// `GET /v1/policy`.
-pub async fn policy(State(app): State<Arc<AppState>>) -> Json<Value> {
-    let served = app.served();
-    let s = &served.snapshot;
-    let files: Vec<Value> = s
-        .sources()
-        .policy_files()
-        .map(|f| json!({ "path": f.path, "bytes": f.text.len() }))
-        .collect();
-    let status = app.reload_status();
-    Json(json!({
-        "version": s.version(),
-        "generation": served.generation,
-        "loaded_at": rfc3339(s.loaded_at()),
-        "installed_at": rfc3339(served.installed_at),
-        "folder": app.config.policies.display().to_string(),
-        "files": files,
-        "policies": s.policies().len(),
-        "entities": {
-            "file": app.config.entities.as_ref().map(|p| p.display().to_string()),
-            "count": served.entities.entities.len(),
-        },
-        "last_reload_at": status.last_attempt.map(rfc3339),
-        "last_error": status.last_error.as_ref().map(|(at, e)| error_json(*at, e)),
-    }))
+/// The version now served.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// The version.
+    pub version: String,
+    /// Its generation.
+    pub generation: u64,
 }
 
-/// `POST /v1/policy/reload`: rebuilds now; 200 with the version, or 422 with the first error.
-pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+/// Rebuild the policy folder now
+///
+/// 200 with the version, or 422 with the first error (the version before keeps serving).
+#[utoipa::path(post, path = "/v1/policy/reload",
+    responses((status = 200, description = "the new version", body = Reloaded), Refused, (status = 422, response = ErrorResponse)),
+    security((), ("bearer" = []), ("apiKey" = [])))]
+pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Json<Reloaded>, ApiError> {
     match app.reload().await {
-        Ok(i) => Ok(Json(json!({ "version": i.version, "generation": i.generation }))),
+        Ok(i) => Ok(Json(Reloaded {
+            version: i.version.to_string(),
+            generation: i.generation,
+        })),
         Err(e) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "reload_failed",
@@ -71,22 +151,46 @@ pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Json<Value>, Api
     }
 }
 
-/// `GET /healthz`.
-pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({ "status": "ok", "version": app.served().snapshot.version() }))
+/// Liveness, or readiness with its reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (liveness), `ready`, `draining` or `store_unavailable`.
+    pub status: &'static str,
+    /// Why not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The version served.
+    #[schema(value_type = String)]
+    pub version: Arc<str>,
 }
 
-/// `GET /readyz`: 200 when this instance should get traffic: its policies are built (always,
-/// once it listens), its user store answers within a second, and it is not draining after
-/// SIGTERM; else 503 with the reason. `GET /healthz` stays liveness only.
+/// Liveness
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "ok", body = Health)))]
+pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        message: None,
+        version: app.served().snapshot.version_arc(),
+    })
+}
+
+/// Readiness: policies built, user store answering, not draining
+///
+/// 200 when this instance should get traffic: its policies are built (always, once it
+/// listens), its user store answers within a second, and it is not draining after SIGTERM;
+/// else 503 with the reason. `GET /healthz` stays liveness only.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "ready", body = Health),
+    (status = 503, description = "not ready: draining, or the store does not answer", body = Health)))]
 pub async fn readyz(State(app): State<Arc<AppState>>) -> axum::response::Response {
     let version = app.served().snapshot.version_arc();
-    let not_ready = |status: &str, message: String| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": status, "message": message, "version": version })),
-        )
-            .into_response()
+    let not_ready = |status: &'static str, message: String| {
+        let body = Health {
+            status,
+            message: Some(message),
+            version: version.clone(),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     };
     if app.is_draining() {
         return not_ready("draining", "the server is shutting down".to_owned());
@@ -109,10 +213,16 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> axum::response::Respons
             }
         }
     }
-    Json(json!({ "status": "ready", "version": version })).into_response()
+    Json(Health {
+        status: "ready",
+        message: None,
+        version,
+    })
+    .into_response()
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

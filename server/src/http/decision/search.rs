@@ -25,10 +25,12 @@ use portcullis_engine::{EntityRef, Slot};
 use portcullis_store::UserQuery;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use super::authzen::{entity_ref, evaluate, Action, Thing};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
+use crate::http::openapi::Refused;
 use crate::slice::Inline;
 use crate::state::{AppState, Served};
 
@@ -38,18 +40,21 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const SCAN_PER_PAGE: usize = 200_000;
 
 /// The `page` of a search request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = AuthzenPage)]
 pub struct PageRequest {
     /// The `next_token` of the previous page.
     #[serde(default)]
     pub token: Option<String>,
     /// Most results on this page.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub limit: Option<usize>,
 }
 
 /// A subject or resource whose id is asked for: only its type.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = AuthzenKind)]
 pub struct Kind {
     /// The entity type.
     #[serde(rename = "type")]
@@ -60,7 +65,8 @@ pub struct Kind {
 }
 
 /// `POST /access/v1/search/subject` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AuthzenSubjectSearch)]
 pub struct SubjectSearch {
     /// The type of the subjects asked for.
     pub subject: Kind,
@@ -70,17 +76,21 @@ pub struct SubjectSearch {
     pub resource: Thing,
     /// The context.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Map<String, Value>>,
     /// The page ([`PageRequest`]; an object or null).
     #[serde(default)]
+    #[schema(value_type = Option<PageRequest>)]
     pub page: Option<Value>,
     /// Extension: Cedar JSON entities every decision may use.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<Value>,
 }
 
 /// `POST /access/v1/search/resource` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AuthzenResourceSearch)]
 pub struct ResourceSearch {
     /// The subject.
     pub subject: Thing,
@@ -90,17 +100,21 @@ pub struct ResourceSearch {
     pub resource: Kind,
     /// The context.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Map<String, Value>>,
     /// The page ([`PageRequest`]; an object or null).
     #[serde(default)]
+    #[schema(value_type = Option<PageRequest>)]
     pub page: Option<Value>,
     /// Extension: Cedar JSON entities every decision may use.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<Value>,
 }
 
 /// `POST /access/v1/search/action` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AuthzenActionSearch)]
 pub struct ActionSearch {
     /// The subject.
     pub subject: Thing,
@@ -108,12 +122,15 @@ pub struct ActionSearch {
     pub resource: Thing,
     /// The context.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Map<String, Value>>,
     /// The page ([`PageRequest`]; an object or null).
     #[serde(default)]
+    #[schema(value_type = Option<PageRequest>)]
     pub page: Option<Value>,
     /// Extension: Cedar JSON entities every decision may use.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub entities: Vec<Value>,
 }
 
@@ -444,8 +461,35 @@ async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json
     Ok(answer(results, next, served.snapshot.version()))
 }
 
-/// `POST /access/v1/search/subject`: the subjects of a type that may do the action on the
-/// resource.
+/// One page of search results.
+#[derive(Debug, ToSchema)]
+#[schema(as = AuthzenSearchResults)]
+#[allow(dead_code)]
+pub struct SearchResults {
+    /// The allowed candidates: `{type, id}`, or for actions `{name}`.
+    #[schema(value_type = Vec<Object>)]
+    results: Vec<Value>,
+    /// Where the next page starts.
+    page: SearchPage,
+    /// The reason when nothing could be searched (`error`).
+    #[schema(value_type = Option<Object>)]
+    context: Option<Value>,
+}
+
+/// The `page` of search results.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SearchPage {
+    /// The token of the next page; empty on the last page.
+    next_token: String,
+    /// How many results this page holds.
+    count: Option<usize>,
+}
+
+/// AuthZEN Subject Search: the subjects of a type allowed the action on the resource
+#[utoipa::path(post, path = "/access/v1/search/subject", request_body = SubjectSearch,
+    responses((status = 200, description = "one page of subjects", body = SearchResults), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn subject(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<SubjectSearch>,
@@ -462,8 +506,10 @@ pub async fn subject(
     search_entities(app, q).await
 }
 
-/// `POST /access/v1/search/resource`: the resources of a type the subject may do the action
-/// on.
+/// AuthZEN Resource Search: the resources of a type the subject is allowed the action on
+#[utoipa::path(post, path = "/access/v1/search/resource", request_body = ResourceSearch,
+    responses((status = 200, description = "one page of resources", body = SearchResults), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn resource(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<ResourceSearch>,
@@ -480,8 +526,12 @@ pub async fn resource(
     search_entities(app, q).await
 }
 
-/// `POST /access/v1/search/action`: the actions the subject may do on the resource, among
-/// those the schema lets apply to their types, in name order.
+/// AuthZEN Action Search: the actions the subject is allowed on the resource
+///
+/// Among those the schema lets apply to their types, in name order.
+#[utoipa::path(post, path = "/access/v1/search/action", request_body = ActionSearch,
+    responses((status = 200, description = "one page of actions", body = SearchResults), Refused),
+    security((), ("bearer" = []), ("apiKey" = [])))]
 pub async fn action(
     State(app): State<Arc<AppState>>,
     ApiJson(mut q): ApiJson<ActionSearch>,
