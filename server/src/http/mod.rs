@@ -54,7 +54,7 @@ fn adapters() -> (openapi::ApiRouter, openapi::ApiRouter) {
         .routes(utoipa_axum::routes!(openapi::document))
         .merge(manage::router().into())
         .merge(signin::router().into());
-    (open, decision::guarded())
+    (open, openapi::key_when_configured(decision::guarded()))
 }
 
 /// The routes, for the document.

@@ -14,6 +14,7 @@ use std::sync::{Arc, LazyLock};
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::Value;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
@@ -43,6 +44,37 @@ static DOCUMENT: LazyLock<(Value, Vec<u8>)> = LazyLock::new(|| {
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1")))]
 pub async fn document() -> axum::response::Response {
     ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.1.clone()).into_response()
+}
+
+/// The routes that take the service API key, when one is configured: the document says a
+/// call may be answered without one, or with one as a bearer token or `X-Api-Key` (the
+/// composition root puts the guard on exactly these routes).
+pub fn key_when_configured(mut routes: ApiRouter) -> ApiRouter {
+    use utoipa::openapi::security::SecurityRequirement;
+    let requirements = vec![
+        SecurityRequirement::default(),
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("apiKey", Vec::<String>::new()),
+    ];
+    for item in routes.get_openapi_mut().paths.paths.values_mut() {
+        for (_, op) in operations(item) {
+            op.security = Some(requirements.clone());
+        }
+    }
+    routes
+}
+
+/// The operations of a path, with their methods.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("post", &mut item.post),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+        ("delete", &mut item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
 }
 
 /// Adds what no handler owns: the title and version, the security schemes, the error
@@ -94,17 +126,8 @@ fn complete(api: &mut OpenApi) {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let ops = [
-            ("get", &mut item.get),
-            ("post", &mut item.post),
-            ("put", &mut item.put),
-            ("patch", &mut item.patch),
-            ("delete", &mut item.delete),
-        ];
-        for (method, op) in ops {
-            if let Some(op) = op {
-                op.operation_id = Some(format!("{method}_{slug}").replace("__", "_"));
-            }
+        for (method, op) in operations(item) {
+            op.operation_id = Some(format!("{method}_{slug}").replace("__", "_"));
         }
     }
 }

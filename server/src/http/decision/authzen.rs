@@ -356,8 +356,7 @@ pub struct AuthzenDecisions {
 
 /// AuthZEN Access Evaluation
 #[utoipa::path(post, path = "/access/v1/evaluation", request_body = Evaluation,
-    responses((status = 200, description = "the decision", body = AuthzenDecision), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the decision", body = AuthzenDecision), Refused))]
 pub async fn evaluation(
     State(app): State<Arc<AppState>>,
     ApiJson(e): ApiJson<Evaluation>,
@@ -390,8 +389,7 @@ pub async fn evaluation(
 ///
 /// Without `evaluations`, one decision as for `/access/v1/evaluation`.
 #[utoipa::path(post, path = "/access/v1/evaluations", request_body = Evaluations,
-    responses((status = 200, description = "one decision per evaluation", body = AuthzenDecisions), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "one decision per evaluation", body = AuthzenDecisions), Refused))]
 pub async fn evaluations(
     State(app): State<Arc<AppState>>,
     ApiJson(req): ApiJson<Evaluations>,

@@ -146,8 +146,7 @@ fn build_failed(d: &Diagnostics) -> Response {
 ///
 /// What the page builds its forms from.
 #[utoipa::path(get, path = "/v1/console",
-    responses((status = 200, description = "the overview", body = Object), ConsoleRefused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the overview", body = Object), ConsoleRefused))]
 pub async fn overview(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     enabled(&app)?;
     let served = app.served();
@@ -291,8 +290,7 @@ pub struct FixtureCount {
 
 /// What edits of roles.toml would change: text diff, matrix cells, fixture outcomes; nothing is saved
 #[utoipa::path(post, path = "/v1/console/preview", request_body = EditsBody,
-    responses((status = 200, description = "the preview", body = Preview), ConsoleRefused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the preview", body = Preview), ConsoleRefused))]
 pub async fn preview(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
@@ -349,8 +347,7 @@ pub async fn preview(
 /// Properties that compare with another version of the folder are left out (run `portcullis
 /// verify` for them).
 #[utoipa::path(post, path = "/v1/console/prove", request_body = EditsBody,
-    responses((status = 200, description = "one verdict per property", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "one verdict per property", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)))]
 pub async fn prove(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
@@ -472,8 +469,7 @@ async fn audit(app: &AppState, action: &str, details: Value) {
 /// Answers the new version; 409 when the folder changed since `base`, 422 with the
 /// diagnostics when the result does not build.
 #[utoipa::path(post, path = "/v1/console/save", request_body = EditsBody,
-    responses((status = 200, description = "the installed version and the save", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the installed version and the save", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)))]
 pub async fn save(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EditsBody>,
@@ -532,8 +528,7 @@ pub async fn save(
 /// Only when the file is still as that save left it (else 409: undo never overwrites a later
 /// edit).
 #[utoipa::path(post, path = "/v1/console/undo",
-    responses((status = 200, description = "the installed version and the save undone", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the installed version and the save undone", body = Object), ConsoleRefused, (status = 422, response = ErrorResponse)))]
 pub async fn undo(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     enabled(&app)?;
     let _one = app.console.saving.lock().await;
@@ -599,8 +594,7 @@ pub struct TryBody {
 /// `action`, what it may do on a new record of each resource type (the matrix's features, by
 /// title); with `action` and `resource`, that one decision, explained.
 #[utoipa::path(post, path = "/v1/console/try", request_body = TryBody,
-    responses((status = 200, description = "rights per resource type, or the explanation", body = Object), ConsoleRefused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "rights per resource type, or the explanation", body = Object), ConsoleRefused))]
 pub async fn try_as(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<TryBody>,

@@ -123,8 +123,7 @@ impl<'de> Deserialize<'de> for AuthorizeBody {
 
 /// Decide one request
 #[utoipa::path(post, path = "/v1/authorize", request_body = AuthorizeRequest,
-    responses((status = 200, description = "the decision, with an `explanation` when asked", body = ExplainedBody), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the decision, with an `explanation` when asked", body = ExplainedBody), Refused))]
 pub async fn authorize(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<AuthorizeBody>,
@@ -222,8 +221,7 @@ pub struct PermissionsQuery {
 /// Every action the schema lets the principal ask about the resource,
 /// decided, and the features they make up, so a UI can show or hide its buttons in one call.
 #[utoipa::path(post, path = "/v1/permissions", request_body = PermissionsQuery,
-    responses((status = 200, description = "the allowed actions and features", body = portcullis_engine::permissions::Permissions), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the allowed actions and features", body = portcullis_engine::permissions::Permissions), Refused))]
 pub async fn permissions(
     State(app): State<Arc<AppState>>,
     ApiJson(p): ApiJson<PermissionsQuery>,
@@ -387,8 +385,7 @@ pub struct BatchResponse {
 ///
 /// Every check under one snapshot; a check's own error is its answer.
 #[utoipa::path(post, path = "/v1/authorize/batch", request_body = BatchRequest,
-    responses((status = 200, description = "one answer per check", body = BatchResponse), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "one answer per check", body = BatchResponse), Refused))]
 pub async fn batch(
     State(app): State<Arc<AppState>>,
     ApiJson(req): ApiJson<BatchRequest>,

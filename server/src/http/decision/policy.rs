@@ -135,8 +135,7 @@ pub struct Reloaded {
 ///
 /// 200 with the version, or 422 with the first error (the version before keeps serving).
 #[utoipa::path(post, path = "/v1/policy/reload",
-    responses((status = 200, description = "the new version", body = Reloaded), Refused, (status = 422, response = ErrorResponse)),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the new version", body = Reloaded), Refused, (status = 422, response = ErrorResponse)))]
 pub async fn reload(State(app): State<Arc<AppState>>) -> Result<Json<Reloaded>, ApiError> {
     match app.reload().await {
         Ok(i) => Ok(Json(Reloaded {

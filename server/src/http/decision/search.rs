@@ -488,8 +488,7 @@ pub struct SearchPage {
 
 /// AuthZEN Subject Search: the subjects of a type allowed the action on the resource
 #[utoipa::path(post, path = "/access/v1/search/subject", request_body = SubjectSearch,
-    responses((status = 200, description = "one page of subjects", body = SearchResults), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "one page of subjects", body = SearchResults), Refused))]
 pub async fn subject(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<SubjectSearch>,
@@ -508,8 +507,7 @@ pub async fn subject(
 
 /// AuthZEN Resource Search: the resources of a type the subject is allowed the action on
 #[utoipa::path(post, path = "/access/v1/search/resource", request_body = ResourceSearch,
-    responses((status = 200, description = "one page of resources", body = SearchResults), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "one page of resources", body = SearchResults), Refused))]
 pub async fn resource(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<ResourceSearch>,
@@ -530,8 +528,7 @@ pub async fn resource(
 ///
 /// Among those the schema lets apply to their types, in name order.
 #[utoipa::path(post, path = "/access/v1/search/action", request_body = ActionSearch,
-    responses((status = 200, description = "one page of actions", body = SearchResults), Refused),
-    security((), ("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "one page of actions", body = SearchResults), Refused))]
 pub async fn action(
     State(app): State<Arc<AppState>>,
     ApiJson(mut q): ApiJson<ActionSearch>,
