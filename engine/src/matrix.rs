@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::roles::model::{Cell, RoleModel};
+use crate::roles::model::{Cell, Feature, RoleModel};
 
 /// One cell.
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +53,19 @@ pub struct MatrixRow {
     pub actions: Vec<String>,
     /// One cell per column.
     pub cells: Vec<MatrixCell>,
+}
+
+impl MatrixRow {
+    /// The row of feature `f`, with its cells.
+    fn of(f: &Feature, cells: Vec<MatrixCell>) -> Self {
+        MatrixRow {
+            feature: f.name.clone(),
+            title: f.title.clone(),
+            line: f.location.line,
+            actions: f.actions.iter().map(|a| a.value.clone()).collect(),
+            cells,
+        }
+    }
 }
 
 /// One table.
@@ -112,12 +125,8 @@ impl Matrix {
             let rows = m
                 .features
                 .iter()
-                .map(|f| MatrixRow {
-                    feature: f.name.clone(),
-                    title: f.title.clone(),
-                    line: f.location.line,
-                    actions: f.actions.iter().map(|a| a.value.clone()).collect(),
-                    cells: roles
+                .map(|f| {
+                    let cells = roles
                         .iter()
                         .map(|r| {
                             let kind = (name != "*").then_some(name.as_str());
@@ -134,7 +143,8 @@ impl Matrix {
                                 policy,
                             }
                         })
-                        .collect(),
+                        .collect();
+                    MatrixRow::of(f, cells)
                 })
                 .collect();
             let column_titles = roles
@@ -153,12 +163,8 @@ impl Matrix {
             let rows = m
                 .features
                 .iter()
-                .map(|f| MatrixRow {
-                    feature: f.name.clone(),
-                    title: f.title.clone(),
-                    line: f.location.line,
-                    actions: f.actions.iter().map(|a| a.value.clone()).collect(),
-                    cells: m
+                .map(|f| {
+                    let cells = m
                         .groups
                         .iter()
                         .map(|g| {
@@ -169,7 +175,8 @@ impl Matrix {
                                 policy: held.then(|| format!("feature.{}.group", f.name)),
                             }
                         })
-                        .collect(),
+                        .collect();
+                    MatrixRow::of(f, cells)
                 })
                 .collect();
             tables.push(MatrixTable {

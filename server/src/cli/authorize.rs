@@ -139,17 +139,21 @@ pub fn resolve(snapshot: &Snapshot, r: &EntityRef, slot: Slot) -> Result<EntityU
     snapshot.resolve(r, slot).map_err(|e| e.to_string())
 }
 
+/// The folder, built, and the request prepared against it; or the exit code, its error
+/// printed.
+pub fn load(folder: &FolderArgs, request: &RequestArgs) -> Result<(Snapshot, Prepared, PolicySet), u8> {
+    let snapshot = folder.load()?;
+    let (prepared, policies) = request.prepare(&snapshot, folder).map_err(|m| {
+        eprintln!("error: {}", m.trim_end());
+        EXIT_ERROR
+    })?;
+    Ok((snapshot, prepared, policies))
+}
+
 pub fn run(a: AuthorizeArgs) -> u8 {
-    let snapshot = match a.folder.load() {
-        Ok(s) => s,
+    let (snapshot, prepared, policies) = match load(&a.folder, &a.request) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
-    };
-    let (prepared, policies) = match a.request.prepare(&snapshot, &a.folder) {
-        Ok(p) => p,
-        Err(m) => {
-            eprintln!("error: {}", m.trim_end());
-            return EXIT_ERROR;
-        }
     };
     let d = snapshot.decide_with(&prepared, &policies);
     let out = json!({

@@ -4,7 +4,7 @@
 use clap::{Args, ValueEnum};
 
 use super::authorize::RequestArgs;
-use super::{FolderArgs, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use super::{FolderArgs, EXIT_FAILED, EXIT_OK};
 
 /// Output formats of `portcullis explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -29,16 +29,9 @@ pub struct ExplainArgs {
 }
 
 pub fn run(a: ExplainArgs) -> u8 {
-    let snapshot = match a.folder.load() {
-        Ok(s) => s,
+    let (snapshot, prepared, policies) = match super::authorize::load(&a.folder, &a.request) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
-    };
-    let (prepared, policies) = match a.request.prepare(&snapshot, &a.folder) {
-        Ok(p) => p,
-        Err(m) => {
-            eprintln!("error: {}", m.trim_end());
-            return EXIT_ERROR;
-        }
     };
     let e = snapshot.explain_with(&prepared, &policies);
     match a.format {

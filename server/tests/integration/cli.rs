@@ -375,11 +375,11 @@ fn schema_writes_the_json_schemas_every_real_file_fits() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&["schema", "--out", "out"], dir.path());
     assert_eq!(out.status.code(), Some(0));
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut folders = vec![repo.join("policies")];
-    for e in std::fs::read_dir(repo.join("examples")).unwrap() {
-        folders.push(e.unwrap().path());
-    }
+    let repo = crate::common::repo();
+    let folders: Vec<_> = crate::common::portal_folders()
+        .iter()
+        .map(|f| repo.join(f))
+        .collect();
     let mut checked = 0;
     for (name, files) in [
         ("roles.schema.json", vec!["roles.toml"]),

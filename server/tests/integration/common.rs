@@ -50,6 +50,37 @@ impl Fixture {
     }
 }
 
+/// `method path` with a JSON body (none for `null`).
+pub async fn send(http: &Http, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let bytes = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).unwrap()
+    };
+    http.send(method, path, bytes).await
+}
+
+/// The workspace's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every portal folder of the workspace, as relative paths: `policies` and each example with
+/// a `roles.toml`, in name order.
+pub fn portal_folders() -> Vec<String> {
+    let mut examples: Vec<String> = std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("roles.toml").is_file())
+        .map(|p| format!("examples/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    examples.sort();
+    let mut out = vec!["policies".to_owned()];
+    out.extend(examples);
+    assert!(out.len() >= 6, "{out:?}");
+    out
+}
+
 /// Copies a folder tree.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -34,18 +34,13 @@ fn portcullis(args: &[&str]) -> (i32, String) {
 }
 
 fn folders() -> Vec<(String, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut out = vec![("policies".to_owned(), root.join("policies"))];
-    let mut examples: Vec<_> = std::fs::read_dir(root.join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("roles.toml").is_file())
-        .collect();
-    examples.sort();
-    for p in examples {
-        out.push((p.file_name().unwrap().to_string_lossy().into_owned(), p));
-    }
-    out
+    crate::common::portal_folders()
+        .into_iter()
+        .map(|f| {
+            let name = f.rsplit('/').next().unwrap_or(&f).to_owned();
+            (name, crate::common::repo().join(f))
+        })
+        .collect()
 }
 
 fn config(folder: &Path) -> Config {

@@ -53,6 +53,22 @@ struct Expect {
     renames: i64,
 }
 
+impl Expect {
+    /// A user as `Write::Create` makes it.
+    fn created() -> Self {
+        Self {
+            name: "created".to_owned(),
+            renames: 0,
+        }
+    }
+
+    /// After a `Write::Rename`.
+    fn rename(&mut self, name: String) {
+        self.name = name;
+        self.renames += 1;
+    }
+}
+
 /// What one snapshot of the database holds.
 #[derive(Debug)]
 struct Facts {
@@ -253,19 +269,9 @@ fn check(model: &mut BTreeMap<String, Expect>, acked: &mut u64, seen: Vec<Seen>,
             *acked += 1;
             match w {
                 Write::Create(id) => {
-                    model.insert(
-                        id,
-                        Expect {
-                            name: "created".to_owned(),
-                            renames: 0,
-                        },
-                    );
+                    model.insert(id, Expect::created());
                 }
-                Write::Rename(id, name) => {
-                    let e = model.get_mut(&id).unwrap();
-                    e.name = name;
-                    e.renames += 1;
-                }
+                Write::Rename(id, name) => model.get_mut(&id).unwrap().rename(name),
             }
         }
         in_flight.extend(s.in_flight);
@@ -275,20 +281,12 @@ fn check(model: &mut BTreeMap<String, Expect>, acked: &mut u64, seen: Vec<Seen>,
         match w {
             Write::Create(id) => {
                 if f.users.contains_key(&id) {
-                    model.insert(
-                        id,
-                        Expect {
-                            name: "created".to_owned(),
-                            renames: 0,
-                        },
-                    );
+                    model.insert(id, Expect::created());
                 }
             }
             Write::Rename(id, name) => {
                 if f.users.get(&id) == Some(&name) {
-                    let e = model.get_mut(&id).unwrap();
-                    e.name = name;
-                    e.renames += 1;
+                    model.get_mut(&id).unwrap().rename(name);
                 }
             }
         }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use portcullis_store::{Audit, NewCompany, NewUser, UserStore};
 use serde_json::{json, Value};
 
-use crate::common::Http;
+use crate::common::{send, Http};
 use crate::manage::{key_for, loc, sqlite_env};
 
 /// The default folder's role model, read from `roles.toml` with a plain TOML parser.
@@ -166,15 +166,6 @@ impl Model {
         let inside = company == home(&c.ty) || company == sub(&c.ty);
         inside && self.manages[&c.role].contains(role)
     }
-}
-
-async fn send(http: &Http, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).unwrap()
-    };
-    http.send(method, path, bytes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -996,30 +996,9 @@ async fn may(anon: &Http, who: &str, action: &str, resource: &str) -> (String, V
 /// `portcullis users create` of a company's Owner with every scope, and the company's
 /// attributes; returns its API key.
 fn owner_of(db: &str, company: &str, id: &str, company_attrs: &[&str]) -> String {
-    run(&["migrate", "--database-url", db]);
-    let mut args = vec![
-        "users",
-        "--database-url",
-        db,
-        "create",
-        "--company",
-        company,
-        "--account-type",
-        "customer",
-        "--id",
-        id,
-        "--login",
-        id,
-        "--role",
-        "owner",
-        "--attr",
-        "scope_all=true",
-    ];
-    for a in company_attrs {
-        args.extend(["--company-attr", a]);
-    }
-    let v: Value = serde_json::from_str(&run(&args)).unwrap();
-    v["api_key"].as_str().unwrap().to_owned()
+    let mut flags = vec!["--attr", "scope_all=true"];
+    flags.extend(company_attrs.iter().flat_map(|a| ["--company-attr", a]));
+    crate::procs::bootstrap_with(db, (company, "customer"), id, "owner", &flags)
 }
 
 /// `POST /v1/users/{id}/api-keys` by `by`: the new key.

@@ -13,7 +13,7 @@
 //! stderr.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -25,15 +25,6 @@ use serde_json::{json, Value};
 
 use crate::common::{Fixture, Http};
 use crate::manage::{env_at, key_for, sqlite_url, Env};
-
-const FOLDERS: &[&str] = &[
-    "policies",
-    "examples/customs-portal",
-    "examples/forwarding-portal",
-    "examples/load-planner",
-    "examples/service-portal",
-    "examples/shipping-platform",
-];
 
 /// What the folder's `roles.toml` and schema say a call may use.
 #[derive(Debug, Clone)]
@@ -48,7 +39,7 @@ struct Model {
 }
 
 fn folder_path(folder: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(folder)
+    crate::common::repo().join(folder)
 }
 
 fn model_of(folder: &str) -> Model {
@@ -393,7 +384,8 @@ fn no_manager_of_any_folder_gives_what_it_does_not_hold() {
         .unwrap_or(3);
     let started = Instant::now();
     let mut failures = Vec::new();
-    for folder in FOLDERS {
+    let folders = crate::common::portal_folders();
+    for folder in &folders {
         let (tried, allowed) = (TRIED.load(Ordering::Relaxed), ALLOWED.load(Ordering::Relaxed));
         let model = model_of(folder);
         let config = Config {
@@ -422,7 +414,7 @@ fn no_manager_of_any_folder_gives_what_it_does_not_hold() {
     }
     eprintln!(
         "folder delegation: {} folders x {cases} sequences, {} calls tried, {} allowed, {} permission checks, {:.1?}",
-        FOLDERS.len(),
+        folders.len(),
         TRIED.load(Ordering::Relaxed),
         ALLOWED.load(Ordering::Relaxed),
         CHECKS.load(Ordering::Relaxed),

@@ -7,7 +7,7 @@ use portcullis_server::Server;
 use portcullis_store::{Audit, GroupPatch, NewCompany, NewGroup, NewUser, UserStore};
 use serde_json::json;
 
-use crate::common::{copy_dir, start, Http, DEADLINE};
+use crate::common::{copy_dir, send, start, Http, DEADLINE};
 use crate::manage::decide;
 
 struct Portal {
@@ -241,15 +241,6 @@ async fn reserved_attributes_are_ignored() {
         decide(&anon, "ra", "report.shipment.create", acme, json!([])).await,
         "deny"
     );
-}
-
-async fn send(http: &Http, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).unwrap()
-    };
-    http.send(method, path, bytes).await
 }
 
 fn assert_forbidden(s: u16, b: &serde_json::Value) {

@@ -196,6 +196,18 @@ pub fn bootstrap(
     role: &str,
     attrs: &[&str],
 ) -> String {
+    let flags: Vec<&str> = attrs.iter().flat_map(|a| ["--attr", a]).collect();
+    bootstrap_with(db, (company, account_type), id, role, &flags)
+}
+
+/// The same, with any further flags of `portcullis users create` (`--attr`, `--company-attr`).
+pub fn bootstrap_with(
+    db: &str,
+    (company, account_type): (&str, &str),
+    id: &str,
+    role: &str,
+    flags: &[&str],
+) -> String {
     run(&["migrate", "--database-url", db]);
     let mut args = vec![
         "users",
@@ -213,9 +225,7 @@ pub fn bootstrap(
         "--role",
         role,
     ];
-    for a in attrs {
-        args.extend(["--attr", a]);
-    }
+    args.extend(flags);
     let out = run(&args);
     let v: Value = serde_json::from_str(&out).unwrap();
     v["api_key"].as_str().unwrap().to_owned()

@@ -5,17 +5,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::Http;
+use crate::common::{send, Http};
 use crate::manage::{company, decide, sqlite_env, user_with_key};
-
-async fn send(http: &Http, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).unwrap()
-    };
-    http.send(method, path, bytes).await
-}
 
 /// Beta's records: shipments at locations `bl1` and `bl2`, and its shipping rules.
 fn beta_records() -> Value {
@@ -183,12 +174,8 @@ async fn nothing_crosses_companies_without_a_live_grant() {
     assert_eq!(store.get_user("rb").await.unwrap().company, "beta");
 
     // A grant on bl1 only, approved by beta's owner: ra reads bs1, nothing else.
-    let (s, b) = ra
-        .post(
-            "/v1/grants",
-            &json!({ "company": "beta", "locations": [{ "type": "Portal::Location", "id": "bl1" }] }),
-        )
-        .await;
+    let bl1 = json!({ "company": "beta", "locations": [{ "type": "Portal::Location", "id": "bl1" }] });
+    let (s, b) = ra.post("/v1/grants", &bl1).await;
     assert_eq!(s, 201, "{b}");
     let grant = b["id"].as_str().unwrap().to_owned();
     // Requested, not approved: nothing yet; acme's owner cannot approve it.
@@ -220,12 +207,7 @@ async fn nothing_crosses_companies_without_a_live_grant() {
 
     // An expiring grant counts only until it expires, also beside one that does not (the
     // links of a visitor's grants are kept between decisions: they must not outlive one).
-    let (s, b) = ra
-        .post(
-            "/v1/grants",
-            &json!({ "company": "beta", "locations": [{ "type": "Portal::Location", "id": "bl1" }] }),
-        )
-        .await;
+    let (s, b) = ra.post("/v1/grants", &bl1).await;
     assert_eq!(s, 201, "{b}");
     let lasting = b["id"].as_str().unwrap().to_owned();
     let (s, b) = ob

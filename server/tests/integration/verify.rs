@@ -8,12 +8,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::copy_dir;
+use crate::common::{copy_dir, portal_folders, repo};
 use crate::procs::BIN;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Whether the solver `portcullis verify` uses is on this machine.
 fn solver() -> bool {
@@ -55,15 +51,7 @@ fn every_example_folder_proves_its_properties() {
     if !solver() {
         return;
     }
-    let mut folders = vec![repo().join("policies")];
-    let examples = std::fs::read_dir(repo().join("examples")).unwrap();
-    folders.extend(
-        examples
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("roles.toml").is_file()),
-    );
-    assert!(folders.len() >= 6, "{folders:?}");
+    let folders: Vec<PathBuf> = portal_folders().iter().map(|f| repo().join(f)).collect();
     for folder in folders {
         let (code, out, err) = portcullis(&["verify", folder.to_str().unwrap()], &[]);
         assert_eq!(code, 0, "{}: {out}{err}", folder.display());
@@ -434,14 +422,7 @@ fn proved_properties_hold_on_every_request_of_the_fixture_worlds() {
         return;
     }
     use portcullis_engine::properties::{self, Always, Claim};
-    let mut folders = vec![repo().join("policies")];
-    let examples = std::fs::read_dir(repo().join("examples")).unwrap();
-    folders.extend(
-        examples
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("roles.toml").is_file()),
-    );
+    let folders: Vec<PathBuf> = portal_folders().iter().map(|f| repo().join(f)).collect();
     let stride = if std::env::var_os("PORTCULLIS_VERIFY_ALL").is_some() {
         1
     } else {

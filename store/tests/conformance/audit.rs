@@ -39,38 +39,22 @@ async fn filters_and_pages(cx: Ctx) {
     assert!(all[0].version.is_some());
 
     let count = |q: AuditQuery| async move { s.query_audit(&q).await.unwrap().items.len() };
-    assert_eq!(
-        count(AuditQuery {
-            user: Some("alice".into()),
-            ..Default::default()
-        })
-        .await,
-        3
-    );
-    assert_eq!(
-        count(AuditQuery {
-            user: Some("bob".into()),
-            ..Default::default()
-        })
-        .await,
-        2
-    );
-    assert_eq!(
-        count(AuditQuery {
-            company: Some("beta".into()),
-            ..Default::default()
-        })
-        .await,
-        3
-    );
-    assert_eq!(
-        count(AuditQuery {
-            action: Some("user.create".into()),
-            ..Default::default()
-        })
-        .await,
-        2
-    );
+    let by_user = |u: &str| AuditQuery {
+        user: Some(u.into()),
+        ..Default::default()
+    };
+    assert_eq!(count(by_user("alice")).await, 3);
+    assert_eq!(count(by_user("bob")).await, 2);
+    let in_beta = AuditQuery {
+        company: Some("beta".into()),
+        ..Default::default()
+    };
+    assert_eq!(count(in_beta).await, 3);
+    let creations = AuditQuery {
+        action: Some("user.create".into()),
+        ..Default::default()
+    };
+    assert_eq!(count(creations).await, 2);
     let window = AuditQuery {
         since: Some(t0 + Duration::hours(1)),
         until: Some(t0 + Duration::hours(2)),

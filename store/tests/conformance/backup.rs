@@ -17,6 +17,15 @@ async fn open(path: &std::path::Path) -> SqliteStore {
     s
 }
 
+/// The newest 500 audit entries.
+async fn last_500(s: &SqliteStore) -> Vec<AuditEntry> {
+    let q = AuditQuery {
+        limit: Some(500),
+        ..AuditQuery::default()
+    };
+    s.query_audit(&q).await.unwrap().items
+}
+
 #[tokio::test]
 async fn a_backup_restores_users_grants_and_audit_but_no_sessions() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,14 +62,7 @@ async fn a_backup_restores_users_grants_and_audit_but_no_sessions() {
         )
         .await
         .unwrap();
-    let audit_before = s
-        .query_audit(&AuditQuery {
-            limit: Some(500),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap()
-        .items;
+    let audit_before = last_500(&s).await;
 
     // Online: the store keeps taking writes while the copy is made.
     let writer = {
@@ -95,14 +97,7 @@ async fn a_backup_restores_users_grants_and_audit_but_no_sessions() {
     assert_eq!(restored.get_user("vic").await.unwrap().company, "partner");
     let active = restored.active_grants_for_user("vic").await.unwrap();
     assert_eq!(active.len(), 1, "the approved grant survives");
-    let restored_audit = restored
-        .query_audit(&AuditQuery {
-            limit: Some(500),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap()
-        .items;
+    let restored_audit = last_500(&restored).await;
     for e in &audit_before {
         assert!(
             restored_audit.iter().any(|r| r.id == e.id),

@@ -3,7 +3,7 @@
 use portcullis_store::*;
 use time::Duration;
 
-use crate::harness::{company, user, Ctx};
+use crate::harness::{audit_actions, company, user, Ctx};
 
 conformance!(lifecycle, expiry_and_refusal, rules);
 
@@ -81,14 +81,7 @@ async fn lifecycle(cx: Ctx) {
         company: Some("shipper".into()),
         ..Default::default()
     };
-    let actions: Vec<String> = s
-        .query_audit(&q)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audit_actions(s, q).await;
     assert!(
         actions.starts_with(&["grant.revoke".to_owned(), "grant.approve".to_owned()]),
         "{actions:?}"

@@ -148,12 +148,15 @@ pub async fn user(s: &dyn UserStore, id: &str, company: &str, role: &str) -> Use
 
 /// The number of audit rows matching a query (up to a page of 500).
 pub async fn audit_count(s: &dyn UserStore, q: AuditQuery) -> usize {
-    s.query_audit(&AuditQuery {
-        limit: Some(500),
+    audit_actions(s, q).await.len()
+}
+
+/// The actions of the audit rows matching a query, newest first (up to a page of 500).
+pub async fn audit_actions(s: &dyn UserStore, q: AuditQuery) -> Vec<String> {
+    let q = AuditQuery {
+        limit: Some(q.limit.unwrap_or(500)),
         ..q
-    })
-    .await
-    .unwrap()
-    .items
-    .len()
+    };
+    let page = s.query_audit(&q).await.unwrap();
+    page.items.into_iter().map(|e| e.action).collect()
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use portcullis_store::*;
 use serde_json::json;
 
-use crate::harness::{audit_count, company, new_user, user, Ctx};
+use crate::harness::{audit_actions, audit_count, company, new_user, user, Ctx};
 
 conformance!(
     create_get_and_facts,
@@ -243,14 +243,7 @@ async fn update_deactivate_reactivate(cx: Ctx) {
         user: Some("alice".into()),
         ..Default::default()
     };
-    let actions: Vec<String> = s
-        .query_audit(&q)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+    let actions = audit_actions(s, q).await;
     assert_eq!(
         actions,
         ["user.reactivate", "user.deactivate", "user.update", "user.create"]
