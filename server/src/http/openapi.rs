@@ -154,6 +154,18 @@ impl IntoResponses for ConsoleRefused {
     }
 }
 
+/// What a sign-in call of a caller (a session, or a user API key) may answer besides its
+/// result: a bad body (400), no or a bad session or key (401), refused (403: a key where a
+/// session is needed, a session that must first enrol a second factor, a decision denied), not
+/// found (404), a conflict (409), too large (413), no user store (503).
+pub struct SignInRefused;
+
+impl IntoResponses for SignInRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        envelope(&[400, 401, 403, 404, 409, 413, 503])
+    }
+}
+
 /// The error envelope alone, for one more status beside a set (`(status = 422, response =
 /// ErrorResponse)`).
 pub struct ErrorResponse;

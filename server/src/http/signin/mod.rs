@@ -14,5 +14,6 @@
 
 pub mod handlers;
 pub mod openapi;
+pub mod schemas;
 
 pub use handlers::router;
