@@ -129,17 +129,20 @@ pub struct Credentials {
 }
 
 /// A passkey's answer to a sign-in ceremony (`POST /v1/auth/passkey/challenge`).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyAnswer {
     /// The ceremony's `pkc_…` token.
     pub ceremony: String,
-    /// What `navigator.credentials.get()` answered, its binary fields in base64url.
+    /// The PublicKeyCredential `navigator.credentials.get()` answered: id, rawId, type and
+    /// response {authenticatorData, clientDataJSON, signature, userHandle}, binary fields in
+    /// base64url.
+    #[schema(value_type = Object)]
     pub credential: webauthn_rs::prelude::PublicKeyCredential,
 }
 
 /// A started TOTP enrolment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Enrolment {
     /// The secret in base32, for manual entry.
     pub secret: String,

@@ -53,7 +53,7 @@ fn adapters() -> (openapi::ApiRouter, openapi::ApiRouter) {
     let open = decision::open()
         .routes(utoipa_axum::routes!(openapi::document))
         .merge(manage::router().into())
-        .merge(signin::router().into());
+        .merge(signin::router());
     (open, openapi::key_when_configured(decision::guarded()))
 }
 

@@ -35,7 +35,6 @@ static DOCUMENT: LazyLock<(Value, Vec<u8>)> = LazyLock::new(|| {
     complete(&mut api);
     let mut doc = serde_json::to_value(&api).unwrap_or_default();
     super::manage::openapi::extend(&mut doc);
-    super::signin::openapi::extend(&mut doc);
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
     (doc, bytes)
 });
@@ -174,6 +173,18 @@ pub struct ConsoleRefused;
 impl IntoResponses for ConsoleRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         envelope(&[400, 401, 403, 408, 409, 413])
+    }
+}
+
+/// What a sign-in call of a caller (a session, or a user API key) may answer besides its
+/// result: a bad body (400), no or a bad session or key (401), refused (403: a key where a
+/// session is needed, a session that must first enrol a second factor, a decision denied), not
+/// found (404), a conflict (409), too large (413), no user store (503).
+pub struct SignInRefused;
+
+impl IntoResponses for SignInRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        envelope(&[400, 401, 403, 404, 409, 413, 503])
     }
 }
 

@@ -788,16 +788,181 @@ async fn invitations_set_the_first_password_and_nothing_is_stored_in_plaintext()
     assert!(meta.len() == 64);
 }
 
+/// The document's sign-in part is made from the handlers' own attributes: every sign-in call
+/// is in it with its method, its answer on success and its security (a caller's session or
+/// key, or none for the anonymous calls), the key schemas with their required fields, every
+/// reference resolves; and every documented sign-in call is routed, with its method.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_sign_in() {
     let (_fx, server, _store) = env(false).await;
-    let (s, doc) = Http::new(&server).get("/openapi.json").await;
+    let http = Http::new(&server);
+    let (s, doc) = http.get("/openapi.json").await;
     assert_eq!(s, 200);
-    for path in portcullis_server::http::signin::openapi::PATHS {
-        assert!(doc["paths"][path].is_object(), "{path} is not described");
+    // (method, path, status on success, anonymous)
+    let calls = [
+        ("post", "/v1/auth/login", "200", true),
+        ("post", "/v1/auth/logout", "204", false),
+        ("get", "/v1/auth/session", "200", false),
+        ("get", "/v1/auth/sessions", "200", false),
+        ("delete", "/v1/auth/sessions/{id}", "204", false),
+        ("post", "/v1/auth/sessions/revoke-others", "200", false),
+        ("post", "/v1/auth/password", "204", false),
+        ("post", "/v1/auth/password-reset", "202", true),
+        ("post", "/v1/auth/password-reset/confirm", "200", true),
+        ("post", "/v1/auth/email/confirm", "200", true),
+        ("post", "/v1/auth/totp/enrol", "200", false),
+        ("post", "/v1/auth/totp/confirm", "200", false),
+        ("post", "/v1/auth/totp/disable", "204", false),
+        ("get", "/v1/auth/passkeys", "200", false),
+        ("post", "/v1/auth/passkeys", "201", false),
+        ("post", "/v1/auth/passkeys/register", "200", false),
+        ("delete", "/v1/auth/passkeys/{id}", "204", false),
+        ("post", "/v1/auth/passkey/challenge", "200", true),
+        ("post", "/v1/auth/passkey/login", "200", true),
+        ("post", "/v1/auth/link", "200", true),
+        ("post", "/v1/auth/switch", "200", false),
+        ("post", "/v1/companies/{id}/links", "201", false),
+        ("delete", "/v1/companies/{id}/links/{link}", "200", false),
+        ("post", "/v1/users/{id}/unlock", "200", false),
+        ("get", "/v1/users/{id}/sessions", "200", false),
+        ("delete", "/v1/users/{id}/sessions", "200", false),
+    ];
+    let caller = json!([{ "bearer": [] }, { "apiKey": [] }]);
+    for (method, path, status, anonymous) in calls {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not described");
+        assert!(op["summary"].is_string(), "{method} {path} has no summary");
+        assert!(
+            op["responses"][status].is_object(),
+            "{method} {path} does not answer {status}: {op}"
+        );
+        let security = if anonymous { json!([]) } else { caller.clone() };
+        assert_eq!(op["security"], security, "{method} {path}");
+        let concrete = path.replace("{id}", "x").replace("{link}", "l");
+        let (s, b) = http.send(&method.to_uppercase(), &concrete, b"{}".to_vec()).await;
+        let fallback = s == 404 && b["error"]["message"] == "no such endpoint";
+        assert!(!fallback, "{method} {path} is documented but not routed");
+        assert_ne!(
+            s, 405,
+            "{method} {path} is documented but its method is not routed"
+        );
     }
-    assert!(doc["components"]["schemas"]["LoginBody"].is_object());
+    // No other operation under /v1/auth/.
+    let auth_ops: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path.starts_with("/v1/auth/"))
+        .map(|(_, item)| item.as_object().unwrap().len())
+        .sum();
+    let listed = calls.iter().filter(|c| c.1.starts_with("/v1/auth/")).count();
+    assert_eq!(auth_ops, listed);
+    // Statuses beyond the common ones: an expired token or ceremony, a taken address.
+    for (method, path, status) in [
+        ("post", "/v1/auth/password-reset/confirm", "410"),
+        ("post", "/v1/auth/email/confirm", "410"),
+        ("post", "/v1/auth/email/confirm", "409"),
+        ("post", "/v1/auth/passkeys", "410"),
+        ("post", "/v1/auth/login", "401"),
+        ("post", "/v1/auth/passkey/challenge", "409"),
+        ("get", "/v1/auth/sessions", "403"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["responses"][status]["$ref"], "#/components/responses/Error",
+            "{method} {path} {status}"
+        );
+    }
+    let schemas = &doc["components"]["schemas"];
+    let required: [(&str, &[&str]); 18] = [
+        ("LoginBody", &["login", "password"]),
+        ("PasskeyAnswer", &["ceremony", "credential"]),
+        ("PasskeyLoginBody", &["ceremony", "credential"]),
+        ("PasskeyRegistrationBody", &["ceremony", "credential"]),
+        ("ChangePassword", &["current_password", "new_password"]),
+        ("ResetRequest", &["login"]),
+        ("ResetBody", &["token", "password"]),
+        ("EmailConfirmBody", &["token"]),
+        ("CodeBody", &["code"]),
+        ("DisableBody", &["password", "code"]),
+        ("SwitchBody", &["customer"]),
+        ("LinkBody", &["token"]),
+        ("LoginAnswer", &["token", "session", "user", "mfa_setup_required"]),
+        (
+            "Session",
+            &[
+                "id",
+                "user",
+                "device",
+                "mfa",
+                "created_at",
+                "last_active_at",
+                "expires_at",
+            ],
+        ),
+        ("SessionAndUser", &["session", "user", "mfa_setup_required"]),
+        ("PasskeyCeremony", &["ceremony", "options"]),
+        ("IssuedLink", &["link", "token"]),
+        ("UserSessions", &["sessions", "lock"]),
+    ];
+    for (name, fields) in required {
+        assert_eq!(schemas[name]["required"], json!(fields), "{name}");
+    }
+    // The bodies the server refuses unknown fields of say so.
+    for (name, _) in &required[..12] {
+        assert_eq!(schemas[*name]["additionalProperties"], false, "{name}");
+    }
+    for name in [
+        "SessionList",
+        "Revoked",
+        "LockState",
+        "Accepted",
+        "Enrolment",
+        "RecoveryCodes",
+        "Passkey",
+        "PasskeyList",
+        "Link",
+        "LinkAnswer",
+        "PasswordSet",
+    ] {
+        assert!(schemas[name]["properties"].is_object(), "{name}");
+    }
+    // Every reference of the sign-in operations resolves, the management part's `User` included.
+    let mut refs = Vec::new();
+    for (method, path, _, _) in calls {
+        collect_refs(&doc["paths"][path][method], &mut refs);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(r) = refs.pop() {
+        if !seen.insert(r.clone()) {
+            continue;
+        }
+        let target = r
+            .strip_prefix("#/")
+            .unwrap_or_else(|| panic!("{r} is not local"))
+            .split('/')
+            .fold(&doc, |v, part| &v[part]);
+        assert!(target.is_object(), "{r} does not resolve");
+        collect_refs(target, &mut refs);
+    }
+    assert!(seen.contains("#/components/schemas/User"));
     assert!(doc["components"]["schemas"]["AuthorizeRequest"]["properties"]["session"].is_object());
+    server.shutdown().await;
+}
+
+/// Every `$ref` under `v`.
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
 }
 
 /// The service portal's token link: a session as the customer's token-link user while the customer has no

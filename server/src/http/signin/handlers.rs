@@ -1,23 +1,31 @@
 //! The handlers of the sign-in adapter: `/v1/auth/…` for users themselves, and the governed
-//! `/v1/users/{id}/unlock` and `/v1/users/{id}/sessions` for admins. Thin: each handler parses,
-//! calls [`crate::auth::Auth`] or the [`crate::manage::Gate`], and maps errors to the envelope.
+//! `/v1/users/{id}/unlock`, `/v1/users/{id}/sessions` and `/v1/companies/{id}/links` for
+//! admins. Thin: each handler parses, calls [`crate::auth::Auth`] or the
+//! [`crate::manage::Gate`], and maps errors to the envelope.
+//!
+//! Each handler's `#[utoipa::path]` is its operation in the OpenAPI document (first doc line
+//! the summary, the paragraphs after it the description) and registers it on the router. The
+//! calls of a caller name their security (a session or a user API key); the anonymous ones an
+//! empty one.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-
-use crate::http::extract::ApiPath;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use portcullis_store::{Audit, Session, StoreError, User};
+use axum::Json;
+use portcullis_store::{Audit, CompanyLink, LockState, Session, StoreError, StoredPasskey, User};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
-use crate::auth::{rules, AuthError, Credentials, PasskeyAnswer, SignedIn};
+use super::schemas::{user, AnonymousRefused, LinkSchema, LockStateSchema, PasskeySchema, SessionSchema};
+use crate::auth::{rules, AuthError, Credentials, Enrolment, PasskeyAnswer, SignedIn};
 use crate::http::error::ApiError;
+use crate::http::extract::ApiPath;
 use crate::http::json::ApiJson;
+use crate::http::openapi::{ApiRouter, ErrorResponse, SignInRefused};
 use crate::manage::governance::{
     ListUserSessions, ManageCompanyLink, Resource, RevokeUserSessions, SwitchCustomer, UnlockUser,
 };
@@ -25,39 +33,33 @@ use crate::manage::targets::{decide_on_user, parts};
 use crate::manage::{manage, store_error, Caller, Manage};
 use crate::state::{AppState, Served};
 
-/// The sign-in routes.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/session", get(current))
-        .route("/v1/auth/sessions", get(my_sessions))
-        .route("/v1/auth/sessions/{id}", delete(revoke_mine))
-        .route("/v1/auth/sessions/revoke-others", post(revoke_others))
-        .route("/v1/auth/password", post(change_password))
-        .route("/v1/auth/password-reset", post(request_reset))
-        .route("/v1/auth/password-reset/confirm", post(confirm_reset))
-        .route("/v1/auth/email/confirm", post(confirm_email))
-        .route("/v1/auth/totp/enrol", post(totp_enrol))
-        .route("/v1/auth/totp/confirm", post(totp_confirm))
-        .route("/v1/auth/totp/disable", post(totp_disable))
-        .route(
-            "/v1/auth/passkeys",
-            get(my_passkeys).post(passkey_register_finish),
-        )
-        .route("/v1/auth/passkeys/register", post(passkey_register_start))
-        .route("/v1/auth/passkeys/{id}", delete(passkey_remove))
-        .route("/v1/auth/passkey/challenge", post(passkey_challenge))
-        .route("/v1/auth/passkey/login", post(passkey_login))
-        .route("/v1/auth/link", post(link_login))
-        .route("/v1/auth/switch", post(switch_customer))
-        .route("/v1/companies/{id}/links", post(create_link))
-        .route("/v1/companies/{id}/links/{link}", delete(revoke_link))
-        .route("/v1/users/{id}/unlock", post(unlock))
-        .route(
-            "/v1/users/{id}/sessions",
-            get(user_sessions).delete(revoke_user_sessions),
-        )
+/// The sign-in routes, each with its operation of the document.
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(current))
+        .routes(routes!(my_sessions))
+        .routes(routes!(revoke_mine))
+        .routes(routes!(revoke_others))
+        .routes(routes!(change_password))
+        .routes(routes!(request_reset))
+        .routes(routes!(confirm_reset))
+        .routes(routes!(confirm_email))
+        .routes(routes!(totp_enrol))
+        .routes(routes!(totp_confirm))
+        .routes(routes!(totp_disable))
+        .routes(routes!(my_passkeys, passkey_register_finish))
+        .routes(routes!(passkey_register_start))
+        .routes(routes!(passkey_remove))
+        .routes(routes!(passkey_challenge))
+        .routes(routes!(passkey_login))
+        .routes(routes!(link_login))
+        .routes(routes!(switch_customer))
+        .routes(routes!(create_link))
+        .routes(routes!(revoke_link))
+        .routes(routes!(unlock))
+        .routes(routes!(user_sessions, revoke_user_sessions))
 }
 
 impl From<AuthError> for ApiError {
@@ -93,7 +95,7 @@ async fn me(m: &Manage, caller: &Caller) -> Result<User, ApiError> {
 }
 
 /// The body of `POST /v1/auth/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// Login name.
@@ -112,19 +114,31 @@ pub struct LoginBody {
 }
 
 /// A new session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LoginAnswer {
-    /// The bearer token, shown once.
+    /// The bearer token (`pcs_…`), shown once.
     pub token: String,
     /// The session.
+    #[schema(value_type = SessionSchema)]
     pub session: Session,
     /// The user.
+    #[schema(schema_with = user)]
     pub user: User,
-    /// The user must enrol a second factor before anything a policy guards with MFA.
+    /// The user must use a second factor and this session has not passed one: it can only
+    /// enrol one, show itself and sign out.
     pub mfa_setup_required: bool,
 }
 
-/// `POST /v1/auth/login`.
+/// Sign in: a session token, shown once
+///
+/// Unknown logins, wrong passwords, locked and deactivated accounts all answer 401
+/// `invalid_credentials`; with two-factor on and no code, 401 `mfa_required`. A user who must
+/// use a second factor and has none gets `mfa_setup_required` and a session that can only
+/// enrol one.
+#[utoipa::path(post, path = "/v1/auth/login", request_body = LoginBody,
+    responses((status = 200, description = "the session and its token", body = LoginAnswer),
+        AnonymousRefused, (status = 401, response = ErrorResponse)),
+    security())]
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<LoginBody>,
@@ -152,7 +166,10 @@ impl From<SignedIn> for LoginAnswer {
     }
 }
 
-/// `POST /v1/auth/logout`: ends the caller's session.
+/// End the caller's session
+#[utoipa::path(post, path = "/v1/auth/logout",
+    responses((status = 204, description = "the session has ended"), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn logout(State(app): State<Arc<AppState>>, caller: Caller) -> Result<StatusCode, ApiError> {
     let m = manage(&app)?;
     let s = session_of(&caller)?;
@@ -168,31 +185,78 @@ pub async fn logout(State(app): State<Arc<AppState>>, caller: Caller) -> Result<
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/auth/session`: the caller's session and user, and whether the session can only
-/// enrol a second factor until it has (`mfa_setup_required`).
-pub async fn current(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// The caller's session and its user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionAndUser {
+    /// The session.
+    #[schema(value_type = SessionSchema)]
+    pub session: Session,
+    /// Its user.
+    #[schema(schema_with = user)]
+    pub user: User,
+    /// The user must use a second factor and this session has not passed one: it can only
+    /// enrol one, show itself and sign out; every other call answers 403
+    /// `mfa_enrollment_required`.
+    pub mfa_setup_required: bool,
+}
+
+/// The caller's session and user
+///
+/// And whether the session can only enrol a second factor until it has
+/// (`mfa_setup_required`).
+#[utoipa::path(get, path = "/v1/auth/session",
+    responses((status = 200, description = "the session and its user", body = SessionAndUser), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn current(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<SessionAndUser>, ApiError> {
     let (m, served) = parts(&app)?;
     let s = session_of(&caller)?;
     let user = me(&m, &caller).await?;
     let setup = !s.mfa && crate::auth::mfa_required(&rules(&served), &user);
-    Ok(Json(
-        json!({ "session": s, "user": user, "mfa_setup_required": setup }),
-    ))
+    Ok(Json(SessionAndUser {
+        session: s.clone(),
+        user,
+        mfa_setup_required: setup,
+    }))
 }
 
-/// `GET /v1/auth/sessions`: the caller's live sessions, newest first.
-pub async fn my_sessions(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// A user's live sessions, and which is the caller's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// The id of the caller's own session.
+    pub current: String,
+    /// The live sessions, newest first.
+    #[schema(value_type = Vec<SessionSchema>)]
+    pub sessions: Vec<Session>,
+}
+
+/// The caller's live sessions, newest first
+#[utoipa::path(get, path = "/v1/auth/sessions",
+    responses((status = 200, description = "the sessions", body = SessionList), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn my_sessions(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<SessionList>, ApiError> {
     let m = manage(&app)?;
     let current = session_of(&caller)?.id.clone();
-    let list = m
+    let sessions = m
         .auth
         .sessions(&m.gate.sign_in(), &caller.id)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "current": current, "sessions": list })))
+    Ok(Json(SessionList { current, sessions }))
 }
 
-/// `DELETE /v1/auth/sessions/{id}`: ends one of the caller's sessions.
+/// End one of the caller's sessions
+///
+/// Someone else's session is answered 404, as a missing one.
+#[utoipa::path(delete, path = "/v1/auth/sessions/{id}",
+    params(("id" = String, Path, description = "the session's id")),
+    responses((status = 204, description = "the session has ended"), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_mine(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -217,11 +281,21 @@ pub async fn revoke_mine(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/auth/sessions/revoke-others`: signs the caller out everywhere else.
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// The number of sessions ended.
+    pub revoked: u64,
+}
+
+/// End every session of the caller but this one
+#[utoipa::path(post, path = "/v1/auth/sessions/revoke-others",
+    responses((status = 200, description = "how many sessions ended", body = Revoked), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_others(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     let m = manage(&app)?;
     let s = session_of(&caller)?;
     let audit = Audit::by(caller.id.clone()).in_company(caller.company.clone());
@@ -232,12 +306,13 @@ pub async fn revoke_others(
         .revoke_sessions(&caller.id, Some(&s.id), &audit)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "revoked": n })))
+    Ok(Json(Revoked { revoked: n }))
 }
 
 /// The body of `POST /v1/auth/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ChangePassword)]
 pub struct ChangePasswordBody {
     /// The password now.
     pub current_password: String,
@@ -245,7 +320,13 @@ pub struct ChangePasswordBody {
     pub new_password: String,
 }
 
-/// `POST /v1/auth/password`: the signed-in user changes its password; its other sessions end.
+/// Change the caller's password (other sessions end)
+///
+/// The current password is checked again; a wrong one counts towards the lockout. The new one
+/// must pass the folder's password rules (400 `weak_password`).
+#[utoipa::path(post, path = "/v1/auth/password", request_body = ChangePasswordBody,
+    responses((status = 204, description = "the password is changed"), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn change_password(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -274,37 +355,53 @@ pub async fn change_password(
 }
 
 /// The body of `POST /v1/auth/password-reset`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ResetRequest)]
 pub struct ResetRequestBody {
     /// The login (an email address, for self-service).
     pub login: String,
 }
 
-/// `POST /v1/auth/password-reset`: always the same 202. The login is queued and its link made
-/// and handed to the `password_reset_command` by one background task, so neither the body nor
-/// the time of the answer says whether the login exists. Only logins that are email addresses
-/// can self-serve (the service portal); a folder that declares the action `user.password_reset` decides it too
-/// (principal and resource: the user).
+/// The answer to a reset request, whatever the login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// `accepted`.
+    pub status: String,
+    /// What happens next, for a human.
+    pub message: String,
+}
+
+/// Ask for a password-reset link: always 202 with the same body
+///
+/// The link goes to the configured `password_reset_command`, only for logins that are email
+/// addresses (the service portal), one live link per login (a request while one is valid sends
+/// nothing). The login is queued and its link made and handed to the command by one
+/// background task, so neither the body nor the time of the answer says whether the login
+/// exists. A folder that declares the action `user.password_reset` decides it too (principal
+/// and resource: the user).
+#[utoipa::path(post, path = "/v1/auth/password-reset", request_body = ResetRequestBody,
+    responses((status = 202, description = "accepted, whatever the login", body = Accepted), AnonymousRefused),
+    security())]
 pub async fn request_reset(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<ResetRequestBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let m = manage(&app)?;
     if m.resets.try_send(body.login.trim().to_owned()).is_err() {
         tracing::warn!("the password-reset queue is full; a request was dropped");
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted",
-            "message": "if the login exists and is an email address, a reset link is on its way",
-        })),
+        Json(Accepted {
+            status: "accepted".to_owned(),
+            message: "if the login exists and is an email address, a reset link is on its way".to_owned(),
+        }),
     ))
 }
 
 /// The body of `POST /v1/auth/password-reset/confirm`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     /// The token from the link.
@@ -313,12 +410,27 @@ pub struct ResetBody {
     pub password: String,
 }
 
-/// `POST /v1/auth/password-reset/confirm`: sets the password once, unlocks, ends every
-/// session and revokes the API keys those sessions made.
+/// A password set with a reset token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordSet {
+    /// The user's id.
+    pub user: String,
+    /// `password set`.
+    pub status: String,
+}
+
+/// Set a new password with a reset token
+///
+/// Once, before it expires (410 `expired`; an unknown or used token is 400 `invalid_token`);
+/// unlocks the account, ends its sessions and revokes the API keys they made.
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", request_body = ResetBody,
+    responses((status = 200, description = "the password is set", body = PasswordSet),
+        AnonymousRefused, (status = 410, response = ErrorResponse)),
+    security())]
 pub async fn confirm_reset(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<ResetBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PasswordSet>, ApiError> {
     let (m, served) = parts(&app)?;
     let phc = m
         .auth
@@ -331,7 +443,10 @@ pub async fn confirm_reset(
         .reset_password(&body.token, phc, &Audit::system())
         .await
         .map_err(token_error)?;
-    Ok(Json(json!({ "user": user.id, "status": "password set" })))
+    Ok(Json(PasswordSet {
+        user: user.id,
+        status: "password set".to_owned(),
+    }))
 }
 
 /// A link's token refused by the store: unknown or used (400 `invalid_token`), expired (410).
@@ -344,16 +459,23 @@ fn token_error(e: StoreError) -> ApiError {
 }
 
 /// The body of `POST /v1/auth/email/confirm`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfirmBody {
     /// The token of the link sent to the new address.
     pub token: String,
 }
 
-/// `POST /v1/auth/email/confirm`: the link sent to a new e-mail address puts it in force
-/// (once, before it expires, while no other user has taken the address). The token is the
-/// credential: no key or session is needed.
+/// Put a changed e-mail address in force with the token of the link sent to it
+///
+/// For folders with `sign_in.verify_email_changes`: once, before it expires (410 `expired`),
+/// while no other user has the address (409); a login that was the old address follows it.
+/// The token is the credential: no key or session is needed.
+#[utoipa::path(post, path = "/v1/auth/email/confirm", request_body = EmailConfirmBody,
+    responses((status = 200, description = "the user with its new address", body = ref("#/components/schemas/User")),
+        AnonymousRefused, (status = 404, response = ErrorResponse), (status = 409, response = ErrorResponse),
+        (status = 410, response = ErrorResponse)),
+    security())]
 pub async fn confirm_email(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<EmailConfirmBody>,
@@ -370,30 +492,49 @@ pub async fn confirm_email(
     Ok(Json(user))
 }
 
-/// `POST /v1/auth/totp/enrol`: a new TOTP secret for the signed-in user.
-pub async fn totp_enrol(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// Start two-factor enrolment: a TOTP secret and its otpauth URI
+///
+/// A session that must still enrol a second factor may call it.
+#[utoipa::path(post, path = "/v1/auth/totp/enrol",
+    responses((status = 200, description = "the secret, to confirm with a first code", body = Enrolment), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn totp_enrol(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Enrolment>, ApiError> {
     let m = manage(&app)?;
     session_of(&caller)?;
     let user = me(m, &caller).await?;
     let e = m.auth.enrol(&m.gate.sign_in(), &user, "Portcullis").await?;
-    Ok(Json(json!(e)))
+    Ok(Json(e))
 }
 
 /// The body of `POST /v1/auth/totp/confirm`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     /// A code from the authenticator app.
     pub code: String,
 }
 
-/// `POST /v1/auth/totp/confirm`: turns TOTP on with a first code; answers the recovery codes
-/// (shown once) and marks the current session as MFA-verified.
+/// The recovery codes of a new two-factor enrolment, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes, each one accepted once in place of a TOTP code.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Turn two-factor on with a first code; answers ten recovery codes, shown once
+///
+/// The current session then counts as having passed a second factor.
+#[utoipa::path(post, path = "/v1/auth/totp/confirm", request_body = CodeBody,
+    responses((status = 200, description = "the recovery codes", body = RecoveryCodes), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn totp_confirm(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<CodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecoveryCodes>, ApiError> {
     let m = manage(&app)?;
     let s = session_of(&caller)?.clone();
     let user = me(m, &caller).await?;
@@ -404,11 +545,13 @@ pub async fn totp_confirm(
         .update_session(&s.id, true, s.switched_to.clone())
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "recovery_codes": codes })))
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
 }
 
 /// The body of `POST /v1/auth/totp/disable`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableBody {
     /// The password.
@@ -417,8 +560,13 @@ pub struct DisableBody {
     pub code: String,
 }
 
-/// `POST /v1/auth/totp/disable`: needs the password and a code (the customs portal); a wrong one of
-/// either counts towards the lockout.
+/// Turn two-factor off (password and a code)
+///
+/// A wrong password or code counts towards the lockout (the customs portal); 409
+/// `mfa_required_by_policy` for a user the folder requires a second factor of.
+#[utoipa::path(post, path = "/v1/auth/totp/disable", request_body = DisableBody,
+    responses((status = 204, description = "two-factor is off"), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn totp_disable(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -455,17 +603,22 @@ pub async fn totp_disable(
 
 /// The body of `POST /v1/auth/switch`: an id only. The profile itself (its company, its
 /// attributes) comes from the entities the server holds, never from the caller.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchBody {
     /// The customer profile to act for.
     pub customer: String,
 }
 
-/// `POST /v1/auth/switch` (the customs portal): the session acts for another customer profile, decided as
-/// `customer.switch` on that profile as the server's entities file (`serve --entities`)
-/// holds it; its decisions then carry it in the folder's `sign_in.switch_attribute`. A profile the server does not
-/// hold cannot be switched to (404, as for any id the caller cannot see).
+/// Act for another customer profile (a forwarder acting for its customers)
+///
+/// Decided as `customer.switch` on that profile as the server's entities file
+/// (`serve --entities`) holds it (the customs portal); the session's decisions then carry it
+/// in the folder's `sign_in.switch_attribute`. The profile is the server's, never the
+/// caller's: 404 when the server does not hold it, as for any id the caller cannot see.
+#[utoipa::path(post, path = "/v1/auth/switch", request_body = SwitchBody,
+    responses((status = 200, description = "the session, acting for the profile", body = SessionSchema), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn switch_customer(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -525,7 +678,7 @@ pub async fn switch_customer(
 }
 
 /// The body of `POST /v1/auth/link`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
     /// The token of the customer's link.
@@ -535,12 +688,32 @@ pub struct LinkBody {
     pub device: String,
 }
 
-/// `POST /v1/auth/link` (the service portal): a session as the customer's token-link user, only while the
-/// customer has no portal user of its own; otherwise the link alone is refused.
+/// A session opened with a customer's token link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkAnswer {
+    /// The bearer token (`pcs_…`), shown once.
+    pub token: String,
+    /// The session.
+    #[schema(value_type = SessionSchema)]
+    pub session: Session,
+    /// The customer's token-link user.
+    #[schema(schema_with = user)]
+    pub user: User,
+}
+
+/// Sign in with a customer's token link (the service portal)
+///
+/// A session as the customer's token-link user, only while the customer has no portal user of
+/// its own: refused (401 `link_superseded`) once it has; 401 `invalid_link` for a link that is
+/// not valid, 409 when the customer has no active token-link user.
+#[utoipa::path(post, path = "/v1/auth/link", request_body = LinkBody,
+    responses((status = 200, description = "the session and its token", body = LinkAnswer),
+        AnonymousRefused, (status = 401, response = ErrorResponse), (status = 409, response = ErrorResponse)),
+    security())]
 pub async fn link_login(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<LinkBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkAnswer>, ApiError> {
     let (m, served) = parts(&app)?;
     let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_link", "the link is not valid");
     let Some(role) = rules(&served).token_link_role else {
@@ -588,20 +761,36 @@ pub async fn link_login(
         .open_session(&access, &user, body.device, false)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({
-        "token": issued.token.expose(),
-        "session": issued.session,
-        "user": user,
-    })))
+    Ok(Json(LinkAnswer {
+        token: issued.token.expose().to_owned(),
+        session: issued.session,
+        user,
+    }))
 }
 
-/// `POST /v1/companies/{id}/links`: creates the customer's token link (`link.create`, decided
-/// on the token-link user there, as it will be).
+/// A new token link and its token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedLink {
+    /// The link.
+    #[schema(value_type = LinkSchema)]
+    pub link: CompanyLink,
+    /// The link's token (`pcl_…`), shown once.
+    pub token: String,
+}
+
+/// Create a customer's token link; the token is answered once
+///
+/// Decided as `link.create` on the customer's token-link user, as it will be (with the
+/// folder's `sign_in.token_link_role`; 409 without one).
+#[utoipa::path(post, path = "/v1/companies/{id}/links",
+    params(("id" = String, Path, description = "the customer company's id")),
+    responses((status = 201, description = "the link and its token", body = IssuedLink), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IssuedLink>), ApiError> {
     let (m, served) = parts(&app)?;
     let resource = link_target(&m, &served, &id).await?;
     let ok = m
@@ -618,16 +807,26 @@ pub async fn create_link(
     let (link, token) = m.gate.create_link(&m.cache, ok).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "link": link, "token": token.expose() })),
+        Json(IssuedLink {
+            link,
+            token: token.expose().to_owned(),
+        }),
     ))
 }
 
-/// `DELETE /v1/companies/{id}/links/{link}`.
+/// Revoke a customer's token link
+///
+/// Decided as the link's creation is (`link.create` on the token-link user).
+#[utoipa::path(delete, path = "/v1/companies/{id}/links/{link}",
+    params(("id" = String, Path, description = "the customer company's id"),
+        ("link" = String, Path, description = "the link's id")),
+    responses((status = 200, description = "the link, revoked", body = LinkSchema), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath((id, link)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CompanyLink>, ApiError> {
     let (m, served) = parts(&app)?;
     let resource = link_target(&m, &served, &id).await?;
     let ok = m
@@ -641,7 +840,7 @@ pub async fn revoke_link(
             resource.1,
         )
         .await?;
-    Ok(Json(json!(m.gate.revoke_link(&m.cache, ok, &link).await?)))
+    Ok(Json(m.gate.revoke_link(&m.cache, ok, &link).await?))
 }
 
 /// The token-link user of a company as the resource of a link decision, with the context of
@@ -676,12 +875,18 @@ async fn link_target(
     Ok((resource, context))
 }
 
-/// `POST /v1/users/{id}/unlock` (`user.update`): clears a sign-in lock at once (the customs portal).
+/// Clear a sign-in lock (decided as `user.update`)
+///
+/// At once (the customs portal).
+#[utoipa::path(post, path = "/v1/users/{id}/unlock",
+    params(("id" = String, Path, description = "the user's id")),
+    responses((status = 200, description = "the lock state now", body = LockStateSchema), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn unlock(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockState>, ApiError> {
     let (m, ok) = decide_on_user(&app, &caller, &id, UnlockUser { id: id.clone() }).await?;
     m.gate.unlock(&m.cache, ok).await?;
     let state = m
@@ -691,15 +896,30 @@ pub async fn unlock(
         .lock_state(&id)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!(state)))
+    Ok(Json(state))
 }
 
-/// `GET /v1/users/{id}/sessions` (`user.read`).
+/// A user's live sessions and its lock state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSessions {
+    /// The live sessions.
+    #[schema(value_type = Vec<SessionSchema>)]
+    pub sessions: Vec<Session>,
+    /// The lock state.
+    #[schema(value_type = LockStateSchema)]
+    pub lock: LockState,
+}
+
+/// A user's live sessions and lock state (decided as `user.read`)
+#[utoipa::path(get, path = "/v1/users/{id}/sessions",
+    params(("id" = String, Path, description = "the user's id")),
+    responses((status = 200, description = "the sessions and the lock state", body = UserSessions), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn user_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserSessions>, ApiError> {
     let (m, ok) = decide_on_user(&app, &caller, &id, ListUserSessions { id: id.clone() }).await?;
     let sessions = m.gate.user_sessions(ok, m.auth.idle()).await?;
     let lock = m
@@ -709,31 +929,56 @@ pub async fn user_sessions(
         .lock_state(&id)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "sessions": sessions, "lock": lock })))
+    Ok(Json(UserSessions { sessions, lock }))
 }
 
-/// `DELETE /v1/users/{id}/sessions` (`user.update`): signs a user out everywhere.
+/// End every session of a user (decided as `user.update`)
+#[utoipa::path(delete, path = "/v1/users/{id}/sessions",
+    params(("id" = String, Path, description = "the user's id")),
+    responses((status = 200, description = "how many sessions ended", body = Revoked), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_user_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     let (m, ok) = decide_on_user(&app, &caller, &id, RevokeUserSessions { id: id.clone() }).await?;
     let n = m.gate.revoke_user_sessions(&m.cache, ok).await?;
-    Ok(Json(json!({ "revoked": n })))
+    Ok(Json(Revoked { revoked: n }))
+}
+
+/// A started passkey ceremony: the options for the browser and the token that finishes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyCeremony {
+    /// The ceremony's token (`pkc_…`), single use, valid 5 minutes.
+    pub ceremony: String,
+    /// `{"publicKey": …}` for `navigator.credentials.create()` or `.get()`, binary fields in
+    /// base64url.
+    #[schema(value_type = Object)]
+    pub options: Value,
 }
 
 /// A started passkey ceremony, as answered.
-fn started(s: crate::auth::passkey::Started) -> Json<Value> {
-    Json(json!({ "ceremony": s.ceremony.expose(), "options": s.options }))
+fn started(s: crate::auth::passkey::Started) -> Json<PasskeyCeremony> {
+    Json(PasskeyCeremony {
+        ceremony: s.ceremony.expose().to_owned(),
+        options: s.options,
+    })
 }
 
-/// `POST /v1/auth/passkeys/register`: starts registering a passkey for the signed-in user
-/// (a session that must still enrol a second factor may call it).
+/// Start registering a passkey
+///
+/// The options for `navigator.credentials.create()` (binary fields in base64url) and a
+/// single-use `ceremony` token, valid 5 minutes; 409 when the server has no passkey settings
+/// (`passkey_rp_id`, `passkey_origins`). A session that must still enrol a second factor may
+/// call it.
+#[utoipa::path(post, path = "/v1/auth/passkeys/register",
+    responses((status = 200, description = "the ceremony", body = PasskeyCeremony), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn passkey_register_start(
     State(app): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PasskeyCeremony>, ApiError> {
     let m = manage(&app)?;
     session_of(&caller)?;
     let user = me(m, &caller).await?;
@@ -744,25 +989,37 @@ pub async fn passkey_register_start(
 }
 
 /// The body of `POST /v1/auth/passkeys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyRegistrationBody {
     /// The `pkc_…` token of `POST /v1/auth/passkeys/register`.
     pub ceremony: String,
-    /// What `navigator.credentials.create()` answered, its binary fields in base64url.
+    /// The PublicKeyCredential `navigator.credentials.create()` answered: id, rawId, type and
+    /// response {attestationObject, clientDataJSON}, binary fields in base64url.
+    #[schema(value_type = Object)]
     pub credential: webauthn_rs::prelude::RegisterPublicKeyCredential,
     /// A label for it ("YubiKey", "iPhone"); at most 100 characters.
     #[serde(default)]
     pub name: String,
 }
 
-/// `POST /v1/auth/passkeys`: finishes a registration the caller started; the passkey is
-/// stored, and the session counts as having passed a second factor (as after TOTP enrolment).
+/// Finish registering a passkey
+///
+/// With what `navigator.credentials.create()` answered to the options of
+/// `POST /v1/auth/passkeys/register`: 400 `invalid_passkey` when the answer is not accepted
+/// (challenge, origin, relying party, user verification), 400 `invalid_token` for an unknown
+/// or used ceremony, 410 when it ran out, 409 when the passkey is registered already. The
+/// passkey is stored, and the session then counts as having passed a second factor (as after
+/// TOTP enrolment).
+#[utoipa::path(post, path = "/v1/auth/passkeys", request_body = PasskeyRegistrationBody,
+    responses((status = 201, description = "the passkey", body = PasskeySchema),
+        SignInRefused, (status = 410, response = ErrorResponse)),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn passkey_register_finish(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<PasskeyRegistrationBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<StoredPasskey>), ApiError> {
     let m = manage(&app)?;
     let s = session_of(&caller)?.clone();
     let name = body.name.trim();
@@ -785,11 +1042,25 @@ pub async fn passkey_register_finish(
         .update_session(&s.id, true, s.switched_to.clone())
         .await
         .map_err(store_error)?;
-    Ok((StatusCode::CREATED, Json(json!(passkey))))
+    Ok((StatusCode::CREATED, Json(passkey)))
 }
 
-/// `GET /v1/auth/passkeys`: the caller's passkeys (names and dates; never key material).
-pub async fn my_passkeys(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// A user's passkeys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyList {
+    /// Names and dates, never key material.
+    #[schema(value_type = Vec<PasskeySchema>)]
+    pub passkeys: Vec<StoredPasskey>,
+}
+
+/// The caller's passkeys: names and dates, never key material
+#[utoipa::path(get, path = "/v1/auth/passkeys",
+    responses((status = 200, description = "the passkeys", body = PasskeyList), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn my_passkeys(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<PasskeyList>, ApiError> {
     let m = manage(&app)?;
     session_of(&caller)?;
     let list = m
@@ -799,12 +1070,18 @@ pub async fn my_passkeys(State(app): State<Arc<AppState>>, caller: Caller) -> Re
         .passkeys(&caller.id)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "passkeys": list })))
+    Ok(Json(PasskeyList { passkeys: list }))
 }
 
-/// `DELETE /v1/auth/passkeys/{id}`: removes one of the caller's passkeys. Needs a session that
-/// passed a second factor; refused while the folder requires one of this user and the passkey
-/// is its last (no TOTP, no other passkey).
+/// Remove one of the caller's passkeys
+///
+/// Needs a session that passed a second factor (403 `mfa_required`); 409
+/// `mfa_required_by_policy` for the last second factor (no TOTP, no other passkey) of a user
+/// the folder requires one of. Someone else's passkey is answered 404, as a missing one.
+#[utoipa::path(delete, path = "/v1/auth/passkeys/{id}",
+    params(("id" = String, Path, description = "the passkey's id")),
+    responses((status = 204, description = "the passkey is removed"), SignInRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn passkey_remove(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -843,29 +1120,47 @@ pub async fn passkey_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/auth/passkey/challenge`: starts a sign-in with a passkey, alone or as the
-/// second factor of `POST /v1/auth/login`. Needs nothing and tells nothing about accounts.
-pub async fn passkey_challenge(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+/// Start a sign-in with a passkey
+///
+/// Alone with `POST /v1/auth/passkey/login`, or as the second factor of
+/// `POST /v1/auth/login`: options for `navigator.credentials.get()` without any allowed
+/// credential, so nothing tells whether an account exists, and a single-use `ceremony` token;
+/// 409 when the server has no passkey settings. Needs nothing.
+#[utoipa::path(post, path = "/v1/auth/passkey/challenge",
+    responses((status = 200, description = "the ceremony", body = PasskeyCeremony),
+        (status = 409, response = ErrorResponse), (status = 503, response = ErrorResponse)),
+    security())]
+pub async fn passkey_challenge(State(app): State<Arc<AppState>>) -> Result<Json<PasskeyCeremony>, ApiError> {
     let m = manage(&app)?;
     let passkeys = m.auth.passkeys()?;
     Ok(started(passkeys.start_sign_in(&m.gate.sign_in()).await?))
 }
 
 /// The body of `POST /v1/auth/passkey/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyLoginBody {
     /// The `pkc_…` token of `POST /v1/auth/passkey/challenge`.
     pub ceremony: String,
-    /// What `navigator.credentials.get()` answered, its binary fields in base64url.
+    /// The PublicKeyCredential `navigator.credentials.get()` answered: id, rawId, type and
+    /// response {authenticatorData, clientDataJSON, signature, userHandle}, binary fields in
+    /// base64url.
+    #[schema(value_type = Object)]
     pub credential: webauthn_rs::prelude::PublicKeyCredential,
     /// A label for the device.
     #[serde(default)]
     pub device: String,
 }
 
-/// `POST /v1/auth/passkey/login`: signs in with a passkey alone; the session has passed a
-/// second factor. Any refusal is the password sign-in's 401 `invalid_credentials`.
+/// Sign in with a passkey alone: the session has passed a second factor
+///
+/// A wrong, replayed or unknown answer, a used or expired ceremony, a deactivated or locked
+/// account: all the password sign-in's 401 `invalid_credentials`; 409 when the server has no
+/// passkey settings.
+#[utoipa::path(post, path = "/v1/auth/passkey/login", request_body = PasskeyLoginBody,
+    responses((status = 200, description = "the session and its token", body = LoginAnswer),
+        AnonymousRefused, (status = 401, response = ErrorResponse), (status = 409, response = ErrorResponse)),
+    security())]
 pub async fn passkey_login(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<PasskeyLoginBody>,
