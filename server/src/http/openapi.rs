@@ -154,6 +154,19 @@ impl IntoResponses for ConsoleRefused {
     }
 }
 
+/// What a management call may answer besides its result: a bad body or query (400), no or a
+/// bad key (401), a denial (403), an unknown record (404), a conflict such as a taken login or
+/// the user limit (409), a body over the limit (413) or not JSON (415), a host this server
+/// does not answer for (421), attributes that would not fit the folder's schema (422), no
+/// store (503).
+pub struct ManageRefused;
+
+impl IntoResponses for ManageRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        envelope(&[400, 401, 403, 404, 409, 413, 415, 421, 422, 503])
+    }
+}
+
 /// The error envelope alone, for one more status beside a set (`(status = 422, response =
 /// ErrorResponse)`).
 pub struct ErrorResponse;
