@@ -33,7 +33,6 @@ static DOCUMENT: LazyLock<(Value, Vec<u8>)> = LazyLock::new(|| {
     let mut api = super::routes().into_openapi();
     complete(&mut api);
     let mut doc = serde_json::to_value(&api).unwrap_or_default();
-    super::manage::openapi::extend(&mut doc);
     super::signin::openapi::extend(&mut doc);
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
     (doc, bytes)
