@@ -977,6 +977,20 @@ async fn openapi_describes_the_management_api() {
     }
     assert_eq!(schemas["NewUser"]["properties"]["login"]["minLength"], 1);
     assert_eq!(schemas["NewCompany"]["properties"]["user_limit"]["minimum"], 0);
+    // Found by schemathesis: a u32 is not an int32 (whose maximum is 2^31 - 1), and a
+    // company's display name may be blank.
+    assert_eq!(
+        schemas["NewCompany"]["properties"]["user_limit"]["maximum"],
+        u64::from(u32::MAX)
+    );
+    let limit = doc["paths"]["/v1/users"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["maximum"], u64::from(u32::MAX), "{limit}");
+    assert!(schemas["CompanyPatch"]["properties"]["name"]["minLength"].is_null());
     for name in [
         "User",
         "UserPage",

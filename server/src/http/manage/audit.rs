@@ -45,6 +45,8 @@ pub struct AuditParams {
     /// Cursor: entries with smaller ids.
     pub before: Option<i64>,
     /// Page size.
+    // A u32, whose bound `format: int32` would put at 2^31 - 1.
+    #[param(value_type = Option<u64>, maximum = 4294967295u32)]
     pub limit: Option<u32>,
     /// `json` (default) or `csv`.
     #[param(inline)]

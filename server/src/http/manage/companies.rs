@@ -127,6 +127,7 @@ pub struct NewCompanyBody {
     pub parent: Option<String>,
     /// Most active users; the folder's `default_user_limit` when absent, unlimited when none.
     #[serde(default)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295u32)]
     pub user_limit: Option<u32>,
     /// Further attributes the folder declares (Cedar JSON).
     #[serde(default)]
@@ -214,9 +215,8 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 #[schema(as = CompanyPatch)]
 pub struct CompanyPatchBody {
-    /// New display name.
+    /// New display name (may be blank, as a new company's).
     #[serde(default)]
-    #[schema(min_length = 1)]
     pub name: Option<String>,
     /// New account type.
     #[serde(default)]
@@ -224,7 +224,7 @@ pub struct CompanyPatchBody {
     pub account_type: Option<String>,
     /// New user limit (`null` removes it).
     #[serde(default, deserialize_with = "records::present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295u32)]
     pub user_limit: Option<Option<u32>>,
     /// New attributes (replacing the old ones).
     #[serde(default)]

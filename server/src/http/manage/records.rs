@@ -158,6 +158,8 @@ pub struct Company {
     /// The parent company of an enterprise account.
     pub parent: Option<String>,
     /// Most active users the company may have; `null`: unlimited.
+    // A u32, whose bound `format: int32` would put at 2^31 - 1.
+    #[schema(value_type = Option<u64>, maximum = 4294967295u32)]
     pub user_limit: Option<u32>,
     /// Further attributes the policy folder declares, in Cedar JSON.
     #[schema(value_type = Object)]

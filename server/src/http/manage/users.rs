@@ -46,6 +46,8 @@ pub struct ListQuery {
     /// Cursor.
     pub after: Option<String>,
     /// Page size.
+    // A u32, whose bound `format: int32` would put at 2^31 - 1.
+    #[param(value_type = Option<u64>, maximum = 4294967295u32)]
     pub limit: Option<u32>,
 }
 
