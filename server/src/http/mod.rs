@@ -52,7 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 fn adapters() -> (openapi::ApiRouter, openapi::ApiRouter) {
     let open = decision::open()
         .routes(utoipa_axum::routes!(openapi::document))
-        .merge(manage::router().into())
+        .merge(manage::router())
         .merge(signin::router());
     (open, openapi::key_when_configured(decision::guarded()))
 }

@@ -33,8 +33,7 @@ pub fn openapi() -> Value {
 static DOCUMENT: LazyLock<(Value, Vec<u8>)> = LazyLock::new(|| {
     let mut api = super::routes().into_openapi();
     complete(&mut api);
-    let mut doc = serde_json::to_value(&api).unwrap_or_default();
-    super::manage::openapi::extend(&mut doc);
+    let doc = serde_json::to_value(&api).unwrap_or_default();
     let bytes = serde_json::to_vec(&doc).unwrap_or_default();
     (doc, bytes)
 });
@@ -185,6 +184,19 @@ pub struct SignInRefused;
 impl IntoResponses for SignInRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         envelope(&[400, 401, 403, 404, 409, 413, 503])
+    }
+}
+
+/// What a management call may answer besides its result: a bad body or query (400), no or a
+/// bad key (401), a denial (403), an unknown record (404), a conflict such as a taken login or
+/// the user limit (409), a body over the limit (413) or not JSON (415), a host this server
+/// does not answer for (421), attributes that would not fit the folder's schema (422), no
+/// store (503).
+pub struct ManageRefused;
+
+impl IntoResponses for ManageRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        envelope(&[400, 401, 403, 404, 409, 413, 415, 421, 422, 503])
     }
 }
 

@@ -9,13 +9,16 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_store::{AuditEntry, AuditQuery};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
+use super::records;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiQuery;
+use crate::http::openapi::ManageRefused;
 use crate::manage::entities;
 use crate::manage::governance::{ReadAudit, Resource};
 use crate::manage::targets::parts;
@@ -23,7 +26,8 @@ use crate::manage::{store_error, Caller};
 use crate::state::AppState;
 
 /// `GET /v1/audit` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Entries by or about this user.
     pub user: Option<String>,
@@ -41,9 +45,31 @@ pub struct AuditParams {
     /// Cursor: entries with smaller ids.
     pub before: Option<i64>,
     /// Page size.
+    // A u32, whose bound `format: int32` would put at 2^31 - 1.
+    #[param(value_type = Option<u64>, maximum = 4294967295u32)]
     pub limit: Option<u32>,
     /// `json` (default) or `csv`.
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<AuditFormat>,
+}
+
+/// What `GET /v1/audit` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFormat {
+    /// A page of entries (`AuditPage`).
+    Json,
+    /// CSV, one header line then one line per entry.
+    Csv,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    pub entries: Vec<records::AuditEntry>,
+    /// The cursor of the next page (`?before=`); `null` on the last page.
+    pub next: Option<i64>,
 }
 
 fn when(field: &str, v: &str) -> Result<OffsetDateTime, ApiError> {
@@ -94,7 +120,16 @@ pub fn to_csv(items: &[AuditEntry]) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// The audit trail of a company (the caller's by default), newest first; `?format=csv` exports CSV with formula cells neutralised
+///
 /// `GET /v1/audit`.
+#[utoipa::path(get, path = "/v1/audit",
+    description = "Decided by operation `audit.export` (mapped in `[management.operations]`) on the company's AuditLog, or on the company itself where the folder's action applies to companies.",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "entries", content((AuditPage = "application/json"), (String = "text/csv"))),
+        ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn query(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -170,9 +205,13 @@ pub async fn query(
         )
         .await?;
     let page = m.gate.query_audit(ok).await?;
-    match p.format.as_deref() {
-        None | Some("json") => Ok(Json(json!({ "entries": page.items, "next": page.next })).into_response()),
-        Some("csv") => Ok((
+    match p.format.unwrap_or(AuditFormat::Json) {
+        AuditFormat::Json => Ok(Json(AuditPage {
+            entries: records::all(page.items),
+            next: page.next,
+        })
+        .into_response()),
+        AuditFormat::Csv => Ok((
             StatusCode::OK,
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -181,9 +220,5 @@ pub async fn query(
             to_csv(&page.items),
         )
             .into_response()),
-        Some(other) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("`format` must be `json` or `csv`, not `{other}`"),
-        )),
     }
 }

@@ -21,13 +21,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::CompanyFacts;
 use portcullis_store::{
-    Company, CompanyPatch, CompanyQuery, GroupPatch, NewCompany, NewGroup, PermissionGroup, UserQuery,
+    self as store, CompanyPatch, CompanyQuery, GroupPatch, NewCompany, NewGroup, UserQuery,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
+use super::records::{self, Company, Group};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
+use crate::http::openapi::ManageRefused;
 use crate::manage::entities;
 use crate::manage::governance::{
     CreateCompany, CreateGroup, DeleteGroup, Reader, Resource, SetDefaultGroup, UpdateCompany, UpdateGroup,
@@ -104,7 +107,61 @@ fn changes(
     c
 }
 
+/// `POST /v1/companies` body: the company to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewCompany)]
+pub struct NewCompanyBody {
+    /// Its id.
+    #[schema(min_length = 1)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Account type.
+    #[schema(min_length = 1)]
+    pub account_type: String,
+    /// Parent company (enterprise accounts); the caller's company when absent, none when `null`.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub parent: Option<String>,
+    /// Most active users; the folder's `default_user_limit` when absent, unlimited when none.
+    #[serde(default)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295u32)]
+    pub user_limit: Option<u32>,
+    /// Further attributes the folder declares (Cedar JSON).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attrs: Map<String, Value>,
+}
+
+impl From<NewCompanyBody> for NewCompany {
+    fn from(b: NewCompanyBody) -> Self {
+        let NewCompanyBody {
+            id,
+            name,
+            account_type,
+            parent,
+            user_limit,
+            attrs,
+        } = b;
+        NewCompany {
+            id,
+            name,
+            account_type,
+            parent,
+            user_limit,
+            attrs,
+        }
+    }
+}
+
+/// Create a company (`parent` defaults to the caller's company)
+///
 /// `POST /v1/companies`: a `NewCompany`; `parent` defaults to the caller's company.
+#[utoipa::path(post, path = "/v1/companies", description = decided!("company.create"), request_body = NewCompanyBody,
+    responses((status = 201, description = "done", body = Company), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -114,7 +171,9 @@ pub async fn create(
     if let Some(o) = body.as_object_mut() {
         o.entry("parent").or_insert_with(|| json!(caller.company));
     }
-    let mut new: NewCompany = serde_json::from_value(body).map_err(invalid)?;
+    let mut new: NewCompany = serde_json::from_value::<NewCompanyBody>(body)
+        .map_err(invalid)?
+        .into();
     // A company the call gives no limit gets the folder's `[settings] default_user_limit`.
     let default_limit = served
         .snapshot
@@ -147,11 +206,56 @@ pub async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(m.gate.create_company(&m.cache, ok).await?),
+        Json(m.gate.create_company(&m.cache, ok).await?.into()),
     ))
 }
 
+/// `PATCH /v1/companies/{id}` body: the fields to change; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CompanyPatch)]
+pub struct CompanyPatchBody {
+    /// New display name (may be blank, as a new company's).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New account type.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub account_type: Option<String>,
+    /// New user limit (`null` removes it).
+    #[serde(default, deserialize_with = "records::present")]
+    #[schema(value_type = Option<u64>, maximum = 4294967295u32)]
+    pub user_limit: Option<Option<u32>>,
+    /// New attributes (replacing the old ones).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attrs: Option<Map<String, Value>>,
+}
+
+impl From<CompanyPatchBody> for CompanyPatch {
+    fn from(b: CompanyPatchBody) -> Self {
+        let CompanyPatchBody {
+            name,
+            account_type,
+            user_limit,
+            attrs,
+        } = b;
+        CompanyPatch {
+            name,
+            account_type,
+            user_limit,
+            attrs,
+        }
+    }
+}
+
+/// Change a company's name, account type, user limit or attrs (decided on the company as it will be; context `changes` names the fields set)
+///
 /// `PATCH /v1/companies/{id}`: a `CompanyPatch` (name, account type, user limit, attrs).
+#[utoipa::path(patch, path = "/v1/companies/{id}", description = decided!("company.update"),
+    params(("id" = String, Path, description = "the company")), request_body = CompanyPatchBody,
+    responses((status = 200, description = "done", body = Company), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -159,7 +263,9 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Company>, ApiError> {
     let (m, served) = parts(&app)?;
-    let patch: CompanyPatch = serde_json::from_value(body).map_err(invalid)?;
+    let patch: CompanyPatch = serde_json::from_value::<CompanyPatchBody>(body)
+        .map_err(invalid)?
+        .into();
     if !Reads::new(&app, &caller).await?.company_readable(&id).await? {
         return Err(crate::manage::reads::not_found("company", &id));
     }
@@ -193,11 +299,11 @@ pub async fn update(
             context,
         )
         .await?;
-    Ok(Json(m.gate.update_company(&m.cache, ok).await?))
+    Ok(Json(m.gate.update_company(&m.cache, ok).await?.into()))
 }
 
 /// The companies at or below `root` (breadth first, bounded).
-async fn below(read: &Reader<'_>, root: &str) -> Result<Vec<Company>, ApiError> {
+async fn below(read: &Reader<'_>, root: &str) -> Result<Vec<store::Company>, ApiError> {
     let mut out = vec![read.get_company(root).await.map_err(store_error)?];
     let mut i = 0;
     while i < out.len() && out.len() < MAX_LISTED_COMPANIES {
@@ -222,12 +328,26 @@ async fn below(read: &Reader<'_>, root: &str) -> Result<Vec<Company>, ApiError> 
     Ok(out)
 }
 
+/// Companies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompanyList {
+    /// The companies the caller may read.
+    pub companies: Vec<Company>,
+}
+
+/// The caller's company and the companies of its enterprise below it that the caller may read
+///
 /// `GET /v1/companies`: the caller's company and the companies of its enterprise below it,
 /// each decided as `company.read`.
-pub async fn list(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/companies", description = decided!("company.read"),
+    responses((status = 200, description = "done", body = CompanyList), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn list(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<CompanyList>, ApiError> {
     let reads = Reads::new(&app, &caller).await?;
     let companies = below(&reads.m.gate.read(), &caller.company).await?;
-    Ok(Json(json!({ "companies": reads.companies(companies).await? })))
+    Ok(Json(CompanyList {
+        companies: records::all(reads.companies(companies).await?),
+    }))
 }
 
 /// The caller's company as the resource of a group decision.
@@ -308,21 +428,82 @@ fn check_features(served: &Served, features: &[String]) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// `GET /v1/groups`: each decided as `group.read` on the caller's company.
-pub async fn list_groups(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let reads = Reads::new(&app, &caller).await?;
-    let groups = reads.m.gate.read().list_groups().await.map_err(store_error)?;
-    Ok(Json(json!({ "groups": reads.groups(groups) })))
+/// Permission groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    /// The groups the caller may read.
+    pub groups: Vec<Group>,
 }
 
+/// The permission groups the caller may read (decided on its company)
+///
+/// `GET /v1/groups`: each decided as `group.read` on the caller's company.
+#[utoipa::path(get, path = "/v1/groups", description = decided!("group.read"),
+    responses((status = 200, description = "done", body = GroupList), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn list_groups(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<GroupList>, ApiError> {
+    let reads = Reads::new(&app, &caller).await?;
+    let groups = reads.m.gate.read().list_groups().await.map_err(store_error)?;
+    Ok(Json(GroupList {
+        groups: records::all(reads.groups(groups)),
+    }))
+}
+
+/// `POST /v1/groups` body: the group to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewGroup)]
+pub struct NewGroupBody {
+    /// Name.
+    #[schema(min_length = 1)]
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Features its members hold (declared in roles.toml).
+    #[serde(default)]
+    #[schema(schema_with = records::names)]
+    pub features: Vec<String>,
+    /// Make it the default of new users (the previous default stops being one).
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+impl From<NewGroupBody> for NewGroup {
+    fn from(b: NewGroupBody) -> Self {
+        let NewGroupBody {
+            name,
+            description,
+            features,
+            is_default,
+        } = b;
+        NewGroup {
+            name,
+            description,
+            features,
+            is_default,
+        }
+    }
+}
+
+/// Create a permission group (features declared in roles.toml)
+///
 /// `POST /v1/groups`: a `NewGroup` (`group.manage`).
+#[utoipa::path(post, path = "/v1/groups", description = decided!("group.manage"), request_body = NewGroupBody,
+    responses((status = 201, description = "done", body = Group), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<PermissionGroup>), ApiError> {
+) -> Result<(StatusCode, Json<Group>), ApiError> {
     let (m, served) = parts(&app)?;
-    let new: NewGroup = serde_json::from_value(body).map_err(invalid)?;
+    let new: NewGroup = serde_json::from_value::<NewGroupBody>(body)
+        .map_err(invalid)?
+        .into();
     check_features(&served, &new.features)?;
     let r = caller_company(&m, &served, &caller).await?;
     let ok = m
@@ -331,19 +512,54 @@ pub async fn create_group(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(m.gate.create_group(&m.cache, ok).await?),
+        Json(m.gate.create_group(&m.cache, ok).await?.into()),
     ))
 }
 
+/// `PATCH /v1/groups/{name}` body: the fields to change; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = GroupPatch)]
+pub struct GroupPatchBody {
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New features (replacing).
+    #[serde(default)]
+    #[schema(schema_with = records::names_or_null)]
+    pub features: Option<Vec<String>>,
+}
+
+impl From<GroupPatchBody> for GroupPatch {
+    fn from(b: GroupPatchBody) -> Self {
+        let GroupPatchBody {
+            description,
+            features,
+        } = b;
+        GroupPatch {
+            description,
+            features,
+        }
+    }
+}
+
+/// Change a permission group's description or features (decided on the caller's company and on every company with a member in it)
+///
 /// `PATCH /v1/groups/{name}`: a `GroupPatch` (`group.manage`).
+#[utoipa::path(patch, path = "/v1/groups/{name}", description = decided!("group.manage"),
+    params(("name" = String, Path, description = "the group")), request_body = GroupPatchBody,
+    responses((status = 200, description = "done", body = Group), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn update_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<PermissionGroup>, ApiError> {
+) -> Result<Json<Group>, ApiError> {
     let (m, served) = parts(&app)?;
-    let patch: GroupPatch = serde_json::from_value(body).map_err(invalid)?;
+    let patch: GroupPatch = serde_json::from_value::<GroupPatchBody>(body)
+        .map_err(invalid)?
+        .into();
     if let Some(f) = &patch.features {
         check_features(&served, f)?;
     }
@@ -358,10 +574,16 @@ pub async fn update_group(
         .decide(&served, &m.cache, &caller, op, r, Map::new())
         .await?;
     on_member_companies(&m, &served, &caller, &name, ok.op()).await?;
-    Ok(Json(m.gate.update_group(&m.cache, ok).await?))
+    Ok(Json(m.gate.update_group(&m.cache, ok).await?.into()))
 }
 
+/// Delete a permission group no user is in
+///
 /// `DELETE /v1/groups/{name}` (`group.manage`): only a group no user is in.
+#[utoipa::path(delete, path = "/v1/groups/{name}", description = decided!("group.manage"),
+    params(("name" = String, Path, description = "the group")),
+    responses((status = 204, description = "deleted"), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn delete_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -381,19 +603,32 @@ pub async fn delete_group(
 }
 
 /// `PUT /v1/groups/default` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DefaultGroupBody)]
 pub struct DefaultBody {
-    /// The group new users get; `null`: none.
+    /// The group; absent or `null`: no default.
     pub name: Option<String>,
 }
 
+/// The default group of new users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefaultGroup {
+    /// The group new users get when they name none; `null`: none.
+    pub default: Option<String>,
+}
+
+/// Make a group the default of new users (`name: null`: none)
+///
 /// `PUT /v1/groups/default` (`group.manage`): the group new users get when they name none.
+#[utoipa::path(put, path = "/v1/groups/default", description = decided!("group.manage"), request_body = DefaultBody,
+    responses((status = 200, description = "done", body = DefaultGroup), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn set_default_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<DefaultBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DefaultGroup>, ApiError> {
     let (m, served) = parts(&app)?;
     let r = caller_company(&m, &served, &caller).await?;
     let op = SetDefaultGroup {
@@ -404,5 +639,5 @@ pub async fn set_default_group(
         .decide(&served, &m.cache, &caller, op, r, Map::new())
         .await?;
     m.gate.set_default_group(&m.cache, ok).await?;
-    Ok(Json(json!({ "default": body.name })))
+    Ok(Json(DefaultGroup { default: body.name }))
 }

@@ -9,49 +9,60 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use portcullis_store::{EntityRef, GrantQuery, GrantStatus, NewGrant, VisitorGrant};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use portcullis_store::{GrantQuery, NewGrant};
+use serde::{Deserialize, Serialize};
+use serde_json::Map;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
+use super::records::{self, EntityUid, Grant, GrantStatus};
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::json::ApiJson;
+use crate::http::openapi::ManageRefused;
 use crate::manage::governance::{ApproveGrant, RefuseGrant, RequestGrant, RevokeGrant};
 use crate::manage::targets::{company_resource, parts, requester_context};
 use crate::manage::{store_error, Caller, Manage};
 
 /// `POST /v1/grants` body: the caller asks for read access to `company`'s data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = GrantRequest)]
 pub struct RequestBody {
     /// The company whose data is asked for.
+    #[schema(min_length = 1)]
     pub company: String,
     /// Limit to these locations.
     #[serde(default)]
-    pub locations: Vec<EntityRef>,
+    pub locations: Vec<EntityUid>,
     /// Limit to these actors.
     #[serde(default)]
-    pub actors: Vec<EntityRef>,
+    pub actors: Vec<EntityUid>,
     /// Optional expiry.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// Request a visitor grant
+///
 /// `POST /v1/grants` (`grant.request` on the data owner's company).
+#[utoipa::path(post, path = "/v1/grants", description = decided!("grant.request"), request_body = RequestBody,
+    responses((status = 201, description = "done", body = Grant), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn request(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     ApiJson(body): ApiJson<RequestBody>,
-) -> Result<(StatusCode, Json<VisitorGrant>), ApiError> {
+) -> Result<(StatusCode, Json<Grant>), ApiError> {
     let (m, served) = parts(&app)?;
     let r = company_resource(&m, &served, &body.company, None).await?;
     let op = RequestGrant {
         new: NewGrant {
             user: caller.id.clone(),
             company: body.company,
-            locations: body.locations,
-            actors: body.actors,
+            locations: records::all(body.locations),
+            actors: records::all(body.actors),
             expires_at: body.expires_at,
         },
     };
@@ -61,7 +72,7 @@ pub async fn request(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(m.gate.request_grant(&m.cache, ok).await?),
+        Json(m.gate.request_grant(&m.cache, ok).await?.into()),
     ))
 }
 
@@ -84,38 +95,57 @@ async fn decide_on_grant<T: crate::manage::governance::Governed>(
     Ok((m, ok))
 }
 
+/// Approve a visitor grant
+///
 /// `POST /v1/grants/{id}/approve` (`grant.approve`).
+#[utoipa::path(post, path = "/v1/grants/{id}/approve", description = decided!("grant.approve"),
+    params(("id" = String, Path, description = "the grant")),
+    responses((status = 200, description = "done", body = Grant), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn approve(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<VisitorGrant>, ApiError> {
+) -> Result<Json<Grant>, ApiError> {
     let (m, ok) = decide_on_grant(&app, &caller, id, |id| ApproveGrant { id }).await?;
-    Ok(Json(m.gate.approve_grant(&m.cache, ok).await?))
+    Ok(Json(m.gate.approve_grant(&m.cache, ok).await?.into()))
 }
 
+/// Refuse a visitor grant
+///
 /// `POST /v1/grants/{id}/refuse` (`grant.refuse`).
+#[utoipa::path(post, path = "/v1/grants/{id}/refuse", description = decided!("grant.refuse"),
+    params(("id" = String, Path, description = "the grant")),
+    responses((status = 200, description = "done", body = Grant), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn refuse(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<VisitorGrant>, ApiError> {
+) -> Result<Json<Grant>, ApiError> {
     let (m, ok) = decide_on_grant(&app, &caller, id, |id| RefuseGrant { id }).await?;
-    Ok(Json(m.gate.refuse_grant(&m.cache, ok).await?))
+    Ok(Json(m.gate.refuse_grant(&m.cache, ok).await?.into()))
 }
 
+/// Revoke a visitor grant
+///
 /// `POST /v1/grants/{id}/revoke` (`grant.revoke`).
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", description = decided!("grant.revoke"),
+    params(("id" = String, Path, description = "the grant")),
+    responses((status = 200, description = "done", body = Grant), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<VisitorGrant>, ApiError> {
+) -> Result<Json<Grant>, ApiError> {
     let (m, ok) = decide_on_grant(&app, &caller, id, |id| RevokeGrant { id }).await?;
-    Ok(Json(m.gate.revoke_grant(&m.cache, ok).await?))
+    Ok(Json(m.gate.revoke_grant(&m.cache, ok).await?.into()))
 }
 
 /// `GET /v1/grants?company=&status=` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Grants on this company's data; without it, the caller's own grants.
     pub company: Option<String>,
@@ -123,23 +153,36 @@ pub struct ListQuery {
     pub status: Option<GrantStatus>,
 }
 
+/// Visitor grants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantList {
+    /// The grants the caller may read.
+    pub grants: Vec<Grant>,
+}
+
+/// Grants on a company's data (`?company=`) or the caller's own, those the caller may read
+///
 /// `GET /v1/grants`: grants on a company's data, or the caller's own; each decided as
 /// `grant.read`.
+#[utoipa::path(get, path = "/v1/grants", description = decided!("grant.read"), params(ListQuery),
+    responses((status = 200, description = "done", body = GrantList), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantList>, ApiError> {
     let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
+    let status = q.status.map(Into::into);
     let query = match q.company {
         Some(c) => GrantQuery {
             company: Some(c),
-            status: q.status,
+            status,
             user: None,
         },
         None => GrantQuery {
             user: Some(caller.id.clone()),
-            status: q.status,
+            status,
             company: None,
         },
     };
@@ -150,5 +193,7 @@ pub async fn list(
         .list_grants(&query)
         .await
         .map_err(store_error)?;
-    Ok(Json(json!({ "grants": reads.grants(grants).await? })))
+    Ok(Json(GrantList {
+        grants: records::all(reads.grants(grants).await?),
+    }))
 }

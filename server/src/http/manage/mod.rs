@@ -10,63 +10,55 @@
 //! [`crate::decision`], [`crate::state`]), the store and the engine. Never another adapter
 //! ([`crate::http::decision`], [`crate::http::signin`]); `tests/integration/layers.rs` checks.
 
+/// The description of a management operation in the OpenAPI document: `decided!("user.read")`.
+macro_rules! decided {
+    ($operation:literal) => {
+        concat!(
+            "Decided by the engine first: operation `",
+            $operation,
+            "` (the action `[management.operations]` of roles.toml maps it to), principal the \
+             caller. A denial answers 403 and is audited with outcome `denied`; an operation the \
+             folder does not map answers 403."
+        )
+    };
+}
+
 pub mod audit;
 pub mod companies;
 pub mod grants;
 pub mod invitations;
-pub mod openapi;
+pub mod records;
 pub mod users;
 
-use std::sync::Arc;
+use utoipa_axum::routes;
 
-use axum::routing::{get, post, put};
-use axum::Router;
+use crate::http::openapi::ApiRouter;
 
-use crate::state::AppState;
-
-/// The management routes.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/users", get(users::list).post(users::create))
-        .route(
-            "/v1/users/{id}",
-            get(users::read).patch(users::update).delete(users::delete),
-        )
-        .route("/v1/users/{id}/role", put(users::set_role))
-        .route("/v1/users/{id}/deactivate", post(users::deactivate))
-        .route("/v1/users/{id}/reactivate", post(users::reactivate))
-        .route("/v1/users/{id}/move", post(users::move_user))
-        .route("/v1/users/{id}/companies", put(users::set_companies))
-        .route(
-            "/v1/users/{id}/api-keys",
-            get(users::list_keys).post(users::create_key),
-        )
-        .route(
-            "/v1/users/{id}/api-keys/{key}",
-            axum::routing::delete(users::revoke_key),
-        )
-        .route("/v1/companies/{id}", get(users::company))
-        .route("/v1/grants", get(grants::list).post(grants::request))
-        .route("/v1/grants/{id}/approve", post(grants::approve))
-        .route("/v1/grants/{id}/refuse", post(grants::refuse))
-        .route("/v1/grants/{id}/revoke", post(grants::revoke))
-        .route(
-            "/v1/invitations",
-            get(invitations::list).post(invitations::create),
-        )
-        .route("/v1/invitations/{id}", axum::routing::delete(invitations::revoke))
-        .route("/v1/invitations/accept", post(invitations::accept))
-        .route("/v1/audit", get(audit::query))
-        // Companies and permission groups (companies.rs).
-        .route("/v1/companies", get(companies::list).post(companies::create))
-        .route("/v1/companies/{id}", axum::routing::patch(companies::update))
-        .route(
-            "/v1/groups",
-            get(companies::list_groups).post(companies::create_group),
-        )
-        .route("/v1/groups/default", put(companies::set_default_group))
-        .route(
-            "/v1/groups/{name}",
-            axum::routing::patch(companies::update_group).delete(companies::delete_group),
-        )
+/// The management routes, each registered from its handler's `#[utoipa::path]` (handlers of
+/// one path in one `routes!`).
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::read, users::update, users::delete))
+        .routes(routes!(users::set_role))
+        .routes(routes!(users::deactivate))
+        .routes(routes!(users::reactivate))
+        .routes(routes!(users::move_user))
+        .routes(routes!(users::set_companies))
+        .routes(routes!(users::list_keys, users::create_key))
+        .routes(routes!(users::revoke_key))
+        .routes(routes!(grants::list, grants::request))
+        .routes(routes!(grants::approve))
+        .routes(routes!(grants::refuse))
+        .routes(routes!(grants::revoke))
+        .routes(routes!(invitations::list, invitations::create))
+        .routes(routes!(invitations::revoke))
+        .routes(routes!(invitations::accept))
+        .routes(routes!(audit::query))
+        // Companies and permission groups (companies.rs); a company's reading is users.rs's.
+        .routes(routes!(companies::list, companies::create))
+        .routes(routes!(users::company, companies::update))
+        .routes(routes!(companies::list_groups, companies::create_group))
+        .routes(routes!(companies::set_default_group))
+        .routes(routes!(companies::update_group, companies::delete_group))
 }

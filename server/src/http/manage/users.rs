@@ -9,13 +9,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_engine::facts::UserFacts;
-use portcullis_store::{AccessibleCompany, NewUser, User, UserPatch, UserQuery};
-use serde::Deserialize;
+use portcullis_store::{self as store, UserPatch, UserQuery};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::json::ApiJson;
+use crate::http::openapi::ManageRefused;
 use crate::manage::entities;
 use crate::manage::governance::{
     CreateApiKey, CreateUser, Deactivate, DeleteUser, ListApiKeys, MoveUser, Reactivate, ReadUser,
@@ -25,13 +27,16 @@ use crate::manage::targets::{assignment, decide_on_user, parts, prospective, use
 use crate::manage::{store_error, Caller};
 use crate::state::AppState;
 
+use super::records::{self, AccessibleCompany, ApiKey, Company, User};
+
 fn invalid(e: serde_json::Error) -> ApiError {
     ApiError::bad_request("invalid_body", crate::lower_first(&e.to_string()))
 }
 
 /// `GET /v1/users?company=&include_inactive=`: the users of a company (the caller's by
 /// default) that the caller may read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Company (the caller's by default; rows the caller may not read are left out).
     pub company: Option<String>,
@@ -41,15 +46,31 @@ pub struct ListQuery {
     /// Cursor.
     pub after: Option<String>,
     /// Page size.
+    // A u32, whose bound `format: int32` would put at 2^31 - 1.
+    #[param(value_type = Option<u64>, maximum = 4294967295u32)]
     pub limit: Option<u32>,
 }
 
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// The users the caller may read.
+    pub users: Vec<User>,
+    /// The cursor of the next page (`?after=`); `null` on the last page.
+    pub next: Option<String>,
+}
+
+/// The users of a company (the caller's by default) the caller may read, each row decided
+///
 /// `GET /v1/users`: each row decided as `user.read`.
+#[utoipa::path(get, path = "/v1/users", description = decided!("user.read"), params(ListQuery),
+    responses((status = 200, description = "done", body = UserPage), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
     let company = q.company.unwrap_or_else(|| caller.company.clone());
     let page = reads
@@ -66,11 +87,91 @@ pub async fn list(
         .map_err(store_error)?;
     // Each row is decided (`user.read`); `next` still pages through the company's users.
     let users = reads.users(page.items).await?;
-    Ok(Json(json!({ "users": users, "next": page.next })))
+    Ok(Json(UserPage {
+        users: records::all(users),
+        next: page.next,
+    }))
 }
 
+/// `POST /v1/users` body: the user to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
+pub struct NewUserBody {
+    /// Its id; a random UUID when absent.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub id: Option<String>,
+    /// Its company; the caller's when absent (filled in before the body is read).
+    #[schema(required = false, min_length = 1)]
+    pub company: String,
+    /// Login name.
+    #[schema(min_length = 1)]
+    pub login: String,
+    /// Email.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub email: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Role in its company.
+    #[schema(min_length = 1)]
+    pub role: String,
+    /// Flags.
+    #[serde(default)]
+    #[schema(schema_with = records::names)]
+    pub flags: Vec<String>,
+    /// Add-on features.
+    #[serde(default)]
+    #[schema(schema_with = records::names)]
+    pub addons: Vec<String>,
+    /// Permission group; the default group when absent.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub group: Option<String>,
+    /// The stored attributes the folder's schema declares (Cedar JSON).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attrs: Map<String, Value>,
+}
+
+impl From<NewUserBody> for store::NewUser {
+    fn from(b: NewUserBody) -> Self {
+        let NewUserBody {
+            id,
+            company,
+            login,
+            email,
+            name,
+            role,
+            flags,
+            addons,
+            group,
+            attrs,
+        } = b;
+        store::NewUser {
+            id,
+            company,
+            login,
+            email,
+            name,
+            role,
+            flags,
+            addons,
+            group,
+            attrs,
+        }
+    }
+}
+
+/// Create a user
+///
 /// `POST /v1/users`: a `NewUser` (company defaults to the caller's), decided with the user
 /// as it will be.
+#[utoipa::path(post, path = "/v1/users", description = decided!("user.create"), request_body = NewUserBody,
+    responses((status = 201, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -80,7 +181,9 @@ pub async fn create(
     if let Some(o) = body.as_object_mut() {
         o.entry("company").or_insert_with(|| json!(caller.company));
     }
-    let mut new: NewUser = serde_json::from_value(body).map_err(invalid)?;
+    let mut new: store::NewUser = serde_json::from_value::<NewUserBody>(body)
+        .map_err(invalid)?
+        .into();
     let id = new
         .id
         .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
@@ -103,10 +206,15 @@ pub async fn create(
         .decide(&served, &m.cache, &caller, CreateUser { new }, resource, context)
         .await?;
     let user = m.gate.create_user(&m.cache, ok).await?;
-    Ok((StatusCode::CREATED, Json(user)))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
+/// Read a user
+///
 /// `GET /v1/users/{id}` (`user.read`).
+#[utoipa::path(get, path = "/v1/users/{id}", description = decided!("user.read"), params(("id" = String, Path, description = "the user")),
+    responses((status = 200, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn read(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -125,7 +233,7 @@ pub async fn read(
             Map::new(),
         )
         .await?;
-    Ok(Json(m.gate.read_user(ok).await?))
+    Ok(Json(m.gate.read_user(ok).await?.into()))
 }
 
 fn changes_assignment(p: &UserPatch) -> bool {
@@ -191,7 +299,7 @@ async fn set_role_with(
     caller: &Caller,
     id: String,
     patch: UserPatch,
-) -> Result<User, ApiError> {
+) -> Result<store::User, ApiError> {
     let (m, served) = parts(app)?;
     let target = visible(app, caller, &id).await?;
     let (ops, new) = assignment_changes(&target.user, &patch);
@@ -228,10 +336,96 @@ async fn set_role_with(
     }
 }
 
+/// `PATCH /v1/users/{id}` body: the fields to change; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = UserPatch)]
+pub struct UserPatchBody {
+    /// New login.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub login: Option<String>,
+    /// New email (`null` clears it).
+    #[serde(default, deserialize_with = "records::present")]
+    #[schema(value_type = Option<String>, min_length = 1)]
+    pub email: Option<Option<String>>,
+    /// New display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New role.
+    #[serde(default)]
+    #[schema(min_length = 1)]
+    pub role: Option<String>,
+    /// New flags (replacing).
+    #[serde(default)]
+    #[schema(schema_with = records::names_or_null)]
+    pub flags: Option<Vec<String>>,
+    /// New add-ons (replacing).
+    #[serde(default)]
+    #[schema(schema_with = records::names_or_null)]
+    pub addons: Option<Vec<String>>,
+    /// New group (`null` clears it).
+    #[serde(default, deserialize_with = "records::present")]
+    #[schema(value_type = Option<String>, min_length = 1)]
+    pub group: Option<Option<String>>,
+    /// New attributes (replacing).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attrs: Option<Map<String, Value>>,
+}
+
+impl From<UserPatchBody> for UserPatch {
+    fn from(b: UserPatchBody) -> Self {
+        let UserPatchBody {
+            login,
+            email,
+            name,
+            role,
+            flags,
+            addons,
+            group,
+            attrs,
+        } = b;
+        UserPatch {
+            login,
+            email,
+            name,
+            role,
+            flags,
+            addons,
+            group,
+            attrs,
+        }
+    }
+}
+
+/// What `PATCH /v1/users/{id}` answers when the new address waits for its link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingEmailChange {
+    /// The user, with every other change made.
+    pub user: User,
+    /// The new address, in force once the link sent to it is used.
+    pub pending_email: String,
+    /// How long the link is valid.
+    pub valid_minutes: u32,
+    /// What to tell the user.
+    pub message: String,
+}
+
+/// Edit a user: login, email, name (`user.update`), or role, flags, add-ons, group, attrs (one decision per kind: `user.set_role`, `user.set_flags`, `user.set_addons`, `user.set_group`, `user.set_attr.<name>`)
+///
 /// `PATCH /v1/users/{id}`: a `UserPatch`. Login, email and name are `user.update`; role,
 /// flags, add-ons, group and each attribute are decided one by one (`user.set_role`,
 /// `user.set_flags`, `user.set_addons`, `user.set_group`, `user.set_attr.<name>`), each with
-/// the user as it will be.
+/// the user as it will be. A folder that verifies e-mail changes answers a new address with
+/// 202: the link is sent.
+#[utoipa::path(patch, path = "/v1/users/{id}", description = decided!("user.update"), params(("id" = String, Path, description = "the user")),
+    request_body = UserPatchBody,
+    responses(
+        (status = 200, description = "done", body = User),
+        (status = 202, description = "the change is allowed; the new address waits for the link sent to it (`sign_in.verify_email_changes`)", body = PendingEmailChange),
+        ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -239,7 +433,9 @@ pub async fn update(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let patch: UserPatch = serde_json::from_value(body).map_err(invalid)?;
+    let patch: UserPatch = serde_json::from_value::<UserPatchBody>(body)
+        .map_err(invalid)?
+        .into();
     if changes_assignment(&patch) {
         let profile = UserPatch {
             login: patch.login.clone(),
@@ -253,7 +449,8 @@ pub async fn update(
                 "change the profile (login, email, name) and the assignment (role, flags, add-ons, group, attrs) in separate calls",
             ));
         }
-        return Ok(Json(set_role_with(&app, &caller, id, patch).await?).into_response());
+        let user: User = set_role_with(&app, &caller, id, patch).await?.into();
+        return Ok(Json(user).into_response());
     }
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
@@ -283,7 +480,8 @@ pub async fn update(
                 Map::new(),
             )
             .await?;
-        return Ok(Json(m.gate.update_user(&m.cache, ok).await?).into_response());
+        let user: User = m.gate.update_user(&m.cache, ok).await?.into();
+        return Ok(Json(user).into_response());
     };
     // Decided as the change it is (the address included), written without the address.
     let asked = UserPatch {
@@ -319,25 +517,32 @@ pub async fn update(
         .await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "user": user,
-            "pending_email": email,
-            "valid_minutes": rules.reset_link_minutes,
-            "message": "the new address is in force once the link sent to it is used",
-        })),
+        Json(PendingEmailChange {
+            user: user.into(),
+            pending_email: email,
+            valid_minutes: rules.reset_link_minutes,
+            message: "the new address is in force once the link sent to it is used".to_owned(),
+        }),
     )
         .into_response())
 }
 
 /// `PUT /v1/users/{id}/role` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     /// The new role.
+    #[schema(min_length = 1)]
     pub role: String,
 }
 
+/// Change a user's role
+///
 /// `PUT /v1/users/{id}/role` (`user.set_role`), decided with the user as it will be.
+#[utoipa::path(put, path = "/v1/users/{id}/role", description = decided!("user.set_role"), params(("id" = String, Path, description = "the user")),
+    request_body = RoleBody,
+    responses((status = 200, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -348,10 +553,15 @@ pub async fn set_role(
         role: Some(body.role),
         ..UserPatch::default()
     };
-    Ok(Json(set_role_with(&app, &caller, id, patch).await?))
+    Ok(Json(set_role_with(&app, &caller, id, patch).await?.into()))
 }
 
+/// Deactivate a user (then denied everything)
+///
 /// `POST /v1/users/{id}/deactivate` (`user.deactivate`): the user is then denied everything.
+#[utoipa::path(post, path = "/v1/users/{id}/deactivate", description = decided!("user.deactivate"), params(("id" = String, Path, description = "the user")),
+    responses((status = 200, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn deactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -364,10 +574,15 @@ pub async fn deactivate(
         .gate
         .decide(&served, &m.cache, &caller, Deactivate { id }, r, Map::new())
         .await?;
-    Ok(Json(m.gate.deactivate(&m.cache, ok).await?))
+    Ok(Json(m.gate.deactivate(&m.cache, ok).await?.into()))
 }
 
+/// Reactivate a user (within the user limit)
+///
 /// `POST /v1/users/{id}/reactivate` (`user.reactivate`), within the company's user limit.
+#[utoipa::path(post, path = "/v1/users/{id}/reactivate", description = decided!("user.reactivate"), params(("id" = String, Path, description = "the user")),
+    responses((status = 200, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn reactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -383,25 +598,40 @@ pub async fn reactivate(
         .gate
         .decide(&served, &m.cache, &caller, Reactivate { id }, r, Map::new())
         .await?;
-    Ok(Json(m.gate.reactivate(&m.cache, ok).await?))
+    Ok(Json(m.gate.reactivate(&m.cache, ok).await?.into()))
 }
 
 /// `DELETE /v1/users/{id}?transfer_to=` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// The user of the same company who receives the deleted user's records.
     pub transfer_to: Option<String>,
 }
 
+/// A deleted user and who receives its records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedUser {
+    /// The user as it was.
+    pub deleted: User,
+    /// The user of the same company who receives its records; `null`: they are deleted.
+    pub transfer_to: Option<String>,
+}
+
+/// Delete a user (audit history kept; `?transfer_to=` names who receives its records)
+///
 /// `DELETE /v1/users/{id}` (`user.delete`): the audit history stays. The answer names who
 /// receives the user's records (`transfer_to`), and the deletion is logged as the
 /// `portcullis::records` event for the application that owns the records.
+#[utoipa::path(delete, path = "/v1/users/{id}", description = decided!("user.delete"), params(("id" = String, Path, description = "the user"), DeleteQuery),
+    responses((status = 200, description = "the deleted user and the receiver", body = DeletedUser), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeleteQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedUser>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
@@ -424,21 +654,31 @@ pub async fn delete(
         transfer_to = ?d.transfer_to,
         "user deleted: its records go to `transfer_to`, or are deleted when none"
     );
-    Ok(Json(json!({ "deleted": d.user, "transfer_to": d.transfer_to })))
+    Ok(Json(DeletedUser {
+        deleted: d.user.into(),
+        transfer_to: d.transfer_to,
+    }))
 }
 
 /// `POST /v1/users/{id}/move` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
     /// The company of the same enterprise to move to.
+    #[schema(min_length = 1)]
     pub company: String,
 }
 
+/// Move a user to another company of its enterprise (and `user.remove` where it is)
+///
 /// `POST /v1/users/{id}/move`: decided as `user.remove` of the user where it is and
 /// `user.move` of the user as it will be in the destination (context: the user as it will be
 /// and the destination as `target`); the store keeps moves inside one enterprise and within
 /// the enterprise's user limit.
+#[utoipa::path(post, path = "/v1/users/{id}/move", description = decided!("user.move"), params(("id" = String, Path, description = "the user")),
+    request_body = MoveBody,
+    responses((status = 200, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn move_user(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -478,20 +718,26 @@ pub async fn move_user(
         company: body.company,
     };
     let ok = m.gate.decide(&served, &m.cache, &caller, op, r, context).await?;
-    Ok(Json(m.gate.move_user(&m.cache, ok).await?))
+    Ok(Json(m.gate.move_user(&m.cache, ok).await?.into()))
 }
 
 /// `PUT /v1/users/{id}/companies` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompaniesBody {
     /// The companies the user may switch to, with its role there.
     pub companies: Vec<AccessibleCompany>,
 }
 
+/// Set the companies a user may switch to
+///
 /// `PUT /v1/users/{id}/companies` (`user.set_companies`): decided once per listed company
 /// with the user as it would be there, holding its role there, and once on the user where it
 /// is; the context also names every listed company (`companies`).
+#[utoipa::path(put, path = "/v1/users/{id}/companies", description = decided!("user.set_companies"), params(("id" = String, Path, description = "the user")),
+    request_body = CompaniesBody,
+    responses((status = 200, description = "done", body = User), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn set_companies(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -499,17 +745,17 @@ pub async fn set_companies(
     ApiJson(body): ApiJson<CompaniesBody>,
 ) -> Result<Json<User>, ApiError> {
     let (m, served) = parts(&app)?;
+    let companies: Vec<store::AccessibleCompany> = records::all(body.companies);
     let target = visible(&app, &caller, &id).await?;
     let company_type = served.snapshot.company_type();
-    let listed: Vec<Value> = body
-        .companies
+    let listed: Vec<Value> = companies
         .iter()
         .map(|a| json!({ "__entity": { "type": company_type, "id": a.company } }))
         .collect();
     // Access to a company gives the user a role there: each is decided as giving that role
     // to the user in that company, so a caller reaches no company (and gives no role) it could
     // not assign, besides the decision on the user where it is.
-    for a in &body.companies {
+    for a in &companies {
         let mut facts = target.user.clone();
         facts.company = a.company.clone();
         if let Some(role) = &a.role {
@@ -520,37 +766,40 @@ pub async fn set_companies(
         context.insert("companies".to_owned(), Value::Array(listed.clone()));
         let op = SetCompanies {
             id: id.clone(),
-            companies: body.companies.clone(),
+            companies: companies.clone(),
         };
         m.gate.decide(&served, &m.cache, &caller, op, r, context).await?;
     }
     let mut context = assignment(&served, &target.user);
     context.insert("companies".to_owned(), Value::Array(listed));
-    let op = SetCompanies {
-        id,
-        companies: body.companies,
-    };
+    let op = SetCompanies { id, companies };
     let r = user_resource(&served, &target);
     let ok = m.gate.decide(&served, &m.cache, &caller, op, r, context).await?;
-    Ok(Json(m.gate.set_companies(&m.cache, ok).await?))
+    Ok(Json(m.gate.set_companies(&m.cache, ok).await?.into()))
 }
 
+/// A company the caller may read (404 otherwise, as for a missing one)
+///
 /// `GET /v1/companies/{id}` (`company.read`); a company the caller may not read is answered
 /// as a missing one.
+#[utoipa::path(get, path = "/v1/companies/{id}", description = decided!("company.read"),
+    params(("id" = String, Path, description = "the company")),
+    responses((status = 200, description = "done", body = Company), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn company(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<portcullis_store::Company>, ApiError> {
+) -> Result<Json<Company>, ApiError> {
     let reads = crate::manage::reads::Reads::new(&app, &caller).await?;
-    Ok(Json(reads.company(&id).await?))
+    Ok(Json(reads.company(&id).await?.into()))
 }
 
 /// `POST /v1/users/{id}/api-keys` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyBody {
-    /// A label.
+    /// A label; `api` when absent.
     #[serde(default = "default_key_name")]
     pub name: String,
 }
@@ -559,23 +808,52 @@ fn default_key_name() -> String {
     "api".to_owned()
 }
 
+/// A user's API keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// The keys, never their secrets.
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// An API key just issued, with the key itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedApiKey {
+    /// The key's record.
+    pub api_key: ApiKey,
+    /// `pck_<id>_<secret>`, shown once.
+    pub key: String,
+}
+
+/// A user's API keys (never their secrets)
+///
 /// `GET /v1/users/{id}/api-keys` (`user.read`): the keys, never their secrets.
+#[utoipa::path(get, path = "/v1/users/{id}/api-keys", description = decided!("user.read"), params(("id" = String, Path, description = "the user")),
+    responses((status = 200, description = "done", body = ApiKeyList), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list_keys(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApiKeyList>, ApiError> {
     let (m, ok) = decide_on_user(&app, &caller, &id, ListApiKeys { user: id.clone() }).await?;
-    Ok(Json(json!({ "api_keys": m.gate.list_api_keys(ok).await? })))
+    Ok(Json(ApiKeyList {
+        api_keys: records::all(m.gate.list_api_keys(ok).await?),
+    }))
 }
 
-/// `POST /v1/users/{id}/api-keys` (`user.update`): the key is answered once.
+/// Issue an API key for a user; the key is answered once
+///
+/// `POST /v1/users/{id}/api-keys` (`user.api_keys`): the key is answered once.
+#[utoipa::path(post, path = "/v1/users/{id}/api-keys", description = decided!("user.api_keys"), params(("id" = String, Path, description = "the user")),
+    request_body = KeyBody,
+    responses((status = 201, description = "done", body = IssuedApiKey), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<KeyBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IssuedApiKey>), ApiError> {
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
@@ -591,16 +869,25 @@ pub async fn create_key(
     let k = m.gate.create_api_key(&m.cache, ok).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "api_key": k.key, "key": k.secret.expose() })),
+        Json(IssuedApiKey {
+            api_key: k.key.into(),
+            key: k.secret.expose().to_owned(),
+        }),
     ))
 }
 
-/// `DELETE /v1/users/{id}/api-keys/{key}` (`user.update`).
+/// Revoke an API key
+///
+/// `DELETE /v1/users/{id}/api-keys/{key}` (`user.api_keys`).
+#[utoipa::path(delete, path = "/v1/users/{id}/api-keys/{key}", description = decided!("user.api_keys"),
+    params(("id" = String, Path, description = "the user"), ("key" = String, Path, description = "the key's id")),
+    responses((status = 200, description = "done", body = ApiKey), ManageRefused),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath((id, key)): ApiPath<(String, String)>,
-) -> Result<Json<portcullis_store::ApiKey>, ApiError> {
+) -> Result<Json<ApiKey>, ApiError> {
     let (m, served) = parts(&app)?;
     let target = visible(&app, &caller, &id).await?;
     let r = user_resource(&served, &target);
@@ -609,5 +896,5 @@ pub async fn revoke_key(
         .gate
         .decide(&served, &m.cache, &caller, op, r, Map::new())
         .await?;
-    Ok(Json(m.gate.revoke_api_key(&m.cache, ok).await?))
+    Ok(Json(m.gate.revoke_api_key(&m.cache, ok).await?.into()))
 }
