@@ -17,6 +17,7 @@ use crate::snapshot::{qualify, Snapshot};
 /// A reference to an entity: `Portal::User::"alice"` or `{"type": "Portal::User", "id": "alice"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EntityRef {
     /// Cedar syntax, or a bare id where the position implies the type.
     Text(String),

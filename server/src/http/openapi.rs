@@ -209,26 +209,3 @@ impl utoipa::ToResponse<'static> for ErrorResponse {
         ("Error", RefOr::Ref(Ref::from_response_name("Error")))
     }
 }
-
-/// An entity reference as a request names it: `Portal::User::"alice"`, a bare id where the
-/// slot implies the type, or `{type, id}`.
-pub struct EntityRefSchema;
-
-impl PartialSchema for EntityRefSchema {
-    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        let doc: Value = serde_json::json!({
-            "description": "`Portal::User::\"alice\"`, a bare id where the slot implies the type, or {type, id}",
-            "oneOf": [
-                { "type": "string" },
-                { "type": "object", "required": ["type", "id"], "properties": { "type": { "type": "string" }, "id": { "type": "string" } }, "additionalProperties": false }
-            ]
-        });
-        serde_json::from_value(doc).unwrap_or_else(|_| RefOr::T(Default::default()))
-    }
-}
-
-impl ToSchema for EntityRefSchema {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "EntityRef".into()
-    }
-}

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::decision::{ask, decision_id, Answer, BatchSlices, Given, Question, Resolved};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
-use crate::http::openapi::{EntityRefSchema, Refused};
+use crate::http::openapi::Refused;
 use crate::slice::{context_refs, Inline, Roots};
 use crate::state::AppState;
 
@@ -58,16 +58,13 @@ impl DecisionBody {
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
     /// Who asks.
-    #[schema(value_type = Option<EntityRefSchema>)]
     pub principal: Option<EntityRef>,
     /// `pcs_…` from `POST /v1/auth/login`, instead of `principal`.
     #[serde(default)]
     pub session: Option<String>,
     /// What they want to do.
-    #[schema(value_type = EntityRefSchema)]
     pub action: EntityRef,
     /// On what.
-    #[schema(value_type = EntityRefSchema)]
     pub resource: EntityRef,
     /// The request context.
     #[serde(default)]
@@ -197,11 +194,9 @@ pub struct ExplainedBody {
 #[serde(deny_unknown_fields)]
 pub struct PermissionsQuery {
     /// Who asks.
-    #[schema(value_type = EntityRefSchema)]
     pub principal: EntityRef,
     /// On what.
     #[serde(default)]
-    #[schema(value_type = Option<EntityRefSchema>)]
     pub resource: Option<EntityRef>,
     /// Or on a new record of this type in the principal's company (for "create" buttons).
     #[serde(default)]
@@ -327,13 +322,10 @@ pub struct BatchCheck {
     /// The client's id for this check, echoed in its answer.
     pub id: serde_json::Value,
     /// Who asks.
-    #[schema(value_type = EntityRefSchema)]
     pub principal: EntityRef,
     /// What they want to do.
-    #[schema(value_type = EntityRefSchema)]
     pub action: EntityRef,
     /// On what.
-    #[schema(value_type = EntityRefSchema)]
     pub resource: EntityRef,
     /// The request context.
     #[serde(default)]
@@ -362,13 +354,23 @@ pub struct BatchRequest {
 pub struct BatchResult {
     /// The client's id.
     pub id: serde_json::Value,
+    /// The decision, or the check's error.
+    #[serde(flatten)]
+    pub outcome: BatchOutcome,
+}
+
+/// What one check of a batch came to.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchOutcome {
     /// The decision, when the check was valid.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<DecisionBody>,
-    /// The error envelope's body, when it was not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::http::openapi::ErrorFields>)]
-    pub error: Option<serde_json::Value>,
+    Decided(DecisionBody),
+    /// The check's error, when it was not.
+    Failed {
+        /// The error envelope's body.
+        #[schema(value_type = crate::http::openapi::ErrorFields)]
+        error: serde_json::Value,
+    },
 }
 
 /// `POST /v1/authorize/batch` answer.
@@ -398,6 +400,18 @@ pub async fn batch(
                 "the batch holds {} checks, more than the limit of {max}",
                 req.checks.len()
             ),
+        ));
+    }
+    // Entities are JSON objects; anything else is a malformed body, refused as a whole (what
+    // Cedar finds wrong in an object stays the error of the checks that use it).
+    let mut all = req
+        .entities
+        .iter()
+        .chain(req.checks.iter().flat_map(|c| &c.entities));
+    if all.any(|e| !e.is_object()) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "every entity of `entities` must be a JSON object (Cedar's entity format)",
         ));
     }
     let started = Instant::now();
@@ -442,14 +456,14 @@ pub async fn batch(
                 }
                 BatchResult {
                     id: c.id,
-                    decision: Some(body),
-                    error: None,
+                    outcome: BatchOutcome::Decided(body),
                 }
             }
             Err(e) => BatchResult {
                 id: c.id,
-                decision: None,
-                error: Some(e.body()["error"].clone()),
+                outcome: BatchOutcome::Failed {
+                    error: e.body()["error"].clone(),
+                },
             },
         });
     }
