@@ -52,8 +52,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 fn adapters() -> (openapi::ApiRouter, openapi::ApiRouter) {
     let open = decision::open()
         .routes(utoipa_axum::routes!(openapi::document))
-        .merge(manage::router())
-        .merge(signin::router());
+        .merge(openapi::caller_required(manage::router()))
+        .merge(openapi::caller_required(signin::router()));
     (open, openapi::key_when_configured(decision::guarded()))
 }
 

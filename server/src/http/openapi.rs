@@ -47,16 +47,28 @@ pub async fn document() -> axum::response::Response {
 /// The routes that take the service API key, when one is configured: the document says a
 /// call may be answered without one, or with one as a bearer token or `X-Api-Key` (the
 /// composition root puts the guard on exactly these routes).
-pub fn key_when_configured(mut routes: ApiRouter) -> ApiRouter {
+pub fn key_when_configured(routes: ApiRouter) -> ApiRouter {
+    with_security(routes, true)
+}
+
+/// The routes that need a caller: a session or an API key as a bearer token, or an API key as
+/// `X-Api-Key`. An operation that says otherwise (`security()`: anyone) keeps its own.
+pub fn caller_required(routes: ApiRouter) -> ApiRouter {
+    with_security(routes, false)
+}
+
+fn with_security(mut routes: ApiRouter, optional: bool) -> ApiRouter {
     use utoipa::openapi::security::SecurityRequirement;
-    let requirements = vec![
-        SecurityRequirement::default(),
+    let mut requirements = vec![
         SecurityRequirement::new("bearer", Vec::<String>::new()),
         SecurityRequirement::new("apiKey", Vec::<String>::new()),
     ];
+    if optional {
+        requirements.insert(0, SecurityRequirement::default());
+    }
     for item in routes.get_openapi_mut().paths.paths.values_mut() {
         for (_, op) in operations(item) {
-            op.security = Some(requirements.clone());
+            op.security.get_or_insert_with(|| requirements.clone());
         }
     }
     routes

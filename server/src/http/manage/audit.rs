@@ -128,8 +128,7 @@ pub fn to_csv(items: &[AuditEntry]) -> String {
     params(AuditParams),
     responses(
         (status = 200, description = "entries", content((AuditPage = "application/json"), (String = "text/csv"))),
-        ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+        ManageRefused))]
 pub async fn query(
     State(app): State<Arc<AppState>>,
     caller: Caller,

@@ -160,8 +160,7 @@ impl From<NewCompanyBody> for NewCompany {
 ///
 /// `POST /v1/companies`: a `NewCompany`; `parent` defaults to the caller's company.
 #[utoipa::path(post, path = "/v1/companies", description = decided!("company.create"), request_body = NewCompanyBody,
-    responses((status = 201, description = "done", body = Company), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "done", body = Company), ManageRefused))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -254,8 +253,7 @@ impl From<CompanyPatchBody> for CompanyPatch {
 /// `PATCH /v1/companies/{id}`: a `CompanyPatch` (name, account type, user limit, attrs).
 #[utoipa::path(patch, path = "/v1/companies/{id}", description = decided!("company.update"),
     params(("id" = String, Path, description = "the company")), request_body = CompanyPatchBody,
-    responses((status = 200, description = "done", body = Company), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Company), ManageRefused))]
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -340,8 +338,7 @@ pub struct CompanyList {
 /// `GET /v1/companies`: the caller's company and the companies of its enterprise below it,
 /// each decided as `company.read`.
 #[utoipa::path(get, path = "/v1/companies", description = decided!("company.read"),
-    responses((status = 200, description = "done", body = CompanyList), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = CompanyList), ManageRefused))]
 pub async fn list(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<CompanyList>, ApiError> {
     let reads = Reads::new(&app, &caller).await?;
     let companies = below(&reads.m.gate.read(), &caller.company).await?;
@@ -439,8 +436,7 @@ pub struct GroupList {
 ///
 /// `GET /v1/groups`: each decided as `group.read` on the caller's company.
 #[utoipa::path(get, path = "/v1/groups", description = decided!("group.read"),
-    responses((status = 200, description = "done", body = GroupList), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = GroupList), ManageRefused))]
 pub async fn list_groups(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -493,8 +489,7 @@ impl From<NewGroupBody> for NewGroup {
 ///
 /// `POST /v1/groups`: a `NewGroup` (`group.manage`).
 #[utoipa::path(post, path = "/v1/groups", description = decided!("group.manage"), request_body = NewGroupBody,
-    responses((status = 201, description = "done", body = Group), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "done", body = Group), ManageRefused))]
 pub async fn create_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -548,8 +543,7 @@ impl From<GroupPatchBody> for GroupPatch {
 /// `PATCH /v1/groups/{name}`: a `GroupPatch` (`group.manage`).
 #[utoipa::path(patch, path = "/v1/groups/{name}", description = decided!("group.manage"),
     params(("name" = String, Path, description = "the group")), request_body = GroupPatchBody,
-    responses((status = 200, description = "done", body = Group), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Group), ManageRefused))]
 pub async fn update_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -582,8 +576,7 @@ pub async fn update_group(
 /// `DELETE /v1/groups/{name}` (`group.manage`): only a group no user is in.
 #[utoipa::path(delete, path = "/v1/groups/{name}", description = decided!("group.manage"),
     params(("name" = String, Path, description = "the group")),
-    responses((status = 204, description = "deleted"), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 204, description = "deleted"), ManageRefused))]
 pub async fn delete_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -622,8 +615,7 @@ pub struct DefaultGroup {
 ///
 /// `PUT /v1/groups/default` (`group.manage`): the group new users get when they name none.
 #[utoipa::path(put, path = "/v1/groups/default", description = decided!("group.manage"), request_body = DefaultBody,
-    responses((status = 200, description = "done", body = DefaultGroup), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = DefaultGroup), ManageRefused))]
 pub async fn set_default_group(
     State(app): State<Arc<AppState>>,
     caller: Caller,

@@ -48,8 +48,7 @@ pub struct RequestBody {
 ///
 /// `POST /v1/grants` (`grant.request` on the data owner's company).
 #[utoipa::path(post, path = "/v1/grants", description = decided!("grant.request"), request_body = RequestBody,
-    responses((status = 201, description = "done", body = Grant), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "done", body = Grant), ManageRefused))]
 pub async fn request(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
@@ -100,8 +99,7 @@ async fn decide_on_grant<T: crate::manage::governance::Governed>(
 /// `POST /v1/grants/{id}/approve` (`grant.approve`).
 #[utoipa::path(post, path = "/v1/grants/{id}/approve", description = decided!("grant.approve"),
     params(("id" = String, Path, description = "the grant")),
-    responses((status = 200, description = "done", body = Grant), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Grant), ManageRefused))]
 pub async fn approve(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
@@ -116,8 +114,7 @@ pub async fn approve(
 /// `POST /v1/grants/{id}/refuse` (`grant.refuse`).
 #[utoipa::path(post, path = "/v1/grants/{id}/refuse", description = decided!("grant.refuse"),
     params(("id" = String, Path, description = "the grant")),
-    responses((status = 200, description = "done", body = Grant), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Grant), ManageRefused))]
 pub async fn refuse(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
@@ -132,8 +129,7 @@ pub async fn refuse(
 /// `POST /v1/grants/{id}/revoke` (`grant.revoke`).
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", description = decided!("grant.revoke"),
     params(("id" = String, Path, description = "the grant")),
-    responses((status = 200, description = "done", body = Grant), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Grant), ManageRefused))]
 pub async fn revoke(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,
@@ -165,8 +161,7 @@ pub struct GrantList {
 /// `GET /v1/grants`: grants on a company's data, or the caller's own; each decided as
 /// `grant.read`.
 #[utoipa::path(get, path = "/v1/grants", description = decided!("grant.read"), params(ListQuery),
-    responses((status = 200, description = "done", body = GrantList), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = GrantList), ManageRefused))]
 pub async fn list(
     State(app): State<Arc<crate::state::AppState>>,
     caller: Caller,

@@ -95,8 +95,7 @@ pub struct IssuedInvitation {
 /// `POST /v1/invitations`: a `NewInvitation` (company defaults to the caller's), decided with
 /// the user as it will be. Answers the invitation and its token, shown once.
 #[utoipa::path(post, path = "/v1/invitations", description = decided!("user.invite"), request_body = NewInvitationBody,
-    responses((status = 201, description = "done", body = IssuedInvitation), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "done", body = IssuedInvitation), ManageRefused))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -161,8 +160,7 @@ pub struct InvitationList {
 /// `GET /v1/invitations`: the caller's company's invitations, newest first, each decided as
 /// `user.read` of the user it would make.
 #[utoipa::path(get, path = "/v1/invitations", description = decided!("user.read"), params(ListQuery),
-    responses((status = 200, description = "done", body = InvitationList), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = InvitationList), ManageRefused))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -186,8 +184,7 @@ pub async fn list(
 /// `DELETE /v1/invitations/{id}`: revokes a pending invitation.
 #[utoipa::path(delete, path = "/v1/invitations/{id}", description = decided!("user.revoke_invitation"),
     params(("id" = String, Path, description = "the invitation")),
-    responses((status = 200, description = "done", body = Invitation), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Invitation), ManageRefused))]
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -235,7 +232,8 @@ pub struct AcceptBody {
 /// `email_taken`) closes the invitation, so a token answers that question once: it is no
 /// oracle of the logins that exist.
 #[utoipa::path(post, path = "/v1/invitations/accept", request_body = AcceptBody,
-    responses((status = 201, description = "the new user", body = User), ManageRefused, (status = 410, response = ErrorResponse)))]
+    responses((status = 201, description = "the new user", body = User), ManageRefused, (status = 410, response = ErrorResponse)),
+    security())]
 pub async fn accept(
     State(app): State<Arc<AppState>>,
     ApiJson(body): ApiJson<AcceptBody>,

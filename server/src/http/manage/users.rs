@@ -64,8 +64,7 @@ pub struct UserPage {
 ///
 /// `GET /v1/users`: each row decided as `user.read`.
 #[utoipa::path(get, path = "/v1/users", description = decided!("user.read"), params(ListQuery),
-    responses((status = 200, description = "done", body = UserPage), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = UserPage), ManageRefused))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -170,8 +169,7 @@ impl From<NewUserBody> for store::NewUser {
 /// `POST /v1/users`: a `NewUser` (company defaults to the caller's), decided with the user
 /// as it will be.
 #[utoipa::path(post, path = "/v1/users", description = decided!("user.create"), request_body = NewUserBody,
-    responses((status = 201, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "done", body = User), ManageRefused))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -213,8 +211,7 @@ pub async fn create(
 ///
 /// `GET /v1/users/{id}` (`user.read`).
 #[utoipa::path(get, path = "/v1/users/{id}", description = decided!("user.read"), params(("id" = String, Path, description = "the user")),
-    responses((status = 200, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn read(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -424,8 +421,7 @@ pub struct PendingEmailChange {
     responses(
         (status = 200, description = "done", body = User),
         (status = 202, description = "the change is allowed; the new address waits for the link sent to it (`sign_in.verify_email_changes`)", body = PendingEmailChange),
-        ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+        ManageRefused))]
 pub async fn update(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -541,8 +537,7 @@ pub struct RoleBody {
 /// `PUT /v1/users/{id}/role` (`user.set_role`), decided with the user as it will be.
 #[utoipa::path(put, path = "/v1/users/{id}/role", description = decided!("user.set_role"), params(("id" = String, Path, description = "the user")),
     request_body = RoleBody,
-    responses((status = 200, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn set_role(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -560,8 +555,7 @@ pub async fn set_role(
 ///
 /// `POST /v1/users/{id}/deactivate` (`user.deactivate`): the user is then denied everything.
 #[utoipa::path(post, path = "/v1/users/{id}/deactivate", description = decided!("user.deactivate"), params(("id" = String, Path, description = "the user")),
-    responses((status = 200, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn deactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -581,8 +575,7 @@ pub async fn deactivate(
 ///
 /// `POST /v1/users/{id}/reactivate` (`user.reactivate`), within the company's user limit.
 #[utoipa::path(post, path = "/v1/users/{id}/reactivate", description = decided!("user.reactivate"), params(("id" = String, Path, description = "the user")),
-    responses((status = 200, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn reactivate(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -624,8 +617,7 @@ pub struct DeletedUser {
 /// receives the user's records (`transfer_to`), and the deletion is logged as the
 /// `portcullis::records` event for the application that owns the records.
 #[utoipa::path(delete, path = "/v1/users/{id}", description = decided!("user.delete"), params(("id" = String, Path, description = "the user"), DeleteQuery),
-    responses((status = 200, description = "the deleted user and the receiver", body = DeletedUser), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the deleted user and the receiver", body = DeletedUser), ManageRefused))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -677,8 +669,7 @@ pub struct MoveBody {
 /// the enterprise's user limit.
 #[utoipa::path(post, path = "/v1/users/{id}/move", description = decided!("user.move"), params(("id" = String, Path, description = "the user")),
     request_body = MoveBody,
-    responses((status = 200, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn move_user(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -736,8 +727,7 @@ pub struct CompaniesBody {
 /// is; the context also names every listed company (`companies`).
 #[utoipa::path(put, path = "/v1/users/{id}/companies", description = decided!("user.set_companies"), params(("id" = String, Path, description = "the user")),
     request_body = CompaniesBody,
-    responses((status = 200, description = "done", body = User), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn set_companies(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -784,8 +774,7 @@ pub async fn set_companies(
 /// as a missing one.
 #[utoipa::path(get, path = "/v1/companies/{id}", description = decided!("company.read"),
     params(("id" = String, Path, description = "the company")),
-    responses((status = 200, description = "done", body = Company), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = Company), ManageRefused))]
 pub async fn company(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -828,8 +817,7 @@ pub struct IssuedApiKey {
 ///
 /// `GET /v1/users/{id}/api-keys` (`user.read`): the keys, never their secrets.
 #[utoipa::path(get, path = "/v1/users/{id}/api-keys", description = decided!("user.read"), params(("id" = String, Path, description = "the user")),
-    responses((status = 200, description = "done", body = ApiKeyList), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = ApiKeyList), ManageRefused))]
 pub async fn list_keys(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -846,8 +834,7 @@ pub async fn list_keys(
 /// `POST /v1/users/{id}/api-keys` (`user.api_keys`): the key is answered once.
 #[utoipa::path(post, path = "/v1/users/{id}/api-keys", description = decided!("user.api_keys"), params(("id" = String, Path, description = "the user")),
     request_body = KeyBody,
-    responses((status = 201, description = "done", body = IssuedApiKey), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "done", body = IssuedApiKey), ManageRefused))]
 pub async fn create_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -881,8 +868,7 @@ pub async fn create_key(
 /// `DELETE /v1/users/{id}/api-keys/{key}` (`user.api_keys`).
 #[utoipa::path(delete, path = "/v1/users/{id}/api-keys/{key}", description = decided!("user.api_keys"),
     params(("id" = String, Path, description = "the user"), ("key" = String, Path, description = "the key's id")),
-    responses((status = 200, description = "done", body = ApiKey), ManageRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "done", body = ApiKey), ManageRefused))]
 pub async fn revoke_key(
     State(app): State<Arc<AppState>>,
     caller: Caller,

@@ -168,8 +168,7 @@ impl From<SignedIn> for LoginAnswer {
 
 /// End the caller's session
 #[utoipa::path(post, path = "/v1/auth/logout",
-    responses((status = 204, description = "the session has ended"), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 204, description = "the session has ended"), SignInRefused))]
 pub async fn logout(State(app): State<Arc<AppState>>, caller: Caller) -> Result<StatusCode, ApiError> {
     let m = manage(&app)?;
     let s = session_of(&caller)?;
@@ -205,8 +204,7 @@ pub struct SessionAndUser {
 /// And whether the session can only enrol a second factor until it has
 /// (`mfa_setup_required`).
 #[utoipa::path(get, path = "/v1/auth/session",
-    responses((status = 200, description = "the session and its user", body = SessionAndUser), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the session and its user", body = SessionAndUser), SignInRefused))]
 pub async fn current(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -234,8 +232,7 @@ pub struct SessionList {
 
 /// The caller's live sessions, newest first
 #[utoipa::path(get, path = "/v1/auth/sessions",
-    responses((status = 200, description = "the sessions", body = SessionList), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the sessions", body = SessionList), SignInRefused))]
 pub async fn my_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -255,8 +252,7 @@ pub async fn my_sessions(
 /// Someone else's session is answered 404, as a missing one.
 #[utoipa::path(delete, path = "/v1/auth/sessions/{id}",
     params(("id" = String, Path, description = "the session's id")),
-    responses((status = 204, description = "the session has ended"), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 204, description = "the session has ended"), SignInRefused))]
 pub async fn revoke_mine(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -290,8 +286,7 @@ pub struct Revoked {
 
 /// End every session of the caller but this one
 #[utoipa::path(post, path = "/v1/auth/sessions/revoke-others",
-    responses((status = 200, description = "how many sessions ended", body = Revoked), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "how many sessions ended", body = Revoked), SignInRefused))]
 pub async fn revoke_others(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -325,8 +320,7 @@ pub struct ChangePasswordBody {
 /// The current password is checked again; a wrong one counts towards the lockout. The new one
 /// must pass the folder's password rules (400 `weak_password`).
 #[utoipa::path(post, path = "/v1/auth/password", request_body = ChangePasswordBody,
-    responses((status = 204, description = "the password is changed"), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 204, description = "the password is changed"), SignInRefused))]
 pub async fn change_password(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -496,8 +490,7 @@ pub async fn confirm_email(
 ///
 /// A session that must still enrol a second factor may call it.
 #[utoipa::path(post, path = "/v1/auth/totp/enrol",
-    responses((status = 200, description = "the secret, to confirm with a first code", body = Enrolment), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the secret, to confirm with a first code", body = Enrolment), SignInRefused))]
 pub async fn totp_enrol(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -528,8 +521,7 @@ pub struct RecoveryCodes {
 ///
 /// The current session then counts as having passed a second factor.
 #[utoipa::path(post, path = "/v1/auth/totp/confirm", request_body = CodeBody,
-    responses((status = 200, description = "the recovery codes", body = RecoveryCodes), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the recovery codes", body = RecoveryCodes), SignInRefused))]
 pub async fn totp_confirm(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -565,8 +557,7 @@ pub struct DisableBody {
 /// A wrong password or code counts towards the lockout (the customs portal); 409
 /// `mfa_required_by_policy` for a user the folder requires a second factor of.
 #[utoipa::path(post, path = "/v1/auth/totp/disable", request_body = DisableBody,
-    responses((status = 204, description = "two-factor is off"), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 204, description = "two-factor is off"), SignInRefused))]
 pub async fn totp_disable(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -617,8 +608,7 @@ pub struct SwitchBody {
 /// in the folder's `sign_in.switch_attribute`. The profile is the server's, never the
 /// caller's: 404 when the server does not hold it, as for any id the caller cannot see.
 #[utoipa::path(post, path = "/v1/auth/switch", request_body = SwitchBody,
-    responses((status = 200, description = "the session, acting for the profile", body = SessionSchema), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the session, acting for the profile", body = SessionSchema), SignInRefused))]
 pub async fn switch_customer(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -784,8 +774,7 @@ pub struct IssuedLink {
 /// folder's `sign_in.token_link_role`; 409 without one).
 #[utoipa::path(post, path = "/v1/companies/{id}/links",
     params(("id" = String, Path, description = "the customer company's id")),
-    responses((status = 201, description = "the link and its token", body = IssuedLink), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 201, description = "the link and its token", body = IssuedLink), SignInRefused))]
 pub async fn create_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -820,8 +809,7 @@ pub async fn create_link(
 #[utoipa::path(delete, path = "/v1/companies/{id}/links/{link}",
     params(("id" = String, Path, description = "the customer company's id"),
         ("link" = String, Path, description = "the link's id")),
-    responses((status = 200, description = "the link, revoked", body = LinkSchema), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the link, revoked", body = LinkSchema), SignInRefused))]
 pub async fn revoke_link(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -880,8 +868,7 @@ async fn link_target(
 /// At once (the customs portal).
 #[utoipa::path(post, path = "/v1/users/{id}/unlock",
     params(("id" = String, Path, description = "the user's id")),
-    responses((status = 200, description = "the lock state now", body = LockStateSchema), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the lock state now", body = LockStateSchema), SignInRefused))]
 pub async fn unlock(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -913,8 +900,7 @@ pub struct UserSessions {
 /// A user's live sessions and lock state (decided as `user.read`)
 #[utoipa::path(get, path = "/v1/users/{id}/sessions",
     params(("id" = String, Path, description = "the user's id")),
-    responses((status = 200, description = "the sessions and the lock state", body = UserSessions), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the sessions and the lock state", body = UserSessions), SignInRefused))]
 pub async fn user_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -935,8 +921,7 @@ pub async fn user_sessions(
 /// End every session of a user (decided as `user.update`)
 #[utoipa::path(delete, path = "/v1/users/{id}/sessions",
     params(("id" = String, Path, description = "the user's id")),
-    responses((status = 200, description = "how many sessions ended", body = Revoked), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "how many sessions ended", body = Revoked), SignInRefused))]
 pub async fn revoke_user_sessions(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -973,8 +958,7 @@ fn started(s: crate::auth::passkey::Started) -> Json<PasskeyCeremony> {
 /// (`passkey_rp_id`, `passkey_origins`). A session that must still enrol a second factor may
 /// call it.
 #[utoipa::path(post, path = "/v1/auth/passkeys/register",
-    responses((status = 200, description = "the ceremony", body = PasskeyCeremony), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the ceremony", body = PasskeyCeremony), SignInRefused))]
 pub async fn passkey_register_start(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -1013,8 +997,7 @@ pub struct PasskeyRegistrationBody {
 /// TOTP enrolment).
 #[utoipa::path(post, path = "/v1/auth/passkeys", request_body = PasskeyRegistrationBody,
     responses((status = 201, description = "the passkey", body = PasskeySchema),
-        SignInRefused, (status = 410, response = ErrorResponse)),
-    security(("bearer" = []), ("apiKey" = [])))]
+        SignInRefused, (status = 410, response = ErrorResponse)))]
 pub async fn passkey_register_finish(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -1055,8 +1038,7 @@ pub struct PasskeyList {
 
 /// The caller's passkeys: names and dates, never key material
 #[utoipa::path(get, path = "/v1/auth/passkeys",
-    responses((status = 200, description = "the passkeys", body = PasskeyList), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 200, description = "the passkeys", body = PasskeyList), SignInRefused))]
 pub async fn my_passkeys(
     State(app): State<Arc<AppState>>,
     caller: Caller,
@@ -1080,8 +1062,7 @@ pub async fn my_passkeys(
 /// the folder requires one of. Someone else's passkey is answered 404, as a missing one.
 #[utoipa::path(delete, path = "/v1/auth/passkeys/{id}",
     params(("id" = String, Path, description = "the passkey's id")),
-    responses((status = 204, description = "the passkey is removed"), SignInRefused),
-    security(("bearer" = []), ("apiKey" = [])))]
+    responses((status = 204, description = "the passkey is removed"), SignInRefused))]
 pub async fn passkey_remove(
     State(app): State<Arc<AppState>>,
     caller: Caller,
