@@ -8,18 +8,15 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HERE = ROOT / "fuzz" / "corpus"
-# The order of FOLDERS in fuzz/src/lib.rs: a seed's first byte selects its folder.
-FOLDERS = [
-    "policies",
-    "examples/customs-portal",
-    "examples/forwarding-portal",
-    "examples/load-planner",
-    "examples/service-portal",
-    "examples/shipping-platform",
-]
+# FOLDERS of fuzz/src/lib.rs, read from there: a seed's first byte selects its folder.
+FOLDERS = re.findall(
+    r'"([^"]+)"',
+    re.search(r"pub const FOLDERS[^=]*=\s*\[(.*?)\];", (ROOT / "fuzz" / "src" / "lib.rs").read_text(), re.S).group(1),
+)
 # Indices into ROUTES and IDS of fuzz_targets/http.rs.
 ROUTES = [
     ("POST", "/v1/users"), ("GET", "/v1/users"), ("GET", "/v1/users/{id}"),
@@ -80,7 +77,8 @@ def queries():
     yield {"principal": "olivia", "action": "shipment.create", "resource": S1,
            "entities": [{"uid": {"type": "Portal::Nope", "id": "x"}, "attrs": {}, "parents": []}]}
     readme = (ROOT / "README.md").read_text()
-    start = readme.index("curl -s localhost:8180/v1/authorize -d '") + len("curl -s localhost:8180/v1/authorize -d '")
+    # The quick start's decision: the body after `-d '` of its first `curl … /v1/authorize`.
+    start = readme.index("-d '", readme.index("curl -s localhost:8180/v1/authorize")) + len("-d '")
     yield json.loads(readme[start:readme.index("}'", start) + 1])
 
 

@@ -60,6 +60,21 @@ pub async fn send(http: &Http, method: &str, path: &str, body: Value) -> (u16, V
     http.send(method, path, bytes).await
 }
 
+/// Asserts that the documented operation `method path` is routed: sent with its parameters
+/// filled in and an empty JSON body, it meets neither the router's fallback 404 nor a 405.
+pub async fn assert_routed(http: &Http, method: &str, path: &str) {
+    let concrete = ["id", "key", "link", "name"]
+        .iter()
+        .fold(path.to_owned(), |p, name| p.replace(&format!("{{{name}}}"), "x"));
+    let (s, b) = http.send(&method.to_uppercase(), &concrete, b"{}".to_vec()).await;
+    let fallback = s == 404 && b["error"]["message"] == "no such endpoint";
+    assert!(!fallback, "{method} {path} is documented but not routed: {b}");
+    assert_ne!(
+        s, 405,
+        "{method} {path} is documented but its method is not routed"
+    );
+}
+
 /// The workspace's root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -165,18 +165,7 @@ async fn metrics_and_openapi_describe_the_server() {
                 op["responses"].as_object().is_some_and(|r| !r.is_empty()),
                 "{method} {path}"
             );
-            let concrete = path
-                .replace("{id}", "x")
-                .replace("{key}", "k")
-                .replace("{link}", "l")
-                .replace("{name}", "n");
-            let (s, b) = http.send(&method.to_uppercase(), &concrete, b"{}".to_vec()).await;
-            let fallback = s == 404 && b["error"]["message"] == "no such endpoint";
-            assert!(!fallback, "{method} {path} is documented but not routed");
-            assert_ne!(
-                s, 405,
-                "{method} {path} is documented but its method is not routed"
-            );
+            crate::common::assert_routed(&http, method, path).await;
         }
     }
     assert!(operations >= 68, "{operations} operations");

@@ -932,15 +932,7 @@ async fn openapi_describes_the_management_api() {
             let keyed = path != "/v1/invitations/accept";
             let schemes = op["security"].as_array().map_or(0, Vec::len);
             assert_eq!(schemes > 0, keyed, "{m} {path}");
-            // Routed: not the fallback's 404, not 405 (with no key: 401, or the envelope).
-            let concrete = path
-                .replace("{id}", "x")
-                .replace("{key}", "k")
-                .replace("{name}", "n");
-            let (s, b) = http.send(&m.to_uppercase(), &concrete, b"{}".to_vec()).await;
-            let fallback = s == 404 && b["error"]["message"] == "no such endpoint";
-            assert!(!fallback, "{m} {path} is documented but not routed: {b}");
-            assert_ne!(s, 405, "{m} {path} is documented but its method is not routed");
+            crate::common::assert_routed(&http, &m, path).await;
         }
     }
     let ops = |path: &str, m: &str| doc["paths"][path][m]["responses"].clone();

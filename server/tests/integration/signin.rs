@@ -838,14 +838,7 @@ async fn the_openapi_document_describes_sign_in() {
         );
         let security = if anonymous { json!([]) } else { caller.clone() };
         assert_eq!(op["security"], security, "{method} {path}");
-        let concrete = path.replace("{id}", "x").replace("{link}", "l");
-        let (s, b) = http.send(&method.to_uppercase(), &concrete, b"{}".to_vec()).await;
-        let fallback = s == 404 && b["error"]["message"] == "no such endpoint";
-        assert!(!fallback, "{method} {path} is documented but not routed");
-        assert_ne!(
-            s, 405,
-            "{method} {path} is documented but its method is not routed"
-        );
+        crate::common::assert_routed(&http, method, path).await;
     }
     // No other operation under /v1/auth/.
     let auth_ops: usize = doc["paths"]

@@ -58,24 +58,15 @@ pub struct NewInvitationBody {
 
 impl From<NewInvitationBody> for NewInvitation {
     fn from(b: NewInvitationBody) -> Self {
-        let NewInvitationBody {
-            company,
-            email,
-            role,
-            flags,
-            addons,
-            group,
-            attrs,
-        } = b;
         // The life of the link is the folder's, set by the handler.
         NewInvitation {
-            company,
-            email,
-            role,
-            flags,
-            addons,
-            group,
-            attrs,
+            company: b.company,
+            email: b.email,
+            role: b.role,
+            flags: b.flags,
+            addons: b.addons,
+            group: b.group,
+            attrs: b.attrs,
             ttl: None,
         }
     }
