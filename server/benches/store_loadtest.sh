@@ -25,6 +25,14 @@ start() { # $@ = extra serve flags
   cat "$WORK/log"; exit 1
 }
 stop() { kill "$(cat "$WORK/pid")"; wait "$(cat "$WORK/pid")" 2>/dev/null || true; }
+measure() { # $1 = store name, $2 = database URL: serve it, load it, stop
+  start --entities "$WORK/records.json" --database-url "$2"
+  curl -s localhost:$PORT/v1/authorize -d @"$WORK/stored.json"; echo
+  run "stored ($1), $USERS users" "$WORK/stored.json" 32
+  run "stored ($1), $USERS users, one at a time" "$WORK/stored.json" 1
+  cold
+  stop
+}
 run() { # $1 = label, $2 = body file, $3 = connections
   echo "== $1 ($3 connections, $DUR)"
   BODY=$2 wrk -t"$([ "$3" = 1 ] && echo 1 || echo 2)" -c"$3" -d"$DUR" --latency -s "$HERE/post.lua" "http://127.0.0.1:$PORT/v1/authorize" \
@@ -84,12 +92,7 @@ DB="$WORK/users.db"
 SERIES="WITH RECURSIVE series(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM series WHERE i < $USERS - 1)"
 sqlite3 "$DB" "$SERIES $SQL_COMPANIES $SERIES $SQL_USERS"
 echo "== SQLite store, $(sqlite3 "$DB" 'SELECT count(*) FROM users') users"
-start --entities "$WORK/records.json" --database-url "$DB"
-curl -s localhost:$PORT/v1/authorize -d @"$WORK/stored.json"; echo
-run "stored (SQLite), $USERS users" "$WORK/stored.json" 32
-run "stored (SQLite), $USERS users, one at a time" "$WORK/stored.json" 1
-cold
-stop
+measure SQLite "$DB"
 
 if psql -q "$PG" -c "CREATE DATABASE $PGDB" 2>/dev/null; then
   URL="${PG%/*}/$PGDB"
@@ -97,12 +100,7 @@ if psql -q "$PG" -c "CREATE DATABASE $PGDB" 2>/dev/null; then
   psql -q "$URL" -c "WITH series(i) AS (SELECT generate_series(0, $USERS - 1)) $SQL_COMPANIES_PG" \
     -c "WITH series(i) AS (SELECT generate_series(0, $USERS - 1)) $SQL_USERS_PG" -c "ANALYZE"
   echo "== PostgreSQL store, $(psql -tA "$URL" -c 'SELECT count(*) FROM users') users"
-  start --entities "$WORK/records.json" --database-url "$URL"
-  curl -s localhost:$PORT/v1/authorize -d @"$WORK/stored.json"; echo
-  run "stored (PostgreSQL), $USERS users" "$WORK/stored.json" 32
-  run "stored (PostgreSQL), $USERS users, one at a time" "$WORK/stored.json" 1
-  cold
-  stop
+  measure PostgreSQL "$URL"
 else
   echo "SKIPPED: PostgreSQL not reachable at $PG"
 fi
