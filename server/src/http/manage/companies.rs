@@ -159,7 +159,7 @@ impl From<NewCompanyBody> for NewCompany {
 /// Create a company (`parent` defaults to the caller's company)
 ///
 /// `POST /v1/companies`: a `NewCompany`; `parent` defaults to the caller's company.
-#[utoipa::path(post, path = "/v1/companies", description = decided!("company.create"), request_body = NewCompanyBody,
+#[utoipa::path(post, path = "/v1/companies", description = super::decided("company.create"), request_body = NewCompanyBody,
     responses((status = 201, description = "done", body = Company), ManageRefused))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
@@ -251,7 +251,7 @@ impl From<CompanyPatchBody> for CompanyPatch {
 /// Change a company's name, account type, user limit or attrs (decided on the company as it will be; context `changes` names the fields set)
 ///
 /// `PATCH /v1/companies/{id}`: a `CompanyPatch` (name, account type, user limit, attrs).
-#[utoipa::path(patch, path = "/v1/companies/{id}", description = decided!("company.update"),
+#[utoipa::path(patch, path = "/v1/companies/{id}", description = super::decided("company.update"),
     params(("id" = String, Path, description = "the company")), request_body = CompanyPatchBody,
     responses((status = 200, description = "done", body = Company), ManageRefused))]
 pub async fn update(
@@ -337,7 +337,7 @@ pub struct CompanyList {
 ///
 /// `GET /v1/companies`: the caller's company and the companies of its enterprise below it,
 /// each decided as `company.read`.
-#[utoipa::path(get, path = "/v1/companies", description = decided!("company.read"),
+#[utoipa::path(get, path = "/v1/companies", description = super::decided("company.read"),
     responses((status = 200, description = "done", body = CompanyList), ManageRefused))]
 pub async fn list(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Json<CompanyList>, ApiError> {
     let reads = Reads::new(&app, &caller).await?;
@@ -435,7 +435,7 @@ pub struct GroupList {
 /// The permission groups the caller may read (decided on its company)
 ///
 /// `GET /v1/groups`: each decided as `group.read` on the caller's company.
-#[utoipa::path(get, path = "/v1/groups", description = decided!("group.read"),
+#[utoipa::path(get, path = "/v1/groups", description = super::decided("group.read"),
     responses((status = 200, description = "done", body = GroupList), ManageRefused))]
 pub async fn list_groups(
     State(app): State<Arc<AppState>>,
@@ -488,7 +488,7 @@ impl From<NewGroupBody> for NewGroup {
 /// Create a permission group (features declared in roles.toml)
 ///
 /// `POST /v1/groups`: a `NewGroup` (`group.manage`).
-#[utoipa::path(post, path = "/v1/groups", description = decided!("group.manage"), request_body = NewGroupBody,
+#[utoipa::path(post, path = "/v1/groups", description = super::decided("group.manage"), request_body = NewGroupBody,
     responses((status = 201, description = "done", body = Group), ManageRefused))]
 pub async fn create_group(
     State(app): State<Arc<AppState>>,
@@ -541,7 +541,7 @@ impl From<GroupPatchBody> for GroupPatch {
 /// Change a permission group's description or features (decided on the caller's company and on every company with a member in it)
 ///
 /// `PATCH /v1/groups/{name}`: a `GroupPatch` (`group.manage`).
-#[utoipa::path(patch, path = "/v1/groups/{name}", description = decided!("group.manage"),
+#[utoipa::path(patch, path = "/v1/groups/{name}", description = super::decided("group.manage"),
     params(("name" = String, Path, description = "the group")), request_body = GroupPatchBody,
     responses((status = 200, description = "done", body = Group), ManageRefused))]
 pub async fn update_group(
@@ -574,7 +574,7 @@ pub async fn update_group(
 /// Delete a permission group no user is in
 ///
 /// `DELETE /v1/groups/{name}` (`group.manage`): only a group no user is in.
-#[utoipa::path(delete, path = "/v1/groups/{name}", description = decided!("group.manage"),
+#[utoipa::path(delete, path = "/v1/groups/{name}", description = super::decided("group.manage"),
     params(("name" = String, Path, description = "the group")),
     responses((status = 204, description = "deleted"), ManageRefused))]
 pub async fn delete_group(
@@ -614,7 +614,7 @@ pub struct DefaultGroup {
 /// Make a group the default of new users (`name: null`: none)
 ///
 /// `PUT /v1/groups/default` (`group.manage`): the group new users get when they name none.
-#[utoipa::path(put, path = "/v1/groups/default", description = decided!("group.manage"), request_body = DefaultBody,
+#[utoipa::path(put, path = "/v1/groups/default", description = super::decided("group.manage"), request_body = DefaultBody,
     responses((status = 200, description = "done", body = DefaultGroup), ManageRefused))]
 pub async fn set_default_group(
     State(app): State<Arc<AppState>>,

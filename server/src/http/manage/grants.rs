@@ -47,7 +47,7 @@ pub struct RequestBody {
 /// Request a visitor grant
 ///
 /// `POST /v1/grants` (`grant.request` on the data owner's company).
-#[utoipa::path(post, path = "/v1/grants", description = decided!("grant.request"), request_body = RequestBody,
+#[utoipa::path(post, path = "/v1/grants", description = super::decided("grant.request"), request_body = RequestBody,
     responses((status = 201, description = "done", body = Grant), ManageRefused))]
 pub async fn request(
     State(app): State<Arc<crate::state::AppState>>,
@@ -97,7 +97,7 @@ async fn decide_on_grant<T: crate::manage::governance::Governed>(
 /// Approve a visitor grant
 ///
 /// `POST /v1/grants/{id}/approve` (`grant.approve`).
-#[utoipa::path(post, path = "/v1/grants/{id}/approve", description = decided!("grant.approve"),
+#[utoipa::path(post, path = "/v1/grants/{id}/approve", description = super::decided("grant.approve"),
     params(("id" = String, Path, description = "the grant")),
     responses((status = 200, description = "done", body = Grant), ManageRefused))]
 pub async fn approve(
@@ -112,7 +112,7 @@ pub async fn approve(
 /// Refuse a visitor grant
 ///
 /// `POST /v1/grants/{id}/refuse` (`grant.refuse`).
-#[utoipa::path(post, path = "/v1/grants/{id}/refuse", description = decided!("grant.refuse"),
+#[utoipa::path(post, path = "/v1/grants/{id}/refuse", description = super::decided("grant.refuse"),
     params(("id" = String, Path, description = "the grant")),
     responses((status = 200, description = "done", body = Grant), ManageRefused))]
 pub async fn refuse(
@@ -127,7 +127,7 @@ pub async fn refuse(
 /// Revoke a visitor grant
 ///
 /// `POST /v1/grants/{id}/revoke` (`grant.revoke`).
-#[utoipa::path(post, path = "/v1/grants/{id}/revoke", description = decided!("grant.revoke"),
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", description = super::decided("grant.revoke"),
     params(("id" = String, Path, description = "the grant")),
     responses((status = 200, description = "done", body = Grant), ManageRefused))]
 pub async fn revoke(
@@ -160,7 +160,7 @@ pub struct GrantList {
 ///
 /// `GET /v1/grants`: grants on a company's data, or the caller's own; each decided as
 /// `grant.read`.
-#[utoipa::path(get, path = "/v1/grants", description = decided!("grant.read"), params(ListQuery),
+#[utoipa::path(get, path = "/v1/grants", description = super::decided("grant.read"), params(ListQuery),
     responses((status = 200, description = "done", body = GrantList), ManageRefused))]
 pub async fn list(
     State(app): State<Arc<crate::state::AppState>>,

@@ -85,7 +85,7 @@ pub struct IssuedInvitation {
 ///
 /// `POST /v1/invitations`: a `NewInvitation` (company defaults to the caller's), decided with
 /// the user as it will be. Answers the invitation and its token, shown once.
-#[utoipa::path(post, path = "/v1/invitations", description = decided!("user.invite"), request_body = NewInvitationBody,
+#[utoipa::path(post, path = "/v1/invitations", description = super::decided("user.invite"), request_body = NewInvitationBody,
     responses((status = 201, description = "done", body = IssuedInvitation), ManageRefused))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
@@ -150,7 +150,7 @@ pub struct InvitationList {
 ///
 /// `GET /v1/invitations`: the caller's company's invitations, newest first, each decided as
 /// `user.read` of the user it would make.
-#[utoipa::path(get, path = "/v1/invitations", description = decided!("user.read"), params(ListQuery),
+#[utoipa::path(get, path = "/v1/invitations", description = super::decided("user.read"), params(ListQuery),
     responses((status = 200, description = "done", body = InvitationList), ManageRefused))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
@@ -173,7 +173,7 @@ pub async fn list(
 /// Revoke a pending invitation
 ///
 /// `DELETE /v1/invitations/{id}`: revokes a pending invitation.
-#[utoipa::path(delete, path = "/v1/invitations/{id}", description = decided!("user.revoke_invitation"),
+#[utoipa::path(delete, path = "/v1/invitations/{id}", description = super::decided("user.revoke_invitation"),
     params(("id" = String, Path, description = "the invitation")),
     responses((status = 200, description = "done", body = Invitation), ManageRefused))]
 pub async fn revoke(

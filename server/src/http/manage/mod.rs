@@ -10,19 +10,6 @@
 //! [`crate::decision`], [`crate::state`]), the store and the engine. Never another adapter
 //! ([`crate::http::decision`], [`crate::http::signin`]); `tests/integration/layers.rs` checks.
 
-/// The description of a management operation in the OpenAPI document: `decided!("user.read")`.
-macro_rules! decided {
-    ($operation:literal) => {
-        concat!(
-            "Decided by the engine first: operation `",
-            $operation,
-            "` (the action `[management.operations]` of roles.toml maps it to), principal the \
-             caller. A denial answers 403 and is audited with outcome `denied`; an operation the \
-             folder does not map answers 403."
-        )
-    };
-}
-
 pub mod audit;
 pub mod companies;
 pub mod grants;
@@ -61,4 +48,14 @@ pub fn router() -> ApiRouter {
         .routes(routes!(companies::list_groups, companies::create_group))
         .routes(routes!(companies::set_default_group))
         .routes(routes!(companies::update_group, companies::delete_group))
+}
+
+/// The description of a management operation in the OpenAPI document: `decided("user.read")`.
+pub fn decided(operation: &str) -> String {
+    format!(
+        "Decided by the engine first: operation `{operation}` (the action \
+         `[management.operations]` of roles.toml maps it to), principal the caller. A denial \
+         answers 403 and is audited with outcome `denied`; an operation the folder does not map \
+         answers 403."
+    )
 }

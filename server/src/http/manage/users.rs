@@ -63,7 +63,7 @@ pub struct UserPage {
 /// The users of a company (the caller's by default) the caller may read, each row decided
 ///
 /// `GET /v1/users`: each row decided as `user.read`.
-#[utoipa::path(get, path = "/v1/users", description = decided!("user.read"), params(ListQuery),
+#[utoipa::path(get, path = "/v1/users", description = super::decided("user.read"), params(ListQuery),
     responses((status = 200, description = "done", body = UserPage), ManageRefused))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
@@ -168,7 +168,7 @@ impl From<NewUserBody> for store::NewUser {
 ///
 /// `POST /v1/users`: a `NewUser` (company defaults to the caller's), decided with the user
 /// as it will be.
-#[utoipa::path(post, path = "/v1/users", description = decided!("user.create"), request_body = NewUserBody,
+#[utoipa::path(post, path = "/v1/users", description = super::decided("user.create"), request_body = NewUserBody,
     responses((status = 201, description = "done", body = User), ManageRefused))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
@@ -210,7 +210,7 @@ pub async fn create(
 /// Read a user
 ///
 /// `GET /v1/users/{id}` (`user.read`).
-#[utoipa::path(get, path = "/v1/users/{id}", description = decided!("user.read"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(get, path = "/v1/users/{id}", description = super::decided("user.read"), params(("id" = String, Path, description = "the user")),
     responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn read(
     State(app): State<Arc<AppState>>,
@@ -416,7 +416,7 @@ pub struct PendingEmailChange {
 /// `user.set_flags`, `user.set_addons`, `user.set_group`, `user.set_attr.<name>`), each with
 /// the user as it will be. A folder that verifies e-mail changes answers a new address with
 /// 202: the link is sent.
-#[utoipa::path(patch, path = "/v1/users/{id}", description = decided!("user.update"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(patch, path = "/v1/users/{id}", description = super::decided("user.update"), params(("id" = String, Path, description = "the user")),
     request_body = UserPatchBody,
     responses(
         (status = 200, description = "done", body = User),
@@ -535,7 +535,7 @@ pub struct RoleBody {
 /// Change a user's role
 ///
 /// `PUT /v1/users/{id}/role` (`user.set_role`), decided with the user as it will be.
-#[utoipa::path(put, path = "/v1/users/{id}/role", description = decided!("user.set_role"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(put, path = "/v1/users/{id}/role", description = super::decided("user.set_role"), params(("id" = String, Path, description = "the user")),
     request_body = RoleBody,
     responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn set_role(
@@ -554,7 +554,7 @@ pub async fn set_role(
 /// Deactivate a user (then denied everything)
 ///
 /// `POST /v1/users/{id}/deactivate` (`user.deactivate`): the user is then denied everything.
-#[utoipa::path(post, path = "/v1/users/{id}/deactivate", description = decided!("user.deactivate"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(post, path = "/v1/users/{id}/deactivate", description = super::decided("user.deactivate"), params(("id" = String, Path, description = "the user")),
     responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn deactivate(
     State(app): State<Arc<AppState>>,
@@ -574,7 +574,7 @@ pub async fn deactivate(
 /// Reactivate a user (within the user limit)
 ///
 /// `POST /v1/users/{id}/reactivate` (`user.reactivate`), within the company's user limit.
-#[utoipa::path(post, path = "/v1/users/{id}/reactivate", description = decided!("user.reactivate"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(post, path = "/v1/users/{id}/reactivate", description = super::decided("user.reactivate"), params(("id" = String, Path, description = "the user")),
     responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn reactivate(
     State(app): State<Arc<AppState>>,
@@ -616,7 +616,7 @@ pub struct DeletedUser {
 /// `DELETE /v1/users/{id}` (`user.delete`): the audit history stays. The answer names who
 /// receives the user's records (`transfer_to`), and the deletion is logged as the
 /// `portcullis::records` event for the application that owns the records.
-#[utoipa::path(delete, path = "/v1/users/{id}", description = decided!("user.delete"), params(("id" = String, Path, description = "the user"), DeleteQuery),
+#[utoipa::path(delete, path = "/v1/users/{id}", description = super::decided("user.delete"), params(("id" = String, Path, description = "the user"), DeleteQuery),
     responses((status = 200, description = "the deleted user and the receiver", body = DeletedUser), ManageRefused))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
@@ -667,7 +667,7 @@ pub struct MoveBody {
 /// `user.move` of the user as it will be in the destination (context: the user as it will be
 /// and the destination as `target`); the store keeps moves inside one enterprise and within
 /// the enterprise's user limit.
-#[utoipa::path(post, path = "/v1/users/{id}/move", description = decided!("user.move"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(post, path = "/v1/users/{id}/move", description = super::decided("user.move"), params(("id" = String, Path, description = "the user")),
     request_body = MoveBody,
     responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn move_user(
@@ -725,7 +725,7 @@ pub struct CompaniesBody {
 /// `PUT /v1/users/{id}/companies` (`user.set_companies`): decided once per listed company
 /// with the user as it would be there, holding its role there, and once on the user where it
 /// is; the context also names every listed company (`companies`).
-#[utoipa::path(put, path = "/v1/users/{id}/companies", description = decided!("user.set_companies"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(put, path = "/v1/users/{id}/companies", description = super::decided("user.set_companies"), params(("id" = String, Path, description = "the user")),
     request_body = CompaniesBody,
     responses((status = 200, description = "done", body = User), ManageRefused))]
 pub async fn set_companies(
@@ -772,7 +772,7 @@ pub async fn set_companies(
 ///
 /// `GET /v1/companies/{id}` (`company.read`); a company the caller may not read is answered
 /// as a missing one.
-#[utoipa::path(get, path = "/v1/companies/{id}", description = decided!("company.read"),
+#[utoipa::path(get, path = "/v1/companies/{id}", description = super::decided("company.read"),
     params(("id" = String, Path, description = "the company")),
     responses((status = 200, description = "done", body = Company), ManageRefused))]
 pub async fn company(
@@ -816,7 +816,7 @@ pub struct IssuedApiKey {
 /// A user's API keys (never their secrets)
 ///
 /// `GET /v1/users/{id}/api-keys` (`user.read`): the keys, never their secrets.
-#[utoipa::path(get, path = "/v1/users/{id}/api-keys", description = decided!("user.read"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(get, path = "/v1/users/{id}/api-keys", description = super::decided("user.read"), params(("id" = String, Path, description = "the user")),
     responses((status = 200, description = "done", body = ApiKeyList), ManageRefused))]
 pub async fn list_keys(
     State(app): State<Arc<AppState>>,
@@ -832,7 +832,7 @@ pub async fn list_keys(
 /// Issue an API key for a user; the key is answered once
 ///
 /// `POST /v1/users/{id}/api-keys` (`user.api_keys`): the key is answered once.
-#[utoipa::path(post, path = "/v1/users/{id}/api-keys", description = decided!("user.api_keys"), params(("id" = String, Path, description = "the user")),
+#[utoipa::path(post, path = "/v1/users/{id}/api-keys", description = super::decided("user.api_keys"), params(("id" = String, Path, description = "the user")),
     request_body = KeyBody,
     responses((status = 201, description = "done", body = IssuedApiKey), ManageRefused))]
 pub async fn create_key(
@@ -866,7 +866,7 @@ pub async fn create_key(
 /// Revoke an API key
 ///
 /// `DELETE /v1/users/{id}/api-keys/{key}` (`user.api_keys`).
-#[utoipa::path(delete, path = "/v1/users/{id}/api-keys/{key}", description = decided!("user.api_keys"),
+#[utoipa::path(delete, path = "/v1/users/{id}/api-keys/{key}", description = super::decided("user.api_keys"),
     params(("id" = String, Path, description = "the user"), ("key" = String, Path, description = "the key's id")),
     responses((status = 200, description = "done", body = ApiKey), ManageRefused))]
 pub async fn revoke_key(
