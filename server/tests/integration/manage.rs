@@ -932,7 +932,7 @@ async fn openapi_describes_the_management_api() {
             let keyed = path != "/v1/invitations/accept";
             let schemes = op["security"].as_array().map_or(0, Vec::len);
             assert_eq!(schemes > 0, keyed, "{m} {path}");
-            crate::common::assert_routed(&http, &m, path).await;
+            crate::common::assert_routed(&http, m, path).await;
         }
     }
     let ops = |path: &str, m: &str| doc["paths"][path][m]["responses"].clone();
