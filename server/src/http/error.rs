@@ -6,7 +6,25 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use portcullis_engine::RequestError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The error envelope every failure answers: `{ "error": { "code", "message" } }`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope {
+    /// What went wrong.
+    pub error: ErrorFields,
+}
+
+/// The fields of the error envelope.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorFields {
+    /// A stable, machine-readable code (`invalid_body`, `forbidden`, …).
+    pub code: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
 
 /// An error answered to a client.
 #[derive(Debug, Clone)]
@@ -45,9 +63,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     }
 
-    /// The envelope as JSON.
-    pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "code": self.code, "message": self.message } })
+    /// The envelope's fields.
+    pub fn fields(&self) -> ErrorFields {
+        ErrorFields {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+        }
+    }
+
+    /// The envelope.
+    pub fn body(&self) -> ErrorEnvelope {
+        ErrorEnvelope { error: self.fields() }
     }
 }
 

@@ -11,14 +11,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, PartialSchema, ToSchema};
+use utoipa::{IntoResponses, PartialSchema};
 
+use super::error::{ErrorEnvelope, ErrorFields};
 use crate::state::AppState;
 
 /// A router whose routes carry their part of the document.
@@ -30,11 +32,11 @@ pub fn openapi() -> Value {
 }
 
 /// The document, built once: as a value, and as the bytes `GET /openapi.json` answers.
-static DOCUMENT: LazyLock<(Value, Vec<u8>)> = LazyLock::new(|| {
+static DOCUMENT: LazyLock<(Value, Bytes)> = LazyLock::new(|| {
     let mut api = super::routes().into_openapi();
     complete(&mut api);
     let doc = serde_json::to_value(&api).unwrap_or_default();
-    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+    let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     (doc, bytes)
 });
 
@@ -116,6 +118,9 @@ fn complete(api: &mut OpenApi) {
     components
         .schemas
         .insert("Error".to_owned(), ErrorEnvelope::schema());
+    components
+        .schemas
+        .insert("ErrorFields".to_owned(), ErrorFields::schema());
     components.responses.insert(
         "Error".to_owned(),
         RefOr::T(
@@ -140,23 +145,6 @@ fn complete(api: &mut OpenApi) {
             op.operation_id = Some(format!("{method}_{slug}").replace("__", "_"));
         }
     }
-}
-
-/// The error envelope every failure answers: `{ "error": { "code", "message" } }`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorEnvelope {
-    error: ErrorFields,
-}
-
-/// The fields of the error envelope.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorFields {
-    /// A stable, machine-readable code (`invalid_body`, `forbidden`, …).
-    code: String,
-    /// What is wrong, for a human.
-    message: String,
 }
 
 /// The error envelope under each of `codes`.

@@ -169,6 +169,15 @@ async fn metrics_and_openapi_describe_the_server() {
         }
     }
     assert!(operations >= 68, "{operations} operations");
+    // Operation ids are made from method and path: one per operation, none twice.
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), operations, "operation ids missing or repeated");
     let (_, policy) = http.get("/v1/policy").await;
     assert_eq!(
         policy["files"].as_array().map(Vec::len),

@@ -368,8 +368,7 @@ pub enum BatchOutcome {
     /// The check's error, when it was not.
     Failed {
         /// The error envelope's body.
-        #[schema(value_type = crate::http::openapi::ErrorFields)]
-        error: serde_json::Value,
+        error: crate::http::error::ErrorFields,
     },
 }
 
@@ -461,9 +460,7 @@ pub async fn batch(
             }
             Err(e) => BatchResult {
                 id: c.id,
-                outcome: BatchOutcome::Failed {
-                    error: e.body()["error"].clone(),
-                },
+                outcome: BatchOutcome::Failed { error: e.fields() },
             },
         });
     }

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::Json;
 use portcullis_engine::{EntityRef, Slot};
 use portcullis_store::UserQuery;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
@@ -210,23 +210,33 @@ impl PageAsk {
 }
 
 /// The answer: the results and the token of the next page (empty on the last one).
-fn answer(results: Vec<Value>, next: Option<Cursor>, version: &str) -> Json<Value> {
-    Json(json!({
-        "results": results,
-        "page": { "next_token": next.map(|c| c.token()).unwrap_or_default(), "count": results.len() },
-        "context": { "version": version },
-    }))
+fn answer(results: Vec<Value>, next: Option<Cursor>, version: &str) -> Json<SearchResults> {
+    let page = SearchPage {
+        next_token: next.map(|c| c.token()).unwrap_or_default(),
+        count: results.len(),
+    };
+    let context = json!({ "version": version });
+    Json(SearchResults {
+        results,
+        page,
+        context,
+    })
 }
 
 /// The answer to a search no candidate can satisfy (an unknown action or type, or an action
 /// that does not apply to the types): no results, as the interop scenarios ask, with the
 /// reason in `context.error` so a typo does not pass unnoticed.
-fn nothing(e: ApiError, version: &str) -> Json<Value> {
-    Json(json!({
-        "results": [],
-        "page": { "next_token": "", "count": 0 },
-        "context": { "version": version, "error": { "code": e.code, "message": e.message } },
-    }))
+fn nothing(e: ApiError, version: &str) -> Json<SearchResults> {
+    let page = SearchPage {
+        next_token: String::new(),
+        count: 0,
+    };
+    let context = json!({ "version": version, "error": { "code": e.code, "message": e.message } });
+    Json(SearchResults {
+        results: Vec::new(),
+        page,
+        context,
+    })
 }
 
 /// The walk over the candidates of one entity type: held ones in id order, then stored ones.
@@ -419,7 +429,7 @@ impl EntitySearch {
     }
 }
 
-async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json<Value>, ApiError> {
+async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json<SearchResults>, ApiError> {
     let started = Instant::now();
     let served = app.served();
     let ask = PageAsk::new(&app, q.page.take())?;
@@ -462,28 +472,26 @@ async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json
 }
 
 /// One page of search results.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = AuthzenSearchResults)]
-#[allow(dead_code)]
 pub struct SearchResults {
     /// The allowed candidates: `{type, id}`, or for actions `{name}`.
     #[schema(value_type = Vec<Object>)]
     results: Vec<Value>,
     /// Where the next page starts.
     page: SearchPage,
-    /// The reason when nothing could be searched (`error`).
-    #[schema(value_type = Option<Object>)]
-    context: Option<Value>,
+    /// The policy version, and `error` when nothing could be searched.
+    #[schema(value_type = Object)]
+    context: Value,
 }
 
 /// The `page` of search results.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchPage {
     /// The token of the next page; empty on the last page.
     next_token: String,
     /// How many results this page holds.
-    count: Option<usize>,
+    count: usize,
 }
 
 /// AuthZEN Subject Search: the subjects of a type allowed the action on the resource
@@ -492,7 +500,7 @@ pub struct SearchPage {
 pub async fn subject(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<SubjectSearch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchResults>, ApiError> {
     let q = EntitySearch {
         slot: Slot::Principal,
         asked: q.subject,
@@ -511,7 +519,7 @@ pub async fn subject(
 pub async fn resource(
     State(app): State<Arc<AppState>>,
     ApiJson(q): ApiJson<ResourceSearch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchResults>, ApiError> {
     let q = EntitySearch {
         slot: Slot::Resource,
         asked: q.resource,
@@ -532,7 +540,7 @@ pub async fn resource(
 pub async fn action(
     State(app): State<Arc<AppState>>,
     ApiJson(mut q): ApiJson<ActionSearch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchResults>, ApiError> {
     let started = Instant::now();
     let served = app.served();
     let ask = PageAsk::new(&app, q.page.take())?;
