@@ -60,6 +60,8 @@ pub struct Served {
     pub slices: SliceCache,
     /// Inline entities already parsed under this bundle's schema.
     pub inline: crate::slice::InlineCache,
+    /// Held entities already built for slices under this bundle.
+    pub held: crate::slice::HeldCache,
 }
 
 impl Served {
@@ -70,12 +72,13 @@ impl Served {
         roots: crate::slice::Roots<'_>,
         inline: &crate::slice::Inline,
     ) -> Result<cedar_policy::Entities, RequestError> {
-        crate::slice::build_slice(
+        crate::slice::build_slice_with(
             &self.entities.entities,
             &self.resolver.action_entities,
             self.snapshot.reach(),
             roots,
             inline,
+            &self.held,
         )
     }
 
@@ -90,6 +93,7 @@ impl Served {
             generation: 0,
             slices: SliceCache::new(sizes.slices, sizes.decisions),
             inline: crate::slice::InlineCache::new(sizes.slices),
+            held: crate::slice::HeldCache::new(sizes.entities),
         }
     }
 }

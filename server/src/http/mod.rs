@@ -30,14 +30,13 @@ use std::any::Any;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use self::error::ApiError;
 use crate::state::AppState;
@@ -81,56 +80,60 @@ pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router
             )
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn(json_only))
-        .layer(middleware::from_fn_with_state(state.clone(), allowed_host))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
-        .layer(
-            // 5xx answers are logged where they arise (`ApiError::internal`, panics); a 503
-            // of `/readyz` while draining is not an error.
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_failure(()),
-        )
-        // Every response carries the request's `X-Request-ID`, the client's or a new UUID.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+        .layer(middleware::from_fn_with_state(state.clone(), front))
         .with_state(state)
 }
 
-/// A new request id: a version-4 UUID made like decision ids ([`crate::decision::decision_id`]), with
-/// no system call per request (`tower_http`'s `MakeRequestUuid` asks the operating system's
-/// random source for every one).
-#[derive(Debug, Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        axum::http::HeaderValue::from_str(&crate::decision::decision_id())
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-/// Counts every answer by status class (`portcullis_http_responses_total`), timeouts and
-/// panics included.
-async fn count_responses(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+/// What every request goes through before its route, in one layer (each layer of its own
+/// costs a boxed service and a clone of the stack below it per request):
+///
+/// - its request id: the client's `X-Request-ID`, or a new one, set on the request and echoed
+///   on every response;
+/// - its span, which every log line written while answering it carries;
+/// - [`host_refusal`] and [`media_refusal`];
+/// - the time bound ([`time_limit`]);
+/// - the count of answers by status class (`portcullis_http_responses_total`), refusals,
+///   timeouts and panics included.
+async fn front(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let id = match req.headers().get(REQUEST_ID) {
+        Some(given) => given.clone(),
+        None => {
+            let made = HeaderValue::from_str(&crate::decision::decision_id())
+                .unwrap_or_else(|_| HeaderValue::from_static("-"));
+            req.headers_mut().insert(REQUEST_ID, made.clone());
+            made
+        }
+    };
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %id.to_str().unwrap_or_default(),
+    );
+    let answer = async {
+        if let Some(refused) = host_refusal(&app, &req).or_else(|| media_refusal(&req)) {
+            return refused;
+        }
+        let limit = time_limit(&app, &req);
+        match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the request took longer than {} ms", limit.as_millis()),
+            )
+            .into_response(),
+        }
+    };
+    let mut response = answer.instrument(span).await;
     app.metrics.response(response.status());
+    response.headers_mut().entry(REQUEST_ID).or_insert(id);
     response
 }
 
-/// The span of one request: what every log line written while answering it carries,
-/// the request id included.
-fn request_span(req: &Request) -> tracing::Span {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-}
+/// The request id header.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Requires the API key, when configured, as `Authorization: Bearer KEY` or `X-Api-Key`, and
 /// with `tls_client_ca` a verified client certificate.
@@ -170,30 +173,32 @@ async fn api_key(State(app): State<Arc<AppState>>, req: Request, next: Next) -> 
 /// Answers only requests whose `Host` names this server (`Config::allowed_hosts`): a page
 /// that rebinds its own name to a loopback address reaches nothing, so it reads nothing.
 /// HTTP/2 requests carry the host in the URI's authority instead.
-async fn allowed_host(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+fn host_refusal(app: &AppState, req: &Request) -> Option<Response> {
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     match host {
-        Some(h) if app.config.host_allowed(h) => next.run(req).await,
-        _ => ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "host_not_allowed",
-            format!(
-                "this server does not answer for host `{}` (see `allowed_hosts`)",
-                host.unwrap_or_default()
-            ),
-        )
-        .into_response(),
+        Some(h) if app.config.host_allowed(h) => None,
+        _ => Some(
+            ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "host_not_allowed",
+                format!(
+                    "this server does not answer for host `{}` (see `allowed_hosts`)",
+                    host.unwrap_or_default()
+                ),
+            )
+            .into_response(),
+        ),
     }
 }
 
 /// Request bodies are JSON only: a `POST`, `PUT` or `PATCH` with a body must say
 /// `Content-Type: application/json` (or a `+json` type). A browser sends `text/plain` and
 /// form bodies cross-site without asking first; JSON it does not.
-async fn json_only(req: Request, next: Next) -> Response {
+fn media_refusal(req: &Request) -> Option<Response> {
     use axum::http::Method;
     let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
@@ -216,35 +221,28 @@ async fn json_only(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if !writes || typed.is_some_and(is_json) || (typed.is_none() && !has_body) {
-        return next.run(req).await;
+        return None;
     }
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "request bodies must be JSON, sent with `Content-Type: application/json`",
+    Some(
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request bodies must be JSON, sent with `Content-Type: application/json`",
+        )
+        .into_response(),
     )
-    .into_response()
 }
 
-/// Bounds the time of one request, body included.
-async fn timeout(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// The time bound of one request, body included.
+fn time_limit(app: &AppState, req: &Request) -> std::time::Duration {
     // A proof runs a solver over every request kind of the folder: seconds, not milliseconds.
-    let limit = if req.uri().path() == "/v1/console/prove" {
+    if req.uri().path() == "/v1/console/prove" {
         app.config
             .limits
             .request_timeout
             .max(decision::console::PROVE_TIMEOUT)
     } else {
         app.config.limits.request_timeout
-    };
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            format!("the request took longer than {} ms", limit.as_millis()),
-        )
-        .into_response(),
     }
 }
 

@@ -48,6 +48,9 @@ fn config(folder: &Path) -> Config {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.reload_debounce = Duration::from_millis(10);
     c.console = true;
+    // A preview rebuilds the folder and runs its fixtures: in a debug build, with the whole
+    // suite sharing the cores, that can pass the default 10 s a request may take.
+    c.limits.request_timeout = Duration::from_secs(90);
     c
 }
 
@@ -129,13 +132,20 @@ async fn a_product_owner_changes_a_right_in_every_folder_from_the_page_and_undoe
             json!("cell-apply")
         );
         browser.key(&page, "Enter").await;
-        browser
-            .wait_for(
+        // A preview rebuilds the folder and runs its fixtures: seconds in a debug build, more
+        // with the whole suite (or a build) sharing the cores.
+        let state = browser
+            .wait_within(
                 &page,
-                "document.getElementById('preview').dataset.state === 'ready'",
+                "['ready', 'refused', 'broken'].includes(document.getElementById('preview').dataset.state) && document.getElementById('preview').dataset.state",
                 "the preview",
+                Duration::from_secs(90),
             )
             .await;
+        let build = browser
+            .eval(&page, "document.getElementById('preview-build').textContent")
+            .await;
+        assert_eq!(state, json!("ready"), "{name}: {build}");
         let bar = browser
             .eval(&page, "document.getElementById('bar-text').textContent")
             .await;
