@@ -856,38 +856,6 @@ pub fn build_slice(
     roots: Roots<'_>,
     inline: &Inline,
 ) -> Result<Entities, RequestError> {
-    build_slice_with(source, actions, reach, roots, inline, &NoCache)
-}
-
-/// Where [`build_slice_with`] finds held entities it built before. A held entity with its
-/// ancestors complete is the same for every slice under the same [`StaticEntities`], so a
-/// cache may answer with the one it kept (a reference count, not a copy).
-pub trait BuiltCache {
-    /// The entity of held node `node`, when kept.
-    fn get(&self, node: u32) -> Option<CoreEntity>;
-    /// Keeps the entity of held node `node`.
-    fn keep(&self, node: u32, entity: CoreEntity);
-}
-
-impl BuiltCache for NoCache {
-    fn get(&self, _: u32) -> Option<CoreEntity> {
-        None
-    }
-
-    fn keep(&self, _: u32, _: CoreEntity) {}
-}
-
-/// [`build_slice`], taking held entities (with their ancestors complete) from `built` and
-/// keeping there those it builds. Slices with inline entities hold their held entities with
-/// parents only (Cedar closes them) and neither ask nor keep.
-pub fn build_slice_with(
-    source: &StaticEntities,
-    actions: &ActionEntities,
-    reach: &Reach,
-    roots: Roots<'_>,
-    inline: &Inline,
-    built: &dyn BuiltCache,
-) -> Result<Entities, RequestError> {
     let mut out: Vec<CoreEntity> = Vec::with_capacity(inline.entities.len() + 8);
     out.extend(inline.entities.iter().cloned());
     let with_ancestors = !inline.is_empty();
@@ -955,15 +923,8 @@ pub fn build_slice_with(
         }
     }
     for i in include {
-        let Some(d) = source.data(i) else { continue };
-        if with_ancestors {
-            out.push(Arc::new(source.entity(i, d, false)?));
-        } else if let Some(kept) = built.get(i) {
-            out.push(kept);
-        } else {
-            let e = Arc::new(source.entity(i, d, true)?);
-            built.keep(i, e.clone());
-            out.push(e);
+        if let Some(d) = source.data(i) {
+            out.push(Arc::new(source.entity(i, d, !with_ancestors)?));
         }
     }
     let mut seen: HashSet<EntityUid> = HashSet::new();
@@ -1039,71 +1000,6 @@ mod tests {
 
     fn full_entities(data: &str, schema: &Schema) -> Entities {
         Entities::from_json_str(data, Some(schema)).unwrap()
-    }
-
-    /// A cache that counts what it was asked and answered.
-    #[derive(Default)]
-    struct Counting {
-        kept: std::sync::Mutex<std::collections::HashMap<u32, super::CoreEntity>>,
-        hits: std::sync::atomic::AtomicUsize,
-    }
-
-    impl super::BuiltCache for Counting {
-        fn get(&self, node: u32) -> Option<super::CoreEntity> {
-            let got = self.kept.lock().unwrap().get(&node).cloned();
-            if got.is_some() {
-                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            got
-        }
-
-        fn keep(&self, node: u32, entity: super::CoreEntity) {
-            self.kept.lock().unwrap().insert(node, entity);
-        }
-    }
-
-    #[test]
-    fn kept_entities_build_the_same_slices() {
-        let (schema, _) = Schema::from_cedarschema_str(SCHEMA).unwrap();
-        let full = full_entities(DATA, &schema);
-        let store = StaticEntities::from_json_str(DATA, &schema).unwrap();
-        let actions = ActionEntities::new(&schema.action_entities().unwrap());
-        // Unbounded: everything reachable joins.
-        let reach = Reach {
-            depth: None,
-            literals: Vec::new(),
-            vars: None,
-        };
-        let a = uid(r#"N::Action::"a""#);
-        let p = uid(r#"N::U::"u""#);
-        let cache = Counting::default();
-        let mut slices = Vec::new();
-        for r in [r#"N::G::"root""#, r#"N::G::"mid""#, r#"N::G::"root""#] {
-            let r = uid(r);
-            let roots = Roots {
-                principal: &p,
-                action: &a,
-                resource: &r,
-                context: &[],
-            };
-            let kept = super::build_slice_with(&store, &actions, &reach, roots, &Inline::default(), &cache);
-            let built = build_slice(&store, &actions, &reach, roots, &Inline::default());
-            let (kept, built) = (kept.unwrap(), built.unwrap());
-            let uids = |s: &Entities| s.iter().map(|e| e.uid().to_string()).collect::<HashSet<_>>();
-            assert_eq!(uids(&kept), uids(&built), "{r}");
-            for e in kept.iter() {
-                assert_eq!(Some(e), built.get(&e.uid()), "{}", e.uid());
-                assert_eq!(Some(e), full.get(&e.uid()), "{}", e.uid());
-            }
-            slices.push(uids(&kept));
-        }
-        // `u` and `root` (and `mid`, reached through `u`'s attributes) are built once: the
-        // second and third slices take them from the cache.
-        let hits = cache.hits.load(std::sync::atomic::Ordering::Relaxed);
-        let asked: usize = slices.iter().map(|s| s.len() - 1).sum();
-        let distinct = cache.kept.lock().unwrap().len();
-        assert_eq!(hits, asked - distinct, "{slices:?}");
-        assert!(hits >= 4, "{hits}");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!
 //! What is kept where: stored users' facts by id ([`crate::manage::FactsCache`]), and per
 //! served bundle the decisions of context-free questions, the slices of questions with a
-//! context, parsed inline entities and the entities file's entities built for Cedar
-//! ([`crate::state::SliceCache`], [`crate::slice::InlineCache`], [`crate::slice::HeldCache`]). A bundle's caches go with the bundle, so nothing kept can
+//! context, and parsed inline entities ([`crate::state::SliceCache`],
+//! [`crate::slice::InlineCache`]). A bundle's caches go with the bundle, so nothing kept can
 //! outlive the policies and entities it was computed from.
 
 use std::hash::Hash;
@@ -22,8 +22,6 @@ pub struct CacheSizes {
     pub decisions: usize,
     /// Slices of questions with a context, and parsed inline entities, per bundle.
     pub slices: usize,
-    /// Held entities built as Cedar entities, per bundle.
-    pub entities: usize,
 }
 
 /// Hits and misses of one cache, for the process's lifetime (a bundle's caches are replaced at
@@ -52,19 +50,16 @@ pub struct AllCounts {
     pub slices: Counts,
     /// Inline entities.
     pub inline: Counts,
-    /// Held entities built.
-    pub held: Counts,
 }
 
 impl AllCounts {
     /// Each cache's name and counts.
-    pub fn each(&self) -> [(&'static str, &Counts); 5] {
+    pub fn each(&self) -> [(&'static str, &Counts); 4] {
         [
             ("users", &self.users),
             ("decisions", &self.decisions),
             ("slices", &self.slices),
             ("inline_entities", &self.inline),
-            ("held_entities", &self.held),
         ]
     }
 }

@@ -310,8 +310,6 @@ pub struct Settings {
     pub decision_cache: usize,
     /// Slices and parsed inline entities kept per policy version; 0 turns the cache off.
     pub slice_cache: usize,
-    /// Entities of the entities file kept built for Cedar per policy version; 0 turns it off.
-    pub entity_cache: usize,
     /// Minutes a session may go unused.
     pub session_idle_minutes: u64,
     /// Minutes a session lasts at most, whatever its use.
@@ -380,7 +378,6 @@ impl Default for Settings {
             user_cache: 100_000,
             decision_cache: 16_384,
             slice_cache: 256,
-            entity_cache: 4_096,
             session_idle_minutes: 30,
             session_lifetime_minutes: 12 * 60,
             argon2_memory_kib: 19 * 1024,
@@ -442,7 +439,6 @@ impl Settings {
                 users: self.user_cache,
                 decisions: self.decision_cache,
                 slices: self.slice_cache,
-                entities: self.entity_cache,
             },
             reload_debounce: ms(self.reload_debounce_ms),
             watch: self.watch,
@@ -866,7 +862,7 @@ mod tests {
     fn settings_are_read_from_their_declaration() {
         let all = settings();
         let get = |k: &str| all.iter().find(|s| s.key == k).unwrap();
-        assert_eq!(all.len(), 36);
+        assert_eq!(all.len(), 35);
         assert_eq!(all[0].key, "listen", "in declaration order");
         assert!(all.iter().all(|s| !s.doc.is_empty() && !s.doc.contains('\n')));
         assert_eq!(get("max_batch").default.as_deref(), Some("1000"));

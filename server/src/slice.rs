@@ -44,34 +44,6 @@ impl ParseCache for InlineCache {
     }
 }
 
-/// Entities of the entities file, built as Cedar holds them (ancestors complete) by the slices
-/// that needed them, by node. Under one bundle a held entity always builds the same, so a hit
-/// is exactly what the slice would build, shared by reference count. Bounded
-/// (`entity_cache`): a file of 100,000 entities is not kept twice.
-#[derive(Debug)]
-pub struct HeldCache {
-    map: crate::cache::Cache<u32, CoreEntity>,
-}
-
-impl HeldCache {
-    /// A cache of at most `capacity` entities (0: none).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            map: crate::cache::Cache::new(capacity, &crate::cache::COUNTS.held),
-        }
-    }
-}
-
-impl BuiltCache for HeldCache {
-    fn get(&self, node: u32) -> Option<CoreEntity> {
-        self.map.get(&node)
-    }
-
-    fn keep(&self, node: u32, entity: CoreEntity) {
-        self.map.insert(node, entity);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use cedar_policy::Schema;

@@ -60,8 +60,6 @@ pub struct Served {
     pub slices: SliceCache,
     /// Inline entities already parsed under this bundle's schema.
     pub inline: crate::slice::InlineCache,
-    /// Held entities already built for slices under this bundle.
-    pub held: crate::slice::HeldCache,
 }
 
 impl Served {
@@ -72,13 +70,12 @@ impl Served {
         roots: crate::slice::Roots<'_>,
         inline: &crate::slice::Inline,
     ) -> Result<cedar_policy::Entities, RequestError> {
-        crate::slice::build_slice_with(
+        crate::slice::build_slice(
             &self.entities.entities,
             &self.resolver.action_entities,
             self.snapshot.reach(),
             roots,
             inline,
-            &self.held,
         )
     }
 
@@ -93,7 +90,6 @@ impl Served {
             generation: 0,
             slices: SliceCache::new(sizes.slices, sizes.decisions),
             inline: crate::slice::InlineCache::new(sizes.slices),
-            held: crate::slice::HeldCache::new(sizes.entities),
         }
     }
 }

@@ -129,7 +129,7 @@ async fn metrics_and_openapi_describe_the_server() {
     )));
     assert!(text.contains("portcullis_reloads_total 0"));
     assert!(text.contains("portcullis_entities 5"), "{text}");
-    for cache in ["users", "decisions", "slices", "inline_entities", "held_entities"] {
+    for cache in ["users", "decisions", "slices", "inline_entities"] {
         for kind in ["hits", "misses"] {
             let line = format!("portcullis_cache_{kind}_total{{cache=\"{cache}\"}} ");
             assert!(text.contains(&line), "{line} missing: {text}");
