@@ -86,7 +86,8 @@ pub struct StaticEntities {
     types: Vec<EntityTypeName>,
     /// The same types as Cedar's core holds them, for building uids without conversions.
     core_types: Vec<ast::EntityType>,
-    type_index: HashMap<EntityTypeName, u16>,
+    /// Looked up for every root of every slice: hashed fast (foldhash), not with SipHash.
+    type_index: HashMap<EntityTypeName, u16, foldhash::fast::RandomState>,
     /// Per type, node indexes hashed by their node's id (the id is kept once, in the node).
     ids: Vec<hashbrown::HashTable<u32>>,
     hasher: foldhash::fast::RandomState,
@@ -135,9 +136,10 @@ impl StaticEntities {
         // parse one entity at a time).
         const CHUNK: usize = 256;
         type Parsed = Vec<Result<Entity, String>>;
+        type Raw = RawElement;
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let failed = std::sync::atomic::AtomicBool::new(false);
-        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Value>)>(workers * 2);
+        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Raw>)>(workers * 2);
         let raw_rx = std::sync::Mutex::new(raw_rx);
         let (store, parsed) = std::thread::scope(|scope| {
             let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(usize, Parsed)>(workers * 2);
@@ -152,7 +154,10 @@ impl StaticEntities {
                     let out = values
                         .into_iter()
                         .map(|v| {
-                            Entity::from_json_value(v, Some(schema)).map_err(|e| crate::error::error_text(&e))
+                            // From the entity's text, not a JSON tree: Cedar reads it straight
+                            // into its own form.
+                            Entity::from_json_str(v.get(), Some(schema))
+                                .map_err(|e| crate::error::error_text(&e))
                         })
                         .collect();
                     if done_tx.send((seq, out)).is_err() {
@@ -188,7 +193,7 @@ impl StaticEntities {
             });
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut seq = 0usize;
-            let mut each = |v: Value| -> bool {
+            let mut each = |v: Raw| -> bool {
                 chunk.push(v);
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
@@ -609,10 +614,13 @@ impl StaticEntities {
     }
 }
 
-/// Calls a function on each element of a JSON array while it is being read.
+/// Calls a function on each element of a JSON array while it is being read (each element
+/// as its own text, which a parser reads without building a JSON tree first).
 struct EachElement<'f, F>(&'f mut F);
 
-impl<'de, F: FnMut(Value) -> bool> DeserializeSeed<'de> for EachElement<'_, F> {
+type RawElement = Box<serde_json::value::RawValue>;
+
+impl<'de, F: FnMut(RawElement) -> bool> DeserializeSeed<'de> for EachElement<'_, F> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -620,7 +628,7 @@ impl<'de, F: FnMut(Value) -> bool> DeserializeSeed<'de> for EachElement<'_, F> {
     }
 }
 
-impl<'de, F: FnMut(Value) -> bool> Visitor<'de> for EachElement<'_, F> {
+impl<'de, F: FnMut(RawElement) -> bool> Visitor<'de> for EachElement<'_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -628,7 +636,7 @@ impl<'de, F: FnMut(Value) -> bool> Visitor<'de> for EachElement<'_, F> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<Value>()? {
+        while let Some(v) = seq.next_element::<RawElement>()? {
             if !(self.0)(v) {
                 // Stop at the first bad entity; drain nothing more.
                 return Err(serde::de::Error::custom("stopped"));

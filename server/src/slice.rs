@@ -18,7 +18,7 @@ impl InlineCache {
     /// A cache of at most `capacity` entities (0: none).
     pub fn new(capacity: usize) -> Self {
         Self {
-            map: crate::cache::Cache::new(capacity, &crate::cache::COUNTS.inline),
+            map: crate::cache::Cache::second_sight(capacity, &crate::cache::COUNTS.inline),
         }
     }
 }

@@ -103,9 +103,11 @@ impl Served {
 /// Cedar's transitive closure), and a cached decision is the one Cedar would make again (it
 /// reads nothing but the policies, the slice and the request): a hit skips evaluation too.
 /// Requests with a context take the slice and are evaluated every time; only their slices
-/// are kept (a context-free question needs its slice once). Both maps are bounded and start
-/// over when full; decisions, a few hundred bytes each, are kept by the thousand, slices
-/// (kilobytes of Cedar entities) by the hundred.
+/// are kept (a context-free question needs its slice once). Both are bounded, keep what is
+/// asked for again, and keep an answer only when its question comes a second time, so
+/// questions that never repeat cost no more than with the caches off; decisions, a few
+/// hundred bytes each, are kept by the thousand, slices (kilobytes of Cedar entities) by the
+/// hundred.
 #[derive(Debug)]
 pub struct SliceCache {
     slices: crate::cache::Cache<Triple, Arc<CachedSlice>>,
@@ -200,8 +202,8 @@ impl SliceCache {
     pub fn new(slices: usize, decisions: usize) -> Self {
         let counts = &*crate::cache::COUNTS;
         Self {
-            slices: crate::cache::Cache::new(slices, &counts.slices),
-            decisions: crate::cache::Cache::new(decisions, &counts.decisions),
+            slices: crate::cache::Cache::second_sight(slices, &counts.slices),
+            decisions: crate::cache::Cache::second_sight(decisions, &counts.decisions),
         }
     }
 
@@ -225,12 +227,13 @@ impl SliceCache {
                 return Ok(d);
             }
         }
-        let slice = match self.slices.get(&key) {
+        // A kept decision answers the next such question without its slice; only questions
+        // with a context come back for one.
+        let kept = if keep { None } else { self.slices.get(&key) };
+        let slice = match kept {
             Some(hit) => hit,
             None => {
                 let built = Arc::new(CachedSlice::new(build(&principal, &action, &resource)?));
-                // A kept decision answers the next such question without its slice; only
-                // questions with a context come back for one.
                 if !keep {
                     self.slices.insert(key.clone(), built.clone());
                 }

@@ -59,6 +59,12 @@ impl FactsCache {
         self.users.clear();
     }
 
+    /// True when the store is known to hold no user in this generation.
+    fn known_empty(&self) -> bool {
+        let generation = self.generation.load(Ordering::SeqCst);
+        self.holds_users.load(Ordering::SeqCst) == (generation << 2 | NO_USERS)
+    }
+
     /// Whether the store holds no user, asked once per generation.
     async fn store_is_empty(&self, read: &Reader<'_>) -> Result<bool, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
@@ -80,6 +86,10 @@ impl FactsCache {
 
     /// A stored user's facts, loaded on a miss.
     pub async fn get(&self, read: Reader<'_>, id: &str) -> Result<Option<Arc<Stored>>, StoreError> {
+        // A store known to hold no user answers without a lookup (or a miss counted).
+        if self.known_empty() {
+            return Ok(None);
+        }
         if let Some(hit) = self.users.get(id) {
             return Ok(hit);
         }
