@@ -268,8 +268,15 @@ impl StaticEntities {
             let n = self.name(name);
             tags.push((n, self.val(partial(value)?)));
         }
-        let (_, _, parents) = e.into_inner();
-        let parents: Box<[u32]> = parents.iter().map(|p| self.node(p)).collect();
+        // Its parents and any ancestors it already names, as `Entity::into_inner` gives them,
+        // without converting its attributes back to expressions as that does.
+        let mut parents: Vec<u32> = core
+            .ancestors()
+            .map(|p| self.node(&EntityUid::from(ast::EntityUID::clone(p))))
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let parents = parents.into_boxed_slice();
         if let Some(node) = self.nodes.get_mut(at) {
             node.data = Some(Data {
                 parents,
