@@ -489,6 +489,28 @@ impl StaticEntities {
         Some(EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(&n.id)))
     }
 
+    /// Every held entity as Cedar holds it (ancestors complete), with the schema's actions:
+    /// the whole store as one Cedar `Entities`, for a store small enough to keep so.
+    pub fn to_entities(&self, actions: &ActionEntities) -> Result<Entities, RequestError> {
+        let mut out: Vec<CoreEntity> = Vec::with_capacity(self.count + actions.entities.len());
+        for (i, n) in self.nodes.iter().enumerate() {
+            let (Some(d), Ok(i)) = (&n.data, u32::try_from(i)) else {
+                continue;
+            };
+            out.push(Arc::new(self.entity(i, d, true)?));
+        }
+        out.extend(actions.entities.values().map(|(e, _)| e.clone()));
+        cedar_policy_core::entities::Entities::new()
+            .add_entities(
+                out,
+                None::<&NoEntitiesSchema>,
+                TCComputation::AssumeAlreadyComputed,
+                Extensions::all_available(),
+            )
+            .map(Entities::from)
+            .map_err(|e| RequestError::Entities(crate::error::error_text(&e)))
+    }
+
     /// The uid of node `i` as Cedar's core holds it.
     fn core_uid(&self, i: u32) -> Option<ast::EntityUID> {
         let n = self.nodes.get(i as usize)?;
@@ -1051,6 +1073,19 @@ mod tests {
         assert_eq!(got, want);
         for e in slice.iter() {
             assert_eq!(Some(e), full.get(&e.uid()), "{}", e.uid());
+        }
+    }
+
+    #[test]
+    fn the_whole_store_is_what_cedar_parses_with_the_schemas_actions() {
+        let (schema, _) = Schema::from_cedarschema_str(SCHEMA).unwrap();
+        let full = Entities::from_json_str(DATA, Some(&schema)).unwrap();
+        let store = StaticEntities::from_json_str(DATA, &schema).unwrap();
+        let actions = ActionEntities::new(&schema.action_entities().unwrap());
+        let whole = store.to_entities(&actions).unwrap();
+        assert_eq!(whole.iter().count(), full.iter().count());
+        for e in full.iter() {
+            assert_eq!(whole.get(&e.uid()), Some(e), "{}", e.uid());
         }
     }
 

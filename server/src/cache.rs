@@ -28,6 +28,8 @@ pub struct CacheSizes {
     pub decisions: usize,
     /// Slices of questions with a context, and parsed inline entities, per bundle.
     pub slices: usize,
+    /// The most held entities kept whole as Cedar entities as well (0: never).
+    pub whole_entities: usize,
 }
 
 /// Hits and misses of one cache, for the process's lifetime (a bundle's caches are replaced at

@@ -310,6 +310,8 @@ pub struct Settings {
     pub decision_cache: usize,
     /// Slices and parsed inline entities kept per policy version; 0 turns the cache off.
     pub slice_cache: usize,
+    /// Entities files of at most this many entities are also held whole as Cedar entities (about 3 KB each), so questions without entities of their own need no slice; 0: never.
+    pub whole_entities: usize,
     /// Minutes a session may go unused.
     pub session_idle_minutes: u64,
     /// Minutes a session lasts at most, whatever its use.
@@ -378,6 +380,7 @@ impl Default for Settings {
             user_cache: 100_000,
             decision_cache: 16_384,
             slice_cache: 256,
+            whole_entities: 20_000,
             session_idle_minutes: 30,
             session_lifetime_minutes: 12 * 60,
             argon2_memory_kib: 19 * 1024,
@@ -439,6 +442,7 @@ impl Settings {
                 users: self.user_cache,
                 decisions: self.decision_cache,
                 slices: self.slice_cache,
+                whole_entities: self.whole_entities,
             },
             reload_debounce: ms(self.reload_debounce_ms),
             watch: self.watch,
@@ -862,7 +866,7 @@ mod tests {
     fn settings_are_read_from_their_declaration() {
         let all = settings();
         let get = |k: &str| all.iter().find(|s| s.key == k).unwrap();
-        assert_eq!(all.len(), 35);
+        assert_eq!(all.len(), 36);
         assert_eq!(all[0].key, "listen", "in declaration order");
         assert!(all.iter().all(|s| !s.doc.is_empty() && !s.doc.contains('\n')));
         assert_eq!(get("max_batch").default.as_deref(), Some("1000"));

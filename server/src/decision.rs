@@ -14,7 +14,9 @@
 //! (`tests/integration/layers.rs` checks). It also makes decision ids ([`decision_id`]),
 //! which the gate's audit rows and the request ids use.
 //!
-//! [`decide`] builds the slice of every held entity the policies can reach from the request
+//! [`decide`] decides a question with no entities beside the held ones over the whole held
+//! store when the bundle keeps it whole ([`Served::whole`]); otherwise it builds the slice of
+//! every held entity the policies can reach from the request
 //! ([`crate::slice::build_slice`]), or takes it from where [`Grounds`] says it may be kept (the
 //! bundle's cache, a batch's, a stored user's), and evaluates with the folder's policies or,
 //! for a visitor, with its grants linked.
@@ -365,6 +367,12 @@ pub fn decide(
         } else {
             Answer::Decided(s.decide_with(&prepared, policies))
         });
+    }
+    if let (Keep::Bundle, Some(whole)) = (&grounds.keep, &served.whole) {
+        let d = served
+            .slices
+            .decide_over(served, whole, principal, action, resource, context)?;
+        return Ok(Answer::Decided(d));
     }
     let fresh =
         |p: &EntityUid, a: &EntityUid, r: &EntityUid| build(p, a, r).map(CachedSlice::new).map(Arc::new);

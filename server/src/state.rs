@@ -60,6 +60,12 @@ pub struct Served {
     pub slices: SliceCache,
     /// Inline entities already parsed under this bundle's schema.
     pub inline: crate::slice::InlineCache,
+    /// The held entities whole, as Cedar holds them (with the schema's actions), when there
+    /// are at most `whole_entities` of them: questions without entities of their own are
+    /// decided over it, as a bare Cedar server does, with no slice to build. Beyond that the
+    /// compact store alone holds them (a fifth of the memory) and every question gets its
+    /// slice.
+    pub whole: Option<cedar_policy::Entities>,
 }
 
 impl Served {
@@ -82,8 +88,16 @@ impl Served {
     /// Bundles a snapshot with entities already validated against its schema, with empty
     /// caches of `sizes`.
     pub fn new(snapshot: Arc<Snapshot>, entities: Arc<EntitySet>, sizes: crate::cache::CacheSizes) -> Self {
+        let resolver = Resolver::new(&snapshot);
+        let whole = if sizes.whole_entities > 0 && entities.entities.len() <= sizes.whole_entities {
+            // Built from entities already validated; should Cedar refuse them, slices serve.
+            entities.entities.to_entities(&resolver.action_entities).ok()
+        } else {
+            None
+        };
         Self {
-            resolver: Resolver::new(&snapshot),
+            resolver,
+            whole,
             snapshot,
             entities,
             installed_at: SystemTime::now(),
@@ -205,6 +219,34 @@ impl SliceCache {
             slices: crate::cache::Cache::second_sight(slices, &counts.slices),
             decisions: crate::cache::Cache::second_sight(decisions, &counts.decisions),
         }
+    }
+
+    /// Decides over `entities` (the whole held store), keeping the decision like
+    /// [`Self::decide`].
+    pub fn decide_over(
+        &self,
+        served: &Served,
+        entities: &cedar_policy::Entities,
+        principal: EntityUid,
+        action: EntityUid,
+        resource: EntityUid,
+        context: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<portcullis_engine::Decision, RequestError> {
+        let shape = keepable(served, &principal, &action, &resource, context.is_empty());
+        let key = (shape.is_some() && self.decisions.is_on())
+            .then(|| (principal.clone(), action.clone(), resource.clone()));
+        if let Some(d) = key.as_ref().and_then(|k| self.decisions.get(k)) {
+            return Ok(d);
+        }
+        let s = &served.snapshot;
+        let d = match shape.and_then(|sh| sh.request(&principal, &action, &resource)) {
+            Some(request) => s.decide_parts(&request, entities),
+            None => s.decide_parts(&s.request_with(principal, action, resource, context)?, entities),
+        };
+        if let Some(key) = key {
+            self.decisions.insert(key, d.clone());
+        }
+        Ok(d)
     }
 
     /// Decides `principal` `action` `resource` with `context` under `served` (whose cache

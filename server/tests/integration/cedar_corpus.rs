@@ -9,8 +9,11 @@
 //! of its requests is asked
 //! - (a) of `portcullis authorize --request R --entities FILE`,
 //! - (b) of `POST /v1/authorize/batch` on a server without entities, the entities inline (twice),
-//! - (c) of `POST /v1/authorize` on `portcullis serve --entities FILE`, caches on (twice), and
-//! - (d) the same with the caches off (`PORTCULLIS_SLICE_CACHE=0`, `PORTCULLIS_DECISION_CACHE=0`),
+//! - (c) of `POST /v1/authorize` on `portcullis serve --entities FILE`, caches on (twice), the
+//!   entities held whole as Cedar entities (`whole_entities`), and
+//! - (d) the same with the caches off and every question decided over its slice of the compact
+//!   store (`PORTCULLIS_SLICE_CACHE=0`, `PORTCULLIS_DECISION_CACHE=0`,
+//!   `PORTCULLIS_WHOLE_ENTITIES=0`),
 //!
 //! and every answer is compared with Cedar's expected decision and with the other routes.
 //!
@@ -346,6 +349,7 @@ async fn run_case(case: &Case) -> Result<[Vec<Answer>; 4], String> {
                 &[
                     ("PORTCULLIS_SLICE_CACHE", "0"),
                     ("PORTCULLIS_DECISION_CACHE", "0"),
+                    ("PORTCULLIS_WHOLE_ENTITIES", "0"),
                 ]
             };
             std::panic::catch_unwind(|| Proc::serve_with_env(&folder, Some(&db), &extra, env).0)
