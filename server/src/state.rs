@@ -162,6 +162,25 @@ fn keepable<'a>(
         .filter(|sh| sh.fits(principal, resource))
 }
 
+/// Evaluates one request over `entities`: a [`keepable`] request (`shape`) is built without
+/// validation; anything else goes through Cedar's request validation.
+fn evaluate(
+    served: &Served,
+    shape: Option<&RequestShape>,
+    entities: &cedar_policy::Entities,
+    principal: EntityUid,
+    action: EntityUid,
+    resource: EntityUid,
+    context: serde_json::Map<String, serde_json::Value>,
+) -> Result<portcullis_engine::Decision, RequestError> {
+    let s = &served.snapshot;
+    let request = match shape.and_then(|sh| sh.request(&principal, &action, &resource)) {
+        Some(request) => request,
+        None => s.request_with(principal, action, resource, context)?,
+    };
+    Ok(s.decide_parts(&request, entities))
+}
+
 impl CachedSlice {
     /// A slice whose decision is not made yet.
     pub fn new(entities: cedar_policy::Entities) -> Self {
@@ -196,18 +215,22 @@ impl CachedSlice {
         resource: EntityUid,
         context: serde_json::Map<String, serde_json::Value>,
     ) -> Result<portcullis_engine::Decision, RequestError> {
-        let s = &served.snapshot;
-        if let Some(shape) = shape {
-            if let Some(d) = self.decision.get() {
-                return Ok(d.clone());
-            }
-            if let Some(request) = shape.request(&principal, &action, &resource) {
-                let d = s.decide_parts(&request, &self.entities);
-                return Ok(self.decision.get_or_init(|| d).clone());
-            }
+        if shape.is_none() {
+            return evaluate(served, None, &self.entities, principal, action, resource, context);
         }
-        let request = s.request_with(principal, action, resource, context)?;
-        Ok(s.decide_parts(&request, &self.entities))
+        if let Some(d) = self.decision.get() {
+            return Ok(d.clone());
+        }
+        let d = evaluate(
+            served,
+            shape,
+            &self.entities,
+            principal,
+            action,
+            resource,
+            context,
+        )?;
+        Ok(self.decision.get_or_init(|| d).clone())
     }
 }
 
@@ -238,11 +261,7 @@ impl SliceCache {
         if let Some(d) = key.as_ref().and_then(|k| self.decisions.get(k)) {
             return Ok(d);
         }
-        let s = &served.snapshot;
-        let d = match shape.and_then(|sh| sh.request(&principal, &action, &resource)) {
-            Some(request) => s.decide_parts(&request, entities),
-            None => s.decide_parts(&s.request_with(principal, action, resource, context)?, entities),
-        };
+        let d = evaluate(served, shape, entities, principal, action, resource, context)?;
         if let Some(key) = key {
             self.decisions.insert(key, d.clone());
         }
