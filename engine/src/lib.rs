@@ -7,6 +7,7 @@
 //! HTTP, no database, no async runtime.
 
 mod decide;
+pub mod described;
 pub mod diag;
 pub mod diff;
 pub mod error;

@@ -141,27 +141,31 @@ impl StaticEntities {
         let failed = std::sync::atomic::AtomicBool::new(false);
         let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Raw>)>(workers * 2);
         let raw_rx = std::sync::Mutex::new(raw_rx);
+        // Each entity type described once for every worker, not once per entity.
+        let described = crate::described::DescribedSchema::new(schema);
         let (store, parsed) = std::thread::scope(|scope| {
             let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(usize, Parsed)>(workers * 2);
             for _ in 0..workers {
-                let (raw_rx, done_tx) = (&raw_rx, done_tx.clone());
-                scope.spawn(move || loop {
-                    let job = match raw_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((seq, values)) = job else { return };
-                    let out = values
-                        .into_iter()
-                        .map(|v| {
-                            // From the entity's text, not a JSON tree: Cedar reads it straight
-                            // into its own form.
-                            Entity::from_json_str(v.get(), Some(schema))
-                                .map_err(|e| crate::error::error_text(&e))
-                        })
-                        .collect();
-                    if done_tx.send((seq, out)).is_err() {
-                        return;
+                let (raw_rx, done_tx, described) = (&raw_rx, done_tx.clone(), &described);
+                scope.spawn(move || {
+                    let parser = crate::described::EntityParser::new(described);
+                    loop {
+                        let job = match raw_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((seq, values)) = job else { return };
+                        let out = values
+                            .into_iter()
+                            .map(|v| {
+                                // From the entity's text, not a JSON tree: Cedar reads it straight
+                                // into its own form.
+                                parser.parse(v.get()).map_err(|e| crate::error::error_text(&e))
+                            })
+                            .collect();
+                        if done_tx.send((seq, out)).is_err() {
+                            return;
+                        }
                     }
                 });
             }
@@ -499,7 +503,7 @@ impl StaticEntities {
             };
             out.push(Arc::new(self.entity(i, d, true)?));
         }
-        out.extend(actions.entities.values().map(|(e, _)| e.clone()));
+        out.extend(actions.entities.values().map(|a| a.entity.clone()));
         cedar_policy_core::entities::Entities::new()
             .add_entities(
                 out,
@@ -533,11 +537,11 @@ impl StaticEntities {
         })
     }
 
-    fn fields(&self, r: &[(u32, Val)]) -> Result<Vec<(SmolStr, ast::Value)>, RequestError> {
+    fn fields(&self, r: &[(u32, Val)]) -> Result<Vec<(SmolStr, ast::PartialValue)>, RequestError> {
         r.iter()
             .map(|(k, v)| {
                 let name = self.names.get(*k as usize).ok_or_else(corrupt)?;
-                Ok((name.clone(), self.value(v)?))
+                Ok((name.clone(), ast::PartialValue::from(self.value(v)?)))
             })
             .collect()
     }
@@ -571,14 +575,7 @@ impl StaticEntities {
             }
         }
         let uid = self.core_uid(i).ok_or_else(corrupt)?;
-        let attrs = self
-            .fields(&d.attrs)?
-            .into_iter()
-            .map(|(k, v)| (k, ast::PartialValue::from(v)));
-        let tags = self
-            .fields(&d.tags)?
-            .into_iter()
-            .map(|(k, v)| (k, ast::PartialValue::from(v)));
+        let (attrs, tags) = (self.fields(&d.attrs)?, self.fields(&d.tags)?);
         Ok(ast::Entity::new_with_attr_partial_value(
             uid, attrs, indirect, parents, tags,
         ))
@@ -678,41 +675,72 @@ impl<'de, F: FnMut(RawElement) -> bool> Visitor<'de> for EachElement<'_, F> {
 /// The schema's action entities, one Cedar entity per action (its groups in its ancestors).
 #[derive(Debug, Default)]
 pub struct ActionEntities {
-    /// Each action with its groups, as the schema's closure has them.
-    entities: HashMap<EntityUid, (CoreEntity, Vec<EntityUid>)>,
+    entities: HashMap<EntityUid, Action>,
+}
+
+/// One action of the schema, with its groups as the schema's closure has them.
+#[derive(Debug)]
+struct Action {
+    entity: CoreEntity,
+    groups: Vec<EntityUid>,
+    /// The groups' entities (the groups the schema declares as actions).
+    group_entities: Vec<CoreEntity>,
 }
 
 impl ActionEntities {
     /// From the schema's action entities.
     pub fn new(entities: &Entities) -> Self {
+        let core = |e: &Entity| -> CoreEntity { Arc::new(AsRef::<ast::Entity>::as_ref(e).clone()) };
         Self {
             entities: entities
                 .iter()
                 .map(|e| {
-                    let core: &ast::Entity = e.as_ref();
-                    let groups = core.ancestors().map(|a| EntityUid::from(a.clone())).collect();
-                    (e.uid(), (Arc::new(core.clone()), groups))
+                    let c: &ast::Entity = e.as_ref();
+                    let groups: Vec<EntityUid> = c.ancestors().map(|a| EntityUid::from(a.clone())).collect();
+                    let group_entities = groups.iter().filter_map(|g| entities.get(g)).map(core).collect();
+                    let action = Action {
+                        entity: core(e),
+                        groups,
+                        group_entities,
+                    };
+                    (e.uid(), action)
                 })
                 .collect(),
         }
     }
 
     /// Pushes the action and its groups (already closed: the schema's action entities carry
-    /// every group they are in).
+    /// every group they are in), those not in `seen`.
     fn slice_into(&self, action: &EntityUid, out: &mut Vec<CoreEntity>, seen: &mut HashSet<EntityUid>) {
-        let Some((e, groups)) = self.entities.get(action) else {
+        let Some(a) = self.entities.get(action) else {
             return;
         };
-        if seen.insert(action.clone()) {
-            out.push(e.clone());
+        if seen.is_empty() {
+            // The first action in: it and its groups are distinct.
+            seen.insert(action.clone());
+            seen.extend(a.groups.iter().cloned());
+            out.push(a.entity.clone());
+            out.extend(a.group_entities.iter().cloned());
+            return;
         }
-        for g in groups {
+        if seen.insert(action.clone()) {
+            out.push(a.entity.clone());
+        }
+        for g in &a.groups {
             if !seen.contains(g) {
-                if let Some((ge, _)) = self.entities.get(g) {
+                if let Some(ga) = self.entities.get(g) {
                     seen.insert(g.clone());
-                    out.push(ge.clone());
+                    out.push(ga.entity.clone());
                 }
             }
+        }
+    }
+
+    /// Pushes the request's action and its groups, when no other action is in the slice.
+    fn push_alone(&self, action: &EntityUid, out: &mut Vec<CoreEntity>) {
+        if let Some(a) = self.entities.get(action) {
+            out.push(a.entity.clone());
+            out.extend(a.group_entities.iter().cloned());
         }
     }
 }
@@ -964,11 +992,15 @@ pub fn build_slice(
             out.push(Arc::new(source.entity(i, d, !with_ancestors)?));
         }
     }
-    let mut seen: HashSet<EntityUid> = HashSet::new();
-    for uid in elsewhere {
-        actions.slice_into(uid, &mut out, &mut seen);
+    if elsewhere.is_empty() {
+        actions.push_alone(roots.action, &mut out);
+    } else {
+        let mut seen: HashSet<EntityUid> = HashSet::new();
+        for uid in elsewhere {
+            actions.slice_into(uid, &mut out, &mut seen);
+        }
+        actions.slice_into(roots.action, &mut out, &mut seen);
     }
-    actions.slice_into(roots.action, &mut out, &mut seen);
     // Held and action entities carry their ancestors complete; inline ones only their parents.
     let tc = if with_ancestors {
         TCComputation::ComputeNow
