@@ -4,8 +4,9 @@
 //! builds a new description of an entity's type for every entity it parses: a copy of the
 //! type's attributes, a scan of every type for the allowed parents, and each attribute's
 //! type converted again at each lookup. An entities file of 100,000 entities paid that
-//! 100,000 times. [`EntityParser`] asks Cedar's `CoreSchema` once per type and answers every
-//! entity from those answers, so the parse (its checks, values and errors) stays Cedar's own.
+//! 100,000 times, and a request paid it for each entity it carried. [`DescribedSchema`] asks
+//! Cedar's `CoreSchema` once per type and answers every entity from those answers, so the
+//! parse (its checks, values and errors) stays Cedar's own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -68,18 +69,19 @@ impl EntityTypeDescription for TypeDescription {
     }
 }
 
-/// Cedar's `CoreSchema` with its entity type descriptions made once.
-#[derive(Debug)]
-pub struct DescribedSchema<'a> {
-    core: CoreSchema<'a>,
+/// A schema with its entity type descriptions made once (by Cedar's `CoreSchema`), for
+/// Cedar's entity parser. Owns its copy of the schema, so a snapshot keeps it beside its own.
+#[derive(Debug, Clone)]
+pub struct DescribedSchema {
+    schema: Schema,
     types: HashMap<ast::EntityType, TypeDescription>,
 }
 
-impl<'a> DescribedSchema<'a> {
+impl DescribedSchema {
     /// Describes every entity type of `schema`, as Cedar's `CoreSchema` does.
-    pub fn new(schema: &'a Schema) -> Self {
+    pub fn new(schema: &Schema) -> Self {
         use cedar_policy_core::entities::Schema as _;
-        let validator: &'a ValidatorSchema = schema.as_ref();
+        let validator: &ValidatorSchema = schema.as_ref();
         let core = CoreSchema::new(validator);
         let types = validator
             .entity_types()
@@ -100,57 +102,67 @@ impl<'a> DescribedSchema<'a> {
                 Some((name.clone(), TypeDescription(Arc::new(described))))
             })
             .collect();
-        Self { core, types }
+        Self {
+            schema: schema.clone(),
+            types,
+        }
+    }
+
+    /// The schema described.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn core(&self) -> CoreSchema<'_> {
+        CoreSchema::new(self.schema.as_ref())
+    }
+
+    /// One entity from its JSON text, exactly as `cedar_policy::Entity::from_json_str` with
+    /// this schema parses it.
+    pub fn parse_str(&self, text: &str) -> Result<cedar_policy::Entity, Box<EntitiesError>> {
+        self.parser()
+            .single_from_json_str(text)
+            .map(cedar_policy::Entity::from)
+            .map_err(Box::new)
+    }
+
+    /// One entity from a JSON value, exactly as `cedar_policy::Entity::from_json_value` with
+    /// this schema parses it.
+    pub fn parse_value(&self, value: serde_json::Value) -> Result<cedar_policy::Entity, Box<EntitiesError>> {
+        self.parser()
+            .single_from_json_value(value)
+            .map(cedar_policy::Entity::from)
+            .map_err(Box::new)
+    }
+
+    fn parser(&self) -> EntityJsonParser<'_, '_, Self> {
+        EntityJsonParser::new(Some(self), Extensions::all_available(), TCComputation::ComputeNow)
     }
 }
 
-impl<'a> cedar_policy_core::entities::Schema for DescribedSchema<'a> {
+impl cedar_policy_core::entities::Schema for DescribedSchema {
     type EntityTypeDescription = TypeDescription;
-    type ActionEntityIterator = <CoreSchema<'a> as cedar_policy_core::entities::Schema>::ActionEntityIterator;
+    type ActionEntityIterator = std::vec::IntoIter<Arc<ast::Entity>>;
 
     fn entity_type(&self, entity_type: &ast::EntityType) -> Option<TypeDescription> {
         self.types.get(entity_type).cloned()
     }
 
     fn action(&self, action: &ast::EntityUID) -> Option<Arc<ast::Entity>> {
-        self.core.action(action)
+        self.core().action(action)
     }
 
     fn entity_types_with_basename<'b>(
         &'b self,
         basename: &'b ast::UnreservedId,
     ) -> Box<dyn Iterator<Item = ast::EntityType> + 'b> {
-        self.core.entity_types_with_basename(basename)
+        let core = self.core();
+        let found: Vec<ast::EntityType> = core.entity_types_with_basename(basename).collect();
+        Box::new(found.into_iter())
     }
 
     fn action_entities(&self) -> Self::ActionEntityIterator {
-        self.core.action_entities()
-    }
-}
-
-/// Parses single entities against a schema exactly as `cedar_policy::Entity::from_json_str`
-/// does, with the schema described once.
-pub struct EntityParser<'s> {
-    parser: EntityJsonParser<'s, 's, DescribedSchema<'s>>,
-}
-
-impl<'s> EntityParser<'s> {
-    /// A parser over `schema` (described in [`DescribedSchema::new`]).
-    pub fn new(schema: &'s DescribedSchema<'s>) -> Self {
-        Self {
-            parser: EntityJsonParser::new(
-                Some(schema),
-                Extensions::all_available(),
-                TCComputation::ComputeNow,
-            ),
-        }
-    }
-
-    /// One entity from its JSON text.
-    pub fn parse(&self, text: &str) -> Result<cedar_policy::Entity, EntitiesError> {
-        self.parser
-            .single_from_json_str(text)
-            .map(cedar_policy::Entity::from)
+        self.core().action_entities().collect::<Vec<_>>().into_iter()
     }
 }
 
@@ -160,7 +172,7 @@ mod tests {
 
     use cedar_policy::{Entity, Schema};
 
-    use super::{DescribedSchema, EntityParser};
+    use super::DescribedSchema;
 
     const SCHEMA: &str = r#"
         namespace N {
@@ -201,10 +213,15 @@ mod tests {
     fn entities_parse_as_cedars_own_parser_parses_them() {
         let schema = Schema::from_str(SCHEMA).unwrap();
         let described = DescribedSchema::new(&schema);
-        let parser = EntityParser::new(&described);
         let mut failures = 0;
         for text in CASES {
-            let ours = parser.parse(text);
+            let ours = described.parse_str(text);
+            let from_value = described.parse_value(serde_json::from_str(text).unwrap());
+            assert_eq!(
+                ours.as_ref().map_err(ToString::to_string),
+                from_value.as_ref().map_err(ToString::to_string),
+                "{text}"
+            );
             let cedars = Entity::from_json_str(text, Some(&schema));
             match (ours, cedars) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),

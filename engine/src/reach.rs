@@ -14,11 +14,12 @@
 //! field access included) over-approximates Cedar's entity manifest, never under-approximates
 //! it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{EntityUid, PolicySet};
 use serde_json::Value;
+use smol_str::SmolStr;
 
 /// Operators that read the data of the entity their left operand evaluates to.
 const READS_DATA: [&str; 6] = [".", "has", "getTag", "hasTag", "in", "is"];
@@ -38,6 +39,10 @@ pub struct Reach {
     /// from that variable (never more than `depth`; a variable no policy names is absent,
     /// 0). `None` with `depth`.
     pub vars: Option<BTreeMap<String, usize>>,
+    /// Every attribute name a policy reads with `.` or `has` (on an entity or a record): an
+    /// entity's other attributes can change no decision, so a slice leaves them out. `None`:
+    /// unknown (a policy that could not be read as JSON), keep every attribute.
+    pub attrs: Option<HashSet<SmolStr, foldhash::fast::RandomState>>,
 }
 
 impl Reach {
@@ -46,6 +51,7 @@ impl Reach {
         let mut depth = Some(0usize);
         let mut literals = BTreeSet::new();
         let mut vars = BTreeMap::new();
+        let mut attrs = Some(HashSet::default());
         let jsons = set
             .policies()
             .map(|p| p.to_json().ok())
@@ -56,15 +62,26 @@ impl Reach {
                     depth = depth.map(|d| d.max(chain(&v)));
                     collect_literals(&v, false, &mut literals);
                     var_chains(&v, 0, &mut vars);
+                    if let Some(set) = &mut attrs {
+                        if !attr_names(&v, set) {
+                            attrs = None;
+                        }
+                    }
                 }
                 None => depth = None,
             }
         }
         Reach {
             vars: depth.map(|_| vars),
+            attrs: depth.and(attrs),
             depth,
             literals: literals.into_iter().collect(),
         }
+    }
+
+    /// True when a policy may read attribute `name` of an entity.
+    pub fn reads_attr(&self, name: &str) -> bool {
+        self.attrs.as_ref().is_none_or(|set| set.contains(name))
     }
 
     /// How many nested data reads can start from request variable `var` (`principal`,
@@ -134,6 +151,31 @@ fn var_chains(v: &Value, acc: usize, out: &mut BTreeMap<String, usize>) {
     }
 }
 
+/// Adds the attribute names that `.` and `has` read in a JSON policy expression (`has`
+/// with a path reads each of its names); false when
+/// one of them has no plain name (a form this reading does not know: keep every attribute).
+fn attr_names(v: &Value, out: &mut HashSet<SmolStr, foldhash::fast::RandomState>) -> bool {
+    match v {
+        Value::Object(m) => m.iter().all(|(k, inner)| {
+            if k == "." || k == "has" {
+                // `e has a.b` holds its path: `["a", "b"]`.
+                match inner.get("attr") {
+                    Some(Value::String(name)) => {
+                        out.insert(SmolStr::new(name));
+                    }
+                    Some(Value::Array(path)) if path.iter().all(Value::is_string) => {
+                        out.extend(path.iter().filter_map(Value::as_str).map(SmolStr::new));
+                    }
+                    _ => return false,
+                }
+            }
+            attr_names(inner, out)
+        }),
+        Value::Array(items) => items.iter().all(|x| attr_names(x, out)),
+        _ => true,
+    }
+}
+
 /// Every entity literal whose data a policy can read: `{"__entity": {...}}` values inside
 /// the left operand of a data-reading operator. A literal anywhere else (`== User::"a"`,
 /// `in Group::"g"`, a scope constraint) is only compared, never looked into.
@@ -200,6 +242,22 @@ mod tests {
         // `Team::"ops"`, not `Team::"y"`.
         let names: Vec<String> = r.literals.iter().map(ToString::to_string).collect();
         assert_eq!(names, vec![r#"Team::"ops""#, r#"Team::"x""#]);
+    }
+
+    #[test]
+    fn attributes_read_by_dot_and_has_are_collected() {
+        let r = reach(
+            r#"
+            permit (principal, action, resource) when { principal.manager in Group::"blocked" };
+            permit (principal, action, resource) when { resource has owner && resource["dept"].head == principal };
+            permit (principal, action, resource) when { context.r has x.y && principal.hasTag("t") };
+            "#,
+        );
+        let mut names: Vec<&str> = r.attrs.as_ref().unwrap().iter().map(|s| s.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["dept", "head", "manager", "owner", "r", "x", "y"]);
+        assert!(r.reads_attr("manager"));
+        assert!(!r.reads_attr("salary"));
     }
 
     #[test]

@@ -19,8 +19,9 @@ use std::str::FromStr;
 
 use std::sync::Arc;
 
+use crate::described::DescribedSchema;
 use crate::{Reach, RequestError};
-use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, EvalResult, Schema};
+use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid, Schema};
 use cedar_policy_core::ast;
 use cedar_policy_core::entities::{NoEntitiesSchema, TCComputation};
 use cedar_policy_core::extensions::Extensions;
@@ -143,29 +144,29 @@ impl StaticEntities {
         let raw_rx = std::sync::Mutex::new(raw_rx);
         // Each entity type described once for every worker, not once per entity.
         let described = crate::described::DescribedSchema::new(schema);
+        let described = &described;
         let (store, parsed) = std::thread::scope(|scope| {
             let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(usize, Parsed)>(workers * 2);
             for _ in 0..workers {
-                let (raw_rx, done_tx, described) = (&raw_rx, done_tx.clone(), &described);
-                scope.spawn(move || {
-                    let parser = crate::described::EntityParser::new(described);
-                    loop {
-                        let job = match raw_rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((seq, values)) = job else { return };
-                        let out = values
-                            .into_iter()
-                            .map(|v| {
-                                // From the entity's text, not a JSON tree: Cedar reads it straight
-                                // into its own form.
-                                parser.parse(v.get()).map_err(|e| crate::error::error_text(&e))
-                            })
-                            .collect();
-                        if done_tx.send((seq, out)).is_err() {
-                            return;
-                        }
+                let (raw_rx, done_tx) = (&raw_rx, done_tx.clone());
+                scope.spawn(move || loop {
+                    let job = match raw_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, values)) = job else { return };
+                    let out = values
+                        .into_iter()
+                        .map(|v| {
+                            // From the entity's text, not a JSON tree: Cedar reads it straight
+                            // into its own form.
+                            described
+                                .parse_str(v.get())
+                                .map_err(|e| crate::error::error_text(&e))
+                        })
+                        .collect();
+                    if done_tx.send((seq, out)).is_err() {
+                        return;
                     }
                 });
             }
@@ -495,13 +496,14 @@ impl StaticEntities {
 
     /// Every held entity as Cedar holds it (ancestors complete), with the schema's actions:
     /// the whole store as one Cedar `Entities`, for a store small enough to keep so.
-    pub fn to_entities(&self, actions: &ActionEntities) -> Result<Entities, RequestError> {
+    /// Attributes no policy of `reach` reads are left out.
+    pub fn to_entities(&self, actions: &ActionEntities, reach: &Reach) -> Result<Entities, RequestError> {
         let mut out: Vec<CoreEntity> = Vec::with_capacity(self.count + actions.entities.len());
         for (i, n) in self.nodes.iter().enumerate() {
             let (Some(d), Ok(i)) = (&n.data, u32::try_from(i)) else {
                 continue;
             };
-            out.push(Arc::new(self.entity(i, d, true)?));
+            out.push(Arc::new(self.entity(i, d, true, reach)?));
         }
         out.extend(actions.entities.values().map(|a| a.entity.clone()));
         cedar_policy_core::entities::Entities::new()
@@ -537,20 +539,27 @@ impl StaticEntities {
         })
     }
 
-    fn fields(&self, r: &[(u32, Val)]) -> Result<Vec<(SmolStr, ast::PartialValue)>, RequestError> {
-        r.iter()
-            .map(|(k, v)| {
-                let name = self.names.get(*k as usize).ok_or_else(corrupt)?;
-                Ok((name.clone(), ast::PartialValue::from(self.value(v)?)))
-            })
-            .collect()
+    fn fields(
+        &self,
+        r: &[(u32, Val)],
+        reach: Option<&Reach>,
+    ) -> Result<Vec<(SmolStr, ast::PartialValue)>, RequestError> {
+        let mut out = Vec::with_capacity(r.len());
+        for (k, v) in r {
+            let name = self.names.get(*k as usize).ok_or_else(corrupt)?;
+            if reach.is_none_or(|reach| reach.reads_attr(name)) {
+                out.push((name.clone(), ast::PartialValue::from(self.value(v)?)));
+            }
+        }
+        Ok(out)
     }
 
     /// Builds the Cedar entity of stored node `i`. `closed`: with its ancestors complete (its
     /// parents, and through every held parent that parent's ancestors, as Cedar's closure
     /// over the whole file has them), so a slice of such entities needs no closure of its
-    /// own; otherwise with its parents only, for a slice Cedar closes.
-    fn entity(&self, i: u32, d: &Data, closed: bool) -> Result<ast::Entity, RequestError> {
+    /// own; otherwise with its parents only, for a slice Cedar closes. Without the attributes
+    /// no policy of `reach` reads (its tags all kept: a tag's name can be computed).
+    fn entity(&self, i: u32, d: &Data, closed: bool, reach: &Reach) -> Result<ast::Entity, RequestError> {
         let mut parents = HashSet::with_capacity(d.parents.len());
         let mut indirect = HashSet::new();
         let mut seen: Vec<u32> = d.parents.to_vec();
@@ -575,7 +584,7 @@ impl StaticEntities {
             }
         }
         let uid = self.core_uid(i).ok_or_else(corrupt)?;
-        let (attrs, tags) = (self.fields(&d.attrs)?, self.fields(&d.tags)?);
+        let (attrs, tags) = (self.fields(&d.attrs, Some(reach))?, self.fields(&d.tags, None)?);
         Ok(ast::Entity::new_with_attr_partial_value(
             uid, attrs, indirect, parents, tags,
         ))
@@ -759,12 +768,12 @@ pub struct Inline {
 
 impl Inline {
     /// Parses Cedar JSON entities against the schema.
-    pub fn parse(values: &[Value], schema: &Schema) -> Result<Self, RequestError> {
+    pub fn parse(values: &[Value], schema: &DescribedSchema) -> Result<Self, RequestError> {
         Self::parse_owned(values.to_vec(), schema)
     }
 
     /// Parses Cedar JSON entities against the schema, taking them.
-    pub fn parse_owned(values: Vec<Value>, schema: &Schema) -> Result<Self, RequestError> {
+    pub fn parse_owned(values: Vec<Value>, schema: &DescribedSchema) -> Result<Self, RequestError> {
         Self::parse_cached(values, schema, None::<&NoCache>)
     }
 
@@ -772,7 +781,7 @@ impl Inline {
     /// JSON under the same schema (the cache belongs to one served bundle).
     pub fn parse_cached(
         values: Vec<Value>,
-        schema: &Schema,
+        schema: &DescribedSchema,
         cache: Option<&(impl ParseCache + ?Sized)>,
     ) -> Result<Self, RequestError> {
         let mut out = Self::default();
@@ -785,7 +794,7 @@ impl Inline {
                 out.parents.extend(parents.iter().filter_map(parent_uid));
             }
             let parse = |v: Value| {
-                Entity::from_json_value(v, Some(schema)).map_err(|e| {
+                schema.parse_value(v).map_err(|e| {
                     RequestError::Entities(format!("entity {i}: {}", crate::error::error_text(&e)))
                 })
             };
@@ -793,11 +802,15 @@ impl Inline {
                 Some(c) => c.get_or_parse(v, &mut { parse })?,
                 None => parse(v)?,
             };
-            for (_, v) in e.attrs().chain(e.tags()) {
-                if let Ok(v) = v {
-                    eval_refs(&v, &mut out.refs);
+            // Read off Cedar's values (`Entity::attrs` converts each one for the caller).
+            let core: &ast::Entity = e.as_ref();
+            let mut named = Vec::new();
+            for (_, v) in core.attrs().chain(core.tags()) {
+                if let ast::PartialValue::Value(v) = v {
+                    core_refs(v, &mut named);
                 }
             }
+            out.refs.extend(named.into_iter().map(EntityUid::from));
             if !out.uids.insert(e.uid()) {
                 return Err(RequestError::Entities(format!(
                     "entity {i}: `{}` is given twice",
@@ -851,17 +864,6 @@ fn parent_uid(v: &Value) -> Option<EntityUid> {
     let id = v.get("id")?.as_str()?;
     let ty = EntityTypeName::from_str(ty).ok()?;
     Some(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
-}
-
-/// The entities a Cedar value names, at any depth of sets and records.
-fn eval_refs(v: &EvalResult, out: &mut Vec<EntityUid>) {
-    match v {
-        EvalResult::EntityUid(u) => out.push(u.clone()),
-        EvalResult::Set(s) => s.iter().for_each(|m| eval_refs(m, out)),
-        EvalResult::Record(r) => r.iter().for_each(|(_, m)| eval_refs(m, out)),
-        EvalResult::Bool(_) | EvalResult::Long(_) | EvalResult::String(_) | EvalResult::ExtensionValue(_) => {
-        }
-    }
 }
 
 /// The entities a request context names (Cedar JSON: `{"__entity": {"type", "id"}}` or, where
@@ -989,7 +991,7 @@ pub fn build_slice(
     }
     for i in include {
         if let Some(d) = source.data(i) {
-            out.push(Arc::new(source.entity(i, d, !with_ancestors)?));
+            out.push(Arc::new(source.entity(i, d, !with_ancestors, reach)?));
         }
     }
     if elsewhere.is_empty() {
@@ -1093,6 +1095,7 @@ mod tests {
             depth: Some(0),
             literals: Vec::new(),
             vars: Some(Default::default()),
+            attrs: None,
         };
         let slice = build_slice(&store, &actions, &reach, roots, &Inline::default()).unwrap();
         // The request's entities and the action; `mid`, an ancestor whose data no policy can
@@ -1114,11 +1117,49 @@ mod tests {
         let full = Entities::from_json_str(DATA, Some(&schema)).unwrap();
         let store = StaticEntities::from_json_str(DATA, &schema).unwrap();
         let actions = ActionEntities::new(&schema.action_entities().unwrap());
-        let whole = store.to_entities(&actions).unwrap();
+        let everything = Reach {
+            depth: None,
+            literals: Vec::new(),
+            vars: None,
+            attrs: None,
+        };
+        let whole = store.to_entities(&actions, &everything).unwrap();
         assert_eq!(whole.iter().count(), full.iter().count());
         for e in full.iter() {
             assert_eq!(whole.get(&e.uid()), Some(e), "{}", e.uid());
         }
+    }
+
+    #[test]
+    fn attributes_no_policy_reads_are_left_out_and_decisions_stay_cedars() {
+        let (schema, _) = Schema::from_cedarschema_str(SCHEMA).unwrap();
+        let full = Entities::from_json_str(DATA, Some(&schema)).unwrap();
+        let store = StaticEntities::from_json_str(DATA, &schema).unwrap();
+        let actions = ActionEntities::new(&schema.action_entities().unwrap());
+        let policies: cedar_policy::PolicySet = r#"
+            permit (principal, action, resource) when { principal.n < 0 && principal.rec.a == 1 };
+            forbid (principal, action, resource) when { principal has opt };
+        "#
+        .parse()
+        .unwrap();
+        let reach = Reach::of(&policies);
+        let whole = store.to_entities(&actions, &reach).unwrap();
+        let u = whole.get(&uid(r#"N::U::"u""#)).unwrap();
+        assert!(u.attr("n").is_some() && u.attr("rec").is_some());
+        assert!(u.attr("name").is_none() && u.attr("ip").is_none());
+        let request = cedar_policy::Request::new(
+            uid(r#"N::U::"u""#),
+            uid(r#"N::Action::"a""#),
+            uid(r#"N::G::"root""#),
+            cedar_policy::Context::empty(),
+            None,
+        )
+        .unwrap();
+        let authorizer = cedar_policy::Authorizer::new();
+        let ours = authorizer.is_authorized(&request, &policies, &whole);
+        let cedars = authorizer.is_authorized(&request, &policies, &full);
+        assert_eq!(ours.decision(), cedars.decision());
+        assert_eq!(ours.decision(), cedar_policy::Decision::Allow);
     }
 
     /// The server allowed what Cedar denies: `bob`, reached only through `principal.manager`,
@@ -1181,7 +1222,7 @@ mod tests {
                 r#"[{"uid": {"type": "User", "id": "alice"}, "attrs": {"manager": {"type": "User", "id": "bob"}}, "parents": []}]"#,
             )
             .unwrap(),
-            &schema,
+            &crate::described::DescribedSchema::new(&schema),
         )
         .unwrap();
         let roots = Roots {
@@ -1299,6 +1340,7 @@ mod tests {
             depth: Some(0),
             literals: Vec::new(),
             vars: Some(Default::default()),
+            attrs: None,
         };
         for i in [0, 255, 256, 1777, n - 1] {
             let g = uid(&format!(r#"N::G::"g{i}""#));

@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub(crate) loaded_at: SystemTime,
     pub(crate) sources: SourceSet,
     pub(crate) schema: Schema,
+    /// The schema with its entity types described once, for parsing entities.
+    described: crate::described::DescribedSchema,
     pub(crate) policies: PolicySet,
     pub(crate) info: HashMap<PolicyId, Arc<PolicyInfo>>,
     pub(crate) model: Option<RoleModel>,
@@ -306,6 +308,7 @@ impl Snapshot {
             version,
             loaded_at: SystemTime::now(),
             sources,
+            described: crate::described::DescribedSchema::new(&schema),
             schema,
             policies: set,
             info,
@@ -350,6 +353,11 @@ impl Snapshot {
     /// The Cedar schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The Cedar schema, described for parsing entities ([`crate::described`]).
+    pub fn described(&self) -> &crate::described::DescribedSchema {
+        &self.described
     }
 
     /// Every policy and template, compiled and hand-written.

@@ -204,7 +204,7 @@ impl Grounds<'static> {
             let s = &served.snapshot;
             let mut values = entities::values(s, &me.id, &me.user, &me.chain);
             entities::merge(&mut values, extra);
-            Arc::new(Inline::parse_cached(values, s.schema(), Some(&served.inline))?)
+            Arc::new(Inline::parse_cached(values, s.described(), Some(&served.inline))?)
         };
         Ok(Grounds {
             beside: Beside::Shared(beside),
@@ -251,7 +251,7 @@ pub async fn ground<'a>(
     context: &mut Map<String, Value>,
 ) -> Result<Grounds<'a>, ApiError> {
     let s = &served.snapshot;
-    let schema = s.schema();
+    let schema = s.described();
     let Some(stored) = stored_user(app, served, &uids.principal).await? else {
         let mut values = match given {
             Given::Shared(inline, _) if session.is_none() => {

@@ -66,6 +66,7 @@ mod tests {
     #[test]
     fn cached_inline_entities_are_the_parsed_ones_and_errors_are_not_kept() {
         let (schema, _) = Schema::from_cedarschema_str(SCHEMA).unwrap();
+        let schema = portcullis_engine::described::DescribedSchema::new(&schema);
         let values: Vec<serde_json::Value> = serde_json::from_str(DATA).unwrap();
         let cache = InlineCache::new(8);
         let plain = Inline::parse_owned(values.clone(), &schema).unwrap();

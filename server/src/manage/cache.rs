@@ -258,7 +258,7 @@ pub fn stored_entities(served: &Served, stored: &Stored) -> Result<Arc<Inline>, 
     }
     let s = &served.snapshot;
     let values = entities::values(s, &stored.id, &stored.user, &stored.chain);
-    let inline = Arc::new(Inline::parse_owned(values, s.schema())?);
+    let inline = Arc::new(Inline::parse_owned(values, s.described())?);
     if let Ok(mut k) = stored.entities.lock() {
         *k = Some((served.generation, inline.clone()));
     }

@@ -363,7 +363,7 @@ pub async fn evaluation(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let served = app.served();
-    let inline = Inline::parse(&e.entities, served.snapshot.schema())?;
+    let inline = Inline::parse(&e.entities, served.snapshot.described())?;
     // The context as asked, kept only for an audited action's row.
     let audited = super::audited::wanted(&app, &served, &EntityRef::Text(e.action.name.clone()));
     let asked_context = if audited { e.context.clone() } else { None };
@@ -417,7 +417,7 @@ pub async fn evaluations(
     };
     let started = Instant::now();
     let served = app.served();
-    let inline = Inline::parse(&req.entities, served.snapshot.schema())?;
+    let inline = Inline::parse(&req.entities, served.snapshot.described())?;
     let missing = |what: &str| {
         ApiError::bad_request(
             "invalid_body",

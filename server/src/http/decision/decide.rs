@@ -415,7 +415,7 @@ pub async fn batch(
     }
     let started = Instant::now();
     let served = app.served();
-    let schema = served.snapshot.schema();
+    let schema = served.snapshot.described();
     let shared = Inline::parse_cached(req.entities.clone(), schema, Some(&served.inline))?;
     let mut results = Vec::with_capacity(req.checks.len());
     let mut cache = BatchSlices::new();

@@ -434,7 +434,7 @@ async fn search_entities(app: Arc<AppState>, mut q: EntitySearch) -> Result<Json
     let served = app.served();
     let ask = PageAsk::new(&app, q.page.take())?;
     // Malformed input is a 400 before anything else.
-    let inline = Inline::parse(&q.entities, served.snapshot.schema())?;
+    let inline = Inline::parse(&q.entities, served.snapshot.described())?;
     let (subject, resource) = q.sides(String::new());
     if let Err(e) = check_parts(
         &served,
@@ -545,7 +545,7 @@ pub async fn action(
     let served = app.served();
     let ask = PageAsk::new(&app, q.page.take())?;
     let s = &served.snapshot;
-    let inline = Inline::parse(&q.entities, s.schema())?;
+    let inline = Inline::parse(&q.entities, s.described())?;
     let parts = served
         .resolver
         .entity(s, &entity_ref(&q.subject), Slot::Principal)
