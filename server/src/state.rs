@@ -311,28 +311,27 @@ impl SliceCache {
     ) -> Result<portcullis_engine::Decision, RequestError> {
         let shape = keepable(served, &principal, &action, &resource, context.is_empty());
         let keep = shape.is_some() && self.decisions.is_on();
-        let key = Question::new(&principal, &action, &resource);
-        if keep {
-            if let Some(d) = self.decisions.get(&key) {
-                return Ok(d);
-            }
+        // No key is built when neither cache would use it.
+        let key = (keep || self.slices.is_on()).then(|| Question::new(&principal, &action, &resource));
+        if let Some(d) = key.as_ref().filter(|_| keep).and_then(|k| self.decisions.get(k)) {
+            return Ok(d);
         }
         // A kept decision answers the next such question without its slice; only questions
         // with a context come back for one.
-        let kept = if keep { None } else { self.slices.get(&key) };
+        let kept = key.as_ref().filter(|_| !keep).and_then(|k| self.slices.get(k));
         let slice = match kept {
             Some(hit) => hit,
             None => {
                 let built = Arc::new(CachedSlice::new(build(&principal, &action, &resource)?));
-                if !keep {
-                    self.slices.insert(key.clone(), built.clone());
+                if let Some(k) = key.as_ref().filter(|_| !keep) {
+                    self.slices.insert(k.clone(), built.clone());
                 }
                 built
             }
         };
         let d = slice.decide_as(served, shape, principal, action, resource, context)?;
-        if keep {
-            self.decisions.insert(key, d.clone());
+        if let Some(k) = key.filter(|_| keep) {
+            self.decisions.insert(k, d.clone());
         }
         Ok(d)
     }
